@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package dtbench needs to build, test and run.
+# Idempotent: prints nothing when everything is already present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config            # toolchain
+  libopenmpi-dev openmpi-bin                  # MPI (collectives/)
+  libhdf5-dev                                 # datasets, checkpoints, results
+  libcxxopts-dev libyaml-cpp-dev              # command line, configs
+  libopenblas-dev                             # sgemm for the CPU kernels
+  catch2                                      # unit tests (v2, header only)
+  fortunes                                    # the default text corpus
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: missing Debian packages: ${missing[*]}" >&2
+  echo "setup.sh: run this script as root, or ask an administrator to run: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup.sh: done"

@@ -1,0 +1,9 @@
+#pragma once
+// The dtbench subcommands. Each parses its own argv (argv[0] is "dtbench SUB") with a
+// cxxopts table that also prints its --help, returns the process exit code, and throws
+// dtb::UsageError on bad input (main prints the one line and exits with 2).
+namespace dtb {
+int cmd_prepare(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+}  // namespace dtb

@@ -1,0 +1,36 @@
+#pragma once
+// AdamW with decoupled weight decay (Loshchilov & Hutter), global grad-norm clipping and a
+// warm-up + cosine learning-rate schedule, over flat buffers. Works on any contiguous slice
+// of the parameter buffer, so a ZeRO shard is just a shorter span.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "train/train_config.hpp"
+
+namespace dtb {
+
+// A contiguous run of parameters that share a weight-decay rule (one parameter tensor).
+struct ParamSegment {
+  size_t offset, size;
+  bool decay;
+};
+
+// Learning rate for optimizer step STEP (0-based) of STEPS: linear warm-up to the peak over
+// warmup_steps, then cosine decay to min_lr_ratio * peak at the last step.
+double learning_rate(const OptimSettings& o, int step, int steps);
+
+// Sum of squares of G in double, in fixed-size chunks summed in order: the result does not
+// depend on the thread count.
+double sum_of_squares(const float* g, size_t n);
+
+// Factor that scales gradients down to a global norm of at most clip (1 when clip is 0).
+double clip_scale(double grad_norm, double clip);
+
+// One AdamW update of every segment. T is the 1-based step count for bias correction;
+// GRAD_SCALE multiplies each gradient first (clipping).
+void adamw_update(float* params, const float* grads, float* m, float* v,
+                  std::span<const ParamSegment> segments, const OptimSettings& o, double lr,
+                  int64_t t, double grad_scale);
+
+}  // namespace dtb

@@ -1,0 +1,68 @@
+#include "train/checkpoint.hpp"
+
+#include "h5file.hpp"
+
+namespace dtb {
+namespace {
+
+constexpr const char* kFormat = "dtbench-checkpoint";
+constexpr int64_t kVersion = 1;
+
+void write_model_shape(h5::File& f, const GPTConfig& c) {
+  f.set_attr("/", "model.vocab_size", int64_t(c.vocab_size));
+  f.set_attr("/", "model.n_ctx", int64_t(c.n_ctx));
+  f.set_attr("/", "model.n_layer", int64_t(c.n_layer));
+  f.set_attr("/", "model.n_head", int64_t(c.n_head));
+  f.set_attr("/", "model.n_embd", int64_t(c.n_embd));
+}
+
+GPTConfig read_model_shape(const h5::File& f) {
+  GPTConfig c;
+  c.vocab_size = int(f.attr_int("/", "model.vocab_size"));
+  c.n_ctx = int(f.attr_int("/", "model.n_ctx"));
+  c.n_layer = int(f.attr_int("/", "model.n_layer"));
+  c.n_head = int(f.attr_int("/", "model.n_head"));
+  c.n_embd = int(f.attr_int("/", "model.n_embd"));
+  return c;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const CheckpointState& s) {
+  h5::File f = h5::File::create(path);
+  f.set_attr("/", "format", std::string(kFormat));
+  f.set_attr("/", "version", kVersion);
+  f.set_attr("/", "step", s.step);
+  f.set_attr("/", "seed", int64_t(s.seed));
+  f.set_attr("/", "data_cursor", int64_t(s.data_cursor));
+  write_model_shape(f, s.model);
+  f.write<float>("params", s.params);
+  f.write<float>("adam/m", s.adam_m);
+  f.write<float>("adam/v", s.adam_v);
+  f.write_string("config", s.config_yaml);
+  f.commit();
+}
+
+CheckpointState load_checkpoint(const std::string& path) {
+  h5::File f = h5::File::open_read(path);
+  if (!f.has_attr("/", "format") || f.attr_string("/", "format") != kFormat)
+    throw UsageError(path + ": not a dtbench checkpoint (no format = \"dtbench-checkpoint\")");
+  if (f.attr_int("/", "version") != kVersion)
+    throw UsageError(path + ": checkpoint version " + std::to_string(f.attr_int("/", "version")) +
+                     " is not supported (this dtbench reads version " + std::to_string(kVersion) + ")");
+  CheckpointState s;
+  s.model = read_model_shape(f);
+  s.step = f.attr_int("/", "step");
+  s.seed = uint64_t(f.attr_int("/", "seed"));
+  s.data_cursor = uint64_t(f.attr_int("/", "data_cursor"));
+  s.params = f.read<float>("params");
+  s.adam_m = f.read<float>("adam/m");
+  s.adam_v = f.read<float>("adam/v");
+  s.config_yaml = f.read_string("config");
+  const size_t n = num_parameters(s.model);
+  if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
+    throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");
+  return s;
+}
+
+}  // namespace dtb

@@ -1,0 +1,31 @@
+#pragma once
+// Checkpoints in HDF5: everything a run needs to continue bit for bit.
+//   /params, /adam/m, /adam/v   float32, flat, in param_layout() order
+//   /config                     the resolved config (YAML text)
+//   root attributes: format = "dtbench-checkpoint", version, step (optimizer steps done),
+//   seed, data_cursor (the next global batch index), the model shape (model.*).
+// The data loader is counter-based: (seed, data_cursor) is its whole random state, and
+// training draws no other random numbers, so that pair is the RNG state.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/gpt2.hpp"
+
+namespace dtb {
+
+struct CheckpointState {
+  GPTConfig model;
+  int64_t step = 0;         // optimizer steps already taken
+  uint64_t seed = 0;
+  uint64_t data_cursor = 0; // next global batch index
+  std::vector<float> params, adam_m, adam_v;
+  std::string config_yaml;
+};
+
+// Written to a temporary name, flushed and renamed.
+void save_checkpoint(const std::string& path, const CheckpointState& state);
+// Throws UsageError for a missing, foreign or inconsistent file.
+CheckpointState load_checkpoint(const std::string& path);
+
+}  // namespace dtb

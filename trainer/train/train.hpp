@@ -1,0 +1,48 @@
+#pragma once
+// The single-rank training loop: data -> forward -> backward -> clip -> AdamW, with
+// validation, checkpoints and a results file.
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "config.hpp"
+#include "data/dataset.hpp"
+#include "model/gpt2.hpp"
+#include "optim/adamw.hpp"
+#include "train/results.hpp"
+#include "train/train_config.hpp"
+
+namespace dtb {
+
+class Trainer {
+ public:
+  // Checks every input (settings, dataset against the model) before any work.
+  Trainer(const Config& config, std::ostream& log);
+
+  // Continues from a checkpoint; its model shape must match the config's.
+  void resume(const std::string& checkpoint_path);
+  // Runs the remaining steps; returns the per-step and validation records.
+  const TrainRunSummary& run(const std::string& command_line);
+
+  double validate();  // mean loss over train.val_batches fixed batches of the val split
+  void save(const std::string& path) const;
+  const GPT<float>& model() const { return model_; }
+  int64_t step() const { return step_; }
+
+ private:
+  StepRecord train_step();
+  std::string default_results_path() const;
+
+  std::string config_yaml_;
+  TrainSettings s_;
+  std::ostream& log_;
+  TokenSplit train_split_, val_split_;
+  GPT<float> model_;
+  std::vector<float> adam_m_, adam_v_;
+  std::vector<int32_t> inputs_, targets_;
+  std::vector<ParamSegment> segments_;
+  int64_t step_ = 0;
+  TrainRunSummary summary_;
+};
+
+}  // namespace dtb

@@ -1,0 +1,81 @@
+#include "train/train_config.hpp"
+
+namespace dtb {
+
+std::vector<KeySpec> train_schema() {
+  using K = KeyType;
+  const double kMaxInt = 1e9;
+  return {
+      {"model.name", K::kString, "tiny", 1, 0, {}, "model name, used in result and checkpoint names"},
+      {"model.vocab_size", K::kInt, "256", 2, 16777216, {}, "vocabulary size V"},
+      {"model.n_ctx", K::kInt, "64", 1, 65536, {}, "maximum sequence length (position table rows)"},
+      {"model.n_layer", K::kInt, "2", 1, 1024, {}, "transformer blocks L"},
+      {"model.n_head", K::kInt, "4", 1, 1024, {}, "attention heads (must divide n_embd)"},
+      {"model.n_embd", K::kInt, "64", 1, 65536, {}, "model width C"},
+      {"data.path", K::kString, "data/fortunes.h5", 1, 0, {}, "token dataset (dtbench prepare)"},
+      {"train.batch_size", K::kInt, "8", 1, 1048576, {}, "global batch B, in sequences"},
+      {"train.seq_len", K::kInt, "64", 1, 65536, {}, "sequence length T (<= model.n_ctx)"},
+      {"train.steps", K::kInt, "300", 0, kMaxInt, {}, "optimizer steps"},
+      {"train.seed", K::kInt, "1337", 0, 9007199254740992.0, {}, "seed for weights and data order"},
+      {"train.threads", K::kInt, "0", 0, 1024, {}, "kernel threads (0 = all cores)"},
+      {"train.log_every", K::kInt, "1", 1, kMaxInt, {}, "print a step line every N steps"},
+      {"train.val_every", K::kInt, "50", 0, kMaxInt, {}, "validation every N steps (0 = never)"},
+      {"train.val_batches", K::kInt, "8", 1, kMaxInt, {}, "batches per validation"},
+      {"train.checkpoint", K::kString, "", 1, 0, {}, "checkpoint file ('' = none)"},
+      {"train.checkpoint_every", K::kInt, "0", 0, kMaxInt,
+       {}, "checkpoint every N steps (0 = only at the end)"},
+      {"train.results", K::kString, "", 1, 0, {},
+       "results file ('' = results/runs/<name>-<time>.h5)"},
+      {"optim.lr", K::kFloat, "0.001", 0, 10, {}, "peak learning rate", true},
+      {"optim.min_lr_ratio", K::kFloat, "0.1", 0, 1, {}, "final lr as a fraction of the peak"},
+      {"optim.warmup_steps", K::kInt, "20", 0, kMaxInt, {}, "linear warm-up steps"},
+      {"optim.beta1", K::kFloat, "0.9", 0, 0.999999, {}, "AdamW first-moment decay"},
+      {"optim.beta2", K::kFloat, "0.95", 0, 0.999999, {}, "AdamW second-moment decay"},
+      {"optim.eps", K::kFloat, "1e-08", 0, 1, {}, "AdamW epsilon", true},
+      {"optim.weight_decay", K::kFloat, "0.1", 0, 10, {}, "decoupled weight decay (matrices only)"},
+      {"optim.grad_clip", K::kFloat, "1", 0, 1e9, {}, "global grad-norm clip (0 = off)"},
+  };
+}
+
+TrainSettings train_settings(const Config& c) {
+  TrainSettings s;
+  s.name = c.get_string("model.name");
+  s.model.vocab_size = static_cast<int>(c.get_int("model.vocab_size"));
+  s.model.n_ctx = static_cast<int>(c.get_int("model.n_ctx"));
+  s.model.n_layer = static_cast<int>(c.get_int("model.n_layer"));
+  s.model.n_head = static_cast<int>(c.get_int("model.n_head"));
+  s.model.n_embd = static_cast<int>(c.get_int("model.n_embd"));
+  s.batch_size = static_cast<int>(c.get_int("train.batch_size"));
+  s.seq_len = static_cast<int>(c.get_int("train.seq_len"));
+  s.steps = static_cast<int>(c.get_int("train.steps"));
+  s.seed = static_cast<uint64_t>(c.get_int("train.seed"));
+  s.threads = static_cast<int>(c.get_int("train.threads"));
+  s.log_every = static_cast<int>(c.get_int("train.log_every"));
+  s.val_every = static_cast<int>(c.get_int("train.val_every"));
+  s.val_batches = static_cast<int>(c.get_int("train.val_batches"));
+  s.checkpoint_every = static_cast<int>(c.get_int("train.checkpoint_every"));
+  s.data_path = c.get_string("data.path");
+  s.checkpoint_path = c.get_string("train.checkpoint");
+  s.results_path = c.get_string("train.results");
+  s.optim.lr = c.get_float("optim.lr");
+  s.optim.min_lr_ratio = c.get_float("optim.min_lr_ratio");
+  s.optim.warmup_steps = static_cast<int>(c.get_int("optim.warmup_steps"));
+  s.optim.beta1 = c.get_float("optim.beta1");
+  s.optim.beta2 = c.get_float("optim.beta2");
+  s.optim.eps = c.get_float("optim.eps");
+  s.optim.weight_decay = c.get_float("optim.weight_decay");
+  s.optim.grad_clip = c.get_float("optim.grad_clip");
+
+  if (s.model.n_embd % s.model.n_head != 0)
+    c.fail_constraint("model.n_head", "must divide model.n_embd = " +
+                                          std::to_string(s.model.n_embd));
+  if (s.seq_len > s.model.n_ctx)
+    c.fail_constraint("train.seq_len", "must be at most model.n_ctx = " +
+                                           std::to_string(s.model.n_ctx));
+  if (s.name.empty() || s.name.find('/') != std::string::npos)
+    c.fail_constraint("model.name", "must be a non-empty name without '/'");
+  if (s.data_path.empty()) c.fail_constraint("data.path", "must name a token dataset");
+  return s;
+}
+
+}  // namespace dtb
