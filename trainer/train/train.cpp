@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <ostream>
 
 #include "optim/adamw.hpp"
@@ -21,6 +22,17 @@ std::vector<ParamSegment> param_segments(const GPTConfig& c) {
   for (const auto& t : param_layout(c)) out.push_back({t.offset, t.size, t.decay});
   return out;
 }
+
+}  // namespace
+
+std::string periodic_checkpoint_path(const std::string& final_path, int64_t step) {
+  std::filesystem::path p(final_path);
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "-step%06lld", static_cast<long long>(step));
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
+}
+
+namespace {
 
 std::string step_line(const StepRecord& r, int steps) {
   char buf[200];
@@ -128,7 +140,8 @@ const TrainRunSummary& Trainer::run(const std::string& command_line) {
       log_ << "val loss " << summary_.val.back().loss << " after step " << step_ << "\n";
     }
     const bool periodic = s_.checkpoint_every > 0 && step_ % s_.checkpoint_every == 0;
-    if (!s_.checkpoint_path.empty() && periodic && step_ < s_.steps) save(s_.checkpoint_path);
+    if (!s_.checkpoint_path.empty() && periodic && step_ < s_.steps)
+      save(periodic_checkpoint_path(s_.checkpoint_path, step_));
   }
   if (!s_.checkpoint_path.empty()) {
     save(s_.checkpoint_path);

@@ -14,6 +14,10 @@
 
 namespace dtb {
 
+// Where train.checkpoint_every writes: "ck/tiny.h5" at step 10 -> "ck/tiny-step000010.h5".
+// The final checkpoint goes to train.checkpoint itself.
+std::string periodic_checkpoint_path(const std::string& final_path, int64_t step);
+
 class Trainer {
  public:
   // Checks every input (settings, dataset against the model) before any work.
