@@ -1,0 +1,173 @@
+#include "network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <stdexcept>
+
+namespace dtb::netem {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A rate of 0 in a profile means "unlimited"; internally that is +inf so min() just works.
+double rate_or_inf(double bytes_per_s) { return bytes_per_s > 0 ? bytes_per_s : kInf; }
+
+// Seconds to push BYTES through a server of RATE bytes/s (0 s when unlimited).
+double serialize_s(uint64_t bytes, double rate) {
+  return std::isinf(rate) ? 0.0 : double(bytes) / rate;
+}
+
+// netem's own counter-based SplitMix64 (netem must not depend on trainer/): one stream per
+// (seed, a, b, message index), so a draw never depends on traffic elsewhere.
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+class MessageRng {
+ public:
+  MessageRng(uint64_t seed, int a, int b, uint64_t index)
+      : state_(mix64(mix64(mix64(seed) ^ uint64_t(a)) ^ (uint64_t(b) << 32) ^ mix64(index))) {}
+  uint64_t next() { return mix64(state_ += 0x9e3779b97f4a7c15ULL); }
+  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double normal() {  // Box-Muller; 1 - u keeps the log finite
+    const double u1 = 1.0 - uniform(), u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+double jitter_draw(const LinkSpec& link, MessageRng& rng) {
+  if (link.jitter_s <= 0) return 0.0;
+  if (link.jitter_dist == "uniform") return link.jitter_s * (2.0 * rng.uniform() - 1.0);
+  return link.jitter_s * rng.normal();
+}
+
+// Number of lost segments out of N, each lost with probability P: Binomial(N, P), drawn
+// deterministically from RNG. Exact CDF inversion while the mean is small (the usual case:
+// loss rates of 1e-4..1e-2); a rounded normal approximation for large means, where
+// inversion would be slow and (1-p)^n underflows.
+uint64_t lost_segments(uint64_t n, double p, MessageRng& rng) {
+  if (n == 0 || p <= 0) return 0;
+  const double mean = double(n) * p;
+  if (mean < 30.0) {
+    const double u = rng.uniform();
+    double pmf = std::pow(1.0 - p, double(n)), cdf = pmf;
+    uint64_t k = 0;
+    while (u >= cdf && k < n) {
+      pmf *= double(n - k) / double(k + 1) * p / (1.0 - p);
+      cdf += pmf;
+      ++k;
+      if (pmf == 0.0) break;  // rounding left the tail; k is already far beyond the mean
+    }
+    return k;
+  }
+  const double k = std::round(mean + rng.normal() * std::sqrt(mean * (1.0 - p)));
+  return uint64_t(std::clamp(k, 0.0, double(n)));
+}
+
+}  // namespace
+
+NetworkModel::NetworkModel(Profile profile, int world_size)
+    : profile_(std::move(profile)),
+      world_(world_size),
+      egress_free_(size_t(world_size), 0.0),
+      ingress_free_(size_t(world_size), 0.0),
+      path_free_(size_t(world_size) * size_t(world_size), 0.0),
+      path_last_arrival_(size_t(world_size) * size_t(world_size), 0.0),
+      path_messages_(size_t(world_size) * size_t(world_size), 0) {
+  if (world_size < 1 || profile_.rank_site.size() < size_t(world_size))
+    throw std::invalid_argument("NetworkModel: profile '" + profile_.name + "' places " +
+                                std::to_string(profile_.rank_site.size()) + " ranks, world is " +
+                                std::to_string(world_size));
+}
+
+int NetworkModel::site_of(int rank) const { return profile_.rank_site.at(size_t(rank)); }
+
+uint64_t NetworkModel::wire_bytes(uint64_t payload) const {
+  if (profile_.header_bytes == 0 || profile_.segment_bytes == 0) return payload;
+  const uint64_t segments = (payload + profile_.segment_bytes - 1) / profile_.segment_bytes;
+  return payload + segments * profile_.header_bytes;
+}
+
+double NetworkModel::path_rate(int a, int b) const {
+  const LinkSpec& link = profile_.link(a, b);
+  double rate = rate_or_inf(link.bandwidth_Bps);
+  // A TCP sender has at most one window in flight per round trip.
+  if (profile_.tcp_window_bytes > 0 && link.latency_s > 0)
+    rate = std::min(rate, double(profile_.tcp_window_bytes) / (2.0 * link.latency_s));
+  return rate;
+}
+
+double NetworkModel::egress_rate() const { return rate_or_inf(profile_.nic_egress_Bps); }
+double NetworkModel::ingress_rate() const { return rate_or_inf(profile_.nic_ingress_Bps); }
+
+double NetworkModel::alpha(int a, int b) const {
+  return a == b ? 0.0 : profile_.link(a, b).latency_s;
+}
+
+double NetworkModel::beta(int a, int b) const {
+  if (a == b) return 0.0;
+  const double rate = std::min({path_rate(a, b), egress_rate(), ingress_rate()});
+  if (std::isinf(rate)) return 0.0;
+  double wire_per_payload = 1.0;
+  if (profile_.header_bytes > 0 && profile_.segment_bytes > 0)
+    wire_per_payload += double(profile_.header_bytes) / double(profile_.segment_bytes);
+  return wire_per_payload / rate;
+}
+
+// The path's extra one-way delay for message INDEX on a->b: jitter (the delay never goes
+// below 0) plus one retransmission timeout per lost segment.
+double NetworkModel::path_delay(int a, int b, uint64_t payload, uint64_t index) const {
+  const LinkSpec& link = profile_.link(a, b);
+  MessageRng rng(profile_.seed, a, b, index);
+  double delay = std::max(0.0, link.latency_s + jitter_draw(link, rng));
+  if (link.loss_rate > 0 && profile_.segment_bytes > 0) {
+    const uint64_t segments = (payload + profile_.segment_bytes - 1) / profile_.segment_bytes;
+    delay += double(lost_segments(segments, link.loss_rate, rng)) * profile_.rto_s;
+  }
+  return delay;
+}
+
+SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready) {
+  if (a == b) return {ready, ready, ready};  // a rank's message to itself costs nothing
+  const uint64_t wire = wire_bytes(bytes);
+  const size_t pair = size_t(a) * size_t(world_) + size_t(b);
+
+  // Egress NIC: FIFO over everything rank a sends.
+  const double egress_start = std::max(egress_free_[size_t(a)], ready);
+  const double sender_free = egress_start + serialize_s(wire, egress_rate());
+  egress_free_[size_t(a)] = sender_free;
+
+  // Path a->b: its first byte comes in when the egress starts (cut-through); its last byte
+  // cannot leave before it has left the egress.
+  const double path_start = std::max(path_free_[pair], egress_start);
+  const double depart = std::max(sender_free, path_start + serialize_s(wire, path_rate(a, b)));
+  path_free_[pair] = depart;
+
+  // Latency, jitter and loss; never earlier than the previous arrival (no reordering).
+  const double arrival =
+      std::max(path_last_arrival_[pair], depart + path_delay(a, b, bytes, path_messages_[pair]++));
+  path_last_arrival_[pair] = arrival;
+  return {sender_free, depart, arrival};
+}
+
+double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arrival) {
+  if (a == b) return wire_arrival;
+  const uint64_t wire = wire_bytes(bytes);
+  // The receiver only knows when the last byte reached it; the bytes are taken to have
+  // streamed in at the upstream bottleneck rate, so the first byte came that much earlier.
+  const double upstream = std::min(egress_rate(), path_rate(a, b));
+  const double first_byte = wire_arrival - serialize_s(wire, upstream);
+  const double start = std::max(ingress_free_[size_t(b)], first_byte);
+  const double done = std::max(wire_arrival, start + serialize_s(wire, ingress_rate()));
+  ingress_free_[size_t(b)] = done;
+  return done;
+}
+
+}  // namespace dtb::netem

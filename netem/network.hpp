@@ -1,0 +1,85 @@
+#pragma once
+// The network model: knows nothing about MPI or models. Given "rank a sends n bytes to
+// rank b, ready at time t" it answers when the bytes leave, when the sender is free and
+// when they arrive. Times are seconds (double) on whichever clock the caller runs
+// (virtual or wall); the model itself is pure arithmetic and deterministic.
+//
+// Each message passes three FIFO servers in series: the sender's egress NIC, the path
+// (the link between the two ranks' sites, one queue per ordered pair of ranks: a link's
+// bandwidth is what one rank pair gets, as DT-FM's pairwise figures are measured), and the
+// receiver's ingress NIC. Rates count wire bytes: w = wire_bytes(n) = n + ceil(n/segment)
+// * header. Fluid, cut-through: bytes stream through all three servers, so
+//   egress:  start_e = max(egress free, ready);      sender_free = start_e + w/E
+//   path:    start_p = max(path free, start_e);      depart = max(sender_free, start_p + w/R)
+//   delay:   arrival = max(previous arrival on a->b, depart + max(0, L + jitter) + k*rto)
+//   ingress: start_i = max(ingress free, arrival - w/min(E, R));
+//            done    = max(arrival, start_i + w/I)
+// with E, I the NIC caps and R = min(link bandwidth, tcp_window / (2L)) (a TCP sender has
+// one window per round trip); an unlimited rate serializes in 0 s. So one message on an
+// idle path arrives at t + L + w/R; k back-to-back messages at t + L + k*w/R (netem's rule,
+// departure = max(previous departure, now) + size/rate, at message granularity); p senders
+// into one ingress cap C finish at t + L + p*w/C. The ingress only sees the last byte's
+// arrival, so it takes the bytes to have streamed in at the upstream rate min(E, R).
+//
+// Jitter and loss are drawn from a SplitMix64 stream seeded by (profile seed, a, b, index
+// of the message on a->b): the same run gives the same draws whatever else happens. Jitter
+// is normal (jitter = standard deviation) or uniform (jitter = half-width); the delay never
+// goes below 0 and an arrival is never earlier than the one before it (no reordering, as
+// netem with a rate). Loss is the delay a reliable transport sees, never lost data: the
+// number k of lost segments out of ceil(n/segment) is Binomial(segments, loss_rate)
+// (exact inversion for small means, a rounded normal for large), and each costs one
+// retransmission timeout rto. Later messages on the path wait behind it (head-of-line).
+// A rank's message to itself costs nothing (all times = ready; alpha = beta = 0).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "profile.hpp"
+
+namespace dtb::netem {
+
+// What the sender computes and sends along with the message.
+struct SendTiming {
+  double sender_free;   // the sender's egress NIC has serialized the last byte
+  double depart;        // the last byte has left the path's queue (netem's departure)
+  double wire_arrival;  // the last byte reaches the receiver, before its ingress NIC queue
+};
+
+class NetworkModel {
+ public:
+  NetworkModel(Profile profile, int world_size);
+
+  // Sender side (rank a's state: its egress NIC, its paths a->*).
+  SendTiming on_send(int a, int b, uint64_t bytes, double ready);
+  // Receiver side (rank b's state: its ingress NIC). Call in the order b completes
+  // receives; returns when the last byte has arrived.
+  double on_receive(int b, int a, uint64_t bytes, double wire_arrival);
+
+  // Closed-form alpha-beta terms of the path a->b (what the cost formulas use):
+  // alpha = one-way latency (mean), beta = seconds per payload byte at the effective rate
+  // min(path, egress NIC of a, ingress NIC of b, TCP window / RTT), headers included.
+  double alpha(int a, int b) const;
+  double beta(int a, int b) const;
+  uint64_t wire_bytes(uint64_t payload) const;  // payload + per-segment headers
+  // Effective rate of the path a->b in wire bytes/s: min(link bandwidth, TCP window / RTT);
+  // +infinity when unlimited. NIC caps are separate servers (egress_rate, ingress_rate).
+  double path_rate(int a, int b) const;
+  double egress_rate() const;   // per-rank NIC caps in wire bytes/s; +infinity if none
+  double ingress_rate() const;
+
+  const Profile& profile() const { return profile_; }
+  int world_size() const { return world_; }
+  int site_of(int rank) const;
+  bool same_site(int a, int b) const { return site_of(a) == site_of(b); }
+
+ private:
+  double path_delay(int a, int b, uint64_t payload, uint64_t index) const;
+
+  Profile profile_;
+  int world_;
+  std::vector<double> egress_free_, ingress_free_;  // per rank
+  std::vector<double> path_free_, path_last_arrival_;  // per ordered pair a*world+b
+  std::vector<uint64_t> path_messages_;  // per ordered pair: message counter for jitter/loss draws
+};
+
+}  // namespace dtb::netem

@@ -1,0 +1,423 @@
+#include "profile.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+
+#include "units.hpp"
+
+namespace dtb::netem {
+namespace {
+
+using Keys = std::vector<std::string>;
+const Keys kTopKeys = {"name",  "source",       "seed", "sites",    "rank_sites",
+                       "links", "default_link", "nic",  "transport"};
+const Keys kSiteKeys = {"name", "ranks", "intra"};
+const Keys kLinkKeys = {"latency", "bandwidth", "jitter", "jitter_dist", "loss"};
+const Keys kNicKeys = {"egress", "ingress"};
+const Keys kTransportKeys = {"header_bytes", "segment_bytes", "tcp_window", "rto"};
+
+std::string join(const Keys& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+std::string describe(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "nothing";
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  if (node.IsSequence()) return node.size() == 0 ? "an empty list" : "a list";
+  return "a map";
+}
+
+std::string child(const std::string& key, const std::string& name) {
+  return key.empty() ? name : key + "." + name;
+}
+
+std::string item(const std::string& key, size_t i) { return key + "[" + std::to_string(i) + "]"; }
+
+// Reads the values of one profile file; every error names the file, line and key.
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& key,
+                         const std::string& what) const {
+    throw UsageError(where(at) + ": key '" + key + "': " + what);
+  }
+
+  std::string where(const YAML::Node& at) const {
+    const int line = at.IsDefined() ? at.Mark().line : -1;  // -1: not from the file
+    return line >= 0 ? path_ + ":" + std::to_string(line + 1) : path_;
+  }
+
+  void expect_map(const YAML::Node& node, const std::string& key,
+                  const std::string& example) const {
+    if (!node.IsMap())
+      fail(node, key, "expected a map like " + example + ", got " + describe(node));
+  }
+
+  void expect_list(const YAML::Node& node, const std::string& key,
+                   const std::string& example) const {
+    if (!node.IsSequence() || node.size() == 0)
+      fail(node, key, "expected a non-empty list like " + example + ", got " + describe(node));
+  }
+
+  // Typos must not pass silently: every key of MAP must be one of ALLOWED, and given once
+  // (YAML parsers keep one of two equal keys without a word).
+  void check_keys(const YAML::Node& map, const std::string& key, const Keys& allowed) const {
+    Keys seen;
+    for (const auto& entry : map) {
+      const std::string name = entry.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+        throw UsageError(where(entry.first) + ": unknown key '" + child(key, name) +
+                         "'; allowed here: " + join(allowed));
+      if (std::find(seen.begin(), seen.end(), name) != seen.end())
+        fail(entry.first, child(key, name), "given twice; give each key once");
+      seen.push_back(name);
+    }
+  }
+
+  // MAP[NAME], which must be present.
+  YAML::Node required(const YAML::Node& map, const std::string& key, const std::string& name,
+                      const std::string& example) const {
+    YAML::Node value = map[name];
+    if (!value.IsDefined())
+      fail(map, child(key, name), "missing: give it, e.g. " + name + ": " + example);
+    return value;
+  }
+
+  std::string scalar(const YAML::Node& node, const std::string& key,
+                     const std::string& expected) const {
+    if (!node.IsScalar()) fail(node, key, "expected " + expected + ", got " + describe(node));
+    return node.Scalar();
+  }
+
+  // Parses NODE with PARSE; on failure says what was EXPECTED.
+  template <typename Parse>
+  auto value(const YAML::Node& node, const std::string& key, const std::string& expected,
+             Parse parse) const {
+    const auto parsed = parse(scalar(node, key, expected));
+    if (!parsed) fail(node, key, "expected " + expected + ", got " + describe(node));
+    return *parsed;
+  }
+
+  double bandwidth(const YAML::Node& node, const std::string& key) const {
+    return value(node, key, "a positive bandwidth like '25Gbps' or 'unlimited'",
+                 units::parse_bandwidth);
+  }
+  double duration(const YAML::Node& node, const std::string& key, const std::string& what) const {
+    return value(node, key, what, units::parse_duration);
+  }
+  uint64_t bytes(const YAML::Node& node, const std::string& key) const {
+    return value(node, key, "a size like '1448', '64KB' or '4MiB'", units::parse_bytes);
+  }
+  uint64_t integer(const YAML::Node& node, const std::string& key,
+                   const std::string& expected = "an integer >= 0") const {
+    return value(node, key, expected, [](const std::string& text) {
+      uint64_t v = 0;
+      const auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+      bool whole = res.ec == std::errc() && res.ptr == text.data() + text.size();
+      return whole ? std::optional<uint64_t>(v) : std::nullopt;
+    });
+  }
+
+  // The link keys of MAP (latency and bandwidth required); the caller checks for others.
+  LinkSpec link(const YAML::Node& map, const std::string& key) const {
+    LinkSpec link;
+    link.latency_s = duration(required(map, key, "latency", "10ms"), child(key, "latency"),
+                              "a one-way latency >= 0 like '10ms' or '5us'");
+    link.bandwidth_Bps =
+        bandwidth(required(map, key, "bandwidth", "1Gbps"), child(key, "bandwidth"));
+    if (YAML::Node v = map["jitter"])
+      link.jitter_s = duration(v, child(key, "jitter"), "a jitter >= 0 like '1ms'");
+    if (YAML::Node v = map["jitter_dist"]) {
+      link.jitter_dist = scalar(v, child(key, "jitter_dist"), "normal or uniform");
+      if (link.jitter_dist != "normal" && link.jitter_dist != "uniform")
+        fail(v, child(key, "jitter_dist"), "expected normal or uniform, got " + describe(v));
+    }
+    if (YAML::Node v = map["loss"])
+      link.loss_rate = value(v, child(key, "loss"), "a loss rate in [0, 1) like '0.001' or '0.1%'",
+                             units::parse_fraction);
+    return link;
+  }
+
+  LinkSpec link_map(const YAML::Node& map, const std::string& key) const {
+    expect_map(map, key, "{latency: 10ms, bandwidth: 1Gbps}");
+    check_keys(map, key, kLinkKeys);
+    return link(map, key);
+  }
+
+ private:
+  std::string path_;
+};
+
+YAML::Node load_yaml(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path))
+    throw UsageError(path + ": no such network profile (see configs/net/ for the shipped ones)");
+  try {
+    return YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw UsageError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
+// What the `sites:` list says before placement.
+struct SiteEntry {
+  YAML::Node node;
+  std::optional<LinkSpec> intra;
+};
+
+int site_index(const Reader& r, const std::map<std::string, int>& index, const YAML::Node& node,
+               const std::string& key) {
+  const std::string name = r.scalar(node, key, "a site name");
+  auto it = index.find(name);
+  if (it == index.end()) {
+    Keys names;
+    for (const auto& [n, i] : index) names.push_back(n);
+    r.fail(node, key, "unknown site '" + name + "'; the sites are " + join(names));
+  }
+  return it->second;
+}
+
+// Placement by counts: sites in order, each taking `ranks: N` ranks, one may take `rest`.
+// Only the first WORLD ranks are placed; ranks a profile holds beyond them stay unused.
+std::vector<int> place_by_counts(const Reader& r, const YAML::Node& sites, int world) {
+  std::vector<uint64_t> counts;
+  std::optional<size_t> rest;
+  uint64_t fixed = 0;
+  for (size_t s = 0; s < sites.size(); ++s) {
+    const std::string key = item("sites", s) + ".ranks";
+    const YAML::Node ranks = r.required(sites[s], item("sites", s), "ranks", "8 (or rest)");
+    if (ranks.IsScalar() && ranks.Scalar() == "rest") {
+      if (rest) r.fail(ranks, key, "only one site may take 'ranks: rest'");
+      rest = s;
+      counts.push_back(0);
+      continue;
+    }
+    counts.push_back(r.integer(ranks, key, "a number of ranks >= 0 or 'rest'"));
+    fixed += counts.back();
+  }
+  if (rest)
+    counts[*rest] = fixed < uint64_t(world) ? uint64_t(world) - fixed : 0;
+  else if (fixed < uint64_t(world))
+    r.fail(sites, "sites",
+           "rank " + std::to_string(fixed) + " is on no site: the sites hold " +
+               std::to_string(fixed) + " ranks (give a site 'ranks: rest')");
+  std::vector<int> rank_site;
+  for (size_t s = 0; s < counts.size(); ++s)
+    for (uint64_t i = 0; i < counts[s] && rank_site.size() < size_t(world); ++i)
+      rank_site.push_back(int(s));
+  return rank_site;
+}
+
+// Placement by list: `rank_sites: [VA, VA, OR, ...]`, a site name per rank.
+std::vector<int> place_by_list(const Reader& r, const YAML::Node& list,
+                               const std::map<std::string, int>& index, int world) {
+  r.expect_list(list, "rank_sites", "[VA, VA, OR, OR]");
+  if (list.size() < size_t(world))
+    r.fail(list, "rank_sites",
+           "rank " + std::to_string(list.size()) + " is on no site: rank_sites lists " +
+               std::to_string(list.size()) + " ranks, the world has " + std::to_string(world));
+  std::vector<int> rank_site;
+  for (size_t i = 0; i < size_t(world); ++i)
+    rank_site.push_back(site_index(r, index, list[i], item("rank_sites", i)));
+  for (size_t i = size_t(world); i < list.size(); ++i)  // unused, but must still name sites
+    site_index(r, index, list[i], item("rank_sites", i));
+  return rank_site;
+}
+
+// Reads `links:` into the (sites x sites) matrix, symmetric.
+void read_links(const Reader& r, const YAML::Node& links, const std::map<std::string, int>& index,
+                std::vector<std::optional<LinkSpec>>& inter, size_t n_sites) {
+  r.expect_list(links, "links", "[{between: [VA, OR], latency: 67ms, bandwidth: 1.15Gbps}]");
+  Keys allowed = kLinkKeys;
+  allowed.insert(allowed.begin(), "between");
+  for (size_t i = 0; i < links.size(); ++i) {
+    const std::string key = item("links", i);
+    const YAML::Node entry = links[i];
+    r.expect_map(entry, key, "{between: [VA, OR], latency: 67ms, bandwidth: 1.15Gbps}");
+    r.check_keys(entry, key, allowed);
+    const YAML::Node between = r.required(entry, key, "between", "[VA, OR]");
+    if (!between.IsSequence() || between.size() != 2)
+      r.fail(between, key + ".between",
+             "expected two site names like [VA, OR], got " + describe(between));
+    const int a = site_index(r, index, between[0], key + ".between[0]");
+    const int b = site_index(r, index, between[1], key + ".between[1]");
+    if (a == b)
+      r.fail(between, key + ".between",
+             "a link joins two different sites; the link inside site '" + between[0].Scalar() +
+                 "' is its 'intra'");
+    auto& ab = inter[size_t(a) * n_sites + size_t(b)];
+    if (ab)
+      r.fail(between, key + ".between",
+             "the link between '" + between[0].Scalar() + "' and '" + between[1].Scalar() +
+                 "' is given twice");
+    ab = r.link(entry, key);
+    inter[size_t(b) * n_sites + size_t(a)] = ab;
+  }
+}
+
+std::vector<int> ranks_per_site(const std::vector<int>& rank_site, size_t n_sites) {
+  std::vector<int> held(n_sites, 0);
+  for (int s : rank_site) ++held[size_t(s)];
+  return held;
+}
+
+// Every pair of sites that hold ranks needs a link (or default_link); pairs of unused sites
+// get an unlimited link that nothing will use.
+std::vector<LinkSpec> complete_links(const Reader& r, const YAML::Node& root,
+                                     const std::vector<std::optional<LinkSpec>>& given,
+                                     const std::vector<SiteEntry>& sites,
+                                     const std::vector<int>& held) {
+  std::optional<LinkSpec> fallback;
+  if (YAML::Node d = root["default_link"]) fallback = r.link_map(d, "default_link");
+  const size_t n = sites.size();
+  std::vector<LinkSpec> inter(n * n);
+  for (size_t a = 0; a < n; ++a)
+    for (size_t b = 0; b < n; ++b) {
+      if (a == b) continue;
+      const auto& link = given[a * n + b];
+      if (link)
+        inter[a * n + b] = *link;
+      else if (fallback)
+        inter[a * n + b] = *fallback;
+      else if (held[a] > 0 && held[b] > 0)
+        r.fail(root["links"].IsDefined() ? root["links"] : root, "links",
+               "no link between sites '" + sites[a].node["name"].Scalar() + "' and '" +
+                   sites[b].node["name"].Scalar() +
+                   "', which both hold ranks (add it to 'links', or give 'default_link')");
+    }
+  return inter;
+}
+
+void read_nic(const Reader& r, const YAML::Node& nic, Profile& p) {
+  r.expect_map(nic, "nic", "{egress: 25Gbps, ingress: 25Gbps}");
+  r.check_keys(nic, "nic", kNicKeys);
+  if (YAML::Node v = nic["egress"]) p.nic_egress_Bps = r.bandwidth(v, "nic.egress");
+  if (YAML::Node v = nic["ingress"]) p.nic_ingress_Bps = r.bandwidth(v, "nic.ingress");
+}
+
+void read_transport(const Reader& r, const YAML::Node& t, Profile& p) {
+  r.expect_map(t, "transport", "{header_bytes: 66, segment_bytes: 1448}");
+  r.check_keys(t, "transport", kTransportKeys);
+  if (YAML::Node v = t["header_bytes"]) p.header_bytes = r.bytes(v, "transport.header_bytes");
+  if (YAML::Node v = t["segment_bytes"]) {
+    p.segment_bytes = r.bytes(v, "transport.segment_bytes");
+    if (p.segment_bytes == 0)
+      r.fail(v, "transport.segment_bytes", "expected a segment size > 0 like '1448', got '0'");
+  }
+  if (YAML::Node v = t["tcp_window"]) p.tcp_window_bytes = r.bytes(v, "transport.tcp_window");
+  if (YAML::Node v = t["rto"]) {
+    p.rto_s = r.duration(v, "transport.rto", "a retransmission timeout > 0 like '200ms'");
+    if (p.rto_s <= 0) r.fail(v, "transport.rto", "expected a retransmission timeout > 0, got 0");
+  }
+}
+
+std::vector<SiteEntry> read_sites(const Reader& r, const YAML::Node& sites,
+                                  std::map<std::string, int>& index) {
+  r.expect_list(sites, "sites", "[{name: VA, ranks: 8, intra: {latency: 5ms, bandwidth: 2Gbps}}]");
+  std::vector<SiteEntry> out;
+  for (size_t s = 0; s < sites.size(); ++s) {
+    const std::string key = item("sites", s);
+    const YAML::Node node = sites[s];
+    r.expect_map(node, key, "{name: VA, ranks: 8, intra: {latency: 5ms, bandwidth: 2Gbps}}");
+    r.check_keys(node, key, kSiteKeys);
+    const YAML::Node name = r.required(node, key, "name", "VA");
+    const std::string text = r.scalar(name, key + ".name", "a site name");
+    if (text.empty()) r.fail(name, key + ".name", "expected a site name, got ''");
+    if (!index.emplace(text, int(s)).second)
+      r.fail(name, key + ".name", "site '" + text + "' is listed twice");
+    SiteEntry entry{node, std::nullopt};
+    if (YAML::Node intra = node["intra"]) entry.intra = r.link_map(intra, key + ".intra");
+    out.push_back(entry);
+  }
+  return out;
+}
+
+std::vector<int> place_ranks(const Reader& r, const YAML::Node& root,
+                             const std::map<std::string, int>& index, int world) {
+  const YAML::Node list = root["rank_sites"];
+  if (!list) return place_by_counts(r, root["sites"], world);
+  const YAML::Node sites = root["sites"];
+  for (size_t s = 0; s < sites.size(); ++s)
+    if (sites[s]["ranks"])
+      r.fail(sites[s]["ranks"], item("sites", s) + ".ranks",
+             "give either 'ranks' on the sites or 'rank_sites', not both");
+  return place_by_list(r, list, index, world);
+}
+
+// A site with two ranks or more needs to say how they talk to each other.
+std::vector<Site> finish_sites(const Reader& r, const std::vector<SiteEntry>& entries,
+                               const std::vector<int>& held) {
+  std::vector<Site> sites;
+  for (size_t s = 0; s < entries.size(); ++s) {
+    const std::string name = entries[s].node["name"].Scalar();
+    if (!entries[s].intra && held[s] >= 2)
+      r.fail(entries[s].node, item("sites", s) + ".intra",
+             "missing: site '" + name + "' holds " + std::to_string(held[s]) +
+                 " ranks; give e.g. intra: {latency: 5us, bandwidth: 100Gbps}");
+    sites.push_back(Site{name, entries[s].intra.value_or(LinkSpec{})});
+  }
+  return sites;
+}
+
+}  // namespace
+
+const LinkSpec& Profile::link(int a, int b) const {
+  const int sa = rank_site.at(size_t(a)), sb = rank_site.at(size_t(b));
+  if (sa == sb) return sites.at(size_t(sa)).intra;
+  return inter.at(size_t(sa) * sites.size() + size_t(sb));
+}
+
+Profile load_profile(const std::string& path, int world_size) {
+  if (world_size < 1) throw std::invalid_argument("load_profile: world size must be >= 1");
+  const Reader r(path);
+  const YAML::Node root = load_yaml(path);
+  if (!root.IsMap())
+    throw UsageError(path + ": expected a network profile (a map with 'sites:'; see " +
+                     "configs/net/README.md), got " + describe(root));
+  r.check_keys(root, "", kTopKeys);
+
+  Profile p;
+  p.source_path = path;
+  p.name = std::filesystem::path(path).stem().string();
+  if (YAML::Node v = root["name"]) p.name = r.scalar(v, "name", "a name");
+  if (YAML::Node v = root["source"]) p.source = r.scalar(v, "source", "free text");
+  if (YAML::Node v = root["seed"]) p.seed = r.integer(v, "seed");
+
+  std::map<std::string, int> index;
+  const std::vector<SiteEntry> entries =
+      read_sites(r, r.required(root, "", "sites", "[...]"), index);
+  p.rank_site = place_ranks(r, root, index, world_size);
+  const std::vector<int> held = ranks_per_site(p.rank_site, entries.size());
+  p.sites = finish_sites(r, entries, held);
+
+  std::vector<std::optional<LinkSpec>> given(entries.size() * entries.size());
+  if (YAML::Node links = root["links"]) read_links(r, links, index, given, entries.size());
+  p.inter = complete_links(r, root, given, entries, held);
+
+  if (YAML::Node nic = root["nic"]) read_nic(r, nic, p);
+  if (YAML::Node t = root["transport"]) read_transport(r, t, p);
+  return p;
+}
+
+Profile uniform_profile(int world_size, double latency_s, double bandwidth_Bps) {
+  Profile p;
+  p.name = "uniform";
+  LinkSpec link;
+  link.latency_s = latency_s;
+  link.bandwidth_Bps = bandwidth_Bps;
+  p.sites.push_back(Site{"all", link});
+  p.rank_site.assign(size_t(world_size), 0);
+  p.inter.assign(1, link);
+  return p;
+}
+
+}  // namespace dtb::netem

@@ -1,0 +1,57 @@
+#pragma once
+// A network profile: sites, the ranks each holds, the link inside each site and between
+// each pair of sites, optional per-rank NIC caps, and transport options. Loaded from YAML
+// (configs/net/*.yaml, format in configs/net/README.md) and checked as it enters: every
+// bad profile throws dtb::UsageError with one line naming the file, the key and what is
+// allowed.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "usage_error.hpp"
+
+namespace dtb::netem {
+
+struct LinkSpec {
+  double latency_s = 0;      // one-way
+  double jitter_s = 0;       // standard deviation (normal) or half-width (uniform)
+  std::string jitter_dist = "normal";  // "normal" or "uniform"; draws are seeded
+  double bandwidth_Bps = 0;  // bytes per second; 0 = unlimited
+  double loss_rate = 0;      // per segment, in [0, 1)
+};
+
+struct Site {
+  std::string name;
+  LinkSpec intra;            // between two ranks of this site
+};
+
+struct Profile {
+  std::string name, source_path;
+  std::string source;                  // where the figures come from (free text)
+  std::vector<Site> sites;
+  std::vector<int> rank_site;          // rank -> index into sites; size = world size
+  std::vector<LinkSpec> inter;         // (sites x sites), symmetric; diagonal unused
+  double nic_egress_Bps = 0;           // per rank; 0 = unlimited
+  double nic_ingress_Bps = 0;
+  uint64_t header_bytes = 0;           // per segment, e.g. 66
+  uint64_t segment_bytes = 1448;       // TCP payload per segment
+  uint64_t tcp_window_bytes = 0;       // 0 = no window cap
+  double rto_s = 0.2;                  // retransmission timeout charged per lost segment
+  uint64_t seed = 1;                   // jitter and loss draws
+
+  const LinkSpec& link(int a, int b) const;  // the link between two ranks
+};
+
+// Loads PATH for WORLD_SIZE ranks. Sites either give `ranks: N`, or one site says
+// `ranks: rest` and takes the ranks left over; or the profile gives `rank_sites:` (a site
+// name per rank). Ranks fill the sites in list order and only the first WORLD_SIZE are
+// placed: a profile holding more ranks than the world leaves the rest unused. A rank on no
+// site, a negative bandwidth, an unknown site in a link, a duplicate site, a link missing
+// between two sites that hold ranks, an unknown key, ... throw UsageError (one line: file,
+// line, key, what is allowed). The format is in configs/net/README.md.
+Profile load_profile(const std::string& path, int world_size);
+
+// A profile with one site holding every rank, all links alike (tests, the unshaped baseline).
+Profile uniform_profile(int world_size, double latency_s, double bandwidth_Bps);
+
+}  // namespace dtb::netem
