@@ -67,6 +67,14 @@ struct MemoryBreakdown {
 };
 MemoryBreakdown memory_breakdown(const GPTConfig& c, int B, int T, size_t real_size);
 
+// The model's linear layers: `count` of them map `in` to `out` features per token. The LM
+// head (tied to wte, no bias) is the last. For FLOP accounting and the BLAS reference timing.
+struct LinearShape {
+  int in, out, count;
+  bool bias;
+};
+std::vector<LinearShape> linear_shapes(const GPTConfig& c);
+
 template <typename T>
 class GPT {
  public:
@@ -79,10 +87,12 @@ class GPT {
   void init_weights(uint64_t seed);
 
   // inputs, targets: (B, T) token ids in [0, V). Returns the mean cross-entropy loss.
-  // targets may be null (no loss; logits only).
+  // targets may be null (no loss, returns NaN; logits only). Both arrays must stay alive
+  // until backward() has run.
   T forward(const int32_t* inputs, const int32_t* targets);
   void zero_grad();
-  // Accumulates d(mean loss)/d(params) into grads(). Needs a forward() with targets.
+  // Accumulates d(mean loss)/d(params) into grads(). Needs a forward() with targets before
+  // each backward() (it consumes that forward's softmax).
   void backward();
 
   const GPTConfig& config() const { return config_; }
@@ -109,8 +119,9 @@ class GPT {
 extern template class GPT<float>;
 extern template class GPT<double>;
 
-// Threads used by the kernels (OpenMP loops and OpenBLAS). Results are bitwise
-// deterministic for a given thread count.
+// Threads used by the kernels (n <= 0: every core). All of them are OpenMP threads: the
+// gemms are split across them with OpenBLAS single-threaded inside (see cpu/kernels.hpp).
+// Results are bitwise deterministic for a given thread count.
 void set_num_threads(int n);
 int num_threads();
 

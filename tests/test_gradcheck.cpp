@@ -1,0 +1,352 @@
+// Finite-difference gradient checks in double precision: every layer's backward against
+// central differences of its forward (loss = sum(out * g) for a random upstream gradient g),
+// then the whole model over all of its parameters. Plus the model-level properties that
+// a training run relies on: float agrees with double, the loss starts at ln(V), and two
+// identical steps give bitwise identical losses and gradients.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+#include "model/gpt2.hpp"
+
+using dtb::GPT;
+using dtb::GPTConfig;
+using Vec = std::vector<double>;
+
+namespace {
+
+// Uniform in [-scale, scale). mt19937_64's raw output is portable, std:: distributions not.
+Vec random_vec(size_t n, std::mt19937_64& rng, double scale = 1.0) {
+  Vec v(n);
+  for (double& x : v) x = scale * (2.0 * double(rng() >> 11) * 0x1p-53 - 1.0);
+  return v;
+}
+
+std::vector<int32_t> random_tokens(size_t n, int V, std::mt19937_64& rng) {
+  std::vector<int32_t> t(n);
+  for (int32_t& x : t) x = int32_t(rng() % uint64_t(V));
+  return t;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+constexpr double kTol = 1e-5;  // relative error allowed between analytic and numeric
+
+// Relative error of each analytic entry against its central difference, with a floor at 1%
+// of the tensor's largest gradient so that rounding noise on near-zero entries does not
+// dominate. Checks the n entries of x, perturbing each in place.
+void check_gradient(const std::string& name, double* x, const double* analytic, size_t n,
+                    const std::function<double()>& loss, double tol = kTol, double h = 1e-6) {
+  Vec numeric(n);
+  double maxref = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double saved = x[i];
+    x[i] = saved + h;
+    const double up = loss();
+    x[i] = saved - h;
+    const double down = loss();
+    x[i] = saved;
+    numeric[i] = (up - down) / (2 * h);
+    maxref = std::max(maxref, std::abs(numeric[i]));
+  }
+  double maxdiff = 0, maxerr = 0;
+  size_t worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double diff = std::abs(analytic[i] - numeric[i]);
+    const double err = diff / (std::abs(numeric[i]) + 0.01 * maxref + 1e-300);
+    maxdiff = std::max(maxdiff, diff);
+    if (err > maxerr) maxerr = err, worst = i;
+  }
+  INFO(name << ": " << (maxerr <= tol ? "OK" : "FAIL") << " maxdiff=" << maxdiff
+            << " maxrelerr=" << maxerr << " maxgrad=" << maxref << " worst[" << worst
+            << "] analytic=" << analytic[worst] << " numeric=" << numeric[worst]);
+  CHECK(maxerr <= tol);
+  CHECK(maxref > 0);  // a zero gradient everywhere would check nothing
+}
+
+// Backward kernels accumulate: they run on buffers pre-filled with `prior`, and the
+// gradient is what they added.
+Vec added(const Vec& after, const Vec& prior) {
+  Vec d(after.size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = after[i] - prior[i];
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("gradcheck encoder", "[gradcheck]") {
+  std::mt19937_64 rng(1);
+  const int B = 2, T = 4, C = 8, V = 5;  // 8 positions, 5 tokens: some tokens repeat
+  const auto tokens = random_tokens(B * T, V, rng);
+  Vec wte = random_vec(V * C, rng), wpe = random_vec(T * C, rng), out(B * T * C);
+  const Vec g = random_vec(out.size(), rng);
+  auto loss = [&] {
+    dtb::encoder_forward(out.data(), tokens.data(), wte.data(), wpe.data(), B, T, C);
+    return dot(out, g);
+  };
+  const Vec wte0 = random_vec(wte.size(), rng), wpe0 = random_vec(wpe.size(), rng);
+  Vec dwte = wte0, dwpe = wpe0;
+  dtb::encoder_backward(dwte.data(), dwpe.data(), g.data(), tokens.data(), B, T, C);
+  check_gradient("wte", wte.data(), added(dwte, wte0).data(), wte.size(), loss);
+  check_gradient("wpe", wpe.data(), added(dwpe, wpe0).data(), wpe.size(), loss);
+}
+
+TEST_CASE("gradcheck layernorm", "[gradcheck]") {
+  std::mt19937_64 rng(2);
+  const int N = 6, C = 13;
+  Vec inp = random_vec(N * C, rng, 2.0), w = random_vec(C, rng), b = random_vec(C, rng);
+  Vec out(N * C), mean(N), rstd(N);
+  const Vec g = random_vec(out.size(), rng);
+  auto loss = [&] {
+    dtb::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), w.data(), b.data(), N,
+                           C);
+    return dot(out, g);
+  };
+  loss();
+  const Vec dinp0 = random_vec(inp.size(), rng), dw0 = random_vec(C, rng), db0 = random_vec(C, rng);
+  Vec dinp = dinp0, dw = dw0, db = db0;
+  dtb::layernorm_backward(dinp.data(), dw.data(), db.data(), g.data(), inp.data(), w.data(),
+                          mean.data(), rstd.data(), N, C);
+  check_gradient("inp", inp.data(), added(dinp, dinp0).data(), inp.size(), loss);
+  check_gradient("weight", w.data(), added(dw, dw0).data(), w.size(), loss);
+  check_gradient("bias", b.data(), added(db, db0).data(), b.size(), loss);
+}
+
+TEST_CASE("gradcheck matmul", "[gradcheck]") {
+  std::mt19937_64 rng(3);
+  const int N = 7, C = 5, OC = 9;
+  for (bool with_bias : {true, false}) {
+    INFO("bias " << with_bias);
+    Vec inp = random_vec(N * C, rng), w = random_vec(OC * C, rng), b = random_vec(OC, rng);
+    Vec out(N * OC);
+    const Vec g = random_vec(out.size(), rng);
+    auto loss = [&] {
+      dtb::matmul_forward(out.data(), inp.data(), w.data(), with_bias ? b.data() : nullptr, N, C,
+                          OC);
+      return dot(out, g);
+    };
+    const Vec dinp0 = random_vec(inp.size(), rng), dw0 = random_vec(w.size(), rng),
+              db0 = random_vec(OC, rng);
+    Vec dinp = dinp0, dw = dw0, db = db0;
+    dtb::matmul_backward(dinp.data(), dw.data(), with_bias ? db.data() : nullptr, g.data(),
+                         inp.data(), w.data(), N, C, OC);
+    check_gradient("inp", inp.data(), added(dinp, dinp0).data(), inp.size(), loss);
+    check_gradient("weight", w.data(), added(dw, dw0).data(), w.size(), loss);
+    if (with_bias)
+      check_gradient("bias", b.data(), added(db, db0).data(), b.size(), loss);
+    else
+      CHECK(db == db0);  // no bias: dbias is not touched
+  }
+}
+
+TEST_CASE("gradcheck attention", "[gradcheck]") {
+  std::mt19937_64 rng(4);
+  const int B = 2, T = 5, C = 12, NH = 3;
+  Vec qkv = random_vec(B * T * 3 * C, rng, 1.5), out(B * T * C), att(B * NH * T * T);
+  const Vec g = random_vec(out.size(), rng);
+  auto loss = [&] {
+    dtb::attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+    return dot(out, g);
+  };
+  loss();
+  const Vec dqkv0 = random_vec(qkv.size(), rng);
+  Vec dqkv = dqkv0;
+  dtb::attention_backward(dqkv.data(), g.data(), qkv.data(), att.data(), B, T, C, NH);
+  // Every key and value is seen at least by its own position's query, so q, k and v all
+  // carry gradient.
+  check_gradient("qkv", qkv.data(), added(dqkv, dqkv0).data(), qkv.size(), loss);
+}
+
+TEST_CASE("gradcheck gelu and residual", "[gradcheck]") {
+  std::mt19937_64 rng(5);
+  const size_t n = 40;
+  Vec x = random_vec(n, rng, 4.0), y = random_vec(n, rng), out(n);
+  const Vec g = random_vec(n, rng);
+  auto gelu_loss = [&] {
+    dtb::gelu_forward(out.data(), x.data(), n);
+    return dot(out, g);
+  };
+  const Vec dx0 = random_vec(n, rng), dy0 = random_vec(n, rng);
+  Vec dx = dx0, dy = dy0;
+  dtb::gelu_backward(dx.data(), x.data(), g.data(), n);
+  check_gradient("gelu", x.data(), added(dx, dx0).data(), n, gelu_loss);
+
+  auto residual_loss = [&] {
+    dtb::residual_forward(out.data(), x.data(), y.data(), n);
+    return dot(out, g);
+  };
+  dx = dx0;
+  dtb::residual_backward(dx.data(), dy.data(), g.data(), n);
+  check_gradient("residual inp1", x.data(), added(dx, dx0).data(), n, residual_loss);
+  check_gradient("residual inp2", y.data(), added(dy, dy0).data(), n, residual_loss);
+}
+
+TEST_CASE("gradcheck softmax cross-entropy", "[gradcheck]") {
+  std::mt19937_64 rng(6);
+  const int N = 6, V = 11;
+  Vec logits = random_vec(N * V, rng, 3.0), losses(N), probs(N * V);
+  logits[3] = 40.0;  // a large logit: the max subtraction must keep exp() finite
+  const auto targets = random_tokens(N, V, rng);
+  auto loss = [&] {
+    return dtb::crossentropy_forward(losses.data(), probs.data(), logits.data(), targets.data(), N,
+                                     V);
+  };
+  loss();
+  Vec dlogits = random_vec(logits.size(), rng);  // garbage: the backward assigns
+  dtb::crossentropy_backward(dlogits.data(), probs.data(), targets.data(), N, V);
+  check_gradient("logits", logits.data(), dlogits.data(), logits.size(), loss);
+  loss();
+  dtb::crossentropy_backward(probs.data(), probs.data(), targets.data(), N, V);
+  CHECK(probs == dlogits);  // in place gives the same
+}
+
+// ------------------------------------------------------------------------------ model
+
+namespace {
+
+GPTConfig tiny_config() {
+  GPTConfig c;
+  c.vocab_size = 11;
+  c.n_ctx = 7;  // > T: rows of wpe past T must get exactly zero gradient
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 8;
+  return c;
+}
+
+}  // namespace
+
+// The whole model's loss carries more rounding than one layer's, and its gradients are
+// smaller: a larger step keeps the difference quotient's rounding error (~eps*loss/h) well
+// below the tolerance, while the truncation error (~h^2) stays negligible.
+constexpr double kModelStep = 1e-5;
+
+TEST_CASE("gradcheck whole model, all parameters", "[gradcheck][model]") {
+  const GPTConfig cfg = tiny_config();
+  const int B = 2, T = 5;
+  GPT<double> model(cfg, B, T);
+  std::mt19937_64 rng(7);
+  // Large random parameters (LayerNorm gains and biases included) put every layer in its
+  // nonlinear range, so each gradient is exercised, not only the near-linear init.
+  const Vec init = random_vec(model.num_params(), rng, 0.5);
+  std::copy(init.begin(), init.end(), model.params());
+  const auto inputs = random_tokens(B * T, cfg.vocab_size, rng);
+  const auto targets = random_tokens(B * T, cfg.vocab_size, rng);
+
+  model.zero_grad();
+  model.forward(inputs.data(), targets.data());
+  model.backward();
+  const Vec grads(model.grads(), model.grads() + model.num_params());
+  CHECK_THROWS_AS(model.backward(), std::logic_error);  // each backward needs its forward
+  auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
+
+  for (const auto& t : dtb::param_layout(cfg)) {
+    if (t.name == std::string("wpe")) {
+      const size_t used = size_t(T) * cfg.n_embd;
+      check_gradient(t.name, model.params() + t.offset, grads.data() + t.offset, used, loss, kTol,
+                     kModelStep);
+      for (size_t i = used; i < t.size; ++i) CHECK(grads[t.offset + i] == 0.0);
+    } else {
+      check_gradient(t.name, model.params() + t.offset, grads.data() + t.offset, t.size, loss, kTol,
+                     kModelStep);
+    }
+  }
+
+  // Gradients accumulate: a second backward without zero_grad doubles them (up to the
+  // rounding of adding tensors that get several contributions, like wte, in another order).
+  model.forward(inputs.data(), targets.data());
+  model.backward();
+  for (size_t i = 0; i < grads.size(); ++i)
+    REQUIRE(model.grads()[i] == Approx(2 * grads[i]).epsilon(1e-12).margin(1e-15));
+}
+
+TEST_CASE("model: float forward and backward agree with double", "[model]") {
+  GPTConfig cfg;
+  cfg.vocab_size = 97;
+  cfg.n_ctx = 16;
+  cfg.n_layer = 2;
+  cfg.n_head = 4;
+  cfg.n_embd = 32;
+  const int B = 3, T = 16;
+  GPT<float> f(cfg, B, T);
+  GPT<double> d(cfg, B, T);
+  f.init_weights(42);
+  d.init_weights(42);
+  for (size_t i = 0; i < d.num_params(); ++i) REQUIRE(f.params()[i] == float(d.params()[i]));
+
+  std::mt19937_64 rng(8);
+  const auto inputs = random_tokens(B * T, cfg.vocab_size, rng);
+  const auto targets = random_tokens(B * T, cfg.vocab_size, rng);
+  const double lf = f.forward(inputs.data(), targets.data());
+  const double ld = d.forward(inputs.data(), targets.data());
+  INFO("float " << lf << " double " << ld << " reldiff " << std::abs(lf - ld) / ld);
+  CHECK(std::abs(lf - ld) / ld < 1e-5);
+
+  f.zero_grad();
+  d.zero_grad();
+  f.backward();
+  d.backward();
+  for (const auto& t : dtb::param_layout(cfg)) {
+    double maxdiff = 0, maxref = 0;
+    for (size_t i = t.offset; i < t.offset + t.size; ++i) {
+      maxdiff = std::max(maxdiff, std::abs(double(f.grads()[i]) - d.grads()[i]));
+      maxref = std::max(maxref, std::abs(d.grads()[i]));
+    }
+    INFO(t.name << " maxdiff=" << maxdiff << " maxgrad=" << maxref);
+    CHECK(maxdiff <= 1e-4 * maxref);
+  }
+}
+
+TEST_CASE("model: loss at init is ln(V)", "[model]") {
+  GPTConfig cfg = tiny_config();
+  cfg.vocab_size = 256;
+  const int B = 2, T = 5;
+  GPT<float> model(cfg, B, T);
+  model.init_weights(1);
+  std::mt19937_64 rng(9);
+  const auto inputs = random_tokens(B * T, cfg.vocab_size, rng);
+  const auto targets = random_tokens(B * T, cfg.vocab_size, rng);
+  const double loss = model.forward(inputs.data(), targets.data());
+  INFO("loss " << loss << " ln(V) " << std::log(256.0));
+  CHECK(std::abs(loss - std::log(256.0)) < 0.1);
+}
+
+TEST_CASE("model: identical steps are bitwise identical", "[model][determinism]") {
+  GPTConfig cfg;
+  cfg.vocab_size = 500;
+  cfg.n_ctx = 32;
+  cfg.n_layer = 2;
+  cfg.n_head = 4;
+  cfg.n_embd = 64;
+  const int B = 4, T = 32;
+  std::mt19937_64 rng(10);
+  const auto inputs = random_tokens(B * T, cfg.vocab_size, rng);
+  const auto targets = random_tokens(B * T, cfg.vocab_size, rng);
+  auto step = [&](GPT<float>& m, std::vector<float>* grads) {
+    m.zero_grad();
+    const float loss = m.forward(inputs.data(), targets.data());
+    m.backward();
+    grads->assign(m.grads(), m.grads() + m.num_params());
+    return loss;
+  };
+  GPT<float> a(cfg, B, T), b(cfg, B, T);
+  a.init_weights(5);
+  b.init_weights(5);
+  REQUIRE(std::memcmp(a.params(), b.params(), a.num_params() * sizeof(float)) == 0);
+  std::vector<float> ga1, ga2, gb;
+  const float la1 = step(a, &ga1), la2 = step(a, &ga2), lb = step(b, &gb);
+  CHECK(std::memcmp(&la1, &la2, sizeof(float)) == 0);
+  CHECK(std::memcmp(&la1, &lb, sizeof(float)) == 0);
+  CHECK(std::memcmp(ga1.data(), ga2.data(), ga1.size() * sizeof(float)) == 0);
+  CHECK(std::memcmp(ga1.data(), gb.data(), ga1.size() * sizeof(float)) == 0);
+}
