@@ -1,0 +1,77 @@
+// 1-bit sign with a scale (signSGD with a magnitude; Bernstein et al. 2018, Karimireddy et
+// al. 2019): per bucket, s = mean |x| as a float and one bit per element (set: x >= 0);
+// decode gives +s or -s. Per element |error| = | |x_i| - s | <= max |x|, and per bucket
+// ||error||^2 = ||x||^2 - len s^2: it never adds energy, and error feedback recovers the
+// rest over later calls. 32x smaller than fp32, plus 4 bytes per bucket.
+// Layout per bucket: [float s][ceil(len / 8) bytes of bits, LSB first].
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "codec.hpp"
+
+namespace dtb::coll {
+namespace {
+
+class SignCodec final : public Codec {
+ public:
+  explicit SignCodec(size_t bucket) : bucket_(bucket) {}
+
+  std::string name() const override { return "sign:" + std::to_string(bucket_); }
+
+  size_t encoded_bytes(size_t n) const override {
+    const size_t full = n / bucket_, tail = n % bucket_;
+    return full * bucket_bytes(bucket_) + (tail ? bucket_bytes(tail) : 0);
+  }
+
+  void encode(std::span<const float> in, std::span<std::byte> out, uint64_t) const override {
+    detail::check_encoded_size(*this, in.size(), out.size());
+    std::byte* p = out.data();
+    for (size_t b0 = 0; b0 < in.size(); b0 += bucket_) {
+      const auto x = in.subspan(b0, std::min(bucket_, in.size() - b0));
+      double sum_abs = 0;
+      for (float v : x) sum_abs += std::fabs(v);
+      const float s = float(sum_abs / double(x.size()));
+      std::memcpy(p, &s, sizeof s);
+      std::byte* bits = p + sizeof s;
+      std::fill(bits, bits + (x.size() + 7) / 8, std::byte{0});
+      for (size_t i = 0; i < x.size(); ++i)
+        if (x[i] >= 0) bits[i / 8] |= std::byte(uint8_t(1u << (i % 8)));
+      p += bucket_bytes(x.size());
+    }
+  }
+
+  void decode(std::span<const std::byte> in, std::span<float> out, DecodeMode mode) const override {
+    detail::check_encoded_size(*this, out.size(), in.size());
+    const std::byte* p = in.data();
+    for (size_t b0 = 0; b0 < out.size(); b0 += bucket_) {
+      const size_t len = std::min(bucket_, out.size() - b0);
+      float s;
+      std::memcpy(&s, p, sizeof s);
+      const std::byte* bits = p + sizeof s;
+      for (size_t i = 0; i < len; ++i) {
+        const bool positive = (uint8_t(bits[i / 8]) >> (i % 8)) & 1u;
+        detail::apply(mode, out[b0 + i], positive ? s : -s);
+      }
+      p += bucket_bytes(len);
+    }
+  }
+
+  double error_bound(double max_abs) const override { return max_abs; }
+
+  // c_r t_i with t_i = +-1 the same on every rank: every partial sum is C t_i, all of one
+  // magnitude, which is exactly the mean.
+  float exact_input(int rank, size_t i) const override {
+    return float(rank + 1) * (i * 5 % 3 == 0 ? 1.0f : -1.0f);
+  }
+
+ private:
+  static size_t bucket_bytes(size_t len) { return sizeof(float) + (len + 7) / 8; }
+  size_t bucket_;
+};
+
+}  // namespace
+
+std::unique_ptr<Codec> make_sign_codec(size_t bucket) { return std::make_unique<SignCodec>(bucket); }
+
+}  // namespace dtb::coll

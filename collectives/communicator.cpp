@@ -1,0 +1,275 @@
+#include "communicator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace dtb::coll {
+
+using netem::Stream;
+
+struct Communicator::Shared {
+  Shared(const netem::Profile& profile, int world, netem::ClockKind kind, Transport transport)
+      : network(profile, world), clock(netem::make_clock(kind)), timed(transport == Transport::kTimed) {}
+  netem::NetworkModel network;
+  std::unique_ptr<netem::Clock> clock;
+  bool timed;
+  LinkStats stats;
+  std::vector<std::vector<float>> scratch;  // floats, so raw partials may be read as floats
+};
+
+namespace {
+
+constexpr int kHeaderBytes = int(sizeof(netem::SendTiming));
+
+int checked_count(size_t bytes) {
+  if (bytes > size_t(INT_MAX))
+    throw std::length_error("collectives: a message of " + std::to_string(bytes) +
+                            " bytes exceeds MPI's int count; split it");
+  return int(bytes);
+}
+
+// Every rank of COMM gets rank 0's steady_clock reading as the epoch when they share a
+// host (steady_clock is CLOCK_MONOTONIC, one clock per host); otherwise each takes its own
+// reading right after a barrier.
+void set_common_epoch(netem::WallClock& clock, MPI_Comm comm) {
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int node_size = 0, size = 0;
+  MPI_Comm_size(node, &node_size);
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_free(&node);
+  MPI_Barrier(comm);
+  auto now = std::chrono::steady_clock::now();
+  int64_t ticks = now.time_since_epoch().count();
+  MPI_Bcast(&ticks, 1, MPI_INT64_T, 0, comm);
+  if (node_size == size) now = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ticks));
+  clock.set_epoch(now);
+}
+
+MPI_Comm checked_dup(MPI_Comm comm, const netem::Profile& profile) {
+  const int world = MpiSession::world_size();
+  if (int(profile.rank_site.size()) != world)
+    throw std::invalid_argument("collectives: the network profile describes " +
+                                std::to_string(profile.rank_site.size()) + " ranks, MPI_COMM_WORLD has " +
+                                std::to_string(world));
+  MPI_Comm dup;
+  MPI_Comm_dup(comm, &dup);
+  return dup;
+}
+
+}  // namespace
+
+Communicator::Communicator(MPI_Comm comm, const netem::Profile& profile, netem::ClockKind clock,
+                           Transport transport)
+    : Communicator(checked_dup(comm, profile), std::make_shared<Shared>(profile, MpiSession::world_size(), clock, transport)) {
+  if (auto* wall = dynamic_cast<netem::WallClock*>(shared_->clock.get())) set_common_epoch(*wall, comm_);
+}
+
+Communicator::Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared)
+    : comm_(dup), shared_(std::move(shared)) {
+  int size = 0, world_rank = 0;
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size);
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  global_.resize(size);
+  MPI_Allgather(&world_rank, 1, MPI_INT, global_.data(), 1, MPI_INT, comm_);
+}
+
+Communicator::Communicator(Communicator&& o) noexcept
+    : comm_(std::exchange(o.comm_, MPI_COMM_NULL)), rank_(o.rank_), global_(std::move(o.global_)),
+      shared_(std::move(o.shared_)), site_groups_(std::move(o.site_groups_)) {}
+
+Communicator& Communicator::operator=(Communicator&& o) noexcept {
+  if (this != &o) {
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    comm_ = std::exchange(o.comm_, MPI_COMM_NULL);
+    rank_ = o.rank_;
+    global_ = std::move(o.global_);
+    shared_ = std::move(o.shared_);
+    site_groups_ = std::move(o.site_groups_);
+  }
+  return *this;
+}
+
+Communicator::~Communicator() {
+  site_groups_.reset();  // its communicators first
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
+}
+
+int Communicator::site_of(int local) const { return shared_->network.site_of(global_[local]); }
+netem::Clock& Communicator::clock() const { return *shared_->clock; }
+netem::NetworkModel& Communicator::network() const { return shared_->network; }
+const LinkStats& Communicator::stats() const { return shared_->stats; }
+bool Communicator::timed() const { return shared_->timed; }
+
+void Communicator::account(int dst, uint64_t bytes) {
+  LinkStats& s = shared_->stats;
+  if (same_site(rank_, dst)) {
+    s.bytes_intra += bytes;
+    ++s.messages_intra;
+  } else {
+    s.bytes_inter += bytes;
+    ++s.messages_inter;
+  }
+}
+
+Request Communicator::isend(int dst, std::span<const std::byte> data, int tag) {
+  Request r;
+  r.kind_ = Request::Kind::kSend;
+  r.peer_ = dst;
+  r.bytes_ = data.size();
+  if (timed()) {
+    r.timing_ = std::make_unique<netem::SendTiming>(
+        shared_->network.on_send(global_[rank_], global_[dst], data.size(), now()));
+    MPI_Isend(r.timing_.get(), kHeaderBytes, MPI_BYTE, dst, tag, comm_, &r.mpi_[0]);
+  }
+  if (!data.empty() || !timed())  // an empty message still synchronizes (barrier)
+    MPI_Isend(data.data(), checked_count(data.size()), MPI_BYTE, dst, tag, comm_, &r.mpi_[1]);
+  account(dst, data.size());
+  return r;
+}
+
+Request Communicator::irecv(int src, std::span<std::byte> data, int tag) {
+  Request r;
+  r.kind_ = Request::Kind::kRecv;
+  r.peer_ = src;
+  r.bytes_ = data.size();
+  if (timed()) {
+    r.timing_ = std::make_unique<netem::SendTiming>();
+    MPI_Irecv(r.timing_.get(), kHeaderBytes, MPI_BYTE, src, tag, comm_, &r.mpi_[0]);
+  }
+  if (!data.empty() || !timed())
+    MPI_Irecv(data.data(), checked_count(data.size()), MPI_BYTE, src, tag, comm_, &r.mpi_[1]);
+  return r;
+}
+
+double Communicator::finish_recv(const Request& r) {
+  return shared_->network.on_receive(global_[rank_], global_[r.peer_], r.bytes_, r.timing_->wire_arrival);
+}
+
+void Communicator::wait(Request& r) { wait_all(std::span<Request>(&r, 1)); }
+
+void Communicator::wait_all(std::span<Request> requests) {
+  std::vector<MPI_Request> mpi;
+  mpi.reserve(2 * requests.size());
+  for (Request& r : requests)
+    if (r.pending()) mpi.insert(mpi.end(), {r.mpi_[0], r.mpi_[1]});
+  MPI_Waitall(int(mpi.size()), mpi.data(), MPI_STATUSES_IGNORE);
+  if (!timed()) {
+    for (Request& r : requests) r = Request();
+    return;
+  }
+
+  // The comm stream is busy until every send's bytes are serialized by the NIC and every
+  // receive has arrived (virtual: the stream moves there; wall: sleep until then).
+  std::vector<Request*> recvs;
+  double done = now();
+  for (Request& r : requests) {
+    if (r.kind_ == Request::Kind::kSend) done = std::max(done, r.timing_->sender_free);
+    if (r.kind_ == Request::Kind::kRecv) recvs.push_back(&r);
+  }
+  std::stable_sort(recvs.begin(), recvs.end(), [](const Request* a, const Request* b) {
+    return a->timing_->wire_arrival < b->timing_->wire_arrival;
+  });
+  for (Request* r : recvs) done = std::max(done, finish_recv(*r));
+  clock().wait_until(Stream::kComm, done);
+  for (Request& r : requests) r = Request();
+}
+
+void Communicator::send(int dst, std::span<const std::byte> data, int tag) {
+  Request r = isend(dst, data, tag);
+  wait(r);
+}
+
+void Communicator::recv(int src, std::span<std::byte> data, int tag) {
+  Request r = irecv(src, data, tag);
+  wait(r);
+}
+
+void Communicator::sendrecv(int dst, std::span<const std::byte> out, int src, std::span<std::byte> in, int tag) {
+  Request r[2] = {irecv(src, in, tag), isend(dst, out, tag)};
+  wait_all(r);
+}
+
+std::optional<Communicator> Communicator::split(int color, int key) const {
+  MPI_Comm sub;
+  MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub);
+  if (sub == MPI_COMM_NULL) return std::nullopt;
+  return Communicator(sub, shared_);
+}
+
+SiteGroups& Communicator::site_groups() {
+  if (site_groups_) return *site_groups_;
+  std::vector<int> ranks_on_site;  // indexed by site
+  for (int r = 0; r < size(); ++r) {
+    const int s = site_of(r);
+    if (s >= int(ranks_on_site.size())) ranks_on_site.resize(size_t(s) + 1, 0);
+    ++ranks_on_site[size_t(s)];
+  }
+  std::optional<Communicator> site = split(site_of(rank_), rank_);
+  const bool leader = site->rank() == 0;
+  std::optional<Communicator> leaders = split(leader ? 0 : -1, rank_);
+  const int num_sites = int(std::count_if(ranks_on_site.begin(), ranks_on_site.end(), [](int n) { return n > 0; }));
+  const int max_site_size = *std::max_element(ranks_on_site.begin(), ranks_on_site.end());
+  site_groups_.reset(new SiteGroups{std::move(*site), std::move(leaders), num_sites, max_site_size});
+  return *site_groups_;
+}
+
+void Communicator::sync_clocks() {
+  netem::Clock& c = clock();
+  if (c.kind() == netem::ClockKind::kWall) {
+    MPI_Barrier(comm_);
+    return;
+  }
+  double t = untimed_max(std::max(c.now(Stream::kCompute), c.now(Stream::kComm)));
+  c.wait_until(Stream::kCompute, t);
+  c.wait_until(Stream::kComm, t);
+}
+
+double Communicator::untimed_max(double x) const {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, comm_);
+  return x;
+}
+
+int64_t Communicator::untimed_sum(int64_t x) const {
+  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT64_T, MPI_SUM, comm_);
+  return x;
+}
+
+std::span<std::byte> Communicator::scratch(int slot, size_t bytes) {
+  auto& slots = shared_->scratch;
+  if (int(slots.size()) <= slot) slots.resize(slot + 1);
+  const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+  if (slots[slot].size() < floats) slots[slot].resize(floats);
+  return std::as_writable_bytes(std::span(slots[slot])).first(bytes);
+}
+
+MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+MpiSession::~MpiSession() { MPI_Finalize(); }
+
+int MpiSession::world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+
+int MpiSession::world_size() {
+  int n = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &n);
+  return n;
+}
+
+int MpiSession::launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  return 0;
+}
+
+}  // namespace dtb::coll

@@ -1,0 +1,150 @@
+#pragma once
+// MPI point-to-point with every message timed by netem (see ../shared/ARCHITECTURE.md,
+// "Time: one network model, two clocks").
+//
+// A message is two MPI messages with the same tag, in MPI's non-overtaking order: a
+// 24-byte header (the sender's netem::SendTiming) and the payload, sent from and received
+// into the caller's buffer. The header travels separately rather than fused with the
+// payload in an MPI struct datatype because Open MPI's shared-memory transport copies a
+// contiguous payload once (CMA), but packs a non-contiguous one through bounce buffers;
+// measured on 4 ranks, the extra 24-byte message costs less than the packing.
+//
+// Virtual clock: the sender asks netem when its bytes leave and arrive, moves its comm
+// stream to sender_free and ships the timing; the receiver feeds the arrival through its
+// own ingress NIC (netem::NetworkModel::on_receive) and moves its comm stream to it.
+// Wall clock: the same arithmetic on real time since a common epoch; the sender sleeps
+// until sender_free, the receiver does not complete before arrival.
+#include <mpi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "clock.hpp"
+#include "network.hpp"
+#include "profile.hpp"
+
+namespace dtb::coll {
+
+// kTimed: every message carries its netem timing (the normal case). kRaw: plain MPI
+// point-to-point, no header, no model, no clock: the reference that measures what the
+// timing layer itself costs (dtbench coll --transport raw; time it on a real clock).
+enum class Transport { kTimed, kRaw };
+
+// What this rank sent, by link class (netem sites). Payload bytes, headers not counted.
+struct LinkStats {
+  uint64_t bytes_intra = 0, bytes_inter = 0;        // to a rank on the same / another site
+  uint64_t messages_intra = 0, messages_inter = 0;
+};
+
+struct SiteGroups;
+
+// A pending isend or irecv. Complete it with Communicator::wait or wait_all.
+class Request {
+ public:
+  Request() = default;
+  bool pending() const { return kind_ != Kind::kNone; }
+
+ private:
+  friend class Communicator;
+  enum class Kind { kNone, kSend, kRecv };
+  Kind kind_ = Kind::kNone;
+  int peer_ = -1;       // local rank
+  uint64_t bytes_ = 0;  // payload
+  MPI_Request mpi_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};  // header, payload
+  std::unique_ptr<netem::SendTiming> timing_;  // the header; a stable address while in flight
+};
+
+class Communicator {
+ public:
+  // Collective over COMM, which it duplicates. Ranks map to the profile by their rank in
+  // MPI_COMM_WORLD; PROFILE must describe MPI_COMM_WORLD's size. Wall clock: the epoch is
+  // set here, after a barrier, the same on every rank.
+  Communicator(MPI_Comm comm, const netem::Profile& profile, netem::ClockKind clock,
+               Transport transport = Transport::kTimed);
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+  ~Communicator();
+
+  int rank() const { return rank_; }
+  int size() const { return int(global_.size()); }
+  int global_rank(int local) const { return global_[local]; }  // = profile rank
+  int site_of(int local) const;
+  bool same_site(int a, int b) const { return site_of(a) == site_of(b); }
+
+  netem::Clock& clock() const;
+  netem::NetworkModel& network() const;
+  const LinkStats& stats() const;
+  double now() const { return clock().now(netem::Stream::kComm); }
+  bool timed() const;  // Transport::kTimed
+
+  // Raw bytes. A receive must name the exact size the matching send sends.
+  void send(int dst, std::span<const std::byte> data, int tag = 0);
+  void recv(int src, std::span<std::byte> data, int tag = 0);
+  Request isend(int dst, std::span<const std::byte> data, int tag = 0);
+  Request irecv(int src, std::span<std::byte> data, int tag = 0);
+  void wait(Request& request);
+  // Receives pass the ingress NIC in the order of their wire arrival, so that many
+  // senders queue at one receiver as on a wire.
+  void wait_all(std::span<Request> requests);
+  void sendrecv(int dst, std::span<const std::byte> out, int src, std::span<std::byte> in, int tag = 0);
+
+  // Collective. Ranks with the same COLOR form a communicator, ordered by KEY; a negative
+  // color joins none (nullopt). The result shares this rank's network model, clock and
+  // stats, and keeps the global rank mapping, so netem sees the real ranks.
+  std::optional<Communicator> split(int color, int key) const;
+  // Collective on first use, then cached: this rank's site and the site leaders (from the
+  // network profile), what hierarchical algorithms work on.
+  SiteGroups& site_groups();
+
+  // Control plane, not timed by netem (benchmark bookkeeping, checks):
+  void sync_clocks();  // a barrier; virtual: every rank's streams move to the latest time
+  double untimed_max(double x) const;
+  int64_t untimed_sum(int64_t x) const;
+  MPI_Comm mpi_comm() const { return comm_; }  // for the unshaped MPI baseline only
+
+  // Reusable scratch memory for the algorithms, SLOT by SLOT; grows, never shrinks, so
+  // repeated collectives touch no fresh pages. Shared with sub-communicators.
+  std::span<std::byte> scratch(int slot, size_t bytes);
+
+ private:
+  struct Shared;  // the rank's network model, clock, stats, scratch
+  Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared);
+  double finish_recv(const Request& r);  // returns the arrival time
+  void account(int dst, uint64_t bytes);
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  std::vector<int> global_;  // local rank -> rank in MPI_COMM_WORLD (= profile rank)
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<SiteGroups> site_groups_;
+};
+
+struct SiteGroups {
+  Communicator site;                    // the ranks on this rank's site, in rank order
+  std::optional<Communicator> leaders;  // each site's lowest rank; set on those ranks only
+  int num_sites = 0;                    // sites that hold ranks of the communicator
+  int max_site_size = 0;
+};
+
+// MPI_Init / MPI_Finalize for the commands that need MPI (dtbench coll); other commands
+// never start MPI, so `dtbench train` runs without mpirun.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  static int world_rank();
+  static int world_size();
+  // This process's rank as its launcher (mpirun, srun) announces it in the environment,
+  // readable before MPI starts and after it ends; 0 when not launched by one.
+  static int launcher_rank();
+};
+
+}  // namespace dtb::coll

@@ -1,0 +1,38 @@
+#pragma once
+// The table of (operation, algorithm) pairs that `dtbench coll` and the tests run: one
+// row per pair, with its cost model. The help text and the errors are built from it.
+#include <span>
+#include <string>
+
+#include "codec.hpp"
+#include "communicator.hpp"
+
+namespace dtb::coll {
+
+enum class Op { kAllreduce, kReduceScatter, kAllgather, kBroadcast };
+const char* op_name(Op op);  // "allreduce", "reducescatter", "allgather", "broadcast"
+Op parse_op(const std::string& name);  // throws UsageError listing the operations
+
+struct CollParams {
+  int servers = 1;  // parameter server: shards / server ranks
+  int rounds = 10;  // gossip
+  int root = 0;     // broadcast
+};
+
+struct Algorithm {
+  Op op;
+  const char* name;
+  const char* summary;
+  void (*run)(Communicator& comm, std::span<float> data, const CollParams& params, Compression c);
+  // Cost-formula time for WIRE_BYTES on the wire, or null (MPI's own: no formula).
+  double (*model)(Communicator& comm, double wire_bytes, const CollParams& params);
+  bool uses_transport;  // false for MPI's own: no netem timing, no codec (time it on a real clock)
+  bool estimate;        // gossip: exact only when every rank starts from the same buffer
+};
+
+std::span<const Algorithm> all_algorithms();
+// Throws UsageError naming the algorithms OP has.
+const Algorithm& find_algorithm(Op op, const std::string& name);
+std::string algorithm_names(Op op);  // "ring, hd, ..." for help and errors
+
+}  // namespace dtb::coll

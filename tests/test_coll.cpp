@@ -1,0 +1,368 @@
+// collectives/ without MPI: the codecs' documented error bounds, error feedback, the block
+// partition, the cost formulas; and `dtbench coll` end to end on one rank (MPI singleton):
+// bad profiles and bad options answered with one line and exit code 2, results in HDF5.
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "algorithms.hpp"
+#include "codec.hpp"
+#include "h5file.hpp"
+#include "partition.hpp"
+
+namespace fs = std::filesystem;
+using namespace dtb::coll;
+using Catch::Matchers::Contains;
+
+namespace {
+
+std::vector<float> random_floats(size_t n, float scale, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> x(n);
+  for (float& v : x) v = u(rng);
+  return x;
+}
+
+std::vector<float> roundtrip(const Codec& codec, const std::vector<float>& x, uint64_t stream = 7) {
+  std::vector<std::byte> bytes(codec.encoded_bytes(x.size()));
+  codec.encode(x, bytes, stream);
+  std::vector<float> y(x.size(), 99.0f);
+  codec.decode(bytes, y, DecodeMode::kAssign);
+  return y;
+}
+
+double max_abs(std::span<const float> x) {
+  double m = 0;
+  for (float v : x) m = std::max(m, double(std::fabs(v)));
+  return m;
+}
+
+double sq_norm(std::span<const float> x) {
+  double s = 0;
+  for (float v : x) s += double(v) * v;
+  return s;
+}
+
+std::vector<std::string> all_codec_specs() { return {"fp16", "bf16", "int8:64", "int8sr:64", "topk:0.25", "sign:64"}; }
+
+}  // namespace
+
+TEST_CASE("fp16: every finite half survives, the rest rounds to nearest within 2^-11", "[coll][codec]") {
+  auto codec = make_codec("fp16");
+  std::vector<float> halves;
+  for (int e = -24; e <= 15; ++e)  // exact multiples of each binade's ulp: all halves' magnitudes
+    for (int m = 0; m < 1024; ++m) {
+      const float v = e == -24 ? float(m) * 0x1p-24f : std::ldexp(1.0f + float(m) / 1024, e);
+      if (v <= 65504.0f && (e >= -14 || e == -24)) halves.insert(halves.end(), {v, -v});
+    }
+  CHECK(roundtrip(*codec, halves) == halves);
+
+  const auto x = random_floats(10000, 60000.0f, 1);
+  const auto y = roundtrip(*codec, x);
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::fabs(y[i] - x[i]) <= std::ldexp(std::fabs(x[i]), -11) + 0x1p-25);
+  const auto tiny = random_floats(1000, 1e-5f, 2);  // the subnormal range: absolute 2^-25
+  const auto ty = roundtrip(*codec, tiny);
+  for (size_t i = 0; i < tiny.size(); ++i) CHECK(std::fabs(ty[i] - tiny[i]) <= 0x1p-25);
+  CHECK(roundtrip(*codec, {1e6f, -1e6f, 65519.0f}) == std::vector<float>{65504.0f, -65504.0f, 65504.0f});
+  CHECK(codec->error_bound(1000.0) == Approx(1000.0 / 2048 + 0x1p-25));
+}
+
+TEST_CASE("bf16: every finite bf16 survives, the rest within 2^-8 relative", "[coll][codec]") {
+  auto codec = make_codec("bf16");
+  std::vector<float> all;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float v = std::bit_cast<float>(h << 16);
+    if (std::isfinite(v)) all.push_back(v);
+  }
+  CHECK(roundtrip(*codec, all) == all);
+  const auto x = random_floats(10000, 1e6f, 3);
+  const auto y = roundtrip(*codec, x);
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::fabs(y[i] - x[i]) <= std::ldexp(std::fabs(x[i]), -8));
+  CHECK(roundtrip(*codec, {3.4e38f})[0] == std::bit_cast<float>(0x7f7f0000u));  // saturates, no inf
+}
+
+TEST_CASE("int8: per bucket, |error| <= s/2 rounding to nearest, < s and unbiased stochastically", "[coll][codec]") {
+  const size_t n = 1000, bucket = 64;  // a short last bucket
+  auto x = random_floats(n, 3.0f, 4);
+  x[5] = 0;
+  std::fill(x.begin() + 128, x.begin() + 192, 0.0f);  // an all-zero bucket decodes to zeros
+  for (bool stochastic : {false, true}) {
+    auto codec = make_int8_codec(bucket, stochastic);
+    CHECK(codec->encoded_bytes(n) == n + 4 * 16);
+    const auto y = roundtrip(*codec, x);
+    for (size_t b0 = 0; b0 < n; b0 += bucket) {
+      const auto xb = std::span(x).subspan(b0, std::min(bucket, n - b0));
+      const double s = max_abs(xb) / 127, bound = (stochastic ? 1.0 : 0.5) * s * (1 + 1e-6);
+      for (size_t i = b0; i < b0 + xb.size(); ++i) CHECK(std::fabs(y[i] - x[i]) <= bound);
+      CHECK(codec->error_bound(max_abs(xb)) == Approx(stochastic ? s : s / 2));
+    }
+    CHECK(y[5] == 0.0f);
+    CHECK(std::all_of(y.begin() + 128, y.begin() + 192, [](float v) { return v == 0.0f; }));
+  }
+  // Unbiased: the mean over many random streams approaches x; each stream is reproducible.
+  auto sr = make_int8_codec(bucket, true);
+  const std::vector<float> few(x.begin(), x.begin() + 64);
+  std::vector<double> mean(few.size(), 0.0);
+  const int trials = 4000;
+  for (int t = 0; t < trials; ++t) {
+    const auto y = roundtrip(*sr, few, uint64_t(t));
+    for (size_t i = 0; i < few.size(); ++i) mean[i] += y[i] / trials;
+  }
+  const double s = max_abs(few) / 127;
+  for (size_t i = 0; i < few.size(); ++i) CHECK(std::fabs(mean[i] - few[i]) <= 0.05 * s);
+  CHECK(roundtrip(*sr, few, 11) == roundtrip(*sr, few, 11));
+  CHECK(roundtrip(*sr, few, 11) != roundtrip(*sr, few, 12));
+}
+
+TEST_CASE("topk: keeps the k largest exactly, drops at most (1 - k/n) of the energy", "[coll][codec]") {
+  const auto x = random_floats(1001, 1.0f, 5);
+  for (double ratio : {0.01, 0.1, 0.5, 1.0}) {
+    auto codec = make_topk_codec(ratio);
+    const size_t k = size_t(std::ceil(ratio * double(x.size())));
+    const auto y = roundtrip(*codec, x);
+    size_t kept = 0;
+    float smallest_kept = INFINITY, largest_dropped = 0;
+    std::vector<float> error(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      error[i] = x[i] - y[i];
+      if (y[i] != 0) {
+        CHECK(y[i] == x[i]);
+        ++kept;
+        smallest_kept = std::min(smallest_kept, std::fabs(x[i]));
+      } else {
+        largest_dropped = std::max(largest_dropped, std::fabs(x[i]));
+      }
+    }
+    CHECK(kept == k);
+    CHECK(largest_dropped <= smallest_kept);
+    CHECK(sq_norm(error) <= (1.0 - double(k) / double(x.size())) * sq_norm(x) * (1 + 1e-9));
+  }
+}
+
+TEST_CASE("sign: +-mean|x| per bucket, the error never adds energy", "[coll][codec]") {
+  const size_t bucket = 64;
+  auto codec = make_sign_codec(bucket);
+  const auto x = random_floats(1000, 2.0f, 6);
+  CHECK(codec->encoded_bytes(1000) == 15 * (4 + 8) + (4 + 5));
+  const auto y = roundtrip(*codec, x);
+  for (size_t b0 = 0; b0 < x.size(); b0 += bucket) {
+    const size_t len = std::min(bucket, x.size() - b0);
+    const auto xb = std::span(x).subspan(b0, len);
+    double s = 0;
+    for (float v : xb) s += std::fabs(v) / double(len);
+    std::vector<float> e(len);
+    for (size_t i = 0; i < len; ++i) {
+      CHECK(std::fabs(y[b0 + i]) == Approx(s).epsilon(1e-6));
+      CHECK((y[b0 + i] >= 0) == (x[b0 + i] >= 0));
+      e[i] = x[b0 + i] - y[b0 + i];
+      CHECK(std::fabs(e[i]) <= codec->error_bound(max_abs(xb)) * (1 + 1e-6));
+    }
+    CHECK(sq_norm(e) == Approx(sq_norm(xb) - double(len) * s * s).epsilon(1e-4));
+  }
+}
+
+TEST_CASE("every codec: zero and odd lengths, decode modes, lossless on its exact inputs", "[coll][codec]") {
+  for (const auto& spec : all_codec_specs()) {
+    INFO(spec);
+    auto codec = make_codec(spec);
+    CHECK(codec->name() == spec);
+    CHECK(codec->encoded_bytes(0) == 0);
+    CHECK(roundtrip(*codec, {}).empty());
+    // Assign, add and subtract agree.
+    const auto x = random_floats(77, 1.0f, 7);
+    const auto y = roundtrip(*codec, x);
+    std::vector<std::byte> bytes(codec->encoded_bytes(x.size()));
+    codec->encode(x, bytes, 7);
+    std::vector<float> acc(x.size(), 1.0f);
+    codec->decode(bytes, acc, DecodeMode::kAdd);
+    codec->decode(bytes, acc, DecodeMode::kAdd);
+    codec->decode(bytes, acc, DecodeMode::kSubtract);
+    for (size_t i = 0; i < x.size(); ++i) CHECK(acc[i] == 1.0f + y[i]);
+    // Exact inputs, summed over 1..8 ranks, cut into chunks anywhere, come back exactly.
+    for (int ranks = 1; ranks <= 8; ++ranks)
+      for (size_t offset : {0, 3, 100})
+        for (size_t len : {1, 5, 64, 333}) {
+          std::vector<float> sum(len, 0.0f);
+          for (int r = 0; r < ranks; ++r)
+            for (size_t i = 0; i < len; ++i) sum[i] += codec->exact_input(r, offset + i);
+          CHECK(roundtrip(*codec, sum) == sum);
+        }
+  }
+}
+
+TEST_CASE("error feedback: what is sent over T calls sums to the inputs minus the last residual", "[coll][codec]") {
+  for (const auto& spec : all_codec_specs()) {
+    INFO(spec);
+    auto codec = make_codec(spec);
+    const auto x = random_floats(300, 1.0f, 8);
+    std::vector<float> e(x.size(), 0.0f), sent(x.size(), 0.0f);
+    std::vector<std::byte> bytes(codec->encoded_bytes(x.size()));
+    const int calls = 50;
+    for (int t = 0; t < calls; ++t) {  // what FloatWire::encode_partial does
+      for (size_t i = 0; i < x.size(); ++i) e[i] += x[i];
+      codec->encode(e, bytes, uint64_t(t));
+      codec->decode(bytes, e, DecodeMode::kSubtract);
+      codec->decode(bytes, sent, DecodeMode::kAdd);
+    }
+    for (size_t i = 0; i < x.size(); ++i) CHECK(sent[i] + e[i] == Approx(calls * x[i]).margin(1e-3));
+    // And the residual stays bounded, so the average of what was sent converges to x.
+    CHECK(max_abs(e) < 0.5 * calls * max_abs(x));
+  }
+}
+
+TEST_CASE("make_codec: the specs, and one clear error for anything else", "[coll][codec]") {
+  CHECK(make_codec("none") == nullptr);
+  CHECK(make_codec("int8")->name() == "int8:512");
+  CHECK(make_codec("topk")->name() == "topk:0.01");
+  for (const char* bad : {"zip", "int8:0", "int8:x", "topk:0", "topk:1.5", "fp16:2", "sign:", "none:1"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(make_codec(bad), dtb::UsageError);
+    try {
+      make_codec(bad);
+    } catch (const dtb::UsageError& e) {
+      CHECK_THAT(e.what(), Contains("allowed"));
+    }
+  }
+}
+
+TEST_CASE("partition: blocks tile the buffer, differ by at most one, and invert", "[coll]") {
+  for (size_t count : {0, 1, 7, 8, 9, 1031})
+    for (int p = 1; p <= 8; ++p) {
+      size_t next = 0;
+      for (int b = 0; b < p; ++b) {
+        const Range r = block_range(count, p, b);
+        CHECK(r.offset == next);
+        CHECK(r.count + 1 >= count / p);
+        CHECK(r.count <= count / p + 1);
+        for (size_t i = r.offset; i < r.end(); ++i) CHECK(block_of(count, p, i) == b);
+        next = r.end();
+      }
+      CHECK(next == count);
+      CHECK(blocks_range(count, p, 0, p).count == count);
+    }
+}
+
+TEST_CASE("cost formulas: the textbook values", "[coll][cost]") {
+  const double a = 1e-3, b = 1e-9, n = 4e6;
+  CHECK(ring_allreduce_cost(4, n, a, b) == Approx(6 * (a + n / 4 * b)));
+  CHECK(ring_reduce_scatter_cost(4, n, a, b) == Approx(3 * (a + n / 4 * b)));
+  CHECK(halving_doubling_allreduce_cost(8, n, a, b) == Approx(6 * a + 2 * 7.0 / 8 * n * b));
+  CHECK(halving_doubling_allreduce_cost(5, n, a, b) == Approx(4 * a + 1.5 * n * b + 2 * (a + n * b)));
+  CHECK(tree_allreduce_cost(8, n, a, b) == Approx(6 * (a + n * b)));
+  CHECK(tree_allreduce_cost(7, n, a, b) == Approx(4 * (a + n * b)));  // depth floor(log2 7) = 2
+  // NIC caps as fast as the links: p = 2^d keeps the closed form; p = 3 queues two children.
+  CHECK(tree_allreduce_cost(8, n, a, b, b, b) == Approx(6 * (a + n * b)));
+  CHECK(tree_allreduce_cost(3, n, a, b, b, b) == Approx(2 * (a + 2 * n * b)));
+  CHECK(tree_broadcast_cost(3, n, a, b, b, b) == Approx(a + 2 * n * b));
+  CHECK(gossip_allreduce_cost(8, 3, n, a, b, b, b) == Approx(3 * (a + 2 * n * b)));
+  CHECK(hierarchical_allreduce_cost(4, 2, n, a, b, 10 * a, 10 * b) ==
+        Approx(tree_allreduce_cost(4, n, a, b) + ring_allreduce_cost(2, n, 10 * a, 10 * b)));
+  CHECK(param_server_allreduce_cost(5, 1, n, a, 0, 0, b) == Approx(2 * a + 4 * n * b + n * b));
+  CHECK(gossip_allreduce_cost(8, 3, n, a, b) == Approx(3 * (a + n * b)));
+  CHECK(barrier_cost(5, a) == Approx(3 * a));
+  for (int p : {0, 1}) {
+    CHECK(ring_allreduce_cost(p, n, a, b) == 0);
+    CHECK(halving_doubling_allreduce_cost(p, n, a, b) == 0);
+    CHECK(tree_allreduce_cost(p, n, a, b) == 0);
+  }
+  CHECK(gossip_contraction(3) == 0);
+  CHECK(gossip_contraction(4) == Approx(1.0 / 3));
+  CHECK(gossip_contraction(8) == Approx((1 + std::sqrt(2.0)) / 3));
+}
+
+// ---- dtbench coll on one rank (MPI singleton: no mpirun) -----------------------------
+
+namespace {
+
+struct Outcome {
+  int exit_code;
+  std::string out, err;
+};
+
+fs::path scratch() {
+  static fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("dtb_test_coll_" + std::to_string(getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Outcome coll(const std::string& args) {
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);  // Open MPI refuses root otherwise
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
+  const std::string cmd = std::string(DTB_BINARY) + " coll " + args + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+std::string write_profile(const std::string& name, const std::string& yaml) {
+  const fs::path p = scratch() / name;
+  std::ofstream(p) << yaml;
+  return p.string();
+}
+
+void expect_usage_error(const std::string& args, const std::vector<std::string>& pieces) {
+  const Outcome o = coll(args);
+  INFO("dtbench coll " << args << "\nstderr: " << o.err);
+  CHECK(o.exit_code == 2);
+  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
+  for (const auto& p : pieces) CHECK_THAT(o.err, Contains(p));
+}
+
+}  // namespace
+
+TEST_CASE("dtbench coll: bad profiles get one line and exit code 2", "[coll][cli]") {
+  const std::string link = "intra: {latency: 1ms, bandwidth: 1Gbps}";
+  const auto no_site = write_profile("no_site.yaml", "sites:\n  - {name: a, ranks: 0, " + link + "}\n");
+  const auto negative = write_profile("negative.yaml", "sites:\n  - {name: a, ranks: rest, intra: {latency: 1ms, bandwidth: -1Gbps}}\n");
+  const auto unknown = write_profile("unknown.yaml", "sites:\n  - {name: a, ranks: rest, " + link +
+                                                         "}\nlinks:\n  - {between: [a, nowhere], latency: 1ms, bandwidth: 1Gbps}\n");
+  expect_usage_error("-b 1K -e 1K --net " + no_site, {"no_site.yaml"});
+  expect_usage_error("-b 1K -e 1K --net " + negative, {"negative.yaml", "bandwidth"});
+  expect_usage_error("-b 1K -e 1K --net " + unknown, {"unknown.yaml", "nowhere"});
+  expect_usage_error("--net /nonexistent/profile.yaml", {"/nonexistent/profile.yaml"});
+}
+
+TEST_CASE("dtbench coll: bad options get one line and exit code 2", "[coll][cli]") {
+  expect_usage_error("--algo nosuch", {"--algo 'nosuch'", "ring"});
+  expect_usage_error("--op broadcast --algo ring", {"broadcast has tree, mpi"});
+  expect_usage_error("--codec zip", {"codec 'zip'", "allowed"});
+  expect_usage_error("--algo mpi --codec fp16", {"takes no codec"});
+  expect_usage_error("-b 1Q", {"-b/--minbytes '1Q'"});
+  expect_usage_error("-f 1", {"stepfactor"});
+  expect_usage_error("--clock sundial", {"--clock 'sundial'"});
+  expect_usage_error("--op broadcast --algo tree --root 3", {"--root 3"});
+}
+
+TEST_CASE("dtbench coll: one rank runs the sweep, checks it and writes the rows", "[coll][cli]") {
+  const std::string out = (scratch() / "one.h5").string();
+  const Outcome o = coll("-b 1K -e 64K -f 8 -n 2 -w 1 --algo hd --codec int8 --net " + std::string(DTB_SOURCE_DIR) +
+                         "/configs/net/wan-1g-50ms.yaml --out " + out);
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("# Out of bounds values : 0 OK"));
+  dtb::h5::File f = dtb::h5::File::open_read(out);
+  CHECK(f.attr_string("/", "kind") == "coll");
+  CHECK(f.attr_string("/", "algo") == "hd");
+  CHECK(f.read<int64_t>("rows/bytes") == std::vector<int64_t>{1024, 8192, 65536});
+  CHECK(f.read<int64_t>("rows/wrong") == std::vector<int64_t>{0, 0, 0});
+  CHECK(f.read<double>("rows/time_us") == std::vector<double>{0, 0, 0});  // one rank sends nothing
+  CHECK(f.exists("net_profile"));
+}
