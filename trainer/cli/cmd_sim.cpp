@@ -1,0 +1,204 @@
+// dtbench sim: the step-time simulator (trainer/sim/). One config -> one step's breakdown;
+// --sweep -> a table and a plot; --preset article -> the article's arithmetic. No MPI.
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+#include "provenance.hpp"
+#include "sim/article.hpp"
+#include "sim/device.hpp"
+#include "sim/format.hpp"
+#include "sim/paths.hpp"
+#include "sim/plot.hpp"
+#include "sim/report.hpp"
+#include "sim/results.hpp"
+#include "sim/sim_config.hpp"
+#include "sim/sweep.hpp"
+
+namespace dtb {
+namespace {
+
+using sim::SweepPoint;
+
+void add_options(cxxopts::Options& options) {
+  options.add_options()
+      ("preset", "configs/sim/NAME.yaml as the first config, or 'article' for the article's table",
+       cxxopts::value<std::string>(), "NAME")
+      ("net", "network profile (same as --set net.profile=FILE)", cxxopts::value<std::string>(), "FILE")
+      ("device", "device profile (same as --set device.profile=NAME)", cxxopts::value<std::string>(), "NAME")
+      ("sweep", "one key over values: KEY=v1,v2,... or KEY=lo:hi:logN|linN, e.g. net.bandwidth=100Mbps:400Gbps:log20",
+       cxxopts::value<std::string>(), "KEY=SPEC")
+      ("mark", "labelled points on the sweep's plot: KEY=v1,v2,... (e.g. net.profile=A.yaml,B.yaml)",
+       cxxopts::value<std::string>(), "KEY=LIST")
+      ("metric", "what the sweep's plot shows: step, slowdown, tokens or mfu",
+       cxxopts::value<std::string>()->default_value("step"), "M")
+      ("plot", "the sweep's figure, .svg or .png (default: beside the results file)", cxxopts::value<std::string>(),
+       "FILE")
+      ("out", "HDF5 results (default results/runs/sim-<name>-<time>.h5; 'none' = no file)",
+       cxxopts::value<std::string>(), "FILE")
+      ("h,help", "print this help");
+  add_config_options(options);
+}
+
+std::string compact_time() {  // 2026-11-22T10:15:03Z -> 20261122-101503
+  std::string digits;
+  for (char c : utc_timestamp())
+    if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
+  return digits.substr(0, 8) + "-" + digits.substr(8);
+}
+
+std::string option_or(const cxxopts::ParseResult& args, const char* key, const std::string& fallback) {
+  return args.count(key) ? args[key].as<std::string>() : fallback;
+}
+
+// The preset, the --config files, --net and --device, then the --set overrides.
+Config build_config(const cxxopts::ParseResult& args) {
+  Config c(sim::sim_schema());
+  if (args.count("preset")) c.merge_file(sim::find_named(args["preset"].as<std::string>(), "configs/sim", "--preset", "preset"));
+  if (args.count("config"))
+    for (const auto& f : args["config"].as<std::vector<std::string>>()) c.merge_file(f);
+  if (args.count("net")) c.set_value("net.profile", args["net"].as<std::string>(), "--net");
+  if (args.count("device")) c.set_value("device.profile", args["device"].as<std::string>(), "--device");
+  if (args.count("set"))
+    for (const auto& s : args["set"].as<std::vector<std::string>>()) c.set(s);
+  return c;
+}
+
+struct Metric {
+  const char* name;
+  const char* label;
+  double (*get)(const sim::SimResult&);
+};
+const Metric kMetrics[] = {
+    {"step", "step time (s)", [](const sim::SimResult& r) { return r.time.step; }},
+    {"slowdown", "slowdown vs free communication (x)", [](const sim::SimResult& r) { return r.slowdown(); }},
+    {"tokens", "tokens/s", [](const sim::SimResult& r) { return r.tokens_per_s(); }},
+    {"mfu", "MFU", [](const sim::SimResult& r) { return r.mfu(); }},
+};
+
+const Metric& find_metric(const std::string& name) {
+  for (const Metric& m : kMetrics)
+    if (name == m.name) return m;
+  throw UsageError("--metric '" + name + "': allowed: step, slowdown, tokens, mfu");
+}
+
+// x in the plot's unit: Gbps for rates, ms for delays.
+double plot_x(sim::ValueKind kind, double x) {
+  return kind == sim::ValueKind::kBandwidth ? x / 1e9 : kind == sim::ValueKind::kDuration ? x * 1e3 : x;
+}
+
+sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const Metric& metric,
+                    const sim::SimRun& run) {
+  const std::vector<SweepPoint>& points = run.points;
+  sim::Plot p;
+  const sim::SimResult& r = points.front().result;
+  auto degree = [&](const char* key, int value) { return axis.key == key ? std::string("x") : std::to_string(value); };
+  p.title = s.name + " (" + sim::format_count(r.params) + "), DP " + degree("parallel.dp", s.grid.dp) + " x PP " +
+            degree("parallel.pp", s.grid.pp) + " x TP " + degree("parallel.tp", s.grid.tp) + ", " + r.device_name + ", " +
+            (s.schedule == sim::Schedule::kGpipe ? "GPipe" : "1F1B") + ", dp.algo " + sim::algo_name(s.dp_algo);
+  p.xlabel = axis.key + (axis.kind == sim::ValueKind::kBandwidth   ? " (Gbps)"
+                         : axis.kind == sim::ValueKind::kDuration ? " (ms)"
+                                                                  : "");
+  p.ylabel = metric.label;
+  const auto [x_lo, x_hi] = std::minmax_element(axis.x.begin(), axis.x.end());
+  p.log_x = axis.kind == sim::ValueKind::kBandwidth || axis.kind == sim::ValueKind::kDuration ||
+            (axis.kind == sim::ValueKind::kNumber && *x_lo > 0 && *x_hi / *x_lo >= 20);
+  p.text_x = axis.kind == sim::ValueKind::kText;
+  p.curve_name = (s.net_path.empty() ? "no limits" : r.net_name) + ", " + axis.key + " = x";
+  p.marks_name = run.mark_key + (axis.kind == sim::ValueKind::kBandwidth ? " (at its slowest link used)" : "");
+  double lo = INFINITY, hi = 0;
+  for (const SweepPoint& pt : points) {
+    const double y = metric.get(pt.result);
+    p.curve.push_back({plot_x(axis.kind, pt.x), y, pt.label});
+    lo = std::min(lo, y), hi = std::max(hi, y);
+  }
+  for (const SweepPoint& m : run.marks) p.marks.push_back({plot_x(axis.kind, m.x), metric.get(m.result), m.label});
+  p.log_y = lo > 0 && hi / lo > 5;
+  return p;
+}
+
+int run_article(const cxxopts::ParseResult& args, const std::string& command_line) {
+  if (args.count("sweep") || args.count("mark") || args.count("config") || args.count("set"))
+    throw UsageError("--preset article: a fixed table; it takes no --sweep, --mark, --config or --set");
+  const std::vector<sim::ArticleRow> rows = sim::article_rows();
+  sim::print_article(std::cout, rows);
+  const std::string out = option_or(args, "out", "results/runs/sim-article-" + compact_time() + ".h5");
+  if (out != "none") {
+    sim::write_article_results(out, command_line, rows);
+    std::cout << "# results: " << out << "\n";
+  }
+  return 0;
+}
+
+void run_sweep(const cxxopts::ParseResult& args, const Config& base, const sim::SimSettings& s,
+               const std::string& plot_path, sim::SimRun& run) {
+  const Metric& metric = find_metric(args["metric"].as<std::string>());
+  const sim::SweepAxis axis = sim::parse_axis(base, args["sweep"].as<std::string>(), "--sweep");
+  run.sweep_key = axis.key;
+  run.points = sim::run_sweep(base, axis);
+  if (args.count("mark")) {
+    const sim::SweepAxis marks = sim::parse_axis(base, args["mark"].as<std::string>(), "--mark");
+    run.mark_key = marks.key;
+    run.marks = sim::run_marks(base, marks, axis);
+  }
+  std::cout << "# sweep of " << axis.key << " over " << run.points.size() << " values: " << s.name << ", DP "
+            << s.grid.dp << " x PP " << s.grid.pp << " x TP " << s.grid.tp << "\n";
+  sim::print_sweep(std::cout, axis.key, run.points);
+  if (!run.marks.empty()) {
+    std::cout << "\n# marks (" << run.mark_key << "), placed at x = "
+              << (axis.kind == sim::ValueKind::kBandwidth ? "the slowest link they use" : axis.key) << "\n";
+    sim::print_sweep(std::cout, run.mark_key, run.marks);
+  }
+  std::cout << sim::write_plot(make_plot(s, axis, metric, run), plot_path) << "\n";
+}
+
+}  // namespace
+
+int cmd_sim(int argc, char** argv) {
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
+  cxxopts::Options options(argv[0], "Step-time simulator: one training step of the 3D-parallel trainer on paper.");
+  options.custom_help("[--preset NAME] [--config FILE]... [--set KEY=VALUE]... [--sweep KEY=SPEC] [OPTIONS]");
+  add_options(options);
+  auto args = parse_or_usage(options, argc, argv);
+  if (args.count("help")) {
+    std::cout << help_with_keys(options, sim::sim_help_schema())
+              << "  (the trainer's other keys, data.*, optim.*, train.steps, ..., are accepted and ignored)\n\n"
+              << " Presets (configs/sim/): " << sim::yaml_stems("configs/sim") << ", article\n"
+              << " Devices (configs/devices/): " << sim::shipped_devices() << "\n";
+    return 0;
+  }
+  if (!args.unmatched().empty())
+    throw UsageError(std::string(argv[0]) + ": unexpected argument '" + args.unmatched()[0] + "'; see " + argv[0] +
+                     " --help");
+  if (option_or(args, "preset", "") == "article") return run_article(args, command_line);
+  if (args.count("mark") && !args.count("sweep")) throw UsageError("--mark needs a --sweep to place its points on");
+
+  const auto start = std::chrono::steady_clock::now();
+  const Config base = build_config(args);
+  const sim::SimSettings s = sim::sim_settings(base);
+  const std::string stem = "results/runs/sim-" + s.name + "-" + compact_time();
+  const std::string out = option_or(args, "out", stem + ".h5");
+  sim::SimRun run{command_line, option_or(args, "preset", ""), base.to_yaml(), sim::find_file(s.net_path), "", "", {}, {}};
+  if (args.count("sweep")) {
+    const std::string plot = option_or(args, "plot", (out == "none" ? stem : out.substr(0, out.rfind('.'))) + ".svg");
+    run_sweep(args, base, s, plot, run);
+  } else {
+    run.points.push_back({s.name, 0, sim::simulate(s)});
+    sim::print_result(std::cout, s, run.points.front().result);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "# simulated " << run.points.size() + run.marks.size() << " configuration"
+            << (run.points.size() + run.marks.size() == 1 ? "" : "s") << " in " << sim::format_seconds(seconds) << "\n";
+  if (out != "none") {
+    sim::write_sim_results(out, run);
+    std::cout << "# results: " << out << "\n";
+  }
+  return 0;
+}
+
+}  // namespace dtb

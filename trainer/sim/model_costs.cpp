@@ -1,0 +1,58 @@
+#include "sim/model_costs.hpp"
+
+namespace dtb::sim {
+namespace {
+
+// Activation elements one layer keeps per token for its backward, with TP ranks: the
+// inputs and outputs of the two LayerNorms (4C, replicated on every TP rank: Megatron
+// without sequence parallelism) and, split over TP, q, k, v (3C), the attention output
+// (C), the MLP's hidden layer before and after GELU (8C) and the attention probabilities
+// (NH x T). At TP = 1 that is 16C + NH T, Korthikanti et al. 2022's 34sbh + 5as^2b bytes
+// without the dropout masks (GPT-2 here has no dropout).
+double layer_activations(const GPTConfig& m, int seq_len, int tp) {
+  const double C = m.n_embd;
+  return 4 * C + (12 * C + double(m.n_head) * seq_len) / tp;
+}
+
+}  // namespace
+
+ModelCosts model_costs(const SimSettings& s) {
+  const GPTConfig& m = s.model;
+  const auto layout = param_layout(m);
+  double per_layer = 0;
+  for (int i = kLn1w; i <= kFcprojb; ++i) per_layer += double(layout[size_t(i)].size) / m.n_layer;
+  const double wte = double(layout[kWte].size), wpe = double(layout[kWpe].size);
+  const double lnf = double(layout[kLnfw].size + layout[kLnfb].size);
+  const double shape_params = double(num_parameters(m));
+  // model.params rescales every parameter count; the shape keeps attention and activations.
+  const double scale = s.params > 0 ? s.params / shape_params : 1.0;
+  const double C = m.n_embd, T = s.seq_len;
+  const int pp = s.grid.pp;
+
+  ModelCosts out;
+  out.params = shape_params * scale;
+  out.flops_per_token = 6 * out.params + 6.0 * m.n_layer * C * T;
+  int layer = 0;
+  for (int st = 0; st < pp; ++st) {
+    Stage g;
+    g.first_layer = layer;
+    g.layers = m.n_layer / pp + (st < m.n_layer % pp ? 1 : 0);
+    layer += g.layers;
+    const bool first = st == 0, last = st == pp - 1;
+    double params = g.layers * per_layer + (first ? wte + wpe : 0) + (last ? lnf : 0);
+    if (pp > 1 && (first || last)) g.tied_params = wte * scale;
+    if (pp > 1 && last) params += wte;
+    g.params = params * scale;
+    g.flops_per_token = 6 * g.layers * per_layer * scale + 6.0 * g.layers * C * T +
+                        (last ? 6 * (wte + wpe + lnf) * scale : 0);
+    // The last stage also keeps the logits (V per token, split over TP) for the loss.
+    const double logits = last ? double(m.vocab_size) / s.grid.tp : 0;
+    g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;
+    g.checkpoint_per_token = g.layers * C;
+    g.recompute_working_per_token = layer_activations(m, s.seq_len, s.grid.tp) + logits;
+    out.stages.push_back(g);
+  }
+  return out;
+}
+
+}  // namespace dtb::sim

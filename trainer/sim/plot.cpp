@@ -1,0 +1,121 @@
+#include "sim/plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "usage_error.hpp"
+
+namespace dtb::sim {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A string inside gnuplot's double quotes.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+bool has_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+std::string terminal_for(const fs::path& path) {
+  if (path.extension() == ".svg") return "svg size 900,560 dynamic enhanced font 'Helvetica,13' background rgb 'white'";
+  if (path.extension() == ".png") return "pngcairo size 1200,750 enhanced font 'Helvetica,12'";
+  throw UsageError("--plot '" + path.string() + "': the figure must end in .svg or .png");
+}
+
+void write_block(std::ostream& out, const std::string& name, const std::vector<PlotPoint>& points) {
+  out << "$" << name << " << EOD\n";
+  for (const PlotPoint& p : points)
+    if (std::isfinite(p.x) && std::isfinite(p.y)) out << p.x << " " << p.y << " " << quoted(p.label) << "\n";
+  out << "EOD\n";
+}
+
+// The y range with some room above and below every point (a factor on a log axis).
+std::string y_range(const Plot& plot) {
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto* points : {&plot.curve, &plot.marks})
+    for (const PlotPoint& p : *points)
+      if (std::isfinite(p.y)) lo = std::min(lo, p.y), hi = std::max(hi, p.y);
+  if (!(lo <= hi) || (plot.log_y && lo <= 0)) return "";
+  std::ostringstream s;
+  if (plot.log_y) {
+    const double bottom = lo / 1.15, top = hi * 1.3;
+    s << "set yrange [" << bottom << ":" << top << "]\n";
+    if (hi / lo < 1000) {  // tics at 1, 2, 5 x 10^k rather than at decades only
+      std::string tics;
+      for (int k = int(std::floor(std::log10(bottom))); k <= int(std::ceil(std::log10(top))); ++k)
+        for (double f : {1.0, 2.0, 5.0})
+          if (const double v = f * std::pow(10.0, k); v >= bottom && v <= top) {
+            std::ostringstream one;
+            one << v;
+            tics += (tics.empty() ? "" : ", ") + one.str();
+          }
+      s << "set ytics (" << tics << ")\n";
+    }
+  } else {
+    const double pad = hi > lo ? 0.08 * (hi - lo) : 0.1 * std::fabs(hi) + 1e-12;
+    s << "set yrange [" << (lo >= 0 ? std::max(0.0, lo - pad) : lo - pad) << ":" << hi + pad << "]\n";
+  }
+  return s.str();
+}
+
+std::string script(const Plot& plot, const fs::path& figure) {
+  std::ostringstream s;
+  s.precision(10);
+  s << "# Written by dtbench sim; run `gnuplot " << figure.stem().string() << ".gp` to redraw.\n"
+    << "set terminal " << terminal_for(figure) << "\n"
+    << "set output " << quoted(figure.filename().string()) << "\n"
+    << "set title " << quoted(plot.title) << " noenhanced\n"
+    << "set xlabel " << quoted(plot.xlabel) << " noenhanced\n"
+    << "set ylabel " << quoted(plot.ylabel) << " noenhanced\n"
+    << "set grid xtics ytics mxtics mytics lc rgb '#dddddd'\n"
+    << "set key top right box opaque\n"
+    << (plot.log_x ? "set logscale x\n" : "") << (plot.log_y ? "set logscale y\n" : "");
+  s << y_range(plot);
+  // Mark labels one by one, alternately right and left of their points, so that
+  // neighbours do not overwrite each other.
+  for (size_t i = 0; i < plot.marks.size(); ++i) {
+    const PlotPoint& m = plot.marks[i];
+    if (std::isfinite(m.x) && std::isfinite(m.y))
+      s << "set label " << quoted(m.label) << " at " << m.x << ", " << m.y
+        << (i % 2 ? " right offset -1,0" : " left offset 1,0") << " font ',11' noenhanced\n";
+  }
+  write_block(s, "curve", plot.curve);
+  write_block(s, "marks", plot.marks);
+  const std::string xcol = plot.text_x ? "1:2:xtic(3)" : "1:2";
+  s << "plot $curve using " << xcol << " with linespoints lw 2 pt 7 ps 0.6 lc rgb '#1f77b4' title "
+    << quoted(plot.curve_name);
+  if (!plot.marks.empty())
+    s << ", \\\n     $marks using 1:2 with points pt 9 ps 1.6 lc rgb '#d62728' title " << quoted(plot.marks_name);
+  s << "\n";
+  return s.str();
+}
+
+}  // namespace
+
+std::string write_plot(const Plot& plot, const std::string& path) {
+  const fs::path figure(path);
+  const fs::path gp = fs::path(figure).replace_extension(".gp");
+  const std::string text = script(plot, figure);  // checks the extension first
+  if (figure.has_parent_path()) fs::create_directories(figure.parent_path());
+  std::ofstream(gp) << text;
+  if (!has_gnuplot())
+    return "# plot script: " + gp.string() + " (gnuplot not found: apt-get install gnuplot-nox, then gnuplot " +
+           gp.string() + ")";
+  // The script names the figure without a folder: run it where it lies.
+  const fs::path folder = gp.has_parent_path() ? gp.parent_path() : fs::path(".");
+  const std::string command = "cd " + quoted(folder.string()) + " && gnuplot " + quoted(gp.filename().string()) + " 2>&1";
+  if (std::system(command.c_str()) != 0) return "# gnuplot failed on " + gp.string();
+  return "# plot: " + figure.string() + " (script " + gp.string() + ")";
+}
+
+}  // namespace dtb::sim

@@ -1,0 +1,175 @@
+#include "sim/sim_config.hpp"
+
+#include <algorithm>
+
+#include "codec.hpp"
+#include "train/train_config.hpp"
+#include "units.hpp"
+
+namespace dtb::sim {
+namespace {
+
+constexpr int kMaxWorld = 65536;  // ranks; the work is linear in the world size
+
+const std::vector<std::string> kAlgoNames = {"ring", "hd", "tree", "hier", "ps", "gossip"};
+
+// The simulator's own keys. Those the 3D trainer will share (parallel.*, dp.*, net.*,
+// device.*, precision.*) keep the trainer's definition once it has them.
+std::vector<KeySpec> own_keys() {
+  using K = KeyType;
+  const std::vector<std::string> precisions = {"fp32", "tf32", "bf16", "fp16"};
+  const std::vector<std::string> storage = {"fp32", "bf16", "fp16"};
+  return {
+      {"model.params", K::kFloat, "0", 0, 1e16, {},
+       "parameter count N (0 = counted from the shape); the shape still sets attention and activations"},
+      {"train.recompute", K::kBool, "false", 0, 0, {},
+       "full activation recomputation: keep each layer's input only, redo its forward in backward"},
+      {"parallel.dp", K::kInt, "1", 1, kMaxWorld, {}, "data-parallel replicas DP"},
+      {"parallel.pp", K::kInt, "1", 1, 1024, {}, "pipeline stages PP (<= model.n_layer)"},
+      {"parallel.tp", K::kInt, "1", 1, 1024, {}, "tensor-parallel ranks TP (divides model.n_head)"},
+      {"parallel.microbatches", K::kInt, "1", 1, 1048576, {},
+       "micro-batches per DP replica and step M (train.batch_size = DP x M x micro-batch)"},
+      {"parallel.micro_batch", K::kInt, "0", 0, 1048576, {},
+       "sequences per micro-batch; when > 0 it sets parallel.microbatches = batch / (DP x this), so a DP sweep keeps it"},
+      {"parallel.schedule", K::kChoice, "1f1b", 0, 0, {"gpipe", "1f1b"}, "pipeline schedule"},
+      {"net.profile", K::kString, "", 1, 0, {}, "network profile YAML ('' = no limits at all)"},
+      {"net.bandwidth", K::kString, "", 1, 0, {},
+       "every link's bandwidth and any NIC cap, e.g. 10Gbps ('' = as in the profile)"},
+      {"net.latency", K::kString, "", 1, 0, {}, "every link's one-way latency, e.g. 5ms ('' = as in the profile)"},
+      {"net.inter_bandwidth", K::kString, "", 1, 0, {}, "bandwidth of the links between sites only"},
+      {"net.inter_latency", K::kString, "", 1, 0, {}, "latency of the links between sites only"},
+      {"device.profile", K::kString, "cpu-this-machine", 1, 0, {},
+       "device: a100, h100, h200, v100, cpu-this-machine (configs/devices/) or a .yaml path"},
+      {"device.efficiency", K::kFloat, "0", 0, 1, {}, "fraction of peak achieved (0 = the device file's)"},
+      {"precision.compute", K::kChoice, "fp32", 0, 0, precisions, "matmul precision (picks the device peak; activations: 4 or 2 bytes)"},
+      {"precision.params", K::kChoice, "fp32", 0, 0, storage, "stored parameters (half: plus an fp32 master copy)"},
+      {"precision.grads", K::kChoice, "fp32", 0, 0, storage, "gradients, as stored and as sent when dp.codec is none"},
+      {"dp.algo", K::kChoice, "ring", 0, 0, kAlgoNames, "gradient allreduce algorithm (as dtbench coll --algo)"},
+      {"dp.codec", K::kString, "none", 1, 0, {}, "gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
+      {"dp.bucket", K::kString, "25MiB", 1, 0, {},
+       "gradient bucket size (0 = one bucket); buckets overlap the last micro-batch's backward"},
+      {"dp.servers", K::kInt, "0", 0, kMaxWorld, {}, "ps: server shards (0 = every DP rank serves one)"},
+      {"dp.rounds", K::kInt, "10", 0, 1000000, {}, "gossip: averaging rounds"},
+  };
+}
+
+// The trainer keys the simulator reads.
+const std::vector<std::string> kTrainKeysRead = {"model.name",  "model.vocab_size", "model.n_ctx",
+                                                 "model.n_layer", "model.n_head",   "model.n_embd",
+                                                 "train.batch_size", "train.seq_len", "train.recompute"};
+
+std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
+
+bool has_key(const std::vector<KeySpec>& keys, const std::string& key) {
+  return std::any_of(keys.begin(), keys.end(), [&](const KeySpec& s) { return s.key == key; });
+}
+
+std::optional<double> parse_override(const Config& c, const std::string& key, bool bandwidth) {
+  const std::string& text = c.get_string(key);
+  if (text.empty()) return std::nullopt;
+  const std::optional<double> v = bandwidth ? netem::units::parse_bandwidth(text) : netem::units::parse_duration(text);
+  if (!v)
+    c.fail_constraint(key, bandwidth ? "expected a bandwidth like '25Gbps', '100Mbps' or 'unlimited'"
+                                     : "expected a duration like '10ms', '5us' or '0'");
+  return v;
+}
+
+Algo parse_algo(const std::string& name) {
+  return Algo(std::find(kAlgoNames.begin(), kAlgoNames.end(), name) - kAlgoNames.begin());
+}
+
+// parallel.microbatches, or batch / (DP x parallel.micro_batch) when that is given.
+int microbatches(const Config& c, int batch, int dp) {
+  const int64_t micro = c.get_int("parallel.micro_batch");
+  if (micro == 0) return int(c.get_int("parallel.microbatches"));
+  if (batch % (int64_t(dp) * micro) != 0)
+    c.fail_constraint("parallel.micro_batch", "train.batch_size = " + std::to_string(batch) +
+                                                  " is not divisible by parallel.dp x parallel.micro_batch = " +
+                                                  std::to_string(dp) + " x " + std::to_string(micro));
+  return int(batch / (int64_t(dp) * micro));
+}
+
+void check_layout(const Config& c, const SimSettings& s) {
+  const GPTConfig& m = s.model;
+  const Grid& g = s.grid;
+  if (m.n_embd % m.n_head != 0)
+    c.fail_constraint("model.n_head", "must divide model.n_embd = " + std::to_string(m.n_embd));
+  if (m.n_head % g.tp != 0)
+    c.fail_constraint("parallel.tp", "must divide model.n_head = " + std::to_string(m.n_head));
+  if (g.pp > m.n_layer)
+    c.fail_constraint("parallel.pp", "must be at most model.n_layer = " + std::to_string(m.n_layer) +
+                                         " (every stage needs a layer)");
+  if (s.seq_len > m.n_ctx)
+    c.fail_constraint("train.seq_len", "must be at most model.n_ctx = " + std::to_string(m.n_ctx));
+  if (s.batch_size % (g.dp * s.microbatches) != 0)
+    c.fail_constraint("train.batch_size", "must be divisible by parallel.dp x parallel.microbatches = " +
+                                              std::to_string(g.dp) + " x " + std::to_string(s.microbatches));
+  if (int64_t(g.dp) * g.pp * g.tp > kMaxWorld)
+    c.fail_constraint("parallel.dp", "DP x PP x TP = " + std::to_string(int64_t(g.dp) * g.pp * g.tp) +
+                                         " ranks; the simulator takes at most " + std::to_string(kMaxWorld));
+  if (s.dp_servers > g.dp)
+    c.fail_constraint("dp.servers", "must be at most parallel.dp = " + std::to_string(g.dp));
+}
+
+}  // namespace
+
+const char* algo_name(Algo a) { return kAlgoNames[size_t(a)].c_str(); }
+
+std::vector<KeySpec> sim_schema() {
+  std::vector<KeySpec> keys = train_schema();
+  for (KeySpec& own : own_keys()) {
+    if (has_key(keys, own.key)) continue;
+    // After the last key of its section, so that to_yaml() writes each section once.
+    auto last = std::find_if(keys.rbegin(), keys.rend(),
+                             [&](const KeySpec& s) { return section(s.key) == section(own.key); });
+    keys.insert(last == keys.rend() ? keys.end() : last.base(), std::move(own));
+  }
+  return keys;
+}
+
+std::vector<KeySpec> sim_help_schema() {
+  std::vector<KeySpec> used;
+  const std::vector<KeySpec> own = own_keys();
+  for (const KeySpec& s : sim_schema())
+    if (has_key(own, s.key) || std::count(kTrainKeysRead.begin(), kTrainKeysRead.end(), s.key)) used.push_back(s);
+  return used;
+}
+
+SimSettings sim_settings(const Config& c) {
+  SimSettings s;
+  auto get_int = [&](const char* key) { return int(c.get_int(key)); };
+  s.name = c.get_string("model.name");
+  s.model = {get_int("model.vocab_size"), get_int("model.n_ctx"), get_int("model.n_layer"),
+             get_int("model.n_head"), get_int("model.n_embd")};
+  s.params = c.get_float("model.params");
+  s.batch_size = get_int("train.batch_size");
+  s.seq_len = get_int("train.seq_len");
+  s.grid = {get_int("parallel.dp"), get_int("parallel.pp"), get_int("parallel.tp")};
+  s.microbatches = microbatches(c, s.batch_size, s.grid.dp);
+  s.recompute = c.get_bool("train.recompute");
+  s.schedule = c.get_string("parallel.schedule") == "gpipe" ? Schedule::kGpipe : Schedule::k1F1B;
+  s.net_path = c.get_string("net.profile");
+  s.net = {parse_override(c, "net.bandwidth", true), parse_override(c, "net.latency", false),
+           parse_override(c, "net.inter_bandwidth", true), parse_override(c, "net.inter_latency", false)};
+  s.device = c.get_string("device.profile");
+  s.efficiency = c.get_float("device.efficiency");
+  s.compute = parse_precision(c.get_string("precision.compute"));
+  s.param_precision = parse_precision(c.get_string("precision.params"));
+  s.grad_precision = parse_precision(c.get_string("precision.grads"));
+  s.dp_algo = parse_algo(c.get_string("dp.algo"));
+  s.dp_codec = c.get_string("dp.codec");
+  try {
+    coll::make_codec(s.dp_codec);
+  } catch (const UsageError& e) {
+    c.fail_constraint("dp.codec", e.what());
+  }
+  const std::optional<uint64_t> bucket = netem::units::parse_bytes(c.get_string("dp.bucket"));
+  if (!bucket) c.fail_constraint("dp.bucket", "expected a size like '25MiB', '4MB', '1048576' or '0'");
+  s.dp_bucket_bytes = double(*bucket);
+  s.dp_servers = get_int("dp.servers");
+  s.dp_rounds = get_int("dp.rounds");
+  check_layout(c, s);
+  return s;
+}
+
+}  // namespace dtb::sim

@@ -1,0 +1,70 @@
+#pragma once
+// What `dtbench sim` reads: the trainer's own keys (model.*, train.batch_size,
+// train.seq_len; its other keys are accepted and ignored, so a training config can be
+// simulated as it is) plus the layout (parallel.*), the network (net.*), the device
+// (device.*), the precisions (precision.*) and the data-parallel sync (dp.*). The same
+// keys are meant for the 3D trainer (issue 4), so that one config drives both.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "model/gpt2.hpp"
+#include "sim/device.hpp"
+
+namespace dtb::sim {
+
+enum class Schedule { kGpipe, k1F1B };
+enum class Algo { kRing, kHd, kTree, kHier, kPs, kGossip };  // names as in `dtbench coll --algo`
+const char* algo_name(Algo a);
+
+// Megatron's rank order: TP fastest, then DP, then PP.
+struct Grid {
+  int dp = 1, pp = 1, tp = 1;
+  int world() const { return dp * pp * tp; }
+  int rank(int t, int d, int p) const { return t + d * tp + p * tp * dp; }
+};
+
+// Changes to every link of the network profile (net.*); nullopt = as in the profile.
+struct NetOverrides {
+  std::optional<double> bandwidth, latency;              // all links (bandwidth: NIC caps too)
+  std::optional<double> inter_bandwidth, inter_latency;  // links between sites only
+};
+
+struct SimSettings {
+  std::string name;
+  GPTConfig model;
+  double params = 0;          // model.params; 0 = counted from the shape
+  int batch_size = 1;         // global B, sequences
+  int seq_len = 1;            // T
+  Grid grid;
+  int microbatches = 1;       // per DP replica and step
+  bool recompute = false;     // full activation recomputation (train.recompute)
+  Schedule schedule = Schedule::k1F1B;
+  std::string net_path;       // "" = no limits at all
+  NetOverrides net;
+  std::string device;         // a shipped name or a .yaml path
+  double efficiency = 0;      // 0 = the device's
+  Precision compute = Precision::kFp32, param_precision = Precision::kFp32,
+            grad_precision = Precision::kFp32;
+  Algo dp_algo = Algo::kRing;
+  std::string dp_codec = "none";
+  double dp_bucket_bytes = 0;  // 0 = one bucket: the whole gradient after the last backward
+  int dp_servers = 0;          // ps: shards (0 = every DP rank serves one)
+  int dp_rounds = 10;          // gossip
+
+  int micro_batch() const { return batch_size / (grid.dp * microbatches); }
+};
+
+// The trainer's keys with the simulator's inserted beside their sections (a key the
+// trainer already has keeps the trainer's definition).
+std::vector<KeySpec> sim_schema();
+// Only the keys the simulator reads (for --help).
+std::vector<KeySpec> sim_help_schema();
+
+// Typed settings; an impossible model or layout, an unknown precision, an unparsable
+// unit or codec throws UsageError naming the key and where its value came from.
+SimSettings sim_settings(const Config& config);
+
+}  // namespace dtb::sim
