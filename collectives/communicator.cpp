@@ -4,6 +4,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -33,21 +35,28 @@ int checked_count(size_t bytes) {
   return int(bytes);
 }
 
+// Hash of this kernel's boot id: ranks that agree on it read one CLOCK_MONOTONIC, even when
+// MPI sees them as different hosts (network namespaces, containers).
+uint64_t boot_id_hash() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return std::hash<std::string>{}(id);
+}
+
 // Every rank of COMM gets rank 0's steady_clock reading as the epoch when they share a
-// host (steady_clock is CLOCK_MONOTONIC, one clock per host); otherwise each takes its own
-// reading right after a barrier.
+// kernel (steady_clock is CLOCK_MONOTONIC, one clock per kernel); otherwise each takes its
+// own reading right after a barrier, which is off by the barrier's skew.
 void set_common_epoch(netem::WallClock& clock, MPI_Comm comm) {
-  MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-  int node_size = 0, size = 0;
-  MPI_Comm_size(node, &node_size);
-  MPI_Comm_size(comm, &size);
-  MPI_Comm_free(&node);
+  uint64_t boot = boot_id_hash(), boot_min = 0, boot_max = 0;
+  MPI_Allreduce(&boot, &boot_min, 1, MPI_UINT64_T, MPI_MIN, comm);
+  MPI_Allreduce(&boot, &boot_max, 1, MPI_UINT64_T, MPI_MAX, comm);
   MPI_Barrier(comm);
   auto now = std::chrono::steady_clock::now();
   int64_t ticks = now.time_since_epoch().count();
   MPI_Bcast(&ticks, 1, MPI_INT64_T, 0, comm);
-  if (node_size == size) now = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ticks));
+  if (boot_min == boot_max && boot != 0)
+    now = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(ticks));
   clock.set_epoch(now);
 }
 
