@@ -6,4 +6,6 @@ namespace dtb {
 int cmd_prepare(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_coll(int argc, char** argv);  // the only one that starts MPI
+int cmd_sim(int argc, char** argv);
 }  // namespace dtb

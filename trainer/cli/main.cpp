@@ -20,6 +20,8 @@ const Command kCommands[] = {
     {"prepare", "turn text files (default: the fortunes corpus) into a token dataset", dtb::cmd_prepare},
     {"train", "train a GPT model from YAML configs and --set overrides", dtb::cmd_train},
     {"bench", "benchmarks: 'bench train' times training steps against OpenBLAS sgemm", dtb::cmd_bench},
+    {"coll", "collective benchmark over the emulated network, nccl-tests style (under mpirun)", dtb::cmd_coll},
+    {"sim", "step-time simulator: a training step at any scale on paper; sweeps; the article's arithmetic", dtb::cmd_sim},
 };
 
 std::string usage(const cxxopts::Options& options) {
@@ -38,7 +40,7 @@ int run_main(int argc, char** argv) {
       return c.run(argc - 1, argv + 1);
     }
     throw dtb::UsageError(std::string("dtbench: unknown command '") + argv[1] +
-                          "'; commands: prepare, train, bench (see dtbench --help)");
+                          "'; commands: prepare, train, bench, coll, sim (see dtbench --help)");
   }
   cxxopts::Options options("dtbench", "dtbench: reference GPT trainer and decentralized-training benchmark");
   options.custom_help("[--help] [--version] COMMAND [OPTIONS]");
