@@ -243,18 +243,19 @@ constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
 
 double uniform_open01(uint64_t bits) { return (double(bits >> 11) + 0.5) * 0x1p-53; }
 
+// Elements [begin, begin + n) of the tensor's normal sequence: element i is the cosine
+// (even i) or sine (odd i) half of pair i/2, so a slice draws only its own pairs.
 template <typename Real>
-void fill_normal(Real* dst, size_t n, uint64_t seed, int tensor, double stddev) {
+void fill_normal(Real* dst, size_t begin, size_t n, uint64_t seed, int tensor, double stddev) {
   const uint64_t stream = mix64(seed + kGolden * uint64_t(tensor + 1));
   const double two_pi = 6.283185307179586476925286766559;
-  const size_t pairs = (n + 1) / 2;
 #pragma omp parallel for schedule(static)
-  for (size_t j = 0; j < pairs; ++j) {
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = begin + k, j = i / 2;
     const double u1 = uniform_open01(mix64(stream + kGolden * (2 * j + 1)));
     const double u2 = uniform_open01(mix64(stream + kGolden * (2 * j + 2)));
     const double r = std::sqrt(-2.0 * std::log(u1)) * stddev;
-    dst[2 * j] = Real(r * std::cos(two_pi * u2));
-    if (2 * j + 1 < n) dst[2 * j + 1] = Real(r * std::sin(two_pi * u2));
+    dst[k] = Real(i % 2 == 0 ? r * std::cos(two_pi * u2) : r * std::sin(two_pi * u2));
   }
 }
 
@@ -383,21 +384,27 @@ GPT<Real>::GPT(const GPTConfig& config, int B, int T) : config_(config), B_(B), 
 }
 
 template <typename Real>
+void init_param_slice(const GPTConfig& c, uint64_t seed, int tensor, size_t begin, size_t count,
+                      Real* dst) {
+  const ParamTensorInfo info = param_layout(c)[size_t(tensor)];
+  const double stddev = 0.02, residual_stddev = 0.02 / std::sqrt(2.0 * c.n_layer);
+  if (tensor == kAttprojw || tensor == kFcprojw)
+    fill_normal(dst, begin, count, seed, tensor, residual_stddev);
+  else if (info.decay)  // the other matrices and the embeddings
+    fill_normal(dst, begin, count, seed, tensor, stddev);
+  else if (tensor == kLn1w || tensor == kLn2w || tensor == kLnfw)
+    std::fill(dst, dst + count, Real(1));
+  else
+    std::fill(dst, dst + count, Real(0));
+}
+template void init_param_slice(const GPTConfig&, uint64_t, int, size_t, size_t, float*);
+template void init_param_slice(const GPTConfig&, uint64_t, int, size_t, size_t, double*);
+
+template <typename Real>
 void GPT<Real>::init_weights(uint64_t seed) {
   const auto layout = param_layout(config_);
-  const double stddev = 0.02, residual_stddev = 0.02 / std::sqrt(2.0 * config_.n_layer);
-  for (int i = 0; i < kNumParamTensors; ++i) {
-    Real* p = params_.data() + layout[i].offset;
-    const size_t n = layout[i].size;
-    if (i == kAttprojw || i == kFcprojw)
-      fill_normal(p, n, seed, i, residual_stddev);
-    else if (layout[i].decay)  // the other matrices and the embeddings
-      fill_normal(p, n, seed, i, stddev);
-    else if (i == kLn1w || i == kLn2w || i == kLnfw)
-      std::fill(p, p + n, Real(1));
-    else
-      std::fill(p, p + n, Real(0));
-  }
+  for (int i = 0; i < kNumParamTensors; ++i)
+    init_param_slice(config_, seed, i, 0, layout[i].size, params_.data() + layout[i].offset);
 }
 
 template <typename Real>

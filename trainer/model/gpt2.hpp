@@ -75,6 +75,13 @@ struct LinearShape {
 };
 std::vector<LinearShape> linear_shapes(const GPTConfig& c);
 
+// Draws elements [begin, begin + count) of parameter tensor TENSOR (a ParamIndex) exactly
+// as GPT::init_weights() draws them into the full buffer, so any slice of the model (a TP
+// shard, a pipeline stage's layers) starts from the same numbers as the whole model.
+template <typename Real>
+void init_param_slice(const GPTConfig& c, uint64_t seed, int tensor, size_t begin, size_t count,
+                      Real* dst);
+
 template <typename T>
 class GPT {
  public:

@@ -152,7 +152,9 @@ SimSettings sim_settings(const Config& c) {
   s.net = {parse_override(c, "net.bandwidth", true), parse_override(c, "net.latency", false),
            parse_override(c, "net.inter_bandwidth", true), parse_override(c, "net.inter_latency", false)};
   s.device = c.get_string("device.profile");
-  s.efficiency = c.get_float("device.efficiency");
+  // The trainer's device.efficiency (default 1, for its own device model) takes this key's
+  // place in the merged table; left at its default, the device file's efficiency applies.
+  s.efficiency = c.origin("device.efficiency") == "default" ? 0.0 : c.get_float("device.efficiency");
   s.compute = parse_precision(c.get_string("precision.compute"));
   s.param_precision = parse_precision(c.get_string("precision.params"));
   s.grad_precision = parse_precision(c.get_string("precision.grads"));

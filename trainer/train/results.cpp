@@ -1,5 +1,7 @@
 #include "train/results.hpp"
 
+#include <utility>
+
 #include "h5file.hpp"
 #include "provenance.hpp"
 
@@ -13,6 +15,31 @@ std::vector<Field> column(const std::vector<Record>& rows, Field Record::*field)
   out.reserve(rows.size());
   for (const Record& r : rows) out.push_back(r.*field);
   return out;
+}
+
+void write_rank_steps(h5::File& f, const TrainRunSummary& run) {
+  const auto& r = run.rank_steps;
+  f.set_attr("/", "layout", run.layout);
+  f.write<int64_t>("ranks/rank", column(r, &RankStepRecord::rank));
+  f.write<int64_t>("ranks/step", column(r, &RankStepRecord::step));
+  const std::pair<const char*, double RankStepRecord::*> times[] = {
+      {"forward", &RankStepRecord::forward},       {"backward", &RankStepRecord::backward},
+      {"optimizer", &RankStepRecord::optimizer},   {"harness", &RankStepRecord::harness},
+      {"tp_comm", &RankStepRecord::tp_comm},       {"pp_comm", &RankStepRecord::pp_comm},
+      {"bubble", &RankStepRecord::bubble},         {"dp_total", &RankStepRecord::dp_total},
+      {"dp_exposed", &RankStepRecord::dp_exposed}, {"other_comm", &RankStepRecord::other_comm},
+      {"idle", &RankStepRecord::idle},             {"step_time", &RankStepRecord::step_time},
+      {"kernel_cpu", &RankStepRecord::kernel_cpu}, {"comm_cpu", &RankStepRecord::comm_cpu}};
+  for (const auto& [name, field] : times) f.write<double>(std::string("ranks/") + name, column(r, field));
+  const std::pair<const char*, uint64_t RankStepRecord::*> bytes[] = {
+      {"bytes_tp", &RankStepRecord::bytes_tp},       {"bytes_pp", &RankStepRecord::bytes_pp},
+      {"bytes_dp", &RankStepRecord::bytes_dp},       {"bytes_other", &RankStepRecord::bytes_other},
+      {"bytes_intra", &RankStepRecord::bytes_intra}, {"bytes_inter", &RankStepRecord::bytes_inter}};
+  for (const auto& [name, field] : bytes) {
+    std::vector<int64_t> v;
+    for (const RankStepRecord& x : r) v.push_back(int64_t(x.*field));
+    f.write<int64_t>(std::string("ranks/") + name, v);
+  }
 }
 
 }  // namespace
@@ -32,6 +59,7 @@ void write_train_results(const std::string& path, const TrainRunSummary& run) {
   f.write<double>("steps/gflops", column(run.steps, &StepRecord::gflops));
   f.write<int64_t>("val/step", column(run.val, &ValRecord::step));
   f.write<double>("val/loss", column(run.val, &ValRecord::loss));
+  if (!run.rank_steps.empty()) write_rank_steps(f, run);
   f.commit();
 }
 

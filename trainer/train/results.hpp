@@ -21,12 +21,27 @@ struct ValRecord {
   double loss;
 };
 
+// One rank's step under MPI (dtbench train with parallel.*): where its time went, in
+// seconds of its clock (virtual or wall), and the bytes it sent.
+struct RankStepRecord {
+  int64_t rank = 0, step = 0;
+  double forward = 0, backward = 0, optimizer = 0, harness = 0;  // compute charged
+  double tp_comm = 0, pp_comm = 0, bubble = 0;    // compute waiting on TP / PP transfers / the pipeline
+  double dp_total = 0, dp_exposed = 0;            // DP sync on the comm stream; the part compute waited for
+  double other_comm = 0, idle = 0, step_time = 0; // norm/loss allreduce; the rest; the whole step
+  double kernel_cpu = 0, comm_cpu = 0;            // thread CPU inside kernels / inside communication
+  uint64_t bytes_tp = 0, bytes_pp = 0, bytes_dp = 0, bytes_other = 0;  // sent, per traffic kind
+  uint64_t bytes_intra = 0, bytes_inter = 0;      // sent, per link class (inside / across sites)
+};
+
 struct TrainRunSummary {
   std::string config_yaml, command_line;
   int64_t num_params = 0;
   double flops_per_token = 0;
   std::vector<StepRecord> steps;
   std::vector<ValRecord> val;
+  std::vector<RankStepRecord> rank_steps;  // under MPI: every rank's steps (rank-major)
+  std::string layout;                      // under MPI: "dp=2 pp=2 tp=2 ..."
 };
 
 // Written to a temporary name and renamed.

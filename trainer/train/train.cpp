@@ -14,9 +14,6 @@
 namespace dtb {
 namespace {
 
-// Validation batches come from their own stream, so they never depend on training.
-constexpr uint64_t kValSeedSalt = 0x76616c69646174ULL;
-
 std::vector<ParamSegment> param_segments(const GPTConfig& c) {
   std::vector<ParamSegment> out;
   for (const auto& t : param_layout(c)) out.push_back({t.offset, t.size, t.decay});

@@ -14,6 +14,9 @@
 
 namespace dtb {
 
+// Validation batches come from their own stream, so they never depend on training.
+inline constexpr uint64_t kValSeedSalt = 0x76616c69646174ULL;
+
 // Where train.checkpoint_every writes: "ck/tiny.h5" at step 10 -> "ck/tiny-step000010.h5".
 // The final checkpoint goes to train.checkpoint itself.
 std::string periodic_checkpoint_path(const std::string& final_path, int64_t step);

@@ -1,5 +1,7 @@
 #include "train/train_config.hpp"
 
+#include <algorithm>
+
 namespace dtb {
 
 std::vector<KeySpec> train_schema() {
@@ -34,8 +36,90 @@ std::vector<KeySpec> train_schema() {
       {"optim.eps", K::kFloat, "1e-08", 0, 1, {}, "AdamW epsilon", true},
       {"optim.weight_decay", K::kFloat, "0.1", 0, 10, {}, "decoupled weight decay (matrices only)"},
       {"optim.grad_clip", K::kFloat, "1", 0, 1e9, {}, "global grad-norm clip (0 = off)"},
+      {"parallel.dp", K::kInt, "1", 1, 65536, {}, "data-parallel ranks (world = dp x pp x tp)"},
+      {"parallel.pp", K::kInt, "1", 1, 1024, {}, "pipeline stages (<= model.n_layer)"},
+      {"parallel.tp", K::kInt, "1", 1, 1024, {}, "tensor-parallel ranks (must divide model.n_head)"},
+      {"parallel.microbatches", K::kInt, "1", 1, 65536, {},
+       "micro-batches per step (batch_size divisible by dp x microbatches)"},
+      {"parallel.schedule", K::kChoice, "1f1b", 0, 0, {"gpipe", "1f1b"}, "pipeline schedule"},
+      {"parallel.stages", K::kString, "", 1, 0, {},
+       "layers per stage separated by ':', e.g. '3:1' ('' = balanced)"},
+      {"parallel.bucket_mb", K::kFloat, "1", 0, 1e6, {}, "DP gradient bucket size in MiB", true},
+      {"parallel.zero1", K::kBool, "false", 0, 0, {}, "ZeRO-1: AdamW moments sharded across DP ranks"},
+      {"parallel.placement", K::kString, "", 1, 0, {},
+       "placement YAML: ranks (grid order), sites (per rank) ('' = identity)"},
+      {"net.profile", K::kString, "", 1, 0, {}, "network profile configs/net/*.yaml ('' = unshaped)"},
+      {"net.clock", K::kChoice, "virtual", 0, 0, {"virtual", "wall"}, "time of the emulated network"},
+      {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
+       "allreduce algorithm of the DP gradient sync"},
+      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8, topk:R, sign"},
+      {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
+       "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time)"},
+      {"device.efficiency", K::kFloat, "1", 0, 1, {}, "fraction of the device peak reached", true},
+      {"device.mfu_peak_gflops", K::kFloat, "0", 0, 1e12, {},
+       "peak GFLOP/s per rank for MFU (0 = device.peak_gflops; CPU: the measured sgemm rate)"},
   };
 }
+
+namespace {
+
+std::vector<int> parse_stage_layers(const Config& c) {
+  std::vector<int> out;
+  const std::string& text = c.get_string("parallel.stages");
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t comma = std::min(text.find(':', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    if (item.empty() || item.find_first_not_of("0123456789 ") != std::string::npos || item.size() > 6)
+      c.fail_constraint("parallel.stages", "must be layer counts separated by ':', e.g. '3:1'");
+    out.push_back(std::stoi(item));
+    start = comma + 1;
+  }
+  return out;
+}
+
+void read_parallel(const Config& c, TrainSettings& s) {
+  ParallelSettings& p = s.parallel;
+  p.dp = static_cast<int>(c.get_int("parallel.dp"));
+  p.pp = static_cast<int>(c.get_int("parallel.pp"));
+  p.tp = static_cast<int>(c.get_int("parallel.tp"));
+  p.microbatches = static_cast<int>(c.get_int("parallel.microbatches"));
+  p.schedule = c.get_string("parallel.schedule");
+  p.stage_layers = parse_stage_layers(c);
+  p.bucket_mb = c.get_float("parallel.bucket_mb");
+  p.zero1 = c.get_bool("parallel.zero1");
+  p.placement = c.get_string("parallel.placement");
+  p.net_profile = c.get_string("net.profile");
+  p.clock = c.get_string("net.clock");
+  p.dp_algo = c.get_string("net.algo");
+  p.codec = c.get_string("net.codec");
+  p.device_gflops = c.get_float("device.peak_gflops");
+  p.device_efficiency = c.get_float("device.efficiency");
+  p.mfu_peak_gflops = c.get_float("device.mfu_peak_gflops");
+}
+
+// The layout must split the model and the batch exactly: checked before any work.
+void check_layout(const Config& c, const TrainSettings& s) {
+  const ParallelSettings& p = s.parallel;
+  if (s.model.n_head % p.tp != 0)
+    c.fail_constraint("parallel.tp", "must divide model.n_head = " + std::to_string(s.model.n_head));
+  if (p.pp > s.model.n_layer)
+    c.fail_constraint("parallel.pp", "must be at most model.n_layer = " + std::to_string(s.model.n_layer) +
+                                         " (every stage needs a layer)");
+  if (s.batch_size % (p.dp * p.microbatches) != 0)
+    c.fail_constraint("train.batch_size", "must be divisible by parallel.dp x parallel.microbatches = " +
+                                              std::to_string(p.dp * p.microbatches));
+  if (!p.stage_layers.empty()) {
+    int sum = 0, min = s.model.n_layer;
+    for (int l : p.stage_layers) sum += l, min = std::min(min, l);
+    if (int(p.stage_layers.size()) != p.pp || sum != s.model.n_layer || min < 1)
+      c.fail_constraint("parallel.stages", "must give parallel.pp = " + std::to_string(p.pp) +
+                                               " counts of >= 1 layer summing to model.n_layer = " +
+                                               std::to_string(s.model.n_layer));
+  }
+}
+
+}  // namespace
 
 TrainSettings train_settings(const Config& c) {
   TrainSettings s;
@@ -66,6 +150,9 @@ TrainSettings train_settings(const Config& c) {
   s.optim.weight_decay = c.get_float("optim.weight_decay");
   s.optim.grad_clip = c.get_float("optim.grad_clip");
 
+  s.threads_set = c.origin("train.threads") != "default";
+  read_parallel(c, s);
+  check_layout(c, s);
   if (s.model.n_embd % s.model.n_head != 0)
     c.fail_constraint("model.n_head", "must divide model.n_embd = " +
                                           std::to_string(s.model.n_embd));

@@ -16,6 +16,25 @@ struct OptimSettings {
   int warmup_steps;
 };
 
+// The parallel layout (parallel.*), the emulated network (net.*) and the device model
+// (device.*) of a run under MPI. train.batch_size stays the global batch on any layout.
+struct ParallelSettings {
+  int dp = 1, pp = 1, tp = 1, microbatches = 1;
+  std::string schedule = "1f1b";   // gpipe | 1f1b
+  std::vector<int> stage_layers;   // layers per pipeline stage; empty = balanced
+  double bucket_mb = 1;            // DP gradient bucket size, MiB
+  bool zero1 = false;              // shard the AdamW moments across DP ranks
+  std::string placement;           // YAML: grid position -> rank, rank -> site ('' = identity)
+  std::string net_profile;         // configs/net/*.yaml ('' = unshaped)
+  std::string clock = "virtual";   // virtual | wall
+  std::string dp_algo = "ring";    // allreduce algorithm of the DP gradient sync
+  std::string codec = "none";      // compression of the DP gradient sync
+  double device_gflops = 0;        // device model peak (0: charge measured thread CPU time)
+  double device_efficiency = 1;    // fraction of the peak the kernels reach
+  double mfu_peak_gflops = 0;      // per-rank peak for MFU (0: device_gflops; both 0: n/a)
+  int world() const { return dp * pp * tp; }
+};
+
 struct TrainSettings {
   std::string name;          // model.name
   GPTConfig model;
@@ -24,6 +43,8 @@ struct TrainSettings {
   uint64_t seed;
   std::string data_path, checkpoint_path, results_path;
   OptimSettings optim;
+  ParallelSettings parallel;
+  bool threads_set = false;  // train.threads given explicitly (not the default)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,

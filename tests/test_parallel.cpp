@@ -1,0 +1,124 @@
+// The 3D-parallel trainer's pieces on one rank: the rank grid against hand-written groups,
+// the pipeline schedules, TP slicing of the initial weights, and the refusal of impossible
+// layouts by the binary (one line, exit 2, before any work).
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "model/gpt2.hpp"
+#include "parallel/grid.hpp"
+#include "parallel/schedule.hpp"
+#include "parallel/stage_model.hpp"
+
+using namespace dtb::par;
+
+TEST_CASE("grid [2,2,2]: Megatron's rank order and groups, by hand", "[parallel]") {
+  const Layout l{2, 2, 2};
+  for (int r = 0; r < 8; ++r) CHECK(grid_rank(l, grid_coord(l, r)) == r);
+  CHECK(grid_coord(l, 5) == Coord{.dp = 0, .pp = 1, .tp = 1});
+  CHECK(grid_coord(l, 6) == Coord{.dp = 1, .pp = 1, .tp = 0});
+  CHECK(tp_group(l, grid_coord(l, 2)) == std::vector<int>{2, 3});
+  CHECK(tp_group(l, grid_coord(l, 7)) == std::vector<int>{6, 7});
+  CHECK(dp_group(l, grid_coord(l, 1)) == std::vector<int>{1, 3});
+  CHECK(dp_group(l, grid_coord(l, 4)) == std::vector<int>{4, 6});
+  CHECK(pp_group(l, grid_coord(l, 0)) == std::vector<int>{0, 4});
+  CHECK(pp_group(l, grid_coord(l, 3)) == std::vector<int>{3, 7});
+}
+
+TEST_CASE("grid [dp=2, pp=4, tp=1] and [dp=1, pp=2, tp=4]: groups by hand", "[parallel]") {
+  const Layout a{2, 4, 1};
+  CHECK(pp_group(a, grid_coord(a, 1)) == std::vector<int>{1, 3, 5, 7});
+  CHECK(dp_group(a, grid_coord(a, 6)) == std::vector<int>{6, 7});
+  CHECK(tp_group(a, grid_coord(a, 6)) == std::vector<int>{6});
+  const Layout b{1, 2, 4};
+  CHECK(tp_group(b, grid_coord(b, 5)) == std::vector<int>{4, 5, 6, 7});
+  CHECK(pp_group(b, grid_coord(b, 2)) == std::vector<int>{2, 6});
+  // Every rank in exactly one group of each kind.
+  for (const Layout& l : {a, b, Layout{2, 2, 2}, Layout{3, 1, 2}}) {
+    std::vector<int> seen(size_t(l.world()), 0);
+    for (int r = 0; r < l.world(); ++r)
+      if (tp_color(l, grid_coord(l, r)) == r)
+        for (int m : tp_group(l, grid_coord(l, r))) ++seen[size_t(m)];
+    for (int s : seen) CHECK(s == 1);
+  }
+}
+
+TEST_CASE("stages: balanced and given; placements checked", "[parallel]") {
+  CHECK(stage_bounds(5, 2) == std::vector<int>{0, 3, 5});
+  CHECK(stage_bounds(4, 4) == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(stage_bounds(4, 2, {3, 1}) == std::vector<int>{0, 3, 4});
+  CHECK_NOTHROW(check_placement({{3, 1, 2, 0}, {}}, 4, "p"));
+  CHECK_THROWS_AS(check_placement({{0, 1, 1, 3}, {}}, 4, "p"), dtb::UsageError);
+  CHECK_THROWS_AS(check_placement({{0, 1, 2}, {}}, 4, "p"), dtb::UsageError);
+  CHECK(grid_rank_of({{3, 1, 2, 0}, {}}, 3) == 0);
+}
+
+TEST_CASE("schedules: GPipe and 1F1B (warm-up min(PP - stage - 1, M))", "[parallel]") {
+  using P = Pass;
+  const std::vector<Action> s0 = pipeline_schedule(ScheduleKind::k1F1B, 0, 4, 4);
+  CHECK(s0 == std::vector<Action>{{P::kForward, 0}, {P::kForward, 1}, {P::kForward, 2}, {P::kForward, 3},
+                                  {P::kBackward, 0}, {P::kBackward, 1}, {P::kBackward, 2}, {P::kBackward, 3}});
+  const std::vector<Action> s2 = pipeline_schedule(ScheduleKind::k1F1B, 2, 4, 4);
+  CHECK(s2 == std::vector<Action>{{P::kForward, 0}, {P::kForward, 1}, {P::kBackward, 0}, {P::kForward, 2},
+                                  {P::kBackward, 1}, {P::kForward, 3}, {P::kBackward, 2}, {P::kBackward, 3}});
+  const std::vector<Action> last = pipeline_schedule(ScheduleKind::k1F1B, 3, 4, 2);
+  CHECK(last == std::vector<Action>{{P::kForward, 0}, {P::kBackward, 0}, {P::kForward, 1}, {P::kBackward, 1}});
+  CHECK(live_microbatches(ScheduleKind::k1F1B, 1, 4, 8) == 3);
+  CHECK(live_microbatches(ScheduleKind::kGPipe, 1, 4, 8) == 8);
+}
+
+TEST_CASE("TP shards and stages draw exactly the full model's initial weights", "[parallel]") {
+  const dtb::GPTConfig c{.vocab_size = 64, .n_ctx = 8, .n_layer = 3, .n_head = 4, .n_embd = 16};
+  dtb::GPT<float> full(c, 1, 8);
+  full.init_weights(42);
+  std::vector<int> covered(dtb::num_parameters(c), 0);
+  for (int tp = 0; tp < 2; ++tp)
+    for (const auto& [lb, le] : {std::pair{0, 2}, std::pair{2, 3}}) {
+      const StageShard s{lb, le, lb == 0, le == 3, tp, 2};
+      StageModel stage(c, s, 1, 8, 1);
+      stage.init_weights(42);
+      for (const ShardRun& r : stage.runs())
+        for (size_t i = 0; i < r.len; ++i) {
+          CHECK(stage.params()[r.local + i] == full.params()[r.global + i]);
+          covered[r.global + i] += r.owned;
+        }
+    }
+  for (int n : covered) CHECK(n == 1);  // every element owned exactly once
+}
+
+namespace {
+// Runs the binary; returns its exit code and its stderr.
+int run_binary(const std::string& args, std::string* err) {
+  const std::string path = "/tmp/dtb_test_parallel_err_" + std::to_string(getpid());
+  const int rc = std::system((std::string(DTB_BINARY) + " train " + args + " >/dev/null 2>" + path).c_str());
+  *err = "";
+  if (FILE* f = std::fopen(path.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, f)) *err += buf;
+    std::fclose(f);
+  }
+  std::remove(path.c_str());
+  return WEXITSTATUS(rc);
+}
+}  // namespace
+
+TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {
+  const std::string base = "--set data.path=/nonexistent.h5 --set train.steps=1 ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--set parallel.dp=2", "ranks, but the run has 1"},
+      {"--set parallel.tp=3", "parallel.tp"},
+      {"--set parallel.pp=5 --set model.n_layer=4", "parallel.pp"},
+      {"--set parallel.dp=2 --set parallel.microbatches=3 --set train.batch_size=8", "train.batch_size"},
+      {"--set parallel.pp=2 --set parallel.stages=3:2 --set model.n_layer=4", "parallel.stages"},
+      {"--set parallel.schedule=zigzag", "parallel.schedule"},
+  };
+  for (const auto& [sets, expect] : cases) {
+    std::string err;
+    INFO(sets << " -> " << err);
+    CHECK(run_binary(base + sets, &err) == 2);
+    CHECK(err.find(expect) != std::string::npos);
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  }
+}

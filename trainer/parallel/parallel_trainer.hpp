@@ -1,0 +1,91 @@
+#pragma once
+// The 3D-parallel training loop under MPI: DP x PP x TP ranks (grid.hpp), each holding its
+// stage's TP slices (stage_model.hpp), running a pipeline schedule (schedule.hpp), syncing
+// gradients in DP buckets (grad_sync.hpp) and accounting every step's time
+// (timeline.hpp). All communication goes through collectives/ and so through netem.
+//
+// The same config trains the same model on any layout: train.batch_size is the global
+// batch, DP rank d reads rows [d B/DP, (d+1) B/DP) of it (TokenSplit::batch), micro-batch m
+// of those is its m-th B/(DP M) rows, and the loss gradient is scaled by 1/(DP M), so the
+// loss and the update are those of one rank on the whole batch, up to float rounding.
+// Checkpoints are single-rank files (rank 0 gathers): any layout loads any other's.
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "communicator.hpp"
+#include "config.hpp"
+#include "data/dataset.hpp"
+#include "parallel/grad_sync.hpp"
+#include "parallel/grid.hpp"
+#include "parallel/schedule.hpp"
+#include "parallel/stage_model.hpp"
+#include "parallel/timeline.hpp"
+#include "profile.hpp"
+#include "train/results.hpp"
+#include "train/train_config.hpp"
+
+namespace dtb::par {
+
+// The network profile of a run (net.profile, or unshaped), with the placement's sites.
+netem::Profile run_profile(const TrainSettings& s, int world_size);
+Placement run_placement(const TrainSettings& s, int world_size);
+
+class ParallelTrainer {
+ public:
+  // Collective over WORLD (its size must be dp x pp x tp). Checks every input first.
+  ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log);
+  ~ParallelTrainer();
+
+  void resume(const std::string& checkpoint_path);  // every rank reads its slices
+  const TrainRunSummary& run(const std::string& command_line);  // the table is complete on rank 0
+  double validate();                                // collective; the same on every rank
+  void save(const std::string& path);               // collective; rank 0 writes
+  std::vector<float> gather_params();               // collective; GPT's layout on rank 0, else empty
+  int64_t step() const { return step_; }
+  const Coord& coord() const { return coord_; }
+  const TrainSettings& settings() const { return s_; }
+
+ private:
+  class TpAllreduce;
+  struct Groups;
+  RankStepRecord train_step(StepRecord& r);
+  void forward_micro(int m, const int32_t* inputs, const int32_t* targets, float& loss_sum);
+  void backward_micro(int m, bool last);
+  void finish_backward();
+  void wait_sends();
+  void pp_recv(std::span<std::byte> data, int src, int tag);
+  void split_pp_wait(double wait, double transfer);
+  void launch(const std::function<void()>& fn) { timeline_->launch(fn); }
+  void gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v);
+  std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
+  std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
+
+  std::string config_yaml_;
+  TrainSettings s_;
+  std::ostream& log_;
+  coll::Communicator& world_;
+  Layout layout_;
+  Placement placement_;
+  Coord coord_;
+  ScheduleKind schedule_;
+  std::unique_ptr<Groups> g_;
+  TokenSplit train_split_, val_split_;
+  int rows_per_dp_, rows_per_micro_, live_;
+  std::unique_ptr<StageModel> model_;
+  std::unique_ptr<GradSync> sync_;
+  std::unique_ptr<Timeline> timeline_;
+  std::unique_ptr<TpAllreduce> tp_;
+  std::vector<UpdatePiece> pieces_;
+  std::vector<Range> owned_;
+  std::vector<float> adam_m_, adam_v_;
+  std::vector<int32_t> inputs_, targets_;
+  std::vector<std::vector<float>> grad_send_;  // per slot: the gradient sent to the previous stage
+  std::vector<coll::Request> act_sends_, grad_sends_;  // per slot
+  int64_t step_ = 0;
+  TrainRunSummary summary_;
+};
+
+}  // namespace dtb::par

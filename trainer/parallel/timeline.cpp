@@ -1,0 +1,99 @@
+#include "parallel/timeline.hpp"
+
+#include <algorithm>
+
+#include "clock.hpp"
+
+namespace dtb::par {
+
+using netem::Stream;
+
+Timeline::Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s)
+    : comm_(comm), flops_(std::move(flops)), device_rate_(device_flops_per_s) {}
+
+void Timeline::mark() {
+  mark_cpu_ = netem::thread_cpu_seconds();
+  mark_flops_ = flops_();
+}
+
+void Timeline::start_step(int64_t rank, int64_t step) {
+  r_ = RankStepRecord{};
+  r_.rank = rank;
+  r_.step = step;
+  phase_ = Phase::kHarness;
+  stats_at_start_ = comm_.stats();
+  step_start_ = compute_now();
+  mark();
+}
+
+void Timeline::set_phase(Phase p) {
+  charge();
+  phase_ = p;
+}
+
+void Timeline::charge() {
+  const double cpu = netem::thread_cpu_seconds() - mark_cpu_;
+  const double seconds = device_rate_ > 0 ? (flops_() - mark_flops_) / device_rate_ : cpu;
+  double* slot[] = {&r_.forward, &r_.backward, &r_.optimizer, &r_.harness};
+  *slot[int(phase_)] += seconds;
+  if (phase_ != Phase::kHarness) r_.kernel_cpu += cpu;
+  comm_.clock().advance(Stream::kCompute, seconds);
+  mark();
+}
+
+void Timeline::run_comm(Traffic t, const std::function<void()>& fn) {
+  const coll::LinkStats before = comm_.stats();
+  const double cpu = netem::thread_cpu_seconds();
+  fn();
+  r_.comm_cpu += netem::thread_cpu_seconds() - cpu;
+  const coll::LinkStats& after = comm_.stats();
+  const uint64_t bytes = (after.bytes_intra + after.bytes_inter) - (before.bytes_intra + before.bytes_inter);
+  uint64_t* slot[] = {&r_.bytes_tp, &r_.bytes_pp, &r_.bytes_dp, &r_.bytes_other};
+  *slot[int(t)] += bytes;
+  mark();  // the communication's own CPU time is not compute
+}
+
+double Timeline::blocking(Traffic t, const std::function<void()>& fn) {
+  charge();
+  const double t0 = compute_now();
+  comm_.clock().wait_until(Stream::kComm, t0);
+  run_comm(t, fn);
+  comm_.clock().wait_until(Stream::kCompute, comm_now());
+  return compute_now() - t0;
+}
+
+void Timeline::post(Traffic t, const std::function<void()>& fn) {
+  charge();
+  comm_.clock().wait_until(Stream::kComm, compute_now());
+  run_comm(t, fn);
+}
+
+void Timeline::launch(const std::function<void()>& fn) {
+  charge();
+  comm_.clock().wait_until(Stream::kComm, compute_now());
+  const double c0 = comm_now();
+  run_comm(Traffic::kDp, fn);
+  r_.dp_total += comm_now() - c0;
+  if (wall()) r_.dp_exposed += comm_now() - c0;  // synchronous: nothing hidden
+}
+
+void Timeline::join() {
+  charge();
+  const double t0 = compute_now();
+  comm_.clock().wait_until(Stream::kCompute, comm_now());
+  if (!wall()) r_.dp_exposed += compute_now() - t0;
+}
+
+const RankStepRecord& Timeline::finish_step() {
+  charge();
+  r_.step_time = compute_now() - step_start_;
+  const double accounted = r_.forward + r_.backward + r_.optimizer + r_.harness + r_.tp_comm + r_.pp_comm +
+                           r_.bubble + r_.dp_exposed + r_.other_comm;
+  r_.idle = std::max(0.0, r_.step_time - accounted);
+  const coll::LinkStats& s = comm_.stats();
+  r_.bytes_intra = s.bytes_intra - stats_at_start_.bytes_intra;
+  r_.bytes_inter = s.bytes_inter - stats_at_start_.bytes_inter;
+  return r_;
+}
+
+}  // namespace dtb::par

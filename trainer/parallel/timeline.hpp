@@ -1,0 +1,63 @@
+#pragma once
+// Where one rank's step goes, on the clock of its Communicator (ARCHITECTURE.md, "Time").
+//
+// Compute is charged in segments: every call that ends one (charge(), and each
+// communication, which charges first) adds the work since the previous mark to the current
+// phase and advances the compute stream by it: the thread CPU time of the segment, or,
+// with a device model, the FLOPs the stage issued in it / (peak x efficiency). Ranks run
+// one kernel thread each under MPI so that the thread's CPU time is all of the work.
+//
+// Communication runs on the one comm stream of the rank (one channel, FIFO):
+//   blocking()  TP allreduces, PP receives, the norm: start when compute gets there,
+//               compute waits for the result; the wait is returned.
+//   post()      PP sends: start when compute gets there, compute goes on.
+//   launch()    a DP bucket: the same, and its comm-stream time counts as DP total.
+//   join()      compute waits for the comm stream: the DP time not hidden (exposed).
+// Wall clock: the same calls on real time; a DP bucket then runs synchronously, so its
+// exposed time equals its total (no comm thread).
+#include <functional>
+
+#include "communicator.hpp"
+#include "train/results.hpp"
+
+namespace dtb::par {
+
+enum class Phase { kForward, kBackward, kOptimizer, kHarness };
+enum class Traffic { kTp, kPp, kDp, kOther };
+
+class Timeline {
+ public:
+  // FLOPS: the FLOPs the rank's kernels have issued so far; DEVICE_FLOPS_PER_S > 0 selects
+  // the device model, 0 the measured thread CPU time.
+  Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s);
+
+  void start_step(int64_t rank, int64_t step);
+  void set_phase(Phase p);
+  void charge();  // ends the current compute segment
+
+  double blocking(Traffic t, const std::function<void()>& fn);
+  void post(Traffic t, const std::function<void()>& fn);
+  void launch(const std::function<void()>& fn);
+  void join();
+
+  RankStepRecord& record() { return r_; }
+  const RankStepRecord& finish_step();  // the step's record, idle = what is left
+  bool wall() const { return comm_.clock().kind() == netem::ClockKind::kWall; }
+
+ private:
+  double compute_now() const { return comm_.clock().now(netem::Stream::kCompute); }
+  double comm_now() const { return comm_.clock().now(netem::Stream::kComm); }
+  // Runs FN as communication of kind T: bytes and CPU time go to T, not to compute.
+  void run_comm(Traffic t, const std::function<void()>& fn);
+  void mark();
+
+  coll::Communicator& comm_;
+  std::function<double()> flops_;
+  double device_rate_;
+  Phase phase_ = Phase::kHarness;
+  double mark_cpu_ = 0, mark_flops_ = 0, step_start_ = 0;
+  coll::LinkStats stats_at_start_;
+  RankStepRecord r_;
+};
+
+}  // namespace dtb::par
