@@ -13,8 +13,7 @@ std::string where(const std::source_location& at) {
 }  // namespace
 
 void nccl_check(ncclResult_t status, std::source_location at) {
-  if (status != ncclSuccess)
-    throw NcclError(where(at) + ": NCCL error: " + ncclGetErrorString(status));
+  if (status != ncclSuccess) throw NcclError(where(at) + ": NCCL error: " + ncclGetErrorString(status));
 }
 
 void cuda_rt_check(cudaError_t status, std::source_location at) {

@@ -4,8 +4,8 @@
 
 namespace dtb::coll {
 
-SiteAllreduce::SiteAllreduce(Communicator& group, const Algorithm& algo, CollParams params,
-                             Compression compression, bool stage_always)
+SiteAllreduce::SiteAllreduce(Communicator& group, const Algorithm& algo, CollParams params, Compression compression,
+                             bool stage_always)
     : group_(group), algo_(algo), params_(params), compression_(compression) {
   if (algo.op != Op::kAllreduce)
     throw std::invalid_argument(std::string("SiteAllreduce: '") + algo.name + "' is not an allreduce");
@@ -39,12 +39,10 @@ void SiteAllreduce::run(float* data, size_t count, cudaStream_t compute) {
   site_->reduce(data, count, 0, compute);
   if (g.leaders) {
     const std::span<float> host = staging(count);
-    cuda_rt_check(cudaMemcpyAsync(host.data(), data, count * sizeof(float), cudaMemcpyDeviceToHost,
-                                  site_->stream()));
+    cuda_rt_check(cudaMemcpyAsync(host.data(), data, count * sizeof(float), cudaMemcpyDeviceToHost, site_->stream()));
     site_->synchronize();
     algo_.run(*g.leaders, host, params_, compression_);
-    cuda_rt_check(cudaMemcpyAsync(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice,
-                                  site_->stream()));
+    cuda_rt_check(cudaMemcpyAsync(data, host.data(), count * sizeof(float), cudaMemcpyHostToDevice, site_->stream()));
   }
   // Enqueued behind the upload on the same stream (leaders); the others' broadcast waits
   // inside NCCL for the leader.

@@ -22,8 +22,8 @@ class SiteAllreduce {
   // Collective over GROUP (which must outlive this). ALGO: an allreduce of registry.hpp
   // (ring, hd, tree, ...), used between the site leaders. STAGE_ALWAYS takes the host
   // path even with one site: it measures the staging and lets one GPU test it.
-  SiteAllreduce(Communicator& group, const Algorithm& algo, CollParams params = {},
-                Compression compression = {}, bool stage_always = false);
+  SiteAllreduce(Communicator& group, const Algorithm& algo, CollParams params = {}, Compression compression = {},
+                bool stage_always = false);
   ~SiteAllreduce();
   SiteAllreduce(const SiteAllreduce&) = delete;
   SiteAllreduce& operator=(const SiteAllreduce&) = delete;
