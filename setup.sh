@@ -11,7 +11,8 @@ PACKAGES=(
   libopenblas-dev                             # sgemm for the CPU kernels
   catch2                                      # unit tests (v2, header only)
   fortunes                                    # the default text corpus
-  gnuplot-nox                                 # plots (dtbench sim sweeps)
+  gnuplot-nox                                 # plots (dtbench sim sweeps, dtbench report)
+  slurm-wlm munge                             # the Slurm test: a one-node cluster on localhost
   iproute2                                    # network namespaces for the tbf check
 )
 

@@ -1,0 +1,366 @@
+// dtbench run and dtbench report end to end (issue 5): experiment files checked before
+// anything starts; runs launched through mpirun, a failed run reported while the others
+// run; results never overwritten; every dataset results/README.md documents present with
+// its documented shape; the report byte-identical when regenerated; unreadable files
+// answered with one line.
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "h5file.hpp"
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+
+namespace {
+
+struct Outcome {
+  int exit_code;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A folder of this test process, removed when it ends.
+struct Scratch {
+  fs::path path = fs::temp_directory_path() / ("dtb_test_exp_" + std::to_string(getpid()));
+  Scratch() {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~Scratch() {
+    std::error_code ignored;
+    fs::remove_all(path, ignored);
+  }
+};
+
+fs::path scratch() {
+  static const Scratch dir;
+  return dir.path;
+}
+
+// Runs a shell command line in the scratch folder (relative paths land there).
+Outcome shell(const std::string& command) {
+  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
+  const std::string cmd = "cd " + scratch().string() + " && " + command + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+Outcome dtbench(const std::string& args) { return shell(std::string(DTB_BINARY) + " " + args); }
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const fs::path p = scratch() / name;
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+const std::string kSource = DTB_SOURCE_DIR;
+const std::string kTiny = kSource + "/configs/model/tiny.yaml";
+
+std::string small_dataset() {
+  static const std::string path = [] {
+    std::string text;
+    for (int i = 0; i < 300; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+    const std::string src = write_file("corpus.txt", text);
+    REQUIRE(dtbench("prepare " + src + " --out small.h5").exit_code == 0);
+    return (scratch() / "small.h5").string();
+  }();
+  return path;
+}
+
+// An experiment with two good runs (a parallel train run and a collective benchmark, both
+// on 2 ranks under mpirun) and one that fails when it starts (an option dtbench coll refuses).
+std::string experiment(const std::string& name, const std::string& extra_runs = "") {
+  return write_file(name + ".yaml",
+                    "name: " + name + "\n"
+                    "description: test experiment\n"
+                    "defaults:\n"
+                    "  model: " + kTiny + "\n"
+                    "  steps: 4\n"
+                    "  clock: virtual\n"
+                    "  device: h100\n"
+                    "  set: {data.path: " + small_dataset() + ", train.threads: 1, train.log_every: 1, "
+                    "train.val_every: 2, train.val_batches: 2}\n"
+                    "runs:\n"
+                    "  - name: dp2\n"
+                    "    layout: {dp: 2}\n"
+                    "    net: centralized-25g\n"
+                    "  - name: bad-coll\n"
+                    "    kind: coll\n"
+                    "    ranks: 2\n"
+                    "    args: [--no-such-option]\n"
+                    "  - name: coll2\n"
+                    "    kind: coll\n"
+                    "    ranks: 2\n"
+                    "    net: decentralized-1g\n"
+                    "    args: [-b, 1K, -e, 4K, -f, 2, -n, 2, -w, 1]\n" + extra_runs);
+}
+
+// The experiment above, run once per test process; its output and exit code.
+const Outcome& ran() {
+  static const Outcome o = dtbench("run " + experiment("exp") + " --out res");
+  return o;
+}
+
+void expect_one_line_error(const Outcome& o, const std::vector<std::string>& pieces) {
+  INFO("stdout: " << o.out << "\nstderr: " << o.err);
+  CHECK(o.exit_code == 2);
+  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
+  for (const std::string& p : pieces) CHECK_THAT(o.err, Contains(p));
+}
+
+std::string bad_experiment(const std::string& runs) {
+  return write_file("bad.yaml", "defaults:\n  model: " + kTiny + "\n  set: {data.path: " + small_dataset() +
+                                    "}\nruns:\n" + runs);
+}
+
+}  // namespace
+
+TEST_CASE("experiment files are checked before any run starts", "[exp]") {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"  - name: a\n    stepz: 3\n", {"bad.yaml:6", "unknown run field 'stepz'"}},
+      {"  - name: a\n  - name: a\n", {"bad.yaml:6", "'a' is used twice"}},
+      {"  - name: a b\n", {"bad.yaml:5", "a run needs a 'name'"}},
+      {"  - name: a\n    kind: sim\n", {"'kind': expected train or coll"}},
+      {"  - name: a\n    layout: {dp: 2}\n    ranks: 3\n", {"run 'a'", "ranks 3", "is 2"}},
+      {"  - name: a\n    net: moon-1g\n", {"bad.yaml:6", "run 'a'", "no such network profile"}},
+      {"  - name: a\n    set: {optim.lrr: 1}\n", {"run 'a'", "unknown key 'optim.lrr'", "optim.lr"}},
+      {"  - name: a\n    layout: {tp: 3}\n", {"run 'a'", "parallel.tp", "must divide model.n_head"}},
+      {"  - name: a\n    kind: coll\n    algo: nope\n", {"bad.yaml:7", "run 'a'", "nope"}},
+      {"  - name: a\n    kind: coll\n    model: x.yaml\n", {"'model' is not a field of coll runs"}},
+      {"  - name: a\n    layout: {dp: 2}\n    launcher: direct\n", {"launcher direct", "2 ranks"}},
+      {"  - name: a\n    set: {data.path: /nonexistent.h5}\n", {"run 'a'", "/nonexistent.h5", "dtbench prepare"}},
+      {"  - name: a\n    set: {train.results: x.h5}\n", {"train.results is set by dtbench run"}},
+  };
+  for (const auto& [runs, pieces] : cases) {
+    INFO(runs);
+    expect_one_line_error(dtbench("run " + bad_experiment(runs) + " --out never"), pieces);
+  }
+  CHECK_FALSE(fs::exists(scratch() / "never"));
+  expect_one_line_error(dtbench("run " + bad_experiment("  - name: a\n") + " --only 5"), {"--only '5'", "0..0"});
+  expect_one_line_error(dtbench("run no-such.yaml"), {"no-such.yaml: no such experiment file"});
+  expect_one_line_error(dtbench("run " + write_file("list.yaml", "- 1\n")), {"expected an experiment"});
+}
+
+TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
+  const std::string file = experiment("dry");
+  const Outcome o = dtbench("run " + file + " --out dry --dry-run");
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("[run 1/3] dp2: train, 2 ranks, 4 steps"));
+  CHECK_THAT(o.out, Contains("mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1"));
+  CHECK_THAT(o.out, Contains("--set parallel.dp=2"));
+  CHECK_THAT(o.out, Contains("--set device.peak_gflops=989400 --set device.efficiency=0.4"));
+  CHECK_THAT(o.out, Contains("coll --net "));
+  CHECK_FALSE(fs::exists(scratch() / "dry"));
+  // Inside a Slurm allocation the launcher is srun with PMIx; one run can be picked by index.
+  const Outcome slurm = shell("SLURM_JOB_ID=1 " + std::string(DTB_BINARY) + " run " + file + " --only 2 --dry-run");
+  CHECK_THAT(slurm.out, Contains("srun --mpi=pmix -n 2 --kill-on-bad-exit=1"));
+  CHECK_THAT(slurm.out, Contains("[run 1/1] coll2"));
+  const Outcome direct = dtbench("run " + file + " --only dp2 --launcher direct --dry-run");
+  CHECK_THAT(direct.err, Contains("launcher direct starts one process"));
+}
+
+TEST_CASE("an experiment runs every run, reports the failed one, and never overwrites", "[exp]") {
+  const Outcome& o = ran();
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 1);  // bad-coll failed
+  CHECK_THAT(o.out, Contains("[1/3 dp2] step     4/4"));
+  CHECK_THAT(o.out, Contains("ETA"));
+  CHECK_THAT(o.out, Contains("[run 2/3] bad-coll: FAILED"));
+  CHECK_THAT(o.out, Contains("no-such-option"));
+  CHECK_THAT(o.out, Contains("3 runs: 2 ok, 1 failed: bad-coll"));
+  CHECK_THAT(o.out, Contains("report: res/report.md"));
+  CHECK(fs::exists(scratch() / "res/dp2.h5"));
+  CHECK(fs::exists(scratch() / "res/coll2.h5"));
+  CHECK_FALSE(fs::exists(scratch() / "res/bad-coll.h5"));
+  CHECK_THAT(slurp(scratch() / "res/bad-coll.log"), Contains("no-such-option"));
+  CHECK(slurp(scratch() / "res/experiment.yaml") == slurp(scratch() / "exp.yaml"));
+
+  const auto before = fs::last_write_time(scratch() / "res/dp2.h5");
+  expect_one_line_error(dtbench("run exp.yaml --out res"), {"res/dp2.h5 already exists", "--skip-existing"});
+  const Outcome again = dtbench("run exp.yaml --out res --skip-existing --no-report");
+  CHECK(again.exit_code == 1);
+  CHECK_THAT(again.out, Contains("kept (--skip-existing): res/dp2.h5"));
+  CHECK_THAT(again.out, Contains("1 run: 0 ok, 1 failed: bad-coll"));
+  CHECK(fs::last_write_time(scratch() / "res/dp2.h5") == before);
+  // Another version of the experiment does not mix its results into this folder.
+  write_file("exp.yaml", slurp(scratch() / "exp.yaml") + "  - name: more\n    kind: coll\n");
+  expect_one_line_error(dtbench("run exp.yaml --out res --skip-existing"), {"another version"});
+}
+
+namespace {
+
+// One documented object: `/steps/loss` (a dataset) or `@num_params` / `format` (a root
+// attribute), with the shape text of its row ("(S,) float64", "scalar string", "int").
+struct Documented {
+  std::string path, shape;
+  bool attribute;
+};
+
+// The objects of the README section whose heading contains HEADING. A row's first cell
+// may list several (`/rows/bytes`, `/rows/count`; `/points/a_s`, `b_s`: same folder). A
+// table whose rows give a type but no shape (the per-rank table: its row count is in the
+// text) gets the shape "(rows of table K,)": one length for all its datasets.
+std::vector<Documented> documented(const std::string& heading) {
+  std::istringstream in(slurp(kSource + "/results/README.md"));
+  std::vector<Documented> out;
+  bool inside = false, in_table = false;
+  int table = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("## ")) inside = line.find(heading) != std::string::npos;
+    if (line.starts_with("|") != in_table) table += !in_table, in_table = !in_table;
+    if (!inside || !line.starts_with("| `")) continue;
+    const size_t bar1 = line.find(" | "), bar2 = line.find(" | ", bar1 + 3);
+    const std::string names = line.substr(2, bar1 - 2);
+    std::string shape = line.substr(bar1 + 3, bar2 - bar1 - 3);
+    const bool dataset = names.starts_with("`/");
+    if (dataset && !shape.starts_with("(") && !shape.starts_with("scalar"))
+      shape = "(rows of table " + std::to_string(table) + ",) " + shape;
+    std::string folder;
+    const std::regex item("`([^`]+)`");
+    for (auto it = std::sregex_iterator(names.begin(), names.end(), item); it != std::sregex_iterator(); ++it) {
+      std::string name = (*it)[1];
+      if (name.starts_with("@")) {
+        out.push_back({name.substr(1), shape, true});
+        continue;
+      }
+      if (name.starts_with("/")) folder = name.substr(0, name.rfind('/') + 1);
+      else if (!folder.empty()) name = folder + name;
+      out.push_back({name, shape, !name.starts_with("/")});
+    }
+  }
+  return out;
+}
+
+// Checks every documented object of SECTION in FILE. KNOWN gives the length of named
+// dimensions (S steps, ...); any other dimension name must have one length throughout.
+void check_documented(const std::string& file, const std::string& section, std::map<std::string, uint64_t> known) {
+  const dtb::h5::File f = dtb::h5::File::open_read(file);
+  const std::vector<Documented> items = documented(section);
+  REQUIRE(items.size() >= 3);
+  for (const Documented& d : items) {
+    INFO(file << ": " << d.path << " documented as " << d.shape);
+    if (d.attribute) {
+      CHECK(f.has_attr("/", d.path));
+      continue;
+    }
+    REQUIRE(f.exists(d.path.substr(1)));
+    const std::vector<uint64_t> shape = f.shape(d.path.substr(1));
+    if (d.shape.starts_with("scalar")) {
+      CHECK(shape.empty());
+      CHECK(f.dtype(d.path.substr(1)) == dtb::h5::DType::kString);
+      continue;
+    }
+    std::smatch m;
+    REQUIRE(std::regex_search(d.shape, m, std::regex(R"(^\(([^)]*)\))")));
+    std::vector<std::string> dims;
+    std::istringstream parts(m[1].str());
+    for (std::string dim; std::getline(parts, dim, ',');)
+      if (dim.find_first_not_of(' ') != std::string::npos) dims.push_back(dim.substr(dim.find_first_not_of(' ')));
+    REQUIRE(shape.size() == dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) {
+      auto [it, fresh] = known.emplace(dims[i], shape[i]);
+      CHECK(it->second == shape[i]);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("result files hold every documented dataset with its documented shape", "[exp]") {
+  REQUIRE(ran().exit_code == 1);
+  const std::string train = (scratch() / "res/dp2.h5").string(), coll = (scratch() / "res/coll2.h5").string();
+  check_documented(train, "Common root attributes", {});
+  check_documented(train, "Training runs", {{"S", 4}, {"V", 2}});
+  // The per-rank table: one row per rank and step (2 ranks x 4 steps).
+  CHECK(dtb::h5::File::open_read(train).shape("ranks/step") == std::vector<uint64_t>{8});
+  check_documented(coll, "Common root attributes", {});
+  check_documented(coll, "Collective benchmarks", {{"R", 3}});  // 1K, 2K, 4K
+}
+
+TEST_CASE("the report names every run and is the same bytes when regenerated", "[exp]") {
+  REQUIRE(ran().exit_code == 1);
+  const fs::path dir = scratch() / "res";
+  const std::string md = slurp(dir / "report.md");
+  for (const char* piece : {"# exp", "| dp2 ", "| DP2 ", "centralized-25g", "| coll2 ", "decentralized-1g", "1K-4K",
+                            "![Training loss per run](loss.svg)", "| dp2.h5 "})
+    CHECK_THAT(md, Contains(piece));
+  std::map<fs::path, std::string> first;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() != ".h5" && e.path().extension() != ".log") first[e.path()] = slurp(e.path());
+  const Outcome o = dtbench("report res");
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("| dp2 "));  // the same table on the terminal
+  for (const auto& [path, text] : first) {
+    INFO(path);
+    CHECK(slurp(path) == text);
+  }
+}
+
+TEST_CASE("results of the plain single-rank trainer show n/a where they record nothing", "[exp]") {
+  const std::string file = experiment("plain", "  - name: plain\n    launcher: direct\n");
+  const Outcome o = dtbench("run " + file + " --only plain --out plain");
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  CHECK(std::regex_search(o.out, std::regex(R"(\| plain +\| 1 rank +\| none +\| wall +\|.*\| +n/a \| +n/a \|)")));
+}
+
+TEST_CASE("unreadable and foreign files get one clear line", "[exp]") {
+  REQUIRE(ran().exit_code == 1);
+  // A folder with a good result and three bad files: warnings, and the report of the rest.
+  fs::create_directories(scratch() / "mixed");
+  fs::copy_file(scratch() / "res/dp2.h5", scratch() / "mixed/dp2.h5", fs::copy_options::overwrite_existing);
+  write_file("mixed/garbage.h5", "this is not HDF5\n");
+  const std::string whole = slurp(scratch() / "res/coll2.h5");
+  write_file("mixed/cut.h5", whole.substr(0, whole.size() / 2));
+  fs::copy_file(small_dataset(), scratch() / "mixed/tokens.h5", fs::copy_options::overwrite_existing);
+  const Outcome o = dtbench("report mixed");
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 0);
+  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 3);
+  CHECK_THAT(o.err, Contains("garbage.h5: not an HDF5 file"));
+  CHECK_THAT(o.err, Contains("cut.h5: "));
+  CHECK_THAT(o.err, Contains("tokens.h5: not a dtbench result"));
+  CHECK_THAT(o.out, Contains("| dp2 "));
+  CHECK_THAT(slurp(scratch() / "mixed/report.md"), Contains("Skipped"));
+  // Nothing readable at all: exit 2, one line.
+  fs::create_directories(scratch() / "foreign");
+  fs::copy_file(small_dataset(), scratch() / "foreign/tokens.h5", fs::copy_options::overwrite_existing);
+  const Outcome none = dtbench("report foreign");
+  CHECK(none.exit_code == 2);
+  CHECK_THAT(none.err, Contains("no readable dtbench result"));
+  CHECK_THAT(none.err, Contains("not a dtbench result"));
+  expect_one_line_error(dtbench("report no-such-folder"), {"no-such-folder: not a folder"});
+}
+
+TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[exp]") {
+  const std::string env = "DTBENCH=" + std::string(DTB_BINARY) + " OUT=" + (scratch() / "pair").string();
+  const std::string set = " --set data.path=" + small_dataset() + " --dry-run";
+  const Outcome dp = shell(env + " " + kSource + "/jobs/local/decentralized.sh" + set);
+  INFO(dp.out << dp.err);
+  CHECK(dp.exit_code == 0);
+  CHECK_THAT(dp.out, Contains("layout: DP=4 PP=1 TP=1 (4 ranks)"));
+  CHECK_THAT(dp.out, Contains("mpirun -np 4"));
+  CHECK_THAT(dp.out, Contains("decentralized-1g.yaml"));
+  const Outcome pp = shell(env + " RANKS=8 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK_THAT(pp.out, Contains("layout: DP=4 PP=2 TP=1 (8 ranks), 4 micro-batch(es)"));
+  CHECK_THAT(pp.out, Contains("--set parallel.microbatches=4"));
+  const Outcome bad = shell(env + " RANKS=3 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Contains("3 ranks do not split into PP x TP = 2 x 1"));
+}

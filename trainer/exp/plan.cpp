@@ -1,0 +1,279 @@
+#include "exp/plan.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+#include "config.hpp"
+#include "profile.hpp"
+#include "registry.hpp"
+#include "sim/device.hpp"
+#include "sim/paths.hpp"
+#include "train/train_config.hpp"
+#include "usage_error.hpp"
+
+namespace dtb::exp {
+namespace {
+
+namespace fs = std::filesystem;
+
+// One trainer key as a run sets it, and where the value came from (for error messages).
+struct Setting {
+  std::string key, value, origin;
+};
+
+// Runs F; a UsageError from it gets "WHERE: run 'NAME': " in front, so that a message from
+// a config file, a profile or a device says which run of which experiment asked for it.
+template <typename F>
+auto in_run(const std::string& where, const RunFields& r, F&& f) {
+  try {
+    return f();
+  } catch (const UsageError& e) {
+    const std::string what = e.what();
+    if (what.find("run '" + r.name + "'") != std::string::npos) throw;  // says so already
+    throw UsageError(where + ": run '" + r.name + "': " + what);
+  }
+}
+
+std::string origin(const RunFields& r, const Value& v, const std::string& field) {
+  return v.where + " (run '" + r.name + "', " + field + ")";
+}
+
+// A profile name (configs/net/NAME.yaml) or path, loaded for RANKS ranks to check it.
+std::string checked_profile(const RunFields& r, const Value& net, int ranks) {
+  return in_run(net.where, r, [&] {
+    const std::string path = sim::find_named(net.text, "configs/net", "net", "network profile");
+    netem::load_profile(path, ranks);
+    return path;
+  });
+}
+
+// GPUs lose nothing to fp32 in mixed-precision training: the default precision is the
+// fastest that training on the device would use.
+sim::Precision device_precision(const RunFields& r, const sim::Device& d) {
+  if (const Value* p = r.scalar("precision")) return in_run(p->where, r, [&] { return sim::parse_precision(p->text); });
+  for (sim::Precision p : {sim::Precision::kBf16, sim::Precision::kFp16, sim::Precision::kTf32})
+    if (d.peak_flops[size_t(p)] > 0) return p;
+  return sim::Precision::kFp32;
+}
+
+// `device: h100` becomes the trainer's device model: peak GFLOP/s and efficiency.
+void add_device(const RunFields& r, const Value& v, std::vector<Setting>& out) {
+  const sim::Device d = in_run(v.where, r, [&] { return sim::load_device(v.text); });
+  const sim::Precision p = device_precision(r, d);
+  const double peak = in_run(v.where, r, [&] { return d.peak(p); });
+  std::ostringstream gflops, efficiency;
+  gflops << peak / 1e9;
+  efficiency << d.efficiency;
+  const std::string from = origin(r, v, std::string("device ") + v.text + " " + sim::kPrecisionNames[size_t(p)]);
+  out.push_back({"device.peak_gflops", gflops.str(), from});
+  out.push_back({"device.efficiency", efficiency.str(), from});
+}
+
+// The trainer keys a train run sets, in the order they apply: its fields (table order),
+// layout, set, then the command line's --set. RANKS = 0: the profile is not checked yet.
+std::vector<Setting> train_run_settings(const RunFields& r, const std::vector<std::string>& cli_sets, int ranks) {
+  std::vector<Setting> out;
+  for (const FieldSpec& f : run_fields()) {
+    const Value* v = f.shape == Shape::kScalar ? r.scalar(f.name) : nullptr;
+    if (!v || !*f.train_key) continue;
+    const std::string name = f.name;
+    if (name == "net" && ranks > 0) out.push_back({f.train_key, checked_profile(r, *v, ranks), origin(r, *v, name)});
+    else if (name == "device") add_device(r, *v, out);
+    else out.push_back({f.train_key, v->text, origin(r, *v, name)});
+  }
+  for (const auto& [field, prefix] : {std::pair{"layout", "parallel."}, std::pair{"set", ""}})
+    if (auto it = r.maps.find(field); it != r.maps.end())
+      for (const Entry& e : it->second)
+        out.push_back({prefix + e.key, e.value.text, origin(r, e.value, std::string(field) + "." + e.key)});
+  for (const std::string& s : cli_sets) {
+    const size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw UsageError("--set '" + s + "': expected KEY=VALUE");
+    out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set"});
+  }
+  return out;
+}
+
+// The run's config exactly as `dtbench train` will build it, checked the same way.
+Config train_config(const RunFields& r, const std::vector<Setting>& settings) {
+  Config c(train_schema());
+  for (const Value& m : r.lists.at("model")) in_run(m.where, r, [&] { c.merge_file(sim::find_file(m.text)); });
+  for (const Setting& s : settings) c.set_value(s.key, s.value, s.origin);
+  in_run(r.where, r, [&] { return train_settings(c); });  // the constraints between keys
+  if (c.origin("train.results") != "default")
+    throw UsageError(c.origin("train.results") + ": train.results is set by dtbench run (<out>/<run>.h5)");
+  return c;
+}
+
+void check_dataset(const RunFields& r, const Config& c) {
+  const std::string& data = c.get_string("data.path");
+  if (!fs::exists(data))
+    throw UsageError(r.where + ": run '" + r.name + "': data.path '" + data +
+                     "': no such file (make the default one with: dtbench prepare)");
+}
+
+int world_of(const Config& c) {
+  return int(c.get_int("parallel.dp") * c.get_int("parallel.pp") * c.get_int("parallel.tp"));
+}
+
+void plan_train(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
+  // The world size comes from the layout, which the profile check needs: read it first
+  // without the profile, then check everything with it.
+  std::vector<Setting> settings = train_run_settings(r, o.sets, 0);
+  Config c = train_config(r, settings);
+  p.ranks = world_of(c);
+  if (r.ranks && r.ranks != p.ranks)
+    throw UsageError(r.where + ": run '" + r.name + "': ranks " + std::to_string(r.ranks) +
+                     " but its layout parallel.dp x pp x tp is " + std::to_string(p.ranks));
+  settings = train_run_settings(r, o.sets, p.ranks);
+  c = train_config(r, settings);
+  check_dataset(r, c);
+  p.steps = int(c.get_int("train.steps"));
+  p.argv = {o.self, "train"};
+  for (const Value& m : r.lists.at("model")) p.argv.insert(p.argv.end(), {"--config", sim::find_file(m.text)});
+  for (const Setting& s : settings) p.argv.insert(p.argv.end(), {"--set", s.key + "=" + s.value});
+  p.argv.insert(p.argv.end(), {"--set", "train.results=" + p.result});
+}
+
+// `dtbench coll`'s names are checked with its own tables; the further `args` by
+// `dtbench coll` itself when the run starts.
+std::string checked_coll_value(const RunFields& r, const std::string& field, const Value& v, coll::Op op, int ranks) {
+  return in_run(v.where, r, [&] {
+    if (field == "net") return checked_profile(r, v, ranks);
+    if (field == "algo") coll::find_algorithm(op, v.text);
+    if (field == "codec") coll::make_codec(v.text);
+    if (field == "clock" && v.text != "virtual" && v.text != "wall")
+      throw UsageError("clock '" + v.text + "': allowed: virtual, wall");
+    return v.text;
+  });
+}
+
+void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
+  p.ranks = r.ranks ? r.ranks : 1;
+  const Value* op_value = r.scalar("op");
+  const coll::Op op = op_value ? in_run(op_value->where, r, [&] { return coll::parse_op(op_value->text); })
+                               : coll::Op::kAllreduce;
+  p.argv = {o.self, "coll"};
+  for (const FieldSpec& f : run_fields())
+    if (const Value* v = f.shape == Shape::kScalar && *f.coll_flag ? r.scalar(f.name) : nullptr)
+      p.argv.insert(p.argv.end(), {f.coll_flag, checked_coll_value(r, f.name, *v, op, p.ranks)});
+  if (auto it = r.lists.find("args"); it != r.lists.end())
+    for (const Value& a : it->second) {
+      if (a.text == "--out" || a.text.starts_with("--out="))
+        throw UsageError(a.where + ": run '" + r.name + "': --out is set by dtbench run (<out>/<run>.h5)");
+      p.argv.push_back(a.text);
+    }
+  p.argv.insert(p.argv.end(), {"--out", p.result});
+}
+
+std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const std::vector<Value>& custom) {
+  const std::string n = std::to_string(p.ranks);
+  std::vector<std::string> out, options;
+  for (const Value& v : custom) options.push_back(v.text);
+  switch (l) {
+    case Launcher::kMpirun:
+      out = {"mpirun", "-np", n};
+      // Defaults for a workstation: more ranks than cores, and idle ranks must yield the
+      // cores (busy polling starves the others: ../shared/RECIPES.md).
+      if (custom.empty()) options = {"--oversubscribe", "--mca", "mpi_yield_when_idle", "1"};
+      if (geteuid() == 0) options.push_back("--allow-run-as-root");
+      break;
+    case Launcher::kSrun:
+      out = {"srun", "--mpi=pmix", "-n", n};
+      if (custom.empty()) options = {"--kill-on-bad-exit=1"};
+      break;
+    case Launcher::kDirect:
+      if (p.ranks != 1)
+        throw UsageError("launcher direct starts one process; run '" + p.name + "' needs " + n +
+                         " ranks (use mpirun or srun)");
+      return {};
+    case Launcher::kAuto: break;
+  }
+  out.insert(out.end(), options.begin(), options.end());
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A results folder belongs to one experiment: its copy of the experiment file must match.
+void check_folder(const Experiment& e, const std::string& out_dir) {
+  const std::string copy = out_dir + "/experiment.yaml";
+  if (fs::exists(copy) && slurp(copy) != slurp(e.path))
+    throw UsageError(out_dir + " holds results of another version of " + e.path + " (" + copy +
+                     " differs); pass --out DIR for a new folder");
+}
+
+// Existing results are never overwritten: refused before anything runs, or left out.
+void handle_existing(Plan& plan, bool skip_existing) {
+  std::vector<std::string> existing;
+  for (const PlannedRun& p : plan.runs)
+    if (fs::exists(p.result)) existing.push_back(p.result);
+  if (existing.empty()) return;
+  if (!skip_existing)
+    throw UsageError(existing[0] + " already exists" +
+                     (existing.size() > 1 ? " (and " + std::to_string(existing.size() - 1) + " more)" : "") +
+                     ": results are never overwritten; pass --out DIR for a new folder, or --skip-existing to run "
+                     "only the runs without a result");
+  std::erase_if(plan.runs, [](const PlannedRun& p) { return fs::exists(p.result); });
+  plan.existing = existing;
+}
+
+}  // namespace
+
+Launcher resolve_launcher(Launcher chosen) {
+  if (chosen != Launcher::kAuto) return chosen;
+  return std::getenv("SLURM_JOB_ID") ? Launcher::kSrun : Launcher::kMpirun;
+}
+
+Plan plan_experiment(const Experiment& e, const PlanOptions& o) {
+  Plan plan;
+  plan.out_dir = o.out_dir.empty() ? "results/" + e.name : o.out_dir;
+  const size_t only = o.only.empty() ? e.runs.size() : find_run(e, o.only);
+  for (size_t i = 0; i < e.runs.size(); ++i) {
+    const RunFields& r = e.runs[i];
+    const Value* own = r.scalar("launcher");
+    const Launcher chosen = o.launcher ? *o.launcher : own ? parse_launcher(own->text, own->where) : e.launcher;
+    PlannedRun p;
+    p.name = r.name;
+    p.index = i;
+    p.kind = r.kind;
+    p.timeout_s = r.timeout_s;
+    p.result = plan.out_dir + "/" + r.name + ".h5";
+    p.log = plan.out_dir + "/" + r.name + ".log";
+    if (r.kind == RunKind::kTrain) plan_train(r, o, p);
+    else plan_coll(r, o, p);
+    std::vector<std::string> argv = launcher_prefix(resolve_launcher(chosen), p, e.launcher_args);
+    argv.insert(argv.end(), p.argv.begin(), p.argv.end());
+    p.argv = argv;
+    if (only == e.runs.size() || only == i) plan.runs.push_back(p);
+  }
+  check_folder(e, plan.out_dir);
+  handle_existing(plan, o.skip_existing);
+  return plan;
+}
+
+std::string shell_line(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const std::string& a : argv) {
+    const bool plain = !a.empty() && std::all_of(a.begin(), a.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_./=:,+-@%").find(c) != std::string_view::npos;
+    });
+    std::string quoted = "'";
+    for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += (out.empty() ? "" : " ") + (plain ? a : quoted + "'");
+  }
+  return out;
+}
+
+}  // namespace dtb::exp

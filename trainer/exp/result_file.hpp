@@ -1,0 +1,48 @@
+#pragma once
+// What the report reads from one result file: only the datasets and attributes that
+// results/README.md documents, for `kind = train` and `kind = coll`. A dataset an older or
+// single-rank file lacks is left empty (the report shows n/a).
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dtb::exp {
+
+struct TrainData {
+  std::map<std::string, std::string> config;  // /config, flattened: "parallel.dp" -> "2"
+  double flops_per_token = 0;                 // @flops_per_token
+  std::vector<double> step, loss, time_ms;    // /steps/*
+  // The per-rank step accounting (/ranks/*, runs under MPI): each part's mean over ranks
+  // and steps, in seconds, in step_parts() order; empty when the file has none.
+  std::vector<double> parts;
+  double step_time_s = 0, comm_s = 0, exposed_s = 0;  // means per rank and step
+  double bytes_per_step = 0, bytes_inter_per_step = 0;  // sent, all ranks together; across sites
+  bool has_ranks = false;
+};
+
+struct CollData {
+  std::string op, algo, codec, clock, net_name;  // @op, @algo, ...
+  int64_t world = 0;
+  std::vector<double> bytes, time_us, busbw_GBps;  // /rows/*
+};
+
+struct ResultFile {
+  std::string path, name;  // name: the file's stem (the run's name under dtbench run)
+  std::string kind, git_commit, host, created_utc;
+  TrainData train;  // kind == "train"
+  CollData coll;    // kind == "coll"
+};
+
+// Reads PATH. A file that is not HDF5, is damaged, is not a dtbench result, or is a kind
+// the report does not show throws UsageError with one line naming the file.
+ResultFile read_result(const std::string& path);
+
+// The parts a rank's step is made of (/ranks/<dataset>), in the order bars stack them.
+struct StepPart {
+  const char* dataset;
+  const char* label;
+};
+std::span<const StepPart> step_parts();
+
+}  // namespace dtb::exp

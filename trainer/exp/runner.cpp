@@ -1,0 +1,148 @@
+#include "exp/runner.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+#include "exp/child.hpp"
+
+namespace dtb::exp {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// The trainer's step line starts "step    10/300 |": returns 10, or -1 for other lines.
+int step_of(const std::string& line) {
+  int done = 0, total = 0;
+  char bar = 0;
+  if (std::sscanf(line.c_str(), "step %d/%d %c", &done, &total, &bar) == 3 && bar == '|') return done;
+  return -1;
+}
+
+bool is_error_line(const std::string& line) {
+  return line.starts_with("error") || line.starts_with("internal error") || line.find("rror:") != std::string::npos;
+}
+
+// Lines of `dtbench coll`'s table (one per buffer size) are its progress.
+bool is_coll_row(const std::string& line) { return !line.empty() && line[0] != '#' && !is_error_line(line); }
+
+std::string duration_text(double s) {
+  char buf[32];
+  const long t = std::lround(s);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%lds", t);
+  return buf;
+}
+
+// Progress over the whole plan, counted in rank-steps (a run's share of the work: its
+// ranks share the cores). The ETA extrapolates the rate measured so far: rough while the
+// first run starts up, better as runs complete.
+class Progress {
+ public:
+  explicit Progress(const Plan& plan) : start_(Clock::now()) {
+    for (const PlannedRun& p : plan.runs) total_ += weight(p);
+  }
+  static double weight(const PlannedRun& p) { return double(p.ranks) * (p.steps > 0 ? p.steps : 10); }
+  void start_run(const PlannedRun& p) { current_ = &p, current_done_ = 0; }
+  void step(int done) { current_done_ = current_->ranks * double(done); }
+  void finish_run() { done_ += weight(*current_), current_done_ = 0; }
+  std::string eta() const {
+    const double done = done_ + current_done_;
+    if (done <= 0) return "ETA ?";
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    return "ETA " + duration_text(elapsed / done * std::max(0.0, total_ - done));
+  }
+
+ private:
+  Clock::time_point start_;
+  const PlannedRun* current_ = nullptr;
+  double total_ = 0, done_ = 0, current_done_ = 0;
+};
+
+void copy_experiment(const Experiment& e, const std::string& out_dir) {
+  const fs::path copy = fs::path(out_dir) / "experiment.yaml";
+  if (fs::exists(copy)) return;  // plan_experiment checked that it is the same file
+  const fs::path tmp = copy.string() + ".tmp-" + std::to_string(::getpid());
+  fs::copy_file(e.path, tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, copy);
+}
+
+std::string run_header(const PlannedRun& p, size_t i, size_t n) {
+  std::string kind = p.kind == RunKind::kTrain ? "train" : "coll";
+  std::string what = kind + ", " + std::to_string(p.ranks) + (p.ranks == 1 ? " rank" : " ranks");
+  if (p.steps > 0) what += ", " + std::to_string(p.steps) + " steps";
+  return "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": " + what + " -> " + p.result;
+}
+
+RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, std::ostream& out) {
+  out << run_header(p, i, n) << "\n  $ " << shell_line(p.argv) << std::endl;
+  std::ofstream log(p.log, std::ios::trunc);
+  log << "$ " << shell_line(p.argv) << "\n";
+  const std::string tag = "  [" + std::to_string(i + 1) + "/" + std::to_string(n) + " " + p.name + "] ";
+  std::string last_error, last_line;
+  progress.start_run(p);
+  const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
+    log << line << "\n" << std::flush;
+    if (!line.empty()) last_line = line;
+    if (is_error_line(line)) last_error = line;
+    const int step = step_of(line);
+    if (step >= 0) progress.step(step);
+    if (step >= 0 || (p.kind == RunKind::kColl && is_coll_row(line)))
+      out << tag << line << " | " << progress.eta() << std::endl;
+  });
+  progress.finish_run();
+  RunOutcome o{p.name, c.exit_code == 0 && c.error.empty(), "", c.seconds};
+  if (o.ok && !fs::exists(p.result)) o.ok = false, o.why = "finished but wrote no " + p.result;
+  if (!c.error.empty() || c.exit_code != 0) {
+    const std::string& said = last_error.empty() ? last_line : last_error;
+    o.why = describe(c) + (said.empty() ? "" : ": " + said);
+  }
+  const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f s", c.seconds);
+  if (o.ok) out << head << "ok, " << secs << std::endl;
+  else out << head << "FAILED after " << secs << " (" << o.why << "); log: " << p.log << std::endl;
+  return o;
+}
+
+}  // namespace
+
+void print_dry_run(const Plan& plan, std::ostream& out) {
+  for (size_t i = 0; i < plan.runs.size(); ++i)
+    out << run_header(plan.runs[i], i, plan.runs.size()) << "\n  $ " << shell_line(plan.runs[i].argv) << "\n";
+  for (const std::string& r : plan.existing) out << "(kept: " << r << ")\n";
+  out << "dry run: " << plan.runs.size() << " run(s) checked, nothing started\n";
+}
+
+std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out) {
+  fs::create_directories(plan.out_dir);
+  copy_experiment(e, plan.out_dir);
+  for (const std::string& r : plan.existing) out << "kept (--skip-existing): " << r << "\n";
+  Progress progress(plan);
+  std::vector<RunOutcome> outcomes;
+  for (size_t i = 0; i < plan.runs.size(); ++i)
+    outcomes.push_back(run_one(plan.runs[i], i, plan.runs.size(), progress, out));
+  return outcomes;
+}
+
+std::string summary_line(const std::vector<RunOutcome>& outcomes) {
+  std::string failed;
+  size_t ok = 0;
+  for (const RunOutcome& o : outcomes) {
+    if (o.ok) ++ok;
+    else failed += (failed.empty() ? "" : ", ") + o.name;
+  }
+  std::string line = std::to_string(outcomes.size()) + (outcomes.size() == 1 ? " run: " : " runs: ") +
+                     std::to_string(ok) + " ok";
+  if (!failed.empty()) line += ", " + std::to_string(outcomes.size() - ok) + " failed: " + failed;
+  return line;
+}
+
+}  // namespace dtb::exp

@@ -1,0 +1,32 @@
+#pragma once
+// Runs a plan's runs one after the other, each a child process (launcher + dtbench), and
+// shows the progress: which run of how many, the child's step lines, an ETA. Every line a
+// child prints goes to <out>/<run>.log. A run that fails is reported with its reason and
+// the others still run.
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "exp/experiment.hpp"
+#include "exp/plan.hpp"
+
+namespace dtb::exp {
+
+struct RunOutcome {
+  std::string name;
+  bool ok = false;
+  std::string why;  // for a failed run: how it ended and the child's last error line
+  double seconds = 0;
+};
+
+// Prints what would run, and runs nothing.
+void print_dry_run(const Plan& plan, std::ostream& out);
+
+// Runs PLAN (after copying E's file to <out>/experiment.yaml, once) and returns one
+// outcome per run, in order.
+std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out);
+
+// "7 runs: 6 ok, 1 failed: pp2-dec (exit 2)".
+std::string summary_line(const std::vector<RunOutcome>& outcomes);
+
+}  // namespace dtb::exp
