@@ -364,3 +364,22 @@ TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[e
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Contains("3 ranks do not split into PP x TP = 2 x 1"));
 }
+
+TEST_CASE("a run past its timeout is stopped with its ranks and reported", "[exp]") {
+  const std::string file = write_file("slow.yaml",
+                                      "runs:\n"
+                                      "  - name: slow\n"
+                                      "    kind: coll\n"
+                                      "    ranks: 2\n"
+                                      "    net: decentralized-1g\n"
+                                      "    clock: wall\n"
+                                      "    timeout: 1\n"
+                                      "    args: [-b, 4K, -e, 4K, -n, 1000]\n");
+  const Outcome o = dtbench("run " + file + " --out slow --no-report");
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 1);
+  CHECK_THAT(o.out, Contains("slow: FAILED after"));
+  CHECK_THAT(o.out, Contains("timed out after 1s"));
+  // No rank is left ([c]: the pattern does not match the shell that runs pgrep).
+  CHECK(shell("pgrep -f '[c]oll --net .*--out slow/slow.h5'").exit_code == 1);
+}

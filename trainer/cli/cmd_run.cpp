@@ -24,8 +24,9 @@ cxxopts::Options run_options(const std::string& program) {
       ("o,out", "results folder (default results/<experiment name>)", cxxopts::value<std::string>(), "DIR")
       ("only", "run only this run: its name, or its 0-based index (e.g. $SLURM_ARRAY_TASK_ID)",
        cxxopts::value<std::string>(), "NAME|INDEX")
-      ("launcher", std::string("how runs of more than one rank start: ") + exp::kLauncherNames +
-                       " (default: the experiment's, else auto: srun inside a Slurm allocation, else mpirun)",
+      ("launcher", std::string("how every run starts: ") + exp::kLauncherNames +
+                       " (default: the run's, else the experiment's, else auto: srun inside a Slurm allocation, "
+                       "else mpirun; direct: one rank, the plain single-rank trainer)",
        cxxopts::value<std::string>(), "L")
       ("s,set", "set a trainer key in every train run, after the experiment's values (repeatable)",
        cxxopts::value<std::vector<std::string>>(), "KEY=VALUE")

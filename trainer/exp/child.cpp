@@ -120,7 +120,7 @@ ChildOutcome run_child(const std::vector<std::string>& argv, double timeout_s,
 
 std::string describe(const ChildOutcome& o) {
   if (!o.error.empty()) return o.error;
-  if (o.timed_out) return "timed out (stopped after its timeout)";
+  if (o.timed_out) return "timed out";
   if (o.exit_code > 128) return "killed by signal " + std::to_string(o.exit_code - 128);
   return "exit " + std::to_string(o.exit_code);
 }

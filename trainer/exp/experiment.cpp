@@ -302,7 +302,7 @@ std::string describe_fields() {
   std::string out;
   for (const FieldSpec& f : kFields) {
     std::string line = "  " + std::string(f.name);
-    line.resize(12, ' ');
+    line.resize(13, ' ');
     line += f.help;
     std::string sets;
     if (*f.train_key) sets += std::string(f.shape == Shape::kMap ? f.train_key + std::string("KEY") : f.train_key);

@@ -101,8 +101,9 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   RunOutcome o{p.name, c.exit_code == 0 && c.error.empty(), "", c.seconds};
   if (o.ok && !fs::exists(p.result)) o.ok = false, o.why = "finished but wrote no " + p.result;
   if (!c.error.empty() || c.exit_code != 0) {
-    const std::string& said = last_error.empty() ? last_line : last_error;
-    o.why = describe(c) + (said.empty() ? "" : ": " + said);
+    // The last error line says why; a run stopped at its timeout was merely still running.
+    const std::string said = !last_error.empty() ? last_error : c.timed_out ? "" : last_line;
+    o.why = (c.timed_out ? "timed out after " + duration_text(p.timeout_s) : describe(c)) + (said.empty() ? "" : ": " + said);
   }
   const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
   char secs[32];
