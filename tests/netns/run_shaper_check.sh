@@ -196,7 +196,19 @@ chmod +x "$WORK/agent"
 # background, so that a signal reaches the trap at once (bash runs traps only between
 # foreground commands); cleanup then stops it (timeout passes the signal on to mpirun).
 MPI_PID=
+# A launch that times out with no output at all never started the ranks (mpirun's daemons
+# could not reach each other): that is the harness, not the shaper, so it is tried once more.
+# A run that printed anything is judged as it stands.
 mpi() {
+  local log=$1
+  mpi_once "$@" && return 0
+  local rc=$?
+  [[ $rc -eq 124 && ! -s $log ]] || return $rc
+  echo "-- mpirun timed out before any rank printed: launching once more"
+  mpi_once "$@"
+}
+
+mpi_once() {
   local log=$1; shift
   (cd "$WORK" && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     exec timeout -k 5 60 mpirun -np 2 --hostfile "$WORK/hosts" --map-by node --bind-to none \
