@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dtbench_runner.hpp"
 #include "train/train_config.hpp"
 
 namespace fs = std::filesystem;
@@ -14,41 +15,17 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-struct Outcome {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dtb::test::Outcome;
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dtb_test_cli_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dtb::test::scratch_dir("test_cli");
   return dir;
 }
 
-Outcome dtbench(const std::string& args) {
-  fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  std::string cmd = std::string(DTB_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
-  int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+Outcome dtbench(const std::string& args) { return dtb::test::run_dtbench(args, scratch()); }
 
-// Exit code 2 and exactly one line on stderr that contains every expected piece.
 void expect_usage_error(const std::string& args, const std::vector<std::string>& pieces) {
-  Outcome o = dtbench(args);
-  INFO("dtbench " << args << "\nstderr: " << o.err);
-  CHECK(o.exit_code == 2);
-  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
-  for (const auto& p : pieces) CHECK_THAT(o.err, Contains(p));
+  dtb::test::expect_usage_error(dtbench(args), args, pieces);
 }
 
 std::string write_file(const std::string& name, const std::string& text) {

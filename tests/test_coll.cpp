@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "algorithms.hpp"
+#include "dtbench_runner.hpp"
 #include "codec.hpp"
 #include "h5file.hpp"
 #include "partition.hpp"
@@ -282,34 +283,17 @@ TEST_CASE("cost formulas: the textbook values", "[coll][cost]") {
 
 namespace {
 
-struct Outcome {
-  int exit_code;
-  std::string out, err;
-};
+using dtb::test::Outcome;
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dtb_test_coll_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dtb::test::scratch_dir("test_coll");
   return dir;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 Outcome coll(const std::string& args) {
   setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);  // Open MPI refuses root otherwise
   setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = std::string(DTB_BINARY) + " coll " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  return dtb::test::run_dtbench("coll " + args, scratch());
 }
 
 std::string write_profile(const std::string& name, const std::string& yaml) {
@@ -319,11 +303,7 @@ std::string write_profile(const std::string& name, const std::string& yaml) {
 }
 
 void expect_usage_error(const std::string& args, const std::vector<std::string>& pieces) {
-  const Outcome o = coll(args);
-  INFO("dtbench coll " << args << "\nstderr: " << o.err);
-  CHECK(o.exit_code == 2);
-  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
-  for (const auto& p : pieces) CHECK_THAT(o.err, Contains(p));
+  dtb::test::expect_usage_error(coll(args), "coll " + args, pieces);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "algorithms.hpp"
+#include "dtbench_runner.hpp"
 #include "h5file.hpp"
 #include "network.hpp"
 #include "sim/article.hpp"
@@ -33,11 +34,7 @@ namespace {
 const std::string kSource = DTB_SOURCE_DIR;
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dtb_test_sim_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dtb::test::scratch_dir("test_sim");
   return dir;
 }
 
@@ -70,31 +67,12 @@ SimResult run(const std::vector<std::string>& sets, const std::string& preset = 
   return simulate(sim_settings(config(sets, preset)));
 }
 
-struct Outcome {
-  int exit_code;
-  std::string out, err;
-};
+using dtb::test::Outcome;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Outcome dtbench(const std::string& args) {
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = std::string(DTB_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+Outcome dtbench(const std::string& args) { return dtb::test::run_dtbench(args, scratch()); }
 
 void expect_usage_error(const std::string& args, const std::vector<std::string>& pieces) {
-  const Outcome o = dtbench(args);
-  INFO("dtbench " << args << "\nstderr: " << o.err);
-  CHECK(o.exit_code == 2);
-  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
-  for (const auto& p : pieces) CHECK_THAT(o.err, Contains(p));
+  dtb::test::expect_usage_error(dtbench(args), args, pieces);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -1,0 +1,56 @@
+#pragma once
+// Running the built dtbench binary from a test: its exit code and output, a per-process
+// scratch folder, and the check every bad-input test makes (exit code 2, exactly one line
+// on stderr that names what was wrong). DTB_BINARY is set by tests/CMakeLists.txt.
+#include <catch2/catch.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace dtb::test {
+
+struct Outcome {
+  int exit_code;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A temporary folder of this test process, "<tmp>/dtb_<tag>_<pid>".
+inline std::filesystem::path scratch_dir(const std::string& tag) {
+  std::filesystem::path d =
+      std::filesystem::temp_directory_path() / ("dtb_" + tag + "_" + std::to_string(getpid()));
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// Runs "dtbench ARGS", capturing stdout and stderr through files in DIR.
+inline Outcome run_dtbench(const std::string& args, const std::filesystem::path& dir) {
+  const std::filesystem::path out = dir / "stdout", err = dir / "stderr";
+  const std::string cmd = std::string(DTB_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+// Exit code 2 and exactly one line on stderr that contains every expected piece.
+inline void expect_usage_error(const Outcome& o, const std::string& args,
+                               const std::vector<std::string>& pieces) {
+  INFO("dtbench " << args << "\nstderr: " << o.err);
+  CHECK(o.exit_code == 2);
+  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
+  for (const auto& p : pieces) CHECK_THAT(o.err, Catch::Matchers::Contains(p));
+}
+
+}  // namespace dtb::test
