@@ -251,3 +251,61 @@ TEST_CASE("model: bad shapes and tokens are refused", "[model]") {
   CHECK_THROWS_AS(m.forward(ok.data(), bad.data()), std::out_of_range);
   CHECK(std::isnan(m.forward(ok.data(), nullptr)));
 }
+
+// Megatron's vocabulary-parallel embedding and cross-entropy, cut into P uneven slices as
+// the trainer cuts them, against the whole-vocabulary kernels: the slices' embeddings sum
+// to the embedding, their statistics combine to the same losses and softmax, and each
+// slice's gradient is the matching rows or columns of the whole one.
+TEST_CASE("kernels: vocabulary slices reproduce the whole-vocabulary embedding and cross-entropy", "[kernels]") {
+  std::mt19937_64 rng(11);
+  const int B = 2, T = 5, C = 3, V = 11, N = B * T, P = 3;
+  std::vector<int32_t> tok(N);
+  for (int32_t& t : tok) t = int32_t(rng() % V);
+  tok[0] = 0, tok[1] = V - 1;  // both ends of the vocabulary
+  const Vec wte = random_vec(V * C, rng), wpe = random_vec(T * C, rng), dout = random_vec(N * C, rng);
+  const Vec logits = random_vec(N * V, rng, 6.0);
+  Vec enc(N * C), dwte(V * C), dwpe(T * C), losses(N), probs(N * V), dlogits(N * V);
+  dtb::encoder_forward(enc.data(), tok.data(), wte.data(), wpe.data(), B, T, C);
+  dtb::encoder_backward(dwte.data(), dwpe.data(), dout.data(), tok.data(), B, T, C);
+  const double mean = dtb::crossentropy_forward(losses.data(), probs.data(), logits.data(), tok.data(), N, V);
+  dtb::crossentropy_backward(dlogits.data(), probs.data(), tok.data(), N, V);
+
+  Vec enc_sum(N * C), stats(size_t(P) * N * 3);
+  std::vector<dtb::VocabSlice> slices;
+  for (int p = 0; p < P; ++p) slices.push_back({V * p / P, V * (p + 1) / P});  // 3, 4, 4 rows
+  for (int p = 0; p < P; ++p) {
+    const dtb::VocabSlice s = slices[size_t(p)];
+    const int Vs = s.hi - s.lo;
+    Vec part(N * C), slice_logits(size_t(N) * Vs);
+    dtb::encoder_forward(part.data(), tok.data(), wte.data() + s.lo * C, p == 0 ? wpe.data() : nullptr, B, T, C, s);
+    for (size_t i = 0; i < part.size(); ++i) enc_sum[i] += part[i];
+    Vec slice_dwte(size_t(Vs) * C);
+    dtb::encoder_backward(slice_dwte.data(), static_cast<double*>(nullptr), dout.data(), tok.data(), B, T, C, s);
+    check_close("embedding gradient rows of slice " + std::to_string(p), slice_dwte,
+                Vec(dwte.begin() + s.lo * C, dwte.begin() + s.hi * C), 0.0);
+    for (int r = 0; r < N; ++r)
+      for (int v = 0; v < Vs; ++v) slice_logits[size_t(r) * Vs + v] = logits[size_t(r) * V + s.lo + v];
+    dtb::crossentropy_partial(stats.data() + size_t(p) * N * 3, slice_logits.data(), tok.data(), N, s);
+  }
+  check_close("embedding: slices summed", enc_sum, enc, 0.0);
+
+  Vec slice_losses(N), lse(N);
+  CHECK(dtb::crossentropy_combine(slice_losses.data(), lse.data(), stats.data(), P, N) == Approx(mean).epsilon(1e-14));
+  check_close("losses", slice_losses, losses, 1e-14);
+  for (int p = 0; p < P; ++p) {
+    const dtb::VocabSlice s = slices[size_t(p)];
+    const int Vs = s.hi - s.lo;
+    Vec slice_logits(size_t(N) * Vs), want_probs(slice_logits.size()), want_d(slice_logits.size());
+    for (int r = 0; r < N; ++r)
+      for (int v = 0; v < Vs; ++v) {
+        slice_logits[size_t(r) * Vs + v] = logits[size_t(r) * V + s.lo + v];
+        want_probs[size_t(r) * Vs + v] = probs[size_t(r) * V + s.lo + v];
+        want_d[size_t(r) * Vs + v] = dlogits[size_t(r) * V + s.lo + v];
+      }
+    Vec slice_probs(slice_logits.size()), slice_d(slice_logits.size());
+    dtb::softmax_from_lse(slice_probs.data(), slice_logits.data(), lse.data(), N, Vs);
+    check_close("softmax columns of slice " + std::to_string(p), slice_probs, want_probs, 1e-15);
+    dtb::crossentropy_backward(slice_d.data(), slice_probs.data(), tok.data(), N, Vs, s);
+    check_close("dlogits columns of slice " + std::to_string(p), slice_d, want_d, 1e-15);
+  }
+}

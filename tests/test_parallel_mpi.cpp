@@ -116,9 +116,10 @@ bool is_key_bias(const GPTConfig& c, const ParamTensorInfo& t, size_t i) {
 }
 
 // Per tensor: max |a - b| <= tol x max |b|.
-void check_params(const std::vector<float>& a, const std::vector<float>& b, double tol) {
+void check_params(const std::vector<float>& a, const std::vector<float>& b, double tol,
+                  const std::vector<std::string>& model_sets = {}) {
   REQUIRE(a.size() == b.size());
-  const TrainSettings s = train_settings(small({}));
+  const TrainSettings s = train_settings(small(model_sets));
   for (const ParamTensorInfo& t : param_layout(s.model)) {
     double diff = 0, scale = 0, key_bias = 0;
     for (size_t i = t.offset; i < t.offset + t.size; ++i) {
@@ -163,6 +164,26 @@ TEST_CASE("every layout trains the single-rank model", "[mpi][equivalence]") {
     INFO("layout dp=" << l[0] << " pp=" << l[1] << " tp=" << l[2] << " M=" << l[3]);
     check_losses(r.losses, ref.losses, 1e-5);
     check_params(r.params, ref.params, 1e-4);
+  }
+}
+
+TEST_CASE("vocabulary-parallel embedding and cross-entropy train the single-rank model", "[mpi][equivalence][vocab]") {
+  // 259 rows: TP=2 holds 129 + 130, TP=4 64 + 65 + 65 + 65 (uneven slices on purpose).
+  const std::vector<std::string> vocab = {"model.vocab_size=259"};
+  Reference ref;
+  if (root()) {
+    std::ostringstream log;
+    Trainer t(small(vocab), log);
+    for (const StepRecord& s : t.run("reference").steps) ref.losses.push_back(s.loss);
+    ref.params.assign(t.model().params(), t.model().params() + t.model().num_params());
+  }
+  const int layouts[][4] = {{1, 1, 2, 1}, {1, 2, 2, 2}, {2, 2, 2, 2}, {1, 1, 4, 2}, {2, 1, 4, 1}};
+  for (const auto& l : layouts) {
+    const RunResult r = run_layout(plus(layout(l[0], l[1], l[2], l[3]), plus(vocab, {"parallel.vocab_parallel=true"})));
+    if (!root()) continue;
+    INFO("vocab-parallel layout dp=" << l[0] << " pp=" << l[1] << " tp=" << l[2] << " M=" << l[3]);
+    check_losses(r.losses, ref.losses, 1e-5);
+    check_params(r.params, ref.params, 1e-4, vocab);
   }
 }
 
@@ -239,14 +260,16 @@ TEST_CASE("overlap: DP buckets hide behind the backward on the virtual clock", "
 TEST_CASE("checkpoints: resume on the same layout bitwise, and on another layout", "[mpi][checkpoint]") {
   const std::string ck = (scratch() / "ck.h5").string();
   const std::string at3 = periodic_checkpoint_path(ck, 3);
-  for (const auto& l : {layout(2, 2, 2, 2), plus(layout(2, 1, 1, 2), {"parallel.zero1=true"}), layout(1, 2, 1, 1)}) {
+  for (const auto& l : {layout(2, 2, 2, 2), plus(layout(2, 1, 1, 2), {"parallel.zero1=true"}), layout(1, 2, 1, 1),
+                        plus(layout(1, 2, 2, 2), {"parallel.vocab_parallel=true"})}) {
     const RunResult whole = run_layout(plus(l, {"train.checkpoint=" + ck, "train.checkpoint_every=3"}));
     const RunResult resumed = run_layout(l, at3);
     if (!root()) continue;
     CHECK(resumed.params == whole.params);
     CHECK(resumed.losses.size() == 2);
   }
-  // The [1,2,1] checkpoint at step 3, continued on [2,1,2] and on one rank: the same model.
+  // The last one (vocabulary-parallel [1,2,2]) at step 3, continued on [2,1,2] with a
+  // replicated vocabulary and on one rank: the same model.
   const RunResult cross = run_layout(layout(2, 1, 2, 1), at3);
   if (root()) {
     check_params(cross.params, reference().params, 1e-4);

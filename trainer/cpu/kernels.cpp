@@ -84,29 +84,31 @@ void blas_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, doub
 // ------------------------------------------------------------------------------ encoder
 
 template <typename Real>
-void encoder_forward(Real* out, const int32_t* inp, const Real* wte, const Real* wpe, int B, int T,
-                     int C) {
+void encoder_forward(Real* out, const int32_t* inp, const Real* wte, const Real* wpe, int B, int T, int C,
+                     VocabSlice vocab) {
 #pragma omp parallel for schedule(static)
   for (int bt = 0; bt < B * T; ++bt) {
-    Real* o = out + size_t(bt) * C;              // (C)
-    const Real* te = wte + size_t(inp[bt]) * C;  // (C)
-    const Real* pe = wpe + size_t(bt % T) * C;   // (C)
-    for (int i = 0; i < C; ++i) o[i] = te[i] + pe[i];
+    Real* o = out + size_t(bt) * C;  // (C)
+    const Real* te = vocab.holds(inp[bt]) ? wte + size_t(inp[bt] - vocab.lo) * C : nullptr;
+    const Real* pe = wpe ? wpe + size_t(bt % T) * C : nullptr;
+    for (int i = 0; i < C; ++i) o[i] = (te ? te[i] : Real(0)) + (pe ? pe[i] : Real(0));
   }
 }
 
 template <typename Real>
-void encoder_backward(Real* dwte, Real* dwpe, const Real* dout, const int32_t* inp, int B, int T,
-                      int C) {
+void encoder_backward(Real* dwte, Real* dwpe, const Real* dout, const int32_t* inp, int B, int T, int C,
+                      VocabSlice vocab) {
   // Several positions may share a token, so split by columns, not by rows.
   for_column_blocks(C, [&](int c0, int c1) {
     for (int bt = 0; bt < B * T; ++bt) {
       const Real* d = dout + size_t(bt) * C;
-      Real* dte = dwte + size_t(inp[bt]) * C;
-      Real* dpe = dwpe + size_t(bt % T) * C;
-      for (int i = c0; i < c1; ++i) {
-        dte[i] += d[i];
-        dpe[i] += d[i];
+      if (vocab.holds(inp[bt])) {
+        Real* dte = dwte + size_t(inp[bt] - vocab.lo) * C;
+        for (int i = c0; i < c1; ++i) dte[i] += d[i];
+      }
+      if (dwpe) {
+        Real* dpe = dwpe + size_t(bt % T) * C;
+        for (int i = c0; i < c1; ++i) dpe[i] += d[i];
       }
     }
   });
@@ -381,23 +383,66 @@ Real crossentropy_forward(Real* losses, Real* probs, const Real* logits, const i
 }
 
 template <typename Real>
-void crossentropy_backward(Real* dlogits, const Real* probs, const int32_t* targets, int N, int V) {
+void crossentropy_backward(Real* dlogits, const Real* probs, const int32_t* targets, int N, int V,
+                           VocabSlice vocab) {
   const Real inv_n = Real(1) / N;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < N; ++r) {
     const Real* p = probs + size_t(r) * V;  // (V)
     Real* dl = dlogits + size_t(r) * V;     // (V)
     for (int i = 0; i < V; ++i) dl[i] = p[i] * inv_n;
-    dl[targets[r]] -= inv_n;
+    if (vocab.holds(targets[r])) dl[targets[r] - vocab.lo] -= inv_n;
   }
+}
+
+template <typename Real>
+void crossentropy_partial(Real* stats, const Real* logits, const int32_t* targets, int N, VocabSlice vocab) {
+  const int V = vocab.hi - vocab.lo;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < N; ++r) {
+    const Real* l = logits + size_t(r) * V;  // (V)
+    const Real m = lane_max(l, V);
+    Real* st = stats + size_t(r) * 3;
+    st[0] = m;
+    st[1] = lane_sum<Real>(V, [&](int i) { return std::exp(l[i] - m); });
+    st[2] = vocab.holds(targets[r]) ? l[targets[r] - vocab.lo] : Real(0);
+  }
+}
+
+template <typename Real>
+Real crossentropy_combine(Real* losses, Real* lse, const Real* stats, int P, int N) {
+  const size_t rank_stride = size_t(N) * 3;
+  Real total = 0;
+  for (int r = 0; r < N; ++r) {  // ranks in order: every rank computes the same numbers
+    Real m = stats[size_t(r) * 3];
+    for (int p = 1; p < P; ++p) m = std::max(m, stats[p * rank_stride + size_t(r) * 3]);
+    Real sum = 0, target = 0;
+    for (int p = 0; p < P; ++p) {
+      const Real* st = stats + p * rank_stride + size_t(r) * 3;
+      sum += st[1] * std::exp(st[0] - m);
+      target += st[2];  // exactly one rank holds the target; the others give 0
+    }
+    lse[r] = m + std::log(sum);
+    losses[r] = lse[r] - target;
+    total += losses[r];
+  }
+  return total / N;
+}
+
+template <typename Real>
+void softmax_from_lse(Real* probs, const Real* logits, const Real* lse, int N, int V) {
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < N; ++r)
+    for (int i = 0; i < V; ++i) probs[size_t(r) * V + i] = std::exp(logits[size_t(r) * V + i] - lse[r]);
 }
 
 // ------------------------------------------------------------------------ instantiation
 
 #define DTB_INSTANTIATE_KERNELS(Real)                                                              \
   template void encoder_forward<Real>(Real*, const int32_t*, const Real*, const Real*, int, int,   \
-                                      int);                                                        \
-  template void encoder_backward<Real>(Real*, Real*, const Real*, const int32_t*, int, int, int);  \
+                                      int, VocabSlice);                                            \
+  template void encoder_backward<Real>(Real*, Real*, const Real*, const int32_t*, int, int, int,   \
+                                       VocabSlice);                                                \
   template void layernorm_forward<Real>(Real*, Real*, Real*, const Real*, const Real*,             \
                                         const Real*, int, int);                                    \
   template void layernorm_backward<Real>(Real*, Real*, Real*, const Real*, const Real*,            \
@@ -415,7 +460,10 @@ void crossentropy_backward(Real* dlogits, const Real* probs, const int32_t* targ
   template void residual_forward<Real>(Real*, const Real*, const Real*, size_t);                   \
   template void residual_backward<Real>(Real*, Real*, const Real*, size_t);                        \
   template Real crossentropy_forward<Real>(Real*, Real*, const Real*, const int32_t*, int, int);   \
-  template void crossentropy_backward<Real>(Real*, const Real*, const int32_t*, int, int);
+  template void crossentropy_backward<Real>(Real*, const Real*, const int32_t*, int, int, VocabSlice); \
+  template void crossentropy_partial<Real>(Real*, const Real*, const int32_t*, int, VocabSlice);   \
+  template Real crossentropy_combine<Real>(Real*, Real*, const Real*, int, int);                   \
+  template void softmax_from_lse<Real>(Real*, const Real*, const Real*, int, int);
 
 DTB_INSTANTIATE_KERNELS(float)
 DTB_INSTANTIATE_KERNELS(double)

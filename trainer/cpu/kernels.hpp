@@ -17,19 +17,29 @@
 
 namespace dtb {
 
-// encoded = wte[token] + wpe[position].
+// A slice [lo, hi) of the vocabulary: the rows of wte one tensor-parallel rank holds
+// (Megatron's vocabulary-parallel embedding). The default is the whole vocabulary.
+struct VocabSlice {
+  int lo = 0, hi = INT32_MAX;
+  bool holds(int32_t token) const { return token >= lo && token < hi; }
+};
+
+// encoded = wte[token] + wpe[position]. With a slice, wte holds rows [lo, hi) only and a
+// token outside them contributes zeros (the TP ranks' outputs then sum to the embedding);
+// a null wpe adds no position term.
 template <typename Real>
 void encoder_forward(Real* out,           // (B, T, C)
                      const int32_t* inp,  // (B, T) token ids
-                     const Real* wte,     // (V, C)
-                     const Real* wpe,     // (>=T, C)
-                     int B, int T, int C);
+                     const Real* wte,     // (V, C), or (hi - lo, C)
+                     const Real* wpe,     // (>=T, C) or null
+                     int B, int T, int C, VocabSlice vocab = {});
+// Accumulates into the rows of wte the slice holds, and into dwpe unless it is null.
 template <typename Real>
-void encoder_backward(Real* dwte,          // (V, C)
-                      Real* dwpe,          // (>=T, C)
+void encoder_backward(Real* dwte,          // (V, C), or (hi - lo, C)
+                      Real* dwpe,          // (>=T, C) or null
                       const Real* dout,    // (B, T, C)
                       const int32_t* inp,  // (B, T)
-                      int B, int T, int C);
+                      int B, int T, int C, VocabSlice vocab = {});
 
 // LayerNorm over the last dimension, eps 1e-5; saves mean and 1/std for the backward.
 template <typename Real>
@@ -133,11 +143,34 @@ Real crossentropy_forward(Real* losses,            // (N)
                           const int32_t* targets,  // (N)
                           int N, int V);
 // dlogits = (probs - onehot(target)) / N, the gradient of the mean loss. Assigns; dlogits
-// may be probs itself (in place).
+// may be probs itself (in place). With a slice, probs holds the columns [lo, hi) of the
+// softmax and only targets inside them subtract.
 template <typename Real>
-void crossentropy_backward(Real* dlogits,           // (N, V)
-                           const Real* probs,       // (N, V)
+void crossentropy_backward(Real* dlogits,           // (N, V), or (N, hi - lo)
+                           const Real* probs,       // (N, V), or (N, hi - lo)
                            const int32_t* targets,  // (N)
-                           int N, int V);
+                           int N, int V, VocabSlice vocab = {});
+
+// Vocabulary-parallel cross-entropy (Megatron's parallel cross-entropy) in three steps, so
+// the ranks exchange three numbers per row instead of their logits:
+// 1. each rank's partial statistics of its columns [lo, hi) of the logits;
+template <typename Real>
+void crossentropy_partial(Real* stats,             // (N, 3): max, sum of exp(l - max), target logit or 0
+                          const Real* logits,      // (N, hi - lo)
+                          const int32_t* targets,  // (N)
+                          int N, VocabSlice vocab);
+// 2. the statistics of all P ranks (gathered, rank-major) combined into each row's
+//    log-sum-exp and loss; returns the mean loss (the same on every rank);
+template <typename Real>
+Real crossentropy_combine(Real* losses,       // (N)
+                          Real* lse,          // (N)
+                          const Real* stats,  // (P, N, 3)
+                          int P, int N);
+// 3. each rank's columns of the softmax, probs = exp(logits - lse) (probs may be logits).
+template <typename Real>
+void softmax_from_lse(Real* probs,         // (N, V_local)
+                      const Real* logits,  // (N, V_local)
+                      const Real* lse,     // (N)
+                      int N, int V_local);
 
 }  // namespace dtb

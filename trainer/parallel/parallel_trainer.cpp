@@ -50,7 +50,8 @@ std::vector<Range> owned_ranges(const std::vector<ShardRun>& runs) {
 
 StageShard stage_shard(const TrainSettings& s, const Coord& c) {
   const std::vector<int> b = stage_bounds(s.model.n_layer, s.parallel.pp, s.parallel.stage_layers);
-  return {b[size_t(c.pp)], b[size_t(c.pp) + 1], c.pp == 0, c.pp == s.parallel.pp - 1, c.tp, s.parallel.tp};
+  return {b[size_t(c.pp)], b[size_t(c.pp) + 1], c.pp == 0, c.pp == s.parallel.pp - 1, c.tp, s.parallel.tp,
+          s.parallel.vocab_parallel};
 }
 
 }  // namespace
@@ -85,6 +86,9 @@ class ParallelTrainer::TpAllreduce final : public TpReduce {
   TpAllreduce(coll::Communicator& comm, Timeline& tl) : comm_(comm), tl_(tl) {}
   void allreduce(float* data, size_t count) override {
     tl_.record().tp_comm += tl_.blocking(Traffic::kTp, [&] { coll::ring_allreduce(comm_, std::span<float>(data, count)); });
+  }
+  void allgather(float* data, size_t count) override {
+    tl_.record().tp_comm += tl_.blocking(Traffic::kTp, [&] { coll::ring_allgather(comm_, std::span<float>(data, count)); });
   }
 
  private:
@@ -137,7 +141,8 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
                              6.0 * s_.model.n_layer * s_.model.n_embd * s_.seq_len;
   summary_.layout = "dp=" + std::to_string(layout_.dp) + " pp=" + std::to_string(layout_.pp) +
                     " tp=" + std::to_string(layout_.tp) + " microbatches=" + std::to_string(s_.parallel.microbatches) +
-                    " schedule=" + s_.parallel.schedule + (s_.parallel.zero1 ? " zero1" : "");
+                    " schedule=" + s_.parallel.schedule + (s_.parallel.zero1 ? " zero1" : "") +
+                    (s_.parallel.vocab_parallel ? " vocab_parallel" : "");
 }
 
 ParallelTrainer::~ParallelTrainer() = default;
@@ -212,7 +217,7 @@ void ParallelTrainer::wait_sends() {
 void ParallelTrainer::finish_backward() {
   wait_sends();
   if (g_->embed) {
-    const size_t n = size_t(s_.model.vocab_size) * s_.model.n_embd;  // wte is at local offset 0
+    const size_t n = model_->wte_size();  // wte is at local offset 0
     coll::Communicator& e = *g_->embed;
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
     split_pp_wait(wait, coll::ring_allreduce_model(e, double(n * sizeof(float))));

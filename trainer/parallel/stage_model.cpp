@@ -32,6 +32,16 @@ size_t local_layer_tensor_size(int t, const LocalDims& d) {
   }
 }
 
+}  // namespace
+
+VocabSlice vocab_slice(const GPTConfig& c, const StageShard& s) {
+  if (!s.vocab_parallel || s.tp_size == 1) return {0, c.vocab_size};
+  const int64_t V = c.vocab_size, r = s.tp_rank, p = s.tp_size;
+  return {int(V * r / p), int(V * (r + 1) / p)};
+}
+
+namespace {
+
 struct LocalOffsets {
   size_t wte, wpe, layers, layer_size, lnf, total;
 };
@@ -39,7 +49,8 @@ LocalOffsets local_offsets(const GPTConfig& c, const StageShard& s) {
   const LocalDims d = local_dims(c, s);
   LocalOffsets o{};
   o.wte = 0;
-  o.wpe = (s.first || s.last) ? size_t(c.vocab_size) * d.C : 0;
+  const VocabSlice v = vocab_slice(c, s);
+  o.wpe = (s.first || s.last) ? size_t(v.hi - v.lo) * d.C : 0;
   o.layers = o.wpe + (s.first ? size_t(c.n_ctx) * d.C : 0);
   for (int t = kFirstLayerTensor; t <= kLastLayerTensor; ++t) o.layer_size += local_layer_tensor_size(t, d);
   o.lnf = o.layers + size_t(s.layer_end - s.layer_begin) * o.layer_size;
@@ -82,8 +93,12 @@ std::vector<ShardRun> StageModel::shard_runs(const GPTConfig& c, const StageShar
   const LocalOffsets o = local_offsets(c, s);
   const LocalDims d = local_dims(c, s);
   const bool tp0 = s.tp_rank == 0;
+  const VocabSlice v = vocab_slice(c, s);
+  const bool wte_split = v.hi - v.lo < c.vocab_size;  // each TP rank owns its own rows
   std::vector<ShardRun> runs;
-  if (s.first || s.last) runs.push_back({kWte, o.wte, g[kWte].offset, g[kWte].size, s.first && tp0});
+  if (s.first || s.last)
+    runs.push_back({kWte, o.wte, g[kWte].offset + size_t(v.lo) * d.C, size_t(v.hi - v.lo) * d.C,
+                    s.first && (tp0 || wte_split)});
   if (s.first) runs.push_back({kWpe, o.wpe, g[kWpe].offset, g[kWpe].size, tp0});
   for (int l = s.layer_begin; l < s.layer_end; ++l) {
     size_t lb = o.layers + size_t(l - s.layer_begin) * o.layer_size;
@@ -127,7 +142,8 @@ struct StageModel::Acts {
   float* input;   // (B, T, C) the stage's input residual (first stage: the encoding)
   float* layers;  // Lloc x layer_acts_
   float *lnf, *lnf_mean, *lnf_rstd;  // last stage: (B, T, C), (B, T), (B, T)
-  float *logits, *probs, *losses;    // (B, T, V), (B, T, V) (dlogits in backward), (B, T)
+  float *logits, *probs, *losses;    // (B, T, Vt), (B, T, Vt) (dlogits in backward), (B, T); Vt: this rank's vocabulary
+  float* lse;                        // (B, T) vocabulary-parallel: each row's log-sum-exp
 };
 
 StageModel::BlockW StageModel::block_w(float* base, int li) const {
@@ -190,7 +206,7 @@ size_t StageModel::carve_block_x(float* base, BlockX* x) const {
 
 // One micro-batch slot's activations at BASE (null: only counts).
 size_t StageModel::carve_acts(float* base, Acts* a) const {
-  const size_t BT = size_t(BT_), C = size_t(C_), V = size_t(c_.vocab_size);
+  const size_t BT = size_t(BT_), C = size_t(C_), V = size_t(vocab_.hi - vocab_.lo);
   Carver k(base);
   a->input = k.take(BT * C);
   a->layers = k.take(size_t(Lloc_) * layer_acts_);
@@ -201,6 +217,7 @@ size_t StageModel::carve_acts(float* base, Acts* a) const {
   a->logits = k.take(head * BT * V);
   a->probs = k.take(head * BT * V);
   a->losses = k.take(head * BT);
+  a->lse = k.take(head * BT);
   return k.used();
 }
 
@@ -222,9 +239,11 @@ StageModel::BlockX StageModel::block_x(const Acts& a, int li) const {
 StageModel::StageModel(const GPTConfig& config, const StageShard& shard, int rows, int T, int slots)
     : c_(config), shard_(shard), B_(rows), T_(T), BT_(rows * T), C_(config.n_embd),
       Ct_(config.n_embd / shard.tp_size), Ft_(4 * config.n_embd / shard.tp_size),
-      NHt_(config.n_head / shard.tp_size), Lloc_(shard.layer_end - shard.layer_begin) {
-  if (config.n_head % shard.tp_size != 0 || Lloc_ < 1 || slots < 1)
-    throw std::invalid_argument("StageModel: heads must divide by TP, a stage needs >= 1 layer and 1 slot");
+      NHt_(config.n_head / shard.tp_size), Lloc_(shard.layer_end - shard.layer_begin),
+      vocab_(vocab_slice(config, shard)), vocab_split_(vocab_.hi - vocab_.lo < config.vocab_size) {
+  if (config.n_head % shard.tp_size != 0 || Lloc_ < 1 || slots < 1 || vocab_.hi <= vocab_.lo)
+    throw std::invalid_argument(
+        "StageModel: heads must divide by TP, a stage needs >= 1 layer and 1 slot, a TP rank >= 1 vocabulary row");
   layer_size_ = local_offsets(c_, shard_).layer_size;
   BlockX x;
   layer_acts_ = carve_block_x(nullptr, &x);
@@ -239,6 +258,7 @@ StageModel::StageModel(const GPTConfig& config, const StageShard& shard, int row
   targets_.assign(size_t(slots), nullptr);
   // Backward scratch, reused by every block: dlnf | dfch_gelu dfch | dln2 datty dqkv dln1.
   scratch_.assign(size_t(BT_) * (4 * size_t(C_) + 2 * size_t(Ft_) + 4 * size_t(Ct_)), 0.0f);
+  if (vocab_split_ && shard.last) ce_stats_.assign(size_t(shard.tp_size) * BT_ * 3, 0.0f);
 }
 
 void StageModel::init_weights(uint64_t seed) {
@@ -265,6 +285,7 @@ size_t StageModel::layer_offset(int li) const {
   return local_offsets(c_, shard_).layers + size_t(li) * layer_size_;
 }
 size_t StageModel::lnf_offset() const { return local_offsets(c_, shard_).lnf; }
+size_t StageModel::wte_size() const { return local_offsets(c_, shard_).wpe; }  // wte ends where wpe starts
 
 float* StageModel::input(int slot) { return slot_acts(slot).input; }
 const float* StageModel::output(int slot) { return block_x(slot_acts(slot), Lloc_ - 1).residual3; }
@@ -313,16 +334,33 @@ void StageModel::block_forward(const Acts& a, int li, const float* residual, TpR
   residual_forward(x.residual3, x.residual2, x.fcproj, btc);
 }
 
+// wte[token] + wpe[position]; vocabulary-parallel: each rank's rows, summed over the TP ranks.
+void StageModel::embed(const Acts& a, const int32_t* inputs, TpReduce& tp) {
+  const LocalOffsets o = local_offsets(c_, shard_);
+  const float* wpe = params_.data() + o.wpe;
+  if (!vocab_split_) return encoder_forward(a.input, inputs, params_.data() + o.wte, wpe, B_, T_, C_);
+  // Only rank 0 adds wpe, so the sum holds it once; x + 0 is exact, so the result is
+  // bitwise the replicated one.
+  encoder_forward(a.input, inputs, params_.data() + o.wte, shard_.tp_rank == 0 ? wpe : nullptr, B_, T_, C_, vocab_);
+  tp.allreduce(a.input, size_t(BT_) * C_);
+}
+
+// The LM head's softmax and the mean loss over the rows, from this rank's logits columns.
+float StageModel::cross_entropy(const Acts& a, const int32_t* targets, TpReduce& tp) {
+  if (!vocab_split_) return crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, c_.vocab_size);
+  float* mine = ce_stats_.data() + size_t(shard_.tp_rank) * BT_ * 3;
+  crossentropy_partial(mine, a.logits, targets, BT_, vocab_);
+  tp.allgather(ce_stats_.data(), ce_stats_.size());
+  const float loss = crossentropy_combine(a.losses, a.lse, ce_stats_.data(), shard_.tp_size, BT_);
+  softmax_from_lse(a.probs, a.logits, a.lse, BT_, vocab_.hi - vocab_.lo);
+  return loss;
+}
+
 float StageModel::forward(int slot, const int32_t* inputs, const int32_t* targets, TpReduce& tp) {
   const Acts a = slot_acts(slot);
   inputs_[size_t(slot)] = inputs;
   targets_[size_t(slot)] = targets;
-  const int C = C_, V = c_.vocab_size;
-  if (shard_.first) {
-    const float* wte = params_.data() + local_offsets(c_, shard_).wte;
-    const float* wpe = params_.data() + local_offsets(c_, shard_).wpe;
-    encoder_forward(a.input, inputs, wte, wpe, B_, T_, C);
-  }
+  if (shard_.first) embed(a, inputs, tp);
   const float* residual = a.input;
   for (int li = 0; li < Lloc_; ++li) {
     block_forward(a, li, residual, tp);
@@ -330,9 +368,9 @@ float StageModel::forward(int slot, const int32_t* inputs, const int32_t* target
   }
   if (!shard_.last) return 0.0f;
   const float* lnfw = params_.data() + lnf_offset();
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C, BT_, C);
-  matmul_fwd(a.logits, a.lnf, params_.data(), nullptr, C, V);  // tied LM head: wte at offset 0
-  return crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, V);
+  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C_, BT_, C_);
+  matmul_fwd(a.logits, a.lnf, params_.data(), nullptr, C_, vocab_.hi - vocab_.lo);  // tied LM head: wte at offset 0
+  return cross_entropy(a, targets, tp);
 }
 
 // GPT's block backward; the column-parallel linears' input gradients are partial sums over
@@ -365,19 +403,20 @@ void StageModel::block_backward(const Acts& a, int li, const float* residual, Tp
 
 void StageModel::backward(int slot, float loss_scale, TpReduce& tp, const std::function<void(size_t)>& ready) {
   const Acts a = slot_acts(slot);
-  const int C = C_, V = c_.vocab_size;
+  const int C = C_, V = vocab_.hi - vocab_.lo;  // this rank's vocabulary columns
   const size_t btc = size_t(BT_) * C;
   float* dres = dresidual_.data();
   if (shard_.last) {
     const int32_t* targets = targets_[size_t(slot)];
     if (!targets) throw std::logic_error("StageModel::backward needs a forward() with targets first");
     float* dlogits = a.probs;  // in place, as in GPT
-    crossentropy_backward(dlogits, a.probs, targets, BT_, V);
+    crossentropy_backward(dlogits, a.probs, targets, BT_, V, vocab_);
     if (loss_scale != 1.0f)
       for (size_t i = 0; i < size_t(BT_) * V; ++i) dlogits[i] *= loss_scale;
     float* dlnf = scratch_.data();
     std::fill(dlnf, dlnf + btc, 0.0f);
     matmul_bwd(dlnf, grads_.data(), nullptr, dlogits, a.lnf, params_.data(), C, V);
+    if (vocab_split_) tp.allreduce(dlnf, btc);  // each rank's columns gave a partial sum
     std::fill(dres, dres + btc, 0.0f);
     const float* lnfw = params_.data() + lnf_offset();
     float* glnfw = grads_.data() + lnf_offset();
@@ -392,7 +431,7 @@ void StageModel::backward(int slot, float loss_scale, TpReduce& tp, const std::f
   }
   if (shard_.first) {
     const LocalOffsets o = local_offsets(c_, shard_);
-    encoder_backward(grads_.data() + o.wte, grads_.data() + o.wpe, dres, inputs_[size_t(slot)], B_, T_, C);
+    encoder_backward(grads_.data() + o.wte, grads_.data() + o.wpe, dres, inputs_[size_t(slot)], B_, T_, C, vocab_);
   }
 }
 

@@ -8,10 +8,17 @@
 //   fcproj  row-parallel: its 4C/TP input columns; allreduce, then the bias
 // So a block makes two allreduces of (B, T, C) in forward (Megatron's g, after each
 // row-parallel linear) and two in backward (f, the input gradient of each column-parallel
-// linear). LayerNorms, the biases of the row-parallel linears, the embeddings and the LM
-// head are replicated on the TP ranks: their inputs and gradients are the same on all of
-// them. The first stage holds wte and wpe, the last stage lnf and a copy of wte (tied LM
-// head); the trainer sums the two wte gradients each step.
+// linear). LayerNorms and the biases of the row-parallel linears are replicated on the TP
+// ranks: their inputs and gradients are the same on all of them. The first stage holds wte
+// and wpe, the last stage lnf and a copy of wte (tied LM head); the trainer sums the two
+// wte gradients each step. wte is either replicated on the TP ranks, or (vocab_parallel)
+// split by vocabulary rows, Megatron's vocabulary-parallel embedding and cross-entropy:
+//   embedding      each rank looks up the tokens its rows hold (zeros for the others),
+//                  rank 0 adds wpe, and one allreduce of (B, T, C) sums them;
+//   LM head        logits of its vocabulary columns only, (B, T, V/TP);
+//   cross-entropy  each rank's max, sum of exponentials and target logit per row, one
+//                  allgather of 3 numbers per row, the same loss on every rank;
+//   backward       the LM head's input gradient is a partial sum: one allreduce of (B, T, C).
 //
 // The local buffer is layer-major, unlike GPT's tensor-major layout: [wte][wpe][layer 0]
 // ...[layer n-1][lnfw lnfb], every layer one contiguous slice. The backward finishes the
@@ -24,6 +31,7 @@
 #include <functional>
 #include <vector>
 
+#include "cpu/kernels.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
 
@@ -33,7 +41,12 @@ struct StageShard {
   int layer_begin = 0, layer_end = 0;  // the stage's global layers [begin, end)
   bool first = true, last = true;      // first: wte + wpe; last: lnf + the tied LM head
   int tp_rank = 0, tp_size = 1;
+  bool vocab_parallel = false;  // wte split by vocabulary rows across the TP ranks
 };
+
+// The rows of wte (and columns of the logits) this rank holds: all of them unless
+// vocabulary-parallel with TP > 1, then [V r / TP, V (r+1) / TP).
+VocabSlice vocab_slice(const GPTConfig& c, const StageShard& s);
 
 // LEN elements of GPT tensor TENSOR at LOCAL in this rank's buffer, GLOBAL in GPT's buffer.
 // OWNED: this rank is the one that counts them (the grad norm, checkpoints): TP-replicated
@@ -44,11 +57,13 @@ struct ShardRun {
   bool owned;
 };
 
-// The tensor-parallel allreduce (sum, in place) the stage calls mid-block.
+// The tensor-parallel collectives the stage calls mid-block: an allreduce (sum, in place),
+// and an allgather of COUNT elements of which this rank filled the (tp_rank)-th 1/TP.
 class TpReduce {
  public:
   virtual ~TpReduce() = default;
   virtual void allreduce(float* data, size_t count) = 0;
+  virtual void allgather(float* data, size_t count) = 0;
 };
 
 class StageModel {
@@ -70,6 +85,7 @@ class StageModel {
   std::vector<ParamSegment> segments() const;  // the local tensor pieces, each with its decay rule
   size_t layer_offset(int local_layer) const;      // start of a local layer in the buffer
   size_t lnf_offset() const;                       // start of lnfw (= end of the layers)
+  size_t wte_size() const;                         // elements of this rank's wte (at offset 0)
 
   float* input(int slot);         // (rows, T, C) residual entering the stage (non-first: fill it)
   const float* output(int slot);  // (rows, T, C) residual leaving the stage (non-last)
@@ -99,6 +115,8 @@ class StageModel {
   BlockX block_x(const Acts& a, int local_layer) const;
   void block_forward(const Acts& a, int li, const float* residual, TpReduce& tp);
   void block_backward(const Acts& a, int li, const float* residual, TpReduce& tp);
+  void embed(const Acts& a, const int32_t* inputs, TpReduce& tp);
+  float cross_entropy(const Acts& a, const int32_t* targets, TpReduce& tp);
   void row_parallel_forward(float* out, const float* inp, const float* w, const float* bias,
                             int in_features, TpReduce& tp);
   void matmul_fwd(float* out, const float* inp, const float* w, const float* bias, int in, int out_features);
@@ -108,9 +126,12 @@ class StageModel {
   GPTConfig c_;
   StageShard shard_;
   int B_, T_, BT_, C_, Ct_, Ft_, NHt_, Lloc_;
+  VocabSlice vocab_;  // this rank's rows of wte
+  bool vocab_split_;  // vocabulary-parallel with TP > 1
   size_t layer_size_, layer_acts_, slot_size_;
   std::vector<ShardRun> runs_;
   std::vector<float> params_, grads_, acts_, dresidual_, scratch_;
+  std::vector<float> ce_stats_;  // vocabulary-parallel: (TP, B T, 3) cross-entropy statistics
   std::vector<const int32_t*> inputs_, targets_;
   double flops_ = 0;
 };

@@ -46,6 +46,8 @@ std::vector<KeySpec> train_schema() {
        "layers per stage separated by ':', e.g. '3:1' ('' = balanced)"},
       {"parallel.bucket_mb", K::kFloat, "1", 0, 1e6, {}, "DP gradient bucket size in MiB", true},
       {"parallel.zero1", K::kBool, "false", 0, 0, {}, "ZeRO-1: AdamW moments sharded across DP ranks"},
+      {"parallel.vocab_parallel", K::kBool, "false", 0, 0, {},
+       "embedding and LM head split by vocabulary rows across TP ranks, with a parallel cross-entropy"},
       {"parallel.placement", K::kString, "", 1, 0, {},
        "placement YAML: ranks (grid order), sites (per rank) ('' = identity)"},
       {"net.profile", K::kString, "", 1, 0, {}, "network profile configs/net/*.yaml ('' = unshaped)"},
@@ -88,6 +90,7 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.stage_layers = parse_stage_layers(c);
   p.bucket_mb = c.get_float("parallel.bucket_mb");
   p.zero1 = c.get_bool("parallel.zero1");
+  p.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   p.placement = c.get_string("parallel.placement");
   p.net_profile = c.get_string("net.profile");
   p.clock = c.get_string("net.clock");
@@ -103,6 +106,9 @@ void check_layout(const Config& c, const TrainSettings& s) {
   const ParallelSettings& p = s.parallel;
   if (s.model.n_head % p.tp != 0)
     c.fail_constraint("parallel.tp", "must divide model.n_head = " + std::to_string(s.model.n_head));
+  if (p.vocab_parallel && p.tp > s.model.vocab_size)
+    c.fail_constraint("parallel.tp", "must be at most model.vocab_size = " + std::to_string(s.model.vocab_size) +
+                                         " with parallel.vocab_parallel (every TP rank needs a vocabulary row)");
   if (p.pp > s.model.n_layer)
     c.fail_constraint("parallel.pp", "must be at most model.n_layer = " + std::to_string(s.model.n_layer) +
                                          " (every stage needs a layer)");

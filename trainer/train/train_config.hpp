@@ -24,6 +24,7 @@ struct ParallelSettings {
   std::vector<int> stage_layers;   // layers per pipeline stage; empty = balanced
   double bucket_mb = 1;            // DP gradient bucket size, MiB
   bool zero1 = false;              // shard the AdamW moments across DP ranks
+  bool vocab_parallel = false;     // wte and the LM head split by vocabulary rows across TP ranks
   std::string placement;           // YAML: grid position -> rank, rank -> site ('' = identity)
   std::string net_profile;         // configs/net/*.yaml ('' = unshaped)
   std::string clock = "virtual";   // virtual | wall
