@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "algorithms.hpp"
@@ -56,7 +57,7 @@ Config small(const std::vector<std::string>& sets) {
 }
 
 struct RunResult {
-  std::vector<double> losses;
+  std::vector<double> losses, val;           // per step; per validation
   std::vector<float> params;                // GPT layout, rank 0 only
   std::vector<RankStepRecord> ranks;        // rank 0 only
 };
@@ -80,6 +81,7 @@ RunResult run_layout(const std::vector<std::string>& sets, const std::string& re
     if (!resume.empty()) t.resume(resume);
     const TrainRunSummary& s = t.run("test");
     for (const StepRecord& r : s.steps) out.losses.push_back(r.loss);
+    for (const ValRecord& v : s.val) out.val.push_back(v.loss);
     out.ranks = s.rank_steps;
     out.params = t.gather_params();
   }
@@ -187,6 +189,23 @@ TEST_CASE("vocabulary-parallel embedding and cross-entropy train the single-rank
   }
 }
 
+TEST_CASE("validation through the pipeline gives the single-rank validation loss", "[mpi][equivalence][val]") {
+  const std::vector<std::string> val = {"train.val_every=2", "train.val_batches=3"};
+  std::vector<double> want;
+  if (root()) {
+    std::ostringstream log;
+    Trainer t(small(val), log);
+    for (const ValRecord& v : t.run("reference").val) want.push_back(v.loss);
+    CHECK(want.size() == 3);  // after steps 2 and 4, and at the end
+  }
+  for (const auto& l : {layout(1, 2, 2, 2), layout(2, 2, 1, 4, "gpipe"), layout(2, 1, 2, 1),
+                        plus(layout(1, 2, 2, 2), {"parallel.vocab_parallel=true"})}) {
+    const RunResult r = run_layout(plus(l, val));
+    if (!root()) continue;
+    check_losses(r.val, want, 1e-5);
+  }
+}
+
 TEST_CASE("ZeRO-1 trains the same model", "[mpi][equivalence][zero]") {
   const Reference& ref = reference();
   for (const auto& l : {layout(2, 1, 1, 1), layout(2, 2, 2, 2)}) {
@@ -254,6 +273,46 @@ TEST_CASE("overlap: DP buckets hide behind the backward on the virtual clock", "
   for (const RankStepRecord& r : one.ranks) {
     CHECK(std::abs(r.dp_total - cost(n)) <= rounding + 1e-12);
     CHECK(std::abs(r.dp_exposed - r.dp_total) <= 1e-9 * r.dp_total);
+  }
+}
+
+// A placement file puts ranks on the sites of the DT-FM two-data-centre profile; the traffic
+// that crosses sites is then exactly the kind whose groups the placement split. Grid
+// positions are played in reverse (world rank 7 - g), and sites are given per world rank.
+TEST_CASE("placement: sites from the placement file decide which traffic crosses", "[mpi][placement]") {
+  const std::vector<std::string> dp2pp2tp2 = layout(2, 2, 2, 2);
+  const par::Layout grid{2, 2, 2};
+  const std::string profile = std::string(DTB_SOURCE_DIR) + "/configs/net/dtfm-3-two-dcs.yaml";
+  // Which coordinate picks the site: 0 = tp, 1 = dp, 2 = pp.
+  const char* split_name[] = {"tp", "dp", "pp"};
+  for (int split = 0; split < 3; ++split) {
+    const fs::path file = scratch() / ("placement-" + std::to_string(split) + ".yaml");
+    if (root()) {
+      std::ofstream out(file);
+      out << "ranks: [7, 6, 5, 4, 3, 2, 1, 0]\nsites: [";
+      for (int w = 0; w < 8; ++w) {
+        const par::Coord c = par::grid_coord(grid, 7 - w);  // world rank w plays grid position 7 - w
+        const int by[] = {c.tp, c.dp, c.pp};
+        out << (w ? ", " : "") << (by[split] == 0 ? "dc1" : "dc2");
+      }
+      out << "]\n";
+    }
+    world().untimed_max(0);
+    const std::vector<std::string> sets = plus(dp2pp2tp2, {"net.profile=" + profile, "parallel.placement=" + file.string()});
+    const netem::Profile p = par::run_profile(train_settings(small(sets)), coll::MpiSession::world_size());
+    const RunResult r = run_layout(sets, "", &p);
+    if (!root()) continue;
+    for (const RankStepRecord& x : r.ranks) {
+      const uint64_t kinds[] = {x.bytes_tp, x.bytes_dp, x.bytes_pp};
+      const uint64_t crossing = kinds[split];
+      INFO("split by " << split_name[split] << ", rank " << x.rank << " step " << x.step
+                       << ": tp " << x.bytes_tp << " dp " << x.bytes_dp << " pp " << x.bytes_pp << " other "
+                       << x.bytes_other << " | inter " << x.bytes_inter << " intra " << x.bytes_intra);
+      CHECK(x.bytes_intra + x.bytes_inter == x.bytes_tp + x.bytes_dp + x.bytes_pp + x.bytes_other);
+      // The world-wide norm and loss allreduce ("other") may go either way; nothing else may.
+      CHECK(x.bytes_inter >= crossing);
+      CHECK(x.bytes_inter <= crossing + x.bytes_other);
+    }
   }
 }
 
