@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <string>
 
+#include "dtbench_runner.hpp"
 #include "model/gpt2.hpp"
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
 #include "parallel/stage_model.hpp"
 
 using namespace dtb::par;
+namespace fs = std::filesystem;
 
 TEST_CASE("grid [2,2,2]: Megatron's rank order and groups, by hand", "[parallel]") {
   const Layout l{2, 2, 2};
@@ -88,22 +90,6 @@ TEST_CASE("TP shards and stages draw exactly the full model's initial weights", 
   for (int n : covered) CHECK(n == 1);  // every element owned exactly once
 }
 
-namespace {
-// Runs the binary; returns its exit code and its stderr.
-int run_binary(const std::string& args, std::string* err) {
-  const std::string path = "/tmp/dtb_test_parallel_err_" + std::to_string(getpid());
-  const int rc = std::system((std::string(DTB_BINARY) + " train " + args + " >/dev/null 2>" + path).c_str());
-  *err = "";
-  if (FILE* f = std::fopen(path.c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof buf, f)) *err += buf;
-    std::fclose(f);
-  }
-  std::remove(path.c_str());
-  return WEXITSTATUS(rc);
-}
-}  // namespace
-
 TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {
   const std::string base = "--set data.path=/nonexistent.h5 --set train.steps=1 ";
   const std::pair<std::string, std::string> cases[] = {
@@ -113,12 +99,14 @@ TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]")
       {"--set parallel.dp=2 --set parallel.microbatches=3 --set train.batch_size=8", "train.batch_size"},
       {"--set parallel.pp=2 --set parallel.stages=3:2 --set model.n_layer=4", "parallel.stages"},
       {"--set parallel.schedule=zigzag", "parallel.schedule"},
+      {"--set parallel.dp=2 --set parallel.zero1=true --set net.algo=tree", "needs net.algo = ring"},
+      {"--set parallel.tp=4 --set model.n_head=4 --set model.vocab_size=3 --set parallel.vocab_parallel=true",
+       "every TP rank needs a vocabulary row"},
   };
+  const fs::path dir = dtb::test::scratch_dir("test_parallel");
   for (const auto& [sets, expect] : cases) {
-    std::string err;
-    INFO(sets << " -> " << err);
-    CHECK(run_binary(base + sets, &err) == 2);
-    CHECK(err.find(expect) != std::string::npos);
-    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    const std::string args = "train " + base + sets;
+    dtb::test::expect_usage_error(dtb::test::run_dtbench(args, dir), args, {expect});
   }
+  fs::remove_all(dir);
 }

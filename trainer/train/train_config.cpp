@@ -106,6 +106,9 @@ void check_layout(const Config& c, const TrainSettings& s) {
   const ParallelSettings& p = s.parallel;
   if (s.model.n_head % p.tp != 0)
     c.fail_constraint("parallel.tp", "must divide model.n_head = " + std::to_string(s.model.n_head));
+  if (p.zero1 && p.dp_algo != "ring")
+    c.fail_constraint("parallel.zero1", "needs net.algo = ring (ZeRO-1 reduce-scatters the gradients and "
+                                        "allgathers the parameters with the ring), not '" + p.dp_algo + "'");
   if (p.vocab_parallel && p.tp > s.model.vocab_size)
     c.fail_constraint("parallel.tp", "must be at most model.vocab_size = " + std::to_string(s.model.vocab_size) +
                                          " with parallel.vocab_parallel (every TP rank needs a vocabulary row)");
