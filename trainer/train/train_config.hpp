@@ -22,15 +22,17 @@ struct ParallelSettings {
   int dp = 1, pp = 1, tp = 1, microbatches = 1;
   std::string schedule = "1f1b";   // gpipe | 1f1b
   std::vector<int> stage_layers;   // layers per pipeline stage; empty = balanced
-  double bucket_mb = 1;            // DP gradient bucket size, MiB
+  double bucket_mb = 1;            // DP gradient bucket size, MiB (0 = one bucket)
   bool zero1 = false;              // shard the AdamW moments across DP ranks
   std::string placement;           // YAML: grid position -> rank, rank -> site ('' = identity)
   std::string net_profile;         // configs/net/*.yaml ('' = unshaped)
   std::string clock = "virtual";   // virtual | wall
   std::string dp_algo = "ring";    // allreduce algorithm of the DP gradient sync
   std::string codec = "none";      // compression of the DP gradient sync
+  int servers = 1, rounds = 10;    // ps: server shards; gossip: rounds
   double device_gflops = 0;        // device model peak (0: charge measured thread CPU time)
   double device_efficiency = 1;    // fraction of the peak the kernels reach
+  double device_memory_gbs = 0;    // device model memory bandwidth, GB/s (0: optimizer free)
   double mfu_peak_gflops = 0;      // per-rank peak for MFU (0: device_gflops; both 0: n/a)
   int world() const { return dp * pp * tp; }
 };
