@@ -2,8 +2,7 @@
 // (compute = FLOPs / (peak x efficiency), pipeline bubbles, DP time = the collectives' own
 // cost formula on the profile's alpha and beta), the article's figures, byte accounting,
 // speed, the results file, and bad input (exit 2, one line).
-// Not here: agreement with the 3D trainer's virtual clock within 5% (issue 6), which needs
-// the trainer of issue 4; the simulator reads the same config keys for that test.
+// Agreement with the 3D trainer's virtual clock within 5%: tests/test_sim_agreement.cpp.
 #include <catch2/catch.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,26 +80,40 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-TEST_CASE("compute time is FLOPs / (peak x efficiency), exactly", "[sim]") {
+// The FLOPs per token the trainer's kernels issue on one rank (stage_model.cpp): every
+// matmul weight 6 times (12C^2 per layer, the LM head's CV), attention 6TC per layer.
+double issued_flops_per_token(const GPTConfig& m, int T) {
+  const double C = m.n_embd;
+  return 6 * (12 * C * C * m.n_layer + C * m.vocab_size) + 6.0 * m.n_layer * T * C;
+}
+
+TEST_CASE("compute time is the trainer's FLOPs / (peak x efficiency), exactly", "[sim]") {
   // One rank, no network: the step is compute + optimizer.
   for (const char* device : {"cpu-this-machine", "a100", "h100"}) {
     const std::string precision = std::string(device) == "cpu-this-machine" ? "fp32" : "bf16";
-    const SimResult r = run({"device.profile=" + std::string(device), "precision.compute=" + precision,
+    const Config c = config({"device.profile=" + std::string(device), "precision.compute=" + precision,
                              "model.n_layer=4", "train.batch_size=16", "parallel.microbatches=4"});
+    const SimResult r = simulate(sim_settings(c));
     const Device d = load_device(device);
-    const double flops = r.flops_per_token * r.tokens_per_step;
+    const double flops = issued_flops_per_token(sim_settings(c).model, 64) * r.tokens_per_step;
     const double rate = d.peak(parse_precision(precision)) * d.efficiency;
     INFO(device);
     CHECK(r.time.compute_fwd + r.time.compute_bwd == Approx(flops / rate).epsilon(1e-12));
     CHECK(r.time.compute_bwd == Approx(2 * r.time.compute_fwd).epsilon(1e-12));
     CHECK(r.time.step == Approx(flops / rate + r.time.optimizer).epsilon(1e-12));
   }
-  // device.efficiency overrides the file's; TP and PP divide the work.
+  // device.efficiency and device.peak_gflops override the file's; TP divides the work but
+  // the LM head, which every TP rank runs whole.
+  const GPTConfig m = sim_settings(config({})).model;
   const SimResult half = run({"device.profile=a100", "precision.compute=bf16", "device.efficiency=0.25"});
   CHECK(half.time.compute_fwd + half.time.compute_bwd ==
-        Approx(half.flops_per_token * half.tokens_per_step / (312e12 * 0.25)).epsilon(1e-12));
+        Approx(issued_flops_per_token(m, 64) * half.tokens_per_step / (312e12 * 0.25)).epsilon(1e-12));
+  const SimResult peak = run({"device.profile=a100", "device.peak_gflops=1000", "device.efficiency=0.5"});
+  CHECK(peak.time.compute_fwd + peak.time.compute_bwd ==
+        Approx(issued_flops_per_token(m, 64) * peak.tokens_per_step / 500e9).epsilon(1e-12));
   const SimResult tp = run({"device.profile=a100", "precision.compute=bf16", "device.efficiency=0.25", "parallel.tp=4"});
-  CHECK(tp.time.compute_fwd == Approx(half.time.compute_fwd / 4).epsilon(1e-12));
+  const double head_fwd = 2.0 * m.n_embd * m.vocab_size * half.tokens_per_step / (312e12 * 0.25);
+  CHECK(tp.time.compute_fwd == Approx((half.time.compute_fwd - head_fwd) / 4 + head_fwd).epsilon(1e-12));
 }
 
 TEST_CASE("the parts of the step add up to the step", "[sim]") {
@@ -112,7 +125,7 @@ TEST_CASE("the parts of the step add up to the step", "[sim]") {
       const StepTimes& t = r.time;
       INFO(net << " " << schedule);
       CHECK(r.world == 64);
-      CHECK(t.compute_fwd + t.compute_bwd + t.tp + t.bubble + t.pp_exposed + t.dp_exposed + t.optimizer ==
+      CHECK(t.compute_fwd + t.compute_bwd + t.tp + t.bubble + t.pp_exposed + t.dp_exposed + t.other + t.optimizer ==
             Approx(t.step).epsilon(1e-12));
       CHECK(t.bubble >= 0);
       CHECK(t.pp_exposed >= 0);
@@ -145,7 +158,7 @@ TEST_CASE("pipeline bubbles: (PP - 1)(f + b) for GPipe and 1F1B", "[sim]") {
     for (int pp : {1, 2, 4, 8})
       for (int m : {1, 3, 8, 32}) {
         PipelineInput in;
-        in.stages.assign(size_t(pp), StageTimes{1.0, 2.0});
+        in.stages.assign(size_t(pp), StageWork::plain({1.0, 2.0}));
         in.forward.assign(size_t(pp - 1), Hop{});
         in.backward = in.forward;
         in.microbatches = m;
@@ -166,7 +179,7 @@ TEST_CASE("pipeline bubbles: (PP - 1)(f + b) for GPipe and 1F1B", "[sim]") {
 TEST_CASE("pipeline messages: latency on the fill, serialization in the steady state", "[sim]") {
   // Two stages, messages slower than compute: GPipe's forward phase is link-bound.
   PipelineInput in;
-  in.stages.assign(2, StageTimes{1.0, 2.0});
+  in.stages.assign(2, StageWork::plain({1.0, 2.0}));
   in.forward.assign(1, Hop{0.5, 4.0});
   in.backward.assign(1, Hop{0.5, 4.0});
   in.microbatches = 3;
@@ -194,16 +207,16 @@ TEST_CASE("DP time equals the collectives' cost formula on the profile", "[sim]"
   int i = 0;
   for (const char* algo : {"ring", "hd", "tree", "hier", "ps", "gossip"}) {
     // One bucket, released when the only backward ends: all of the sync is exposed.
-    const SimResult r = run({"parallel.dp=8", "train.batch_size=8", "dp.bucket=0", "net.profile=" + two_sites(),
-                             "dp.algo=" + std::string(algo)});
+    const SimResult r = run({"parallel.dp=8", "train.batch_size=8", "parallel.bucket_mb=0", "net.profile=" + two_sites(),
+                             "net.algo=" + std::string(algo), "net.servers=8"});
     INFO(algo);
     CHECK(r.time.dp_total == Approx(expected[i]).epsilon(1e-12));
     CHECK(r.time.dp_exposed == Approx(expected[i]).epsilon(1e-9));
     ++i;
   }
   // Codecs: the formula at the encoded size.
-  const SimResult fp16 = run({"parallel.dp=8", "train.batch_size=8", "dp.bucket=0", "net.profile=" + two_sites(),
-                              "dp.codec=fp16"});
+  const SimResult fp16 = run({"parallel.dp=8", "train.batch_size=8", "parallel.bucket_mb=0", "net.profile=" + two_sites(),
+                              "net.codec=fp16"});
   CHECK(fp16.time.dp_total == Approx(coll::ring_allreduce_cost(8, n / 2, inter_a, inter_b)).epsilon(1e-12));
 }
 
@@ -213,10 +226,10 @@ TEST_CASE("DP overlaps the last micro-batch's backward, bucket by bucket", "[sim
                                          "/configs/net/aqsgd-1g.yaml", "device.profile=a100", "precision.compute=bf16"};
   auto with = [&](const std::string& bucket) {
     std::vector<std::string> sets = base;
-    sets.push_back("dp.bucket=" + bucket);
+    sets.push_back("parallel.bucket_mb=" + bucket);
     return run(sets);
   };
-  const SimResult one = with("0"), many = with("256KiB");
+  const SimResult one = with("0"), many = with("0.25");
   CHECK(one.dp_buckets == 1);
   CHECK(many.dp_buckets > 8);
   CHECK(one.time.dp_exposed == Approx(one.time.dp_total));
@@ -230,7 +243,7 @@ TEST_CASE("bytes per rank by link class follow the placement", "[sim]") {
   // DP 2 x PP 2 x TP 2 on two sites of 4: rank = tp + 2 dp + 4 pp, so stage 0 is site A,
   // stage 1 site B: TP and DP stay inside a site, PP crosses.
   const SimResult r = run({"parallel.dp=2", "parallel.pp=2", "parallel.tp=2", "parallel.microbatches=2",
-                           "train.batch_size=8", "net.profile=" + two_sites(), "dp.algo=ring"});
+                           "train.batch_size=8", "net.profile=" + two_sites(), "net.algo=ring"});
   const double act = 2.0 * 64 * 64 * 4;  // micro-batch 2 x T 64 x C 64, fp32
   CHECK(r.tp_bytes.inter == 0);
   CHECK(r.pp_bytes.intra == 0);
@@ -273,7 +286,7 @@ TEST_CASE("sweeps: ranges, units and marks", "[sim]") {
   CHECK(bw.x.front() == Approx(1e8));
   const SweepAxis dp = parse_axis(base, "parallel.microbatches=1:128:log8", "--sweep");
   CHECK(dp.values == std::vector<std::string>{"1", "2", "4", "8", "16", "32", "64", "128"});
-  const SweepAxis list = parse_axis(base, "dp.algo=ring,ps", "--sweep");
+  const SweepAxis list = parse_axis(base, "net.algo=ring,ps", "--sweep");
   CHECK(std::isnan(list.x[0]));
 
   // Slower links never make a step faster.
@@ -340,9 +353,11 @@ TEST_CASE("dtbench sim: bad input exits 2 with one line", "[sim][cli]") {
                      {"dtfm-1-dc-ondemand.yaml", "rank"});
   expect_usage_error("sim --set net.bandwidth=fast", {"net.bandwidth", "25Gbps"});
   expect_usage_error("sim --set net.latency=5parsecs", {"net.latency", "10ms"});
-  expect_usage_error("sim --set dp.bucket=lots", {"dp.bucket", "25MiB"});
-  expect_usage_error("sim --set dp.codec=zip", {"dp.codec", "zip"});
-  expect_usage_error("sim --set dp.algo=magic", {"dp.algo", "ring"});
+  expect_usage_error("sim --set parallel.bucket_mb=lots", {"parallel.bucket_mb", "lots"});
+  expect_usage_error("sim --set net.codec=zip", {"net.codec", "zip"});
+  expect_usage_error("sim --set net.algo=magic", {"net.algo", "ring"});
+  expect_usage_error("sim --set net.algo=mpi", {"net.algo", "outside the network model"});
+  expect_usage_error("sim --set net.servers=2", {"net.servers", "parallel.dp = 1"});
   expect_usage_error("sim --preset nope", {"--preset 'nope'", "gpt3-xl"});
   expect_usage_error("sim --sweep net.bandwidth=1Gbps:fast:log5", {"--sweep", "lo:hi:logN"});
   expect_usage_error("sim --sweep parallel.dpp=1,2", {"parallel.dpp", "did you mean 'parallel.dp'"});

@@ -8,10 +8,10 @@
 namespace dtb::par {
 
 GradSync::GradSync(size_t count, size_t bucket_elems, coll::Communicator* dp, bool zero1,
-                   const std::string& algo, const std::string& codec)
-    : dp_(dp), zero1_(zero1), algo_(&coll::find_algorithm(coll::Op::kAllreduce, algo)),
+                   const std::string& algo, const std::string& codec, const coll::CollParams& params)
+    : dp_(dp), zero1_(zero1), algo_(&coll::find_algorithm(coll::Op::kAllreduce, algo)), params_(params),
       codec_(coll::make_codec(codec)) {
-  bucket_elems = std::max<size_t>(bucket_elems, 1);
+  if (bucket_elems == 0) bucket_elems = std::max<size_t>(count, 1);
   for (size_t hi = count; hi > 0;) {
     const size_t lo = hi > bucket_elems ? hi - bucket_elems : 0;
     buckets_.push_back({lo, hi - lo});
@@ -37,7 +37,7 @@ void GradSync::sync_bucket(float* grads, size_t b) {
   const std::span<float> data(grads + buckets_[b].offset, buckets_[b].size);
   const coll::Compression z{codec_.get(), codec_ ? &codec_state_[b] : nullptr};
   if (zero1_) coll::ring_reduce_scatter(*dp_, data, z);
-  else algo_->run(*dp_, data, coll::CollParams{}, z);
+  else algo_->run(*dp_, data, params_, z);
 }
 
 void GradSync::ready(size_t lo, float* grads, const std::function<void(const std::function<void()>&)>& launch) {

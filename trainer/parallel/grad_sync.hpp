@@ -34,8 +34,9 @@ struct UpdatePiece {
 
 class GradSync {
  public:
+  // BUCKET_ELEMS 0 = one bucket; PARAMS: ps servers and gossip rounds.
   GradSync(size_t count, size_t bucket_elems, coll::Communicator* dp, bool zero1,
-           const std::string& algo, const std::string& codec);
+           const std::string& algo, const std::string& codec, const coll::CollParams& params);
 
   const std::vector<Range>& buckets() const { return buckets_; }  // from the buffer's end
   // Elements this DP rank reduces (ZeRO: the only ones it holds summed): its block of each bucket.
@@ -63,6 +64,7 @@ class GradSync {
   coll::Communicator* dp_;
   bool zero1_;
   const coll::Algorithm* algo_;
+  coll::CollParams params_;
   std::unique_ptr<coll::Codec> codec_;
   std::vector<coll::CodecState> codec_state_;  // error feedback, one per bucket
   size_t launched_ = 0;

@@ -13,6 +13,8 @@ namespace dtb::par {
 namespace {
 
 constexpr int kGatherTag = 7;
+// AdamW's memory traffic per parameter (fp32): reads param, grad, m, v; writes param, m, v.
+constexpr double kAdamBytesPerParam = 7 * sizeof(float);
 
 std::span<std::byte> bytes_of(float* p, size_t n) { return std::as_writable_bytes(std::span<float>(p, n)); }
 std::span<const std::byte> bytes_of(const float* p, size_t n) { return std::as_bytes(std::span<const float>(p, n)); }
@@ -120,15 +122,21 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
 
   model_ = std::make_unique<StageModel>(s_.model, stage_shard(s_, coord_), rows_per_micro_, s_.seq_len, live_);
   model_->init_weights(s_.seed);
-  const size_t bucket = size_t(s_.parallel.bucket_mb * 1048576.0 / sizeof(float));
+  const double mb = s_.parallel.bucket_mb;  // 0 = one bucket (GradSync's 0)
+  const size_t bucket = mb > 0 ? std::max<size_t>(1, size_t(mb * 1048576.0 / sizeof(float))) : 0;
+  coll::CollParams params;
+  params.servers = s_.parallel.servers;
+  params.rounds = s_.parallel.rounds;
   sync_ = std::make_unique<GradSync>(model_->num_params(), bucket, &*g_->dp, s_.parallel.zero1,
-                                     s_.parallel.dp_algo, s_.parallel.codec);
+                                     s_.parallel.dp_algo, s_.parallel.codec, params);
   pieces_ = sync_->update_pieces(model_->segments());
   owned_ = owned_ranges(model_->runs());
   adam_m_.assign(sync_->state_size(), 0.0f);
   adam_v_.assign(sync_->state_size(), 0.0f);
-  const double device_rate = s_.parallel.device_gflops * 1e9 * s_.parallel.device_efficiency;
-  timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate);
+  const double efficiency = s_.parallel.device_efficiency > 0 ? s_.parallel.device_efficiency : 1.0;
+  const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
+  timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
+                                         s_.parallel.device_memory_gbs * 1e9);
   tp_ = std::make_unique<TpAllreduce>(*g_->tp, *timeline_);
   inputs_.resize(size_t(rows_per_dp_) * s_.seq_len);
   targets_.resize(inputs_.size());
@@ -257,6 +265,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     const ParamSegment seg{0, p.size, p.decay};
     adamw_update(model_->params() + p.offset, model_->grads() + p.offset, adam_m_.data() + p.state,
                  adam_v_.data() + p.state, std::span(&seg, 1), s_.optim, r.lr, step_ + 1, scale);
+    tl.charge_memory(double(p.size) * kAdamBytesPerParam);
   }
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });

@@ -8,8 +8,9 @@ namespace dtb::par {
 
 using netem::Stream;
 
-Timeline::Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s)
-    : comm_(comm), flops_(std::move(flops)), device_rate_(device_flops_per_s) {}
+Timeline::Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s,
+                   double device_bytes_per_s)
+    : comm_(comm), flops_(std::move(flops)), device_rate_(device_flops_per_s), device_bandwidth_(device_bytes_per_s) {}
 
 void Timeline::mark() {
   mark_cpu_ = netem::thread_cpu_seconds();
@@ -31,14 +32,26 @@ void Timeline::set_phase(Phase p) {
   phase_ = p;
 }
 
+double& Timeline::phase_time() {
+  double* slot[] = {&r_.forward, &r_.backward, &r_.optimizer, &r_.harness};
+  return *slot[int(phase_)];
+}
+
 void Timeline::charge() {
   const double cpu = netem::thread_cpu_seconds() - mark_cpu_;
   const double seconds = device_rate_ > 0 ? (flops_() - mark_flops_) / device_rate_ : cpu;
-  double* slot[] = {&r_.forward, &r_.backward, &r_.optimizer, &r_.harness};
-  *slot[int(phase_)] += seconds;
+  phase_time() += seconds;
   if (phase_ != Phase::kHarness) r_.kernel_cpu += cpu;
   comm_.clock().advance(Stream::kCompute, seconds);
   mark();
+}
+
+void Timeline::charge_memory(double bytes) {
+  charge();
+  if (device_rate_ <= 0 || device_bandwidth_ <= 0) return;
+  const double seconds = bytes / device_bandwidth_;
+  phase_time() += seconds;
+  comm_.clock().advance(Stream::kCompute, seconds);
 }
 
 void Timeline::run_comm(Traffic t, const std::function<void()>& fn) {

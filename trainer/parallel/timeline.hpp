@@ -4,7 +4,9 @@
 // Compute is charged in segments: every call that ends one (charge(), and each
 // communication, which charges first) adds the work since the previous mark to the current
 // phase and advances the compute stream by it: the thread CPU time of the segment, or,
-// with a device model, the FLOPs the stage issued in it / (peak x efficiency). Ranks run
+// with a device model, the FLOPs the stage issued in it / (peak x efficiency), plus the
+// bytes of memory-bound work (AdamW, charge_memory()) / the device's memory bandwidth
+// (the optimizer issues no FLOPs; without a bandwidth it is free). Ranks run
 // one kernel thread each under MPI so that the thread's CPU time is all of the work.
 //
 // Communication runs on the one comm stream of the rank (one channel, FIFO):
@@ -28,12 +30,17 @@ enum class Traffic { kTp, kPp, kDp, kOther };
 class Timeline {
  public:
   // FLOPS: the FLOPs the rank's kernels have issued so far; DEVICE_FLOPS_PER_S > 0 selects
-  // the device model, 0 the measured thread CPU time.
-  Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s);
+  // the device model, 0 the measured thread CPU time. DEVICE_BYTES_PER_S: the device
+  // model's memory bandwidth (0 = memory-bound work is free).
+  Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s,
+           double device_bytes_per_s);
 
   void start_step(int64_t rank, int64_t step);
   void set_phase(Phase p);
   void charge();  // ends the current compute segment
+  // Device model: BYTES of memory-bound work in the current phase (no-op on measured time,
+  // which has already counted it).
+  void charge_memory(double bytes);
 
   double blocking(Traffic t, const std::function<void()>& fn);
   void post(Traffic t, const std::function<void()>& fn);
@@ -50,10 +57,11 @@ class Timeline {
   // Runs FN as communication of kind T: bytes and CPU time go to T, not to compute.
   void run_comm(Traffic t, const std::function<void()>& fn);
   void mark();
+  double& phase_time();  // the record's slot of the current phase
 
   coll::Communicator& comm_;
   std::function<double()> flops_;
-  double device_rate_;
+  double device_rate_, device_bandwidth_;
   Phase phase_ = Phase::kHarness;
   double mark_cpu_ = 0, mark_flops_ = 0, step_start_ = 0;
   coll::LinkStats stats_at_start_;

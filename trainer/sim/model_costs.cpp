@@ -14,6 +14,17 @@ double layer_activations(const GPTConfig& m, int seq_len, int tp) {
   return 4 * C + (12 * C + double(m.n_head) * seq_len) / tp;
 }
 
+// The trainer's kernels' FLOPs (stage_model.cpp): matmul 2 x weights forward, 4 x
+// backward; attention 2TC/TP forward, 4TC/TP backward. SCALE: model.params / the shape's.
+LayerFlops layer_flops(double C, double T, int tp, double scale) {
+  const double w = C * C * scale / tp, att = T * C / tp;
+  return {2 * 4 * w + 2 * att, 2 * 8 * w, 4 * 8 * w, 4 * 4 * w + 4 * att};
+}
+
+// One TP rank's layer: the column- and row-parallel weights and biases split, the
+// LayerNorms and the row-parallel biases (6C) replicated (stage_model.cpp).
+double rank_layer_params(double C, int tp) { return 6 * C + (12 * C * C + 3 * C + 4 * C) / tp; }
+
 }  // namespace
 
 ModelCosts model_costs(const SimSettings& s) {
@@ -45,6 +56,12 @@ ModelCosts model_costs(const SimSettings& s) {
     g.params = params * scale;
     g.flops_per_token = 6 * g.layers * per_layer * scale + 6.0 * g.layers * C * T +
                         (last ? 6 * (wte + wpe + lnf) * scale : 0);
+    g.layer_flops = layer_flops(C, T, s.grid.tp, scale);
+    g.head_flops = last ? 6 * wte * scale : 0;
+    g.buffer.embeddings = ((first || last ? wte : 0) + (first ? wpe : 0)) * scale;
+    g.buffer.layer = rank_layer_params(C, s.grid.tp) * scale;
+    g.buffer.lnf = last ? lnf * scale : 0;
+    g.buffer.layers = g.layers;
     // The last stage also keeps the logits (V per token, split over TP) for the loss.
     const double logits = last ? double(m.vocab_size) / s.grid.tp : 0;
     g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;

@@ -5,19 +5,43 @@
 // the final LayerNorm and, when PP > 1, its own copy of wte for the tied LM head (as in
 // Megatron-LM; the two copies' gradients are summed after the DP sync).
 //
-// FLOPs per token follow the trainer's convention 6N + 6LCT (llm.c, PaLM): 6 per
-// parameter (2 forward, 4 backward) plus attention's 6LCT. A stage is charged 6 per
-// parameter of its layers and 6CT per layer; the non-layer parameters' 6(V + n_ctx + 2)C
-// go to the last stage, where the LM head's matmul runs, so that the stages add up to
-// exactly 6N + 6LCT. Forward is 1/3 of it, backward 2/3.
+// FLOPs per token: 6N + 6LCT (llm.c, PaLM) is the model's figure, for MFU. The time is
+// charged for the FLOPs the trainer's kernels issue (parallel/stage_model.cpp, which its
+// device model divides by the rate): the matmuls, 2 per weight in forward and 4 in
+// backward, and attention's QK^T and AV, 2TC per layer and token in forward, 4TC in
+// backward; LayerNorm, GELU, biases, the embedding lookup and the softmax issue none. Per
+// layer and TP rank the matmul weights are 12C^2 / TP; the LM head (C x V, the tied wte)
+// runs whole on every TP rank of the last stage (the trainer has no vocabulary-parallel
+// head). Each pass is cut where the trainer's blocking TP allreduces sit (Pass).
 #include <vector>
 
 #include "sim/sim_config.hpp"
 
 namespace dtb::sim {
 
+// FLOPs per token of one layer on one TP rank, cut at its two TP allreduces: forward
+// qkv, attention, attproj | fc, fcproj; backward fcproj, fc | attproj, attention, qkv.
+struct LayerFlops {
+  double fwd_a = 0, fwd_b = 0, bwd_a = 0, bwd_b = 0;
+};
+
+// One TP rank's flat buffer (elements), as parallel/stage_model.cpp lays it out:
+// [wte: first or last stage][wpe: first][layers][lnf: last]. The backward finishes it from
+// the end: the DP buckets (cut from the end) are ready after the layer that completes them.
+struct RankBuffer {
+  double embeddings = 0;  // wte + wpe at the start
+  double layer = 0;       // one layer
+  double lnf = 0;         // at the end
+  int layers = 0;
+  double total() const { return embeddings + layers * layer + lnf; }
+  double layer_offset(int local_layer) const { return embeddings + local_layer * layer; }
+};
+
 struct Stage {
   int first_layer = 0, layers = 0;
+  LayerFlops layer_flops;      // per token, one TP rank
+  double head_flops = 0;       // per token, forward + backward: the LM head (last stage)
+  RankBuffer buffer;           // one TP rank's parameters
   double params = 0;           // parameters it holds, all TP ranks together
   double tied_params = 0;      // of which its copy of wte (first and last stage when PP > 1)
   double flops_per_token = 0;  // forward + backward, all TP ranks together

@@ -38,7 +38,86 @@ struct Link {
   }
 };
 
+// One stage's representative rank: its two streams and its DP buckets.
+struct Rank {
+  const StageWork* work = nullptr;
+  double compute = 0, comm = 0, busy = 0;
+  size_t launched = 0;
+
+  double both() const { return std::max(compute, comm); }
+  void blocking(double seconds) { compute = comm = both() + seconds; }
+  void receive(double arrival) { compute = comm = std::max(both(), arrival); }
+  // Buckets starting at or after LO, launched behind whatever the comm stream holds.
+  void launch(double lo) {
+    for (; launched < work->buckets.size() && work->buckets[launched].offset >= lo; ++launched) {
+      comm = both() + work->buckets[launched].cost;
+      busy += work->buckets[launched].cost;
+    }
+  }
+  void run(const std::vector<Piece>& pass, bool last_backward) {
+    for (const Piece& p : pass) {
+      compute += p.compute;
+      if (p.allreduce > 0) blocking(p.allreduce);
+      if (last_backward && p.ready >= 0) launch(p.ready);
+    }
+  }
+};
+
+struct State {
+  std::vector<Rank> ranks;
+  std::vector<Link> fwd, bwd;
+  // act[s][i]: when micro-batch i's activation is at stage s; grad[s][i]: its gradient.
+  std::vector<std::vector<double>> act, grad;
+  std::vector<double> done_f;  // the last stage's forwards, for its backwards
+};
+
+// Runs OP on stage S if its input is there; false when it must wait.
+bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
+  const int pp = int(in.stages.size());
+  const bool last = s == pp - 1;
+  Rank& r = st.ranks[size_t(s)];
+  const size_t i = size_t(op.micro);
+  if (op.forward) {
+    if (s > 0 && std::isnan(st.act[size_t(s)][i])) return false;
+    if (s > 0) r.receive(st.act[size_t(s)][i]);
+    r.run(r.work->fwd, false);
+    if (last) st.done_f[i] = r.compute;
+    else st.act[size_t(s + 1)][i] = st.fwd[size_t(s)].send(r.both());
+    return true;
+  }
+  if (std::isnan(last ? st.done_f[i] : st.grad[size_t(s)][i])) return false;
+  if (!last) r.receive(st.grad[size_t(s)][i]);
+  r.run(r.work->bwd, op.micro == in.microbatches - 1);
+  if (s > 0) st.grad[size_t(s - 1)][i] = st.bwd[size_t(s - 1)].send(r.both());
+  return true;
+}
+
+// After the last operation: the tied embedding (both ends at once), the rest of the
+// buckets, the join.
+void finish(State& st, PipelineTimes& out) {
+  const size_t pp = st.ranks.size();
+  Rank &first = st.ranks.front(), &last = st.ranks.back();
+  if (pp > 1 && first.work->tied > 0) {
+    const double start = std::max(first.both(), last.both());
+    first.compute = first.comm = last.compute = last.comm = start + first.work->tied;
+  }
+  for (Rank& r : st.ranks) {
+    r.launch(-std::numeric_limits<double>::infinity());
+    out.done.push_back(r.both());
+    out.dp_busy.push_back(r.busy);
+  }
+}
+
 }  // namespace
+
+double StageWork::work() const {
+  double t = 0;
+  for (const auto* pass : {&fwd, &bwd})
+    for (const Piece& p : *pass) t += p.compute + p.allreduce;
+  return t;
+}
+
+double PipelineTimes::sync_end() const { return done.empty() ? end : *std::max_element(done.begin(), done.end()); }
 
 int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatches) {
   return schedule == Schedule::kGpipe ? microbatches : std::min(pp - stage, microbatches);
@@ -46,48 +125,32 @@ int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatche
 
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
+  State st;
+  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, 0, 0});
+  st.act.assign(size_t(pp), std::vector<double>(size_t(m), kNotYet));
+  st.grad = st.act;
+  st.done_f.assign(size_t(m), kNotYet);
+  st.fwd.resize(size_t(std::max(pp - 1, 0)));
+  st.bwd = st.fwd;
+  for (int s = 0; s + 1 < pp; ++s) st.fwd[size_t(s)].hop = in.forward[size_t(s)], st.bwd[size_t(s)].hop = in.backward[size_t(s)];
   std::vector<std::vector<Op>> order(static_cast<size_t>(pp));
   for (int s = 0; s < pp; ++s) order[size_t(s)] = stage_order(in.schedule, pp, s, m);
-  // act[s][i]: when micro-batch i's activation is at stage s; grad[s][i]: its gradient.
-  std::vector<std::vector<double>> act(size_t(pp), std::vector<double>(size_t(m), kNotYet));
-  std::vector<std::vector<double>> grad = act;
-  std::fill(act[0].begin(), act[0].end(), 0.0);  // the first stage reads its data at once
-  std::vector<Link> fwd(size_t(std::max(pp - 1, 0))), bwd = fwd;
-  for (int s = 0; s + 1 < pp; ++s) fwd[size_t(s)].hop = in.forward[size_t(s)], bwd[size_t(s)].hop = in.backward[size_t(s)];
-  std::vector<double> done_f(size_t(m), kNotYet);  // the last stage's forwards, for its backwards
   std::vector<size_t> next(size_t(pp), 0);
-  std::vector<double> free(size_t(pp), 0.0);
-  PipelineTimes out{0, std::vector<double>(size_t(pp), 0.0), std::vector<double>(size_t(pp), 0.0)};
 
   // Sweep the stages, running every operation whose input is there, until all have run.
   // Each sweep runs at least one operation (the schedules cannot deadlock).
   for (size_t remaining = size_t(2 * m * pp); remaining > 0;) {
     size_t ran = 0;
-    for (int s = 0; s < pp; ++s) {
-      for (; next[size_t(s)] < order[size_t(s)].size(); ++next[size_t(s)], ++ran) {
-        const Op op = order[size_t(s)][next[size_t(s)]];
-        const bool last = s == pp - 1;
-        const double input = op.forward ? act[size_t(s)][size_t(op.micro)]
-                                        : (last ? done_f[size_t(op.micro)] : grad[size_t(s)][size_t(op.micro)]);
-        if (std::isnan(input)) break;
-        const double start = std::max(free[size_t(s)], input);
-        const StageTimes& t = in.stages[size_t(s)];
-        const double end = start + (op.forward ? t.fwd : t.bwd);
-        free[size_t(s)] = end;
-        if (op.forward) {
-          if (last) done_f[size_t(op.micro)] = end;
-          else act[size_t(s + 1)][size_t(op.micro)] = fwd[size_t(s)].send(end);
-        } else {
-          if (s > 0) grad[size_t(s - 1)][size_t(op.micro)] = bwd[size_t(s - 1)].send(end);
-          out.last_start[size_t(s)] = start;
-          out.last_end[size_t(s)] = end;
-        }
-      }
-    }
+    for (int s = 0; s < pp; ++s)
+      for (; next[size_t(s)] < order[size_t(s)].size() && run_op(in, st, s, order[size_t(s)][next[size_t(s)]]);
+           ++next[size_t(s)])
+        ++ran;
     if (ran == 0) throw std::logic_error("run_pipeline: the schedule deadlocked");
     remaining -= ran;
   }
-  out.end = *std::max_element(free.begin(), free.end());
+  PipelineTimes out;
+  for (const Rank& r : st.ranks) out.end = std::max(out.end, r.compute);
+  finish(st, out);
   return out;
 }
 

@@ -1,14 +1,22 @@
 #pragma once
-// One pipeline (the PP stages of one DP replica) through one step's schedule, event by
-// event: a stage runs its operations (F i = forward of micro-batch i, B i = backward) in
-// the schedule's order, each as soon as the stage is free and its input has arrived.
-// F i on stage s > 0 needs the activation that F i on stage s-1 sent; B i on stage
-// s < PP-1 needs the gradient that B i on stage s+1 sent; the last stage runs B i after its
-// own F i. Messages follow netem's rule for one path: a boundary's sends leave in order,
-// each after the previous one has been serialized (depart = max(link free, ready) +
-// bytes/rate), and arrive one latency later. Sends are asynchronous: the sender goes on
-// computing (they run on the communication stream).
-//
+// One pipeline (the PP stages of one DP replica) through one step, event by event, with
+// the trainer's two streams per rank (parallel/timeline.hpp): a stage runs its operations
+// (F i = forward of micro-batch i, B i = backward) in the schedule's order on its compute
+// stream; communication runs on its one comm stream, in order.
+//   - a pass is pieces of compute, each followed by a blocking TP allreduce (it starts when
+//     compute and the comm stream are both there; compute waits for its end);
+//   - F i on stage s > 0 receives the activation F i on s-1 sent, B i on s < PP-1 the
+//     gradient B i on s+1 sent: a blocking receive (it too waits for the comm stream);
+//   - sends are asynchronous: ready when compute and the comm stream are there, then
+//     netem's rule for one path: a boundary's sends leave in order, each after the previous
+//     one has been serialized (depart = max(link free, ready) + bytes/rate), and arrive one
+//     latency later; the sender goes on at once;
+//   - on the last micro-batch's backward, a DP bucket is launched on the comm stream as
+//     soon as a piece has made its gradients final; compute goes on, but the TP allreduces
+//     and sends after it queue behind it (one comm channel per rank, as in the trainer);
+//   - after its last operation a stage allreduces the tied embedding (first and last stage:
+//     blocking, starting when both are there), launches the remaining buckets and waits
+//     for its comm stream (join).
 // Schedules (Megatron-LM's order, micro-batches in ascending order):
 //   GPipe: F 0..M-1, then B 0..M-1.
 //   1F1B:  w = min(PP - s - 1, M) warm-up forwards, then F w+i / B i alternating, then the
@@ -27,21 +35,42 @@ struct StageTimes {
   double fwd = 0, bwd = 0;  // one micro-batch on one stage: compute plus blocking TP comm
 };
 
+// Compute, then (allreduce > 0) a blocking TP allreduce of that many seconds; then, when
+// ready >= 0, every gradient at local offset >= ready is final.
+struct Piece {
+  double compute = 0, allreduce = 0, ready = -1;
+};
+
+struct Bucket {
+  double offset = 0;  // of its first element in the rank's buffer
+  double cost = 0;    // its DP allreduce, seconds
+};
+
+struct StageWork {
+  std::vector<Piece> fwd, bwd;  // one micro-batch
+  double start = 0;             // when the stage begins its first operation
+  std::vector<Bucket> buckets;  // in launch order (from the buffer's end)
+  double tied = 0;              // the tied embedding's allreduce (first and last stage)
+  static StageWork plain(const StageTimes& t) { return {{{t.fwd}}, {{t.bwd}}, 0, {}, 0}; }
+  double work() const;          // compute and TP of one forward and one backward
+};
+
 struct Hop {
   double latency = 0, serialize = 0;  // one message over one boundary, one direction
 };
 
 struct PipelineInput {
-  std::vector<StageTimes> stages;     // PP entries
+  std::vector<StageWork> stages;       // PP entries
   std::vector<Hop> forward, backward;  // PP - 1 boundaries: s -> s+1 and s+1 -> s
   int microbatches = 1;
   Schedule schedule = Schedule::k1F1B;
 };
 
 struct PipelineTimes {
-  double end = 0;                  // the last operation of any stage has finished
-  std::vector<double> last_start;  // per stage: the start of its last backward
-  std::vector<double> last_end;    // per stage: the end of its last backward
+  double end = 0;               // the last operation of any stage has finished (compute)
+  std::vector<double> done;     // per stage: joined, every bucket and the tied embedding reduced
+  std::vector<double> dp_busy;  // per stage: its buckets on the comm stream
+  double sync_end() const;      // the latest done
 };
 
 PipelineTimes run_pipeline(const PipelineInput& in);

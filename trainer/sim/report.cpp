@@ -50,6 +50,7 @@ void print_result(std::ostream& out, const SimSettings& s, const SimResult& r) {
   row(out, "pipeline bubble", t.bubble, t.step, nullptr);
   row(out, "PP comm, exposed", t.pp_exposed, t.step, &r.pp_bytes);
   row(out, "DP comm, exposed", t.dp_exposed, t.step, &r.dp_bytes);
+  row(out, "norm/loss allreduce", t.other, t.step, nullptr);
   row(out, "optimizer", t.optimizer, t.step, nullptr);
   row(out, "step", t.step, t.step, nullptr);
   const double hidden = t.dp_total > 0 ? 1 - t.dp_exposed / t.dp_total : 0;

@@ -22,6 +22,7 @@ const Column kColumns[] = {
     {"bubble_s", [](const SimResult& r) { return r.time.bubble; }},
     {"pp_exposed_s", [](const SimResult& r) { return r.time.pp_exposed; }},
     {"dp_exposed_s", [](const SimResult& r) { return r.time.dp_exposed; }},
+    {"other_s", [](const SimResult& r) { return r.time.other; }},
     {"optimizer_s", [](const SimResult& r) { return r.time.optimizer; }},
     {"pp_total_s", [](const SimResult& r) { return r.time.pp_total; }},
     {"dp_total_s", [](const SimResult& r) { return r.time.dp_total; }},

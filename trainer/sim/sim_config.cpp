@@ -13,8 +13,9 @@ constexpr int kMaxWorld = 65536;  // ranks; the work is linear in the world size
 
 const std::vector<std::string> kAlgoNames = {"ring", "hd", "tree", "hier", "ps", "gossip"};
 
-// The simulator's own keys. Those the 3D trainer will share (parallel.*, dp.*, net.*,
-// device.*, precision.*) keep the trainer's definition once it has them.
+// The simulator's own keys, for what the trainer has no key for. The keys both read
+// (parallel.*, net.algo/codec/servers/rounds, parallel.bucket_mb, device.peak_gflops /
+// efficiency / memory_gbs) are the trainer's, with its definition (train_config.cpp).
 std::vector<KeySpec> own_keys() {
   using K = KeyType;
   const std::vector<std::string> precisions = {"fp32", "tf32", "bf16", "fp16"};
@@ -24,15 +25,8 @@ std::vector<KeySpec> own_keys() {
        "parameter count N (0 = counted from the shape); the shape still sets attention and activations"},
       {"train.recompute", K::kBool, "false", 0, 0, {},
        "full activation recomputation: keep each layer's input only, redo its forward in backward"},
-      {"parallel.dp", K::kInt, "1", 1, kMaxWorld, {}, "data-parallel replicas DP"},
-      {"parallel.pp", K::kInt, "1", 1, 1024, {}, "pipeline stages PP (<= model.n_layer)"},
-      {"parallel.tp", K::kInt, "1", 1, 1024, {}, "tensor-parallel ranks TP (divides model.n_head)"},
-      {"parallel.microbatches", K::kInt, "1", 1, 1048576, {},
-       "micro-batches per DP replica and step M (train.batch_size = DP x M x micro-batch)"},
       {"parallel.micro_batch", K::kInt, "0", 0, 1048576, {},
        "sequences per micro-batch; when > 0 it sets parallel.microbatches = batch / (DP x this), so a DP sweep keeps it"},
-      {"parallel.schedule", K::kChoice, "1f1b", 0, 0, {"gpipe", "1f1b"}, "pipeline schedule"},
-      {"net.profile", K::kString, "", 1, 0, {}, "network profile YAML ('' = no limits at all)"},
       {"net.bandwidth", K::kString, "", 1, 0, {},
        "every link's bandwidth and any NIC cap, e.g. 10Gbps ('' = as in the profile)"},
       {"net.latency", K::kString, "", 1, 0, {}, "every link's one-way latency, e.g. 5ms ('' = as in the profile)"},
@@ -40,23 +34,19 @@ std::vector<KeySpec> own_keys() {
       {"net.inter_latency", K::kString, "", 1, 0, {}, "latency of the links between sites only"},
       {"device.profile", K::kString, "cpu-this-machine", 1, 0, {},
        "device: a100, h100, h200, v100, cpu-this-machine (configs/devices/) or a .yaml path"},
-      {"device.efficiency", K::kFloat, "0", 0, 1, {}, "fraction of peak achieved (0 = the device file's)"},
       {"precision.compute", K::kChoice, "fp32", 0, 0, precisions, "matmul precision (picks the device peak; activations: 4 or 2 bytes)"},
       {"precision.params", K::kChoice, "fp32", 0, 0, storage, "stored parameters (half: plus an fp32 master copy)"},
-      {"precision.grads", K::kChoice, "fp32", 0, 0, storage, "gradients, as stored and as sent when dp.codec is none"},
-      {"dp.algo", K::kChoice, "ring", 0, 0, kAlgoNames, "gradient allreduce algorithm (as dtbench coll --algo)"},
-      {"dp.codec", K::kString, "none", 1, 0, {}, "gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
-      {"dp.bucket", K::kString, "25MiB", 1, 0, {},
-       "gradient bucket size (0 = one bucket); buckets overlap the last micro-batch's backward"},
-      {"dp.servers", K::kInt, "0", 0, kMaxWorld, {}, "ps: server shards (0 = every DP rank serves one)"},
-      {"dp.rounds", K::kInt, "10", 0, 1000000, {}, "gossip: averaging rounds"},
+      {"precision.grads", K::kChoice, "fp32", 0, 0, storage, "gradients, as stored and as sent when net.codec is none"},
   };
 }
 
 // The trainer keys the simulator reads.
-const std::vector<std::string> kTrainKeysRead = {"model.name",  "model.vocab_size", "model.n_ctx",
-                                                 "model.n_layer", "model.n_head",   "model.n_embd",
-                                                 "train.batch_size", "train.seq_len", "train.recompute"};
+const std::vector<std::string> kTrainKeysRead = {
+    "model.name",         "model.vocab_size",  "model.n_ctx",        "model.n_layer",     "model.n_head",
+    "model.n_embd",       "train.batch_size",  "train.seq_len",      "parallel.dp",       "parallel.pp",
+    "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
+    "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
+    "device.efficiency",  "device.memory_gbs"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -74,8 +64,29 @@ std::optional<double> parse_override(const Config& c, const std::string& key, bo
   return v;
 }
 
-Algo parse_algo(const std::string& name) {
-  return Algo(std::find(kAlgoNames.begin(), kAlgoNames.end(), name) - kAlgoNames.begin());
+// net.algo: the trainer also takes MPI's own allreduce, which runs outside netem, so the
+// simulator has no cost for it.
+Algo parse_algo(const Config& c) {
+  const std::string& name = c.get_string("net.algo");
+  const auto it = std::find(kAlgoNames.begin(), kAlgoNames.end(), name);
+  if (it == kAlgoNames.end())
+    c.fail_constraint("net.algo", "'" + name + "' runs outside the network model; the simulator takes ring, hd, "
+                                  "tree, hier, ps, gossip");
+  return Algo(it - kAlgoNames.begin());
+}
+
+// The DP gradient sync: the trainer's net.* and parallel.bucket_mb keys.
+void read_dp_sync(const Config& c, SimSettings& s) {
+  s.dp_algo = parse_algo(c);
+  s.dp_codec = c.get_string("net.codec");
+  try {
+    coll::make_codec(s.dp_codec);
+  } catch (const UsageError& e) {
+    c.fail_constraint("net.codec", e.what());
+  }
+  s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
+  s.dp_servers = int(c.get_int("net.servers"));
+  s.dp_rounds = int(c.get_int("net.rounds"));
 }
 
 // parallel.microbatches, or batch / (DP x parallel.micro_batch) when that is given.
@@ -108,7 +119,7 @@ void check_layout(const Config& c, const SimSettings& s) {
     c.fail_constraint("parallel.dp", "DP x PP x TP = " + std::to_string(int64_t(g.dp) * g.pp * g.tp) +
                                          " ranks; the simulator takes at most " + std::to_string(kMaxWorld));
   if (s.dp_servers > g.dp)
-    c.fail_constraint("dp.servers", "must be at most parallel.dp = " + std::to_string(g.dp));
+    c.fail_constraint("net.servers", "must be at most parallel.dp = " + std::to_string(g.dp));
 }
 
 }  // namespace
@@ -152,24 +163,13 @@ SimSettings sim_settings(const Config& c) {
   s.net = {parse_override(c, "net.bandwidth", true), parse_override(c, "net.latency", false),
            parse_override(c, "net.inter_bandwidth", true), parse_override(c, "net.inter_latency", false)};
   s.device = c.get_string("device.profile");
-  // The trainer's device.efficiency (default 1, for its own device model) takes this key's
-  // place in the merged table; left at its default, the device file's efficiency applies.
-  s.efficiency = c.origin("device.efficiency") == "default" ? 0.0 : c.get_float("device.efficiency");
+  s.peak_flops = c.get_float("device.peak_gflops") * 1e9;
+  s.efficiency = c.get_float("device.efficiency");
+  s.memory_bandwidth = c.get_float("device.memory_gbs") * 1e9;
   s.compute = parse_precision(c.get_string("precision.compute"));
   s.param_precision = parse_precision(c.get_string("precision.params"));
   s.grad_precision = parse_precision(c.get_string("precision.grads"));
-  s.dp_algo = parse_algo(c.get_string("dp.algo"));
-  s.dp_codec = c.get_string("dp.codec");
-  try {
-    coll::make_codec(s.dp_codec);
-  } catch (const UsageError& e) {
-    c.fail_constraint("dp.codec", e.what());
-  }
-  const std::optional<uint64_t> bucket = netem::units::parse_bytes(c.get_string("dp.bucket"));
-  if (!bucket) c.fail_constraint("dp.bucket", "expected a size like '25MiB', '4MB', '1048576' or '0'");
-  s.dp_bucket_bytes = double(*bucket);
-  s.dp_servers = get_int("dp.servers");
-  s.dp_rounds = get_int("dp.rounds");
+  read_dp_sync(c, s);
   check_layout(c, s);
   return s;
 }

@@ -1,9 +1,10 @@
 #pragma once
-// What `dtbench sim` reads: the trainer's own keys (model.*, train.batch_size,
-// train.seq_len; its other keys are accepted and ignored, so a training config can be
-// simulated as it is) plus the layout (parallel.*), the network (net.*), the device
-// (device.*), the precisions (precision.*) and the data-parallel sync (dp.*). The same
-// keys are meant for the 3D trainer (issue 4), so that one config drives both.
+// What `dtbench sim` reads: the trainer's own keys, with the trainer's names and meaning
+// (model.*, train.batch_size, train.seq_len, the layout parallel.*, the network and DP sync
+// net.*, the device model device.peak_gflops / efficiency / memory_gbs; its other keys are
+// accepted and ignored, so one config drives both), plus keys the trainer has no
+// equivalent for: model.params, train.recompute, parallel.micro_batch, net.bandwidth and
+// the other link overrides, device.profile and precision.*.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -45,14 +46,16 @@ struct SimSettings {
   std::string net_path;       // "" = no limits at all
   NetOverrides net;
   std::string device;         // a shipped name or a .yaml path
+  double peak_flops = 0;      // device.peak_gflops, FLOP/s; 0 = the device's at `compute`
   double efficiency = 0;      // 0 = the device's
+  double memory_bandwidth = 0;  // bytes/s; 0 = the device's
   Precision compute = Precision::kFp32, param_precision = Precision::kFp32,
             grad_precision = Precision::kFp32;
-  Algo dp_algo = Algo::kRing;
-  std::string dp_codec = "none";
-  double dp_bucket_bytes = 0;  // 0 = one bucket: the whole gradient after the last backward
-  int dp_servers = 0;          // ps: shards (0 = every DP rank serves one)
-  int dp_rounds = 10;          // gossip
+  Algo dp_algo = Algo::kRing;    // net.algo
+  std::string dp_codec = "none";  // net.codec
+  double dp_bucket_bytes = 0;  // parallel.bucket_mb; 0 = one bucket: the whole gradient after the backward
+  int dp_servers = 1;          // net.servers: ps shards
+  int dp_rounds = 10;          // net.rounds: gossip
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

@@ -11,6 +11,7 @@
 #include "sim/model_costs.hpp"
 #include "sim/paths.hpp"
 #include "sim/pipeline.hpp"
+#include "usage_error.hpp"
 
 namespace dtb::sim {
 namespace {
@@ -22,7 +23,9 @@ struct Context {
   const netem::NetworkModel net;
   const ModelCosts model;
   const std::unique_ptr<coll::Codec> codec;  // null = raw gradients
+  const double peak;                          // FLOP/s per device
   const double rate;                          // FLOP/s achieved per device
+  const double memory_bandwidth;              // bytes/s; 0 = the optimizer is free
   const double act_bytes;                     // one activation value
   const double grad_bytes;                    // one gradient value as stored
   coll::AlphaBeta worst_used;                 // over every link that carries traffic
@@ -33,12 +36,16 @@ struct Context {
         net(closed_form_model(in.profile)),
         model(model_costs(settings)),
         codec(coll::make_codec(settings.dp_codec)),
-        rate(in.device.peak(settings.compute) * (settings.efficiency > 0 ? settings.efficiency : in.device.efficiency)),
+        peak(settings.peak_flops > 0 ? settings.peak_flops : in.device.peak(settings.compute)),
+        rate(peak * (settings.efficiency > 0 ? settings.efficiency : in.device.efficiency)),
+        memory_bandwidth(settings.memory_bandwidth > 0 ? settings.memory_bandwidth : in.device.memory_bandwidth),
         act_bytes(precision_bytes(settings.compute)),
         grad_bytes(precision_bytes(settings.grad_precision)) {}
 
   double micro_tokens() const { return double(s.micro_batch()) * s.seq_len; }
   double activation_message() const { return micro_tokens() * s.model.n_embd * act_bytes; }
+  // Seconds for FLOPS_PER_TOKEN of one micro-batch.
+  double compute(double flops_per_token) const { return flops_per_token * micro_tokens() / rate; }
   // Gradient bytes on the wire for ELEMENTS values: the codec's encoded size, or raw.
   double grad_wire(double elements) const {
     return codec ? double(codec->encoded_bytes(size_t(std::ceil(elements)))) : elements * grad_bytes;
@@ -61,19 +68,93 @@ struct Context {
 
 const CollectiveSpec kTpRing{Algo::kRing, 0, 0};  // Megatron's TP allreduce (NCCL ring)
 
-// Compute of one micro-batch on stage ST (no communication). Recomputation runs the
-// forward again inside the backward.
-StageTimes stage_compute(const Context& c, int st) {
-  const double seconds = c.model.stages[size_t(st)].flops_per_token * c.micro_tokens() / c.g.tp / c.rate;
-  return {seconds / 3, (c.s.recompute ? 3 : 2) * seconds / 3};
-}
-
-// One TP allreduce of a micro-batch's activations on stage ST of replica DP.
+// One TP allreduce of a micro-batch's activations on stage ST of replica DP (0 at TP = 1).
 double tp_allreduce(Context& c, int st, int dp) {
   const std::vector<int> group = c.tp_group(st, dp);
   const GroupLinks l = group_links(c.net, group, kTpRing);
   if (c.g.tp > 1) c.note(l.used);
   return allreduce_time(c.net, l, c.activation_message());
+}
+
+// A layer's forward: two pieces, each ending in a TP allreduce of AR seconds.
+void layer_forward(const Context& c, const Stage& st, double ar, std::vector<Piece>& out) {
+  out.push_back({c.compute(st.layer_flops.fwd_a), ar});
+  out.push_back({c.compute(st.layer_flops.fwd_b), ar});
+}
+
+std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar) {
+  std::vector<Piece> out;
+  for (int l = 0; l < st.layers; ++l) layer_forward(c, st, ar, out);
+  if (st.head_flops > 0) out.push_back({c.compute(st.head_flops / 3)});
+  return out;
+}
+
+// The backward from the LM head down; after each layer its gradients are final (the
+// trainer's ready(layer offset)); with recomputation each layer first redoes its forward.
+std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar) {
+  std::vector<Piece> out;
+  const RankBuffer& b = st.buffer;
+  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), 0, b.total() - b.lnf});
+  for (int l = st.layers - 1; l >= 0; --l) {
+    if (c.s.recompute) layer_forward(c, st, ar, out);
+    out.push_back({c.compute(st.layer_flops.bwd_a), ar});
+    out.push_back({c.compute(st.layer_flops.bwd_b), ar, b.layer_offset(l)});
+  }
+  return out;
+}
+
+// The DP buckets of stage ST, cut from the end of its buffer (parallel/grad_sync.cpp), each
+// allreduced over the DP group with net.algo's formula (the worst of the TP ranks' groups).
+std::vector<Bucket> dp_buckets(Context& c, int st) {
+  if (c.g.dp == 1) return {};
+  const double n = c.model.stages[size_t(st)].buffer.total();
+  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
+  if (n / per > 1e6)
+    throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
+                     std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
+  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  std::vector<GroupLinks> groups;
+  for (int t = 0; t < c.g.tp; ++t) {
+    groups.push_back(group_links(c.net, c.dp_group(st, t), spec));
+    c.note(groups.back().used);
+  }
+  auto cost = [&](double elements) {
+    double worst = 0;
+    for (const GroupLinks& l : groups) worst = std::max(worst, allreduce_time(c.net, l, c.grad_wire(elements)));
+    return worst;
+  };
+  std::vector<Bucket> out;
+  const double full = cost(per);
+  for (double hi = n; hi > 0;) {
+    const double lo = std::max(0.0, hi - per);
+    out.push_back({lo, hi - lo == per ? full : cost(hi - lo)});
+    hi = lo;
+  }
+  return out;
+}
+
+// The tied embedding's gradient (raw, as the trainer sends it), summed between the first
+// and the last stage of replica DP (PP > 1).
+double tied_embedding_sync(Context& c, int dp) {
+  if (c.g.pp == 1) return 0;
+  const double bytes = c.model.stages[0].tied_params / c.g.tp * c.grad_bytes;
+  double cost = 0;
+  for (int t = 0; t < c.g.tp; ++t) {
+    const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
+    const GroupLinks l = group_links(c.net, pair, kTpRing);
+    c.note(l.used);
+    cost = std::max(cost, allreduce_time(c.net, l, bytes));
+  }
+  return cost;
+}
+
+// AdamW on one rank of stage ST, memory-bound: it reads params, grads, m and v and writes
+// params, m and v (+ the fp32 master copy, read and written, with half parameters).
+double optimizer_time(const Context& c, int st) {
+  if (c.memory_bandwidth <= 0) return 0;
+  const double p = precision_bytes(c.s.param_precision);
+  const double master = c.s.param_precision == Precision::kFp32 ? 0 : 8;
+  return c.model.stages[size_t(st)].buffer.total() * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
 }
 
 // Boundary ST -> ST+1 of replica DP in one direction: the worst of its TP ranks' links.
@@ -89,9 +170,21 @@ Hop boundary(Context& c, int st, int dp, bool forward) {
   return {w.alpha, c.activation_message() * w.beta};
 }
 
+// The grad-norm and loss allreduce that ends the trainer's step: a ring of 2 floats over
+// every rank in rank order, blocking. Its last step reaches rank 0 over the 2(W-1) ring
+// links before it, each alpha + (8/W) beta (not the worst link: this ring crosses sites).
+double norm_allreduce(Context& c) {
+  const int w = c.g.world();
+  double t = 0;
+  for (int k = 0; k < 2 * (w - 1); ++k) {
+    const int to = ((-k) % w + w) % w, from = (to + w - 1) % w;
+    t += c.net.alpha(from, to) + 8.0 / w * c.net.beta(from, to);
+  }
+  return t;
+}
+
 struct Replica {  // one DP replica's pipeline
   PipelineInput in;
-  std::vector<double> tp;           // per stage: TP comm of one micro-batch, forward + backward
   PipelineTimes times, without_pp;  // with PP messages, and with them free
 };
 
@@ -99,12 +192,13 @@ Replica run_replica(Context& c, int dp) {
   Replica r;
   r.in.microbatches = c.s.microbatches;
   r.in.schedule = c.s.schedule;
+  const double tied = tied_embedding_sync(c, dp);
   for (int st = 0; st < c.g.pp; ++st) {
-    const StageTimes t = stage_compute(c, st);
-    const double tp = 2 * c.model.stages[size_t(st)].layers * tp_allreduce(c, st, dp);  // one pass
-    const double tp_bwd = c.s.recompute ? 2 * tp : tp;  // the recomputed forward reduces again
-    r.in.stages.push_back({t.fwd + tp, t.bwd + tp_bwd});
-    r.tp.push_back(tp + tp_bwd);
+    const Stage& stage = c.model.stages[size_t(st)];
+    const double ar = tp_allreduce(c, st, dp);
+    const bool ends = st == 0 || st == c.g.pp - 1;
+    r.in.stages.push_back({forward_pass(c, stage, ar), backward_pass(c, stage, ar), optimizer_time(c, st),
+                           dp_buckets(c, st), ends ? tied : 0});
   }
   for (int st = 0; st + 1 < c.g.pp; ++st) {
     r.in.forward.push_back(boundary(c, st, dp, true));
@@ -118,73 +212,18 @@ Replica run_replica(Context& c, int dp) {
   return r;
 }
 
-// The same pipeline with every message free (TP, PP): the ideal step's pipeline.
-double ideal_pipeline(const Context& c) {
-  PipelineInput in;
-  in.microbatches = c.s.microbatches;
-  in.schedule = c.s.schedule;
-  for (int st = 0; st < c.g.pp; ++st) in.stages.push_back(stage_compute(c, st));
-  in.forward.assign(size_t(c.g.pp - 1), Hop{});
-  in.backward = in.forward;
-  return run_pipeline(in).end;
-}
-
-struct DpSync {
-  double done = 0, busy = 0;  // when the stage's last bucket is reduced; comm-stream time
-  int buckets = 1;
-  double wire = 0;            // bytes on the wire per rank, all buckets
-};
-
-// The DP sync of stage ST: buckets produced during the last backward of every replica,
-// reduced one after another (the overlap model in simulator.hpp).
-DpSync dp_sync(Context& c, int st, const std::vector<Replica>& replicas) {
-  DpSync out;
-  const double elements = c.model.stages[size_t(st)].params / c.g.tp;
-  const double grad_bytes = elements * c.grad_bytes;
-  out.buckets = c.s.dp_bucket_bytes > 0 ? std::max(1, int(std::ceil(grad_bytes / c.s.dp_bucket_bytes))) : 1;
-  const double wire = c.grad_wire(elements / out.buckets);
-  out.wire = wire * out.buckets;
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
-  double cost = 0;
-  for (int t = 0; t < c.g.tp; ++t) {
-    const GroupLinks l = group_links(c.net, c.dp_group(st, t), spec);
-    if (c.g.dp > 1) c.note(l.used);
-    cost = std::max(cost, allreduce_time(c.net, l, wire));
+// The same step with every message free: the ideal step.
+double ideal_step(const Replica& r) {
+  PipelineInput in = r.in;
+  for (StageWork& w : in.stages) {
+    for (auto* pass : {&w.fwd, &w.bwd})
+      for (Piece& p : *pass) p.allreduce = 0;
+    for (Bucket& b : w.buckets) b.cost = 0;
+    w.tied = 0;
   }
-  for (int k = 1; k <= out.buckets; ++k) {
-    double ready = 0;
-    for (const Replica& r : replicas) {
-      const double start = r.times.last_start[size_t(st)], end = r.times.last_end[size_t(st)];
-      ready = std::max(ready, start + (end - start) * k / out.buckets);
-    }
-    out.done = std::max(out.done, ready) + cost;
-  }
-  out.busy = cost * out.buckets;
-  return out;
-}
-
-// The tied embedding's gradient, summed between the first and the last stage (PP > 1).
-double tied_embedding_sync(Context& c) {
-  if (c.g.pp == 1) return 0;
-  const double wire = c.grad_wire(c.model.stages[0].tied_params / c.g.tp);
-  double cost = 0;
-  for (int d = 0; d < c.g.dp; ++d)
-    for (int t = 0; t < c.g.tp; ++t) {
-      const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
-      const GroupLinks l = group_links(c.net, pair, kTpRing);
-      c.note(l.used);
-      cost = std::max(cost, allreduce_time(c.net, l, wire));
-    }
-  return cost;
-}
-
-double optimizer_time(const Context& c, const Device& device) {
-  if (device.memory_bandwidth <= 0) return 0;
-  const double p = precision_bytes(c.s.param_precision);
-  const double master = c.s.param_precision == Precision::kFp32 ? 0 : 8;
-  double largest = 0;
-  for (const Stage& st : c.model.stages) largest = std::max(largest, st.params / c.g.tp);
-  return largest * (2 * p + c.grad_bytes + 16 + master) / device.memory_bandwidth;
+  std::fill(in.forward.begin(), in.forward.end(), Hop{});
+  std::fill(in.backward.begin(), in.backward.end(), Hop{});
+  return run_pipeline(in).sync_end();
 }
 
 MemoryPerRank memory_per_rank(const Context& c) {
@@ -210,15 +249,18 @@ MemoryPerRank memory_per_rank(const Context& c) {
 }
 
 // Bytes every rank sends per step, by link class, averaged over the ranks.
-void count_traffic(const Context& c, const std::vector<DpSync>& dp, SimResult& r) {
+void count_traffic(const Context& c, SimResult& r) {
   Traffic tp, pp, dps;
   const int m = c.s.microbatches;
   const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
   for (int st = 0; st < c.g.pp; ++st) {
-    const int allreduces = (c.s.recompute ? 6 : 4) * c.model.stages[size_t(st)].layers * m;
+    const Stage& stage = c.model.stages[size_t(st)];
+    const int allreduces = (c.s.recompute ? 6 : 4) * stage.layers * m;
     const double tp_bytes = c.activation_message() * allreduces;
+    const double buckets = c.s.dp_bucket_bytes > 0 ? std::ceil(stage.buffer.total() * c.grad_bytes / c.s.dp_bucket_bytes) : 1;
+    const double dp_wire = c.grad_wire(stage.buffer.total() / buckets) * buckets;
     for (int d = 0; d < c.g.dp; ++d) tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, tp_bytes);
-    for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp[size_t(st)].wire);
+    for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp_wire);
   }
   for (int d = 0; d < c.g.dp; ++d)
     for (int t = 0; t < c.g.tp; ++t) {
@@ -229,7 +271,7 @@ void count_traffic(const Context& c, const std::vector<DpSync>& dp, SimResult& r
       }
       if (c.g.pp > 1) {
         const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
-        dps += allreduce_traffic(c.net, pair, kTpRing, c.grad_wire(c.model.stages[0].tied_params / c.g.tp));
+        dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].tied_params / c.g.tp * c.grad_bytes);
       }
     }
   const double w = c.g.world();
@@ -238,39 +280,32 @@ void count_traffic(const Context& c, const std::vector<DpSync>& dp, SimResult& r
   r.dp_bytes = {dps.intra / w, dps.inter / w};
 }
 
-// Splits the critical path into the parts of StepTimes.
-void fill_times(const Context& c, const std::vector<Replica>& replicas, const std::vector<DpSync>& dp,
-                double tied, double optimizer, SimResult& r) {
+// Splits the critical path of the slowest replica into the parts of StepTimes.
+void fill_times(const Context& c, const std::vector<Replica>& replicas, double norm, SimResult& r) {
   const Replica& slowest = *std::max_element(replicas.begin(), replicas.end(), [](const Replica& a, const Replica& b) {
-    return a.times.end < b.times.end;
+    return a.times.sync_end() < b.times.sync_end();
   });
   const int m = c.s.microbatches;
-  int busiest = 0;  // the stage with the most work per step
-  for (int st = 0; st < c.g.pp; ++st) {
-    const StageTimes& a = slowest.in.stages[size_t(st)];
-    const StageTimes& b = slowest.in.stages[size_t(busiest)];
-    if (a.fwd + a.bwd > b.fwd + b.bwd) busiest = st;
-  }
-  const StageTimes compute = stage_compute(c, busiest);
-  const StageTimes& with_tp = slowest.in.stages[size_t(busiest)];
+  size_t busiest = 0;  // the stage with the most work per step
+  for (size_t st = 0; st < slowest.in.stages.size(); ++st)
+    if (slowest.in.stages[st].work() > slowest.in.stages[busiest].work()) busiest = st;
+  const StageWork& w = slowest.in.stages[busiest];
   StepTimes& t = r.time;
-  t.compute_fwd = m * compute.fwd;
-  t.compute_bwd = m * compute.bwd;
-  t.tp = m * slowest.tp[size_t(busiest)];
-  t.bubble = slowest.without_pp.end - m * (with_tp.fwd + with_tp.bwd);
+  for (const Piece& p : w.fwd) t.compute_fwd += m * p.compute, t.tp += m * p.allreduce;
+  for (const Piece& p : w.bwd) t.compute_bwd += m * p.compute, t.tp += m * p.allreduce;
+  t.optimizer = slowest.in.stages.front().start;  // stage 0 opens the pipeline
+  t.bubble = slowest.without_pp.end - m * w.work() - t.optimizer;
   t.pp_exposed = slowest.times.end - slowest.without_pp.end;
-  double sync_end = slowest.times.end, dp_busy = 0;
-  for (const DpSync& d : dp) sync_end = std::max(sync_end, d.done), dp_busy = std::max(dp_busy, d.busy);
-  if (c.g.pp > 1) sync_end = std::max(sync_end, std::max(dp.front().done, dp.back().done) + tied);
-  t.dp_exposed = sync_end - slowest.times.end;
-  t.dp_total = dp_busy + tied;
-  t.optimizer = optimizer;
-  t.step = sync_end + optimizer;
+  t.dp_exposed = slowest.times.sync_end() - slowest.times.end;
+  t.other = norm;
+  t.step = slowest.times.sync_end() + norm;
+  for (const Replica& rep : replicas)
+    for (double busy : rep.times.dp_busy) t.dp_total = std::max(t.dp_total, busy);
   for (size_t b = 0; b < slowest.in.forward.size(); ++b) {
     const Hop &f = slowest.in.forward[b], &back = slowest.in.backward[b];
     t.pp_total = std::max(t.pp_total, m * (f.latency + f.serialize + back.latency + back.serialize));
   }
-  t.ideal = ideal_pipeline(c) + optimizer;
+  t.ideal = ideal_step(slowest);
 }
 
 }  // namespace
@@ -305,23 +340,20 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   Context c(s, in);
   std::vector<Replica> replicas;
   for (int d = 0; d < c.g.dp; ++d) replicas.push_back(run_replica(c, d));
-  std::vector<DpSync> dp;
-  for (int st = 0; st < c.g.pp; ++st) dp.push_back(dp_sync(c, st, replicas));
-  const double tied = tied_embedding_sync(c);
 
   SimResult r;
   r.net_name = in.profile.name;
   r.device_name = in.device.name;
   r.world = c.g.world();
   r.micro_batch = s.micro_batch();
-  r.dp_buckets = dp.front().buckets;
+  r.dp_buckets = int(replicas.front().in.stages.front().buckets.size());
   r.params = c.model.params;
   r.flops_per_token = c.model.flops_per_token;
   r.tokens_per_step = double(s.batch_size) * s.seq_len;
-  r.peak_flops = in.device.peak(s.compute);
+  r.peak_flops = c.peak;
   r.efficiency = c.rate / r.peak_flops;
-  fill_times(c, replicas, dp, tied, optimizer_time(c, in.device), r);
-  count_traffic(c, dp, r);
+  fill_times(c, replicas, norm_allreduce(c), r);
+  count_traffic(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
   r.slowest_link_Bps = c.worst_used.beta > 0 ? 1 / c.worst_used.beta : std::numeric_limits<double>::infinity();

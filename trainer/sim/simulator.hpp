@@ -1,36 +1,50 @@
 #pragma once
-// dtbench's step-time simulator: one training step of the 3D-parallel trainer, predicted
-// from the same network model (netem) and collective cost formulas (collectives/) that the
-// emulated runs use, and a device model (FLOPs / (peak x efficiency)). The model, term by
-// term (every time is per step, on the critical path unless it says otherwise):
+// dtbench's step-time simulator: one training step of the 3D-parallel trainer
+// (parallel/parallel_trainer.hpp) in steady state, predicted from the same network model
+// (netem) and collective cost formulas (collectives/) that the emulated runs use, and the
+// trainer's device model. It is a model of that trainer: where they differ, the trainer is
+// right (tests/test_sim_agreement.cpp holds them within 5% on 8 ranks). Term by term:
 //
-// - compute: a stage's FLOPs per token (model_costs.hpp, 6N + 6LCT in all) x micro-batch
-//   tokens / TP / (peak x efficiency), 1/3 forward and 2/3 backward, per micro-batch;
-//   with train.recompute the backward also redoes the forward (1/3 more).
+// - device: the rate is peak x efficiency (device.peak_gflops, or device.profile's peak at
+//   precision.compute; device.efficiency, or the profile's); compute is the FLOPs the
+//   trainer's kernels issue / that rate (model_costs.hpp: matmuls and attention; the LM
+//   head whole on every TP rank), per micro-batch.
 // - TP (Megatron): per layer two allreduces of the (micro-batch x T x C) activations in
-//   forward and two in backward (two more with recomputation), ring allreduce over the TP
-//   group, blocking: added to the stage's forward and backward time.
+//   forward and two in backward (two more with recomputation), ring over the TP group,
+//   blocking, at the points where the trainer makes them (pipeline.hpp: Piece).
 // - PP: each TP rank sends its micro-batch's activations (micro-batch x T x C) to the same
 //   TP rank of the next stage, and the gradient back, through netem's path rule; the
-//   schedule (GPipe or 1F1B, pipeline.hpp) is run event by event for every DP replica.
-// - bubble: the pipeline's time with free PP messages minus the busiest stage's work.
-// - DP: each rank's gradient (its stage's parameters / TP, at precision.grads, or the
-//   codec's encoded size) in buckets of dp.bucket bytes, each bucket allreduced over the
-//   DP group with dp.algo's cost formula. Overlap model: a stage's gradients are final
-//   only during its last micro-batch's backward, so bucket k of K is ready at
-//   start + k/K x (that backward's duration) (on every replica of the group: the latest
-//   one counts) and the buckets run one after another on the communication stream. What
-//   ends after the pipeline is exposed. With PP > 1 the tied embedding's gradient is then
-//   allreduced between the first and the last stage.
+//   schedule (GPipe or 1F1B) runs event by event for every DP replica with a compute and a
+//   comm stream per stage, as the trainer's Timeline (pipeline.hpp).
+// - bubble: the pipeline's time with free PP messages minus the busiest stage's work and
+//   the optimizer before it.
+// - DP: each rank's gradient buffer (parallel/stage_model.hpp's local layout, at
+//   precision.grads, or the codec's encoded size) in buckets of parallel.bucket_mb MiB cut
+//   from its end, each allreduced over the DP group with net.algo's cost formula. A bucket
+//   is launched on the comm stream when the last micro-batch's backward has finished the
+//   layer that completes it; TP allreduces and PP sends after it queue behind it (one comm
+//   channel per rank). After its last backward, the first and the last stage allreduce the
+//   tied embedding's gradient (raw, ring of two), then the buckets holding the embeddings
+//   go, then compute waits for the comm stream. Replicas are simulated one by one, each as
+//   if its DP peers launched when it did (exact for replicas on alike links); the slowest
+//   sets the step. What ends after the pipeline is exposed.
+// - other: the grad-norm and loss allreduce over all ranks (ring of 8 bytes in rank order,
+//   blocking), summed over the 2(W-1) ring links that lead to rank 0, all ranks starting
+//   together (the latest one to arrive starts it).
 // - optimizer: AdamW is memory-bound: (2 x param bytes + grad bytes + 16, + 8 with an
-//   fp32 master copy) bytes per parameter of the rank at the device's memory bandwidth.
-// - the step is pipeline + exposed DP + optimizer; slowdown = step / the same step with
+//   fp32 master copy) bytes per parameter of the rank at device.memory_gbs (or the
+//   profile's bandwidth; free without one). Each stage runs it before its first forward
+//   (steady state: it ends the previous step), so stage 0's is on the critical path and
+//   the others' only where they delay their stage's first input.
+// - the step is the latest stage's join + other; slowdown = step / the same step with
 //   every message free.
 // Placement: rank = tp + dp TP + pp TP DP (Megatron's order) on the profile's sites
-// (ranks fill the sites in order). The worst group, boundary and stage set the time.
-// Not modelled: contention between concurrent collectives or PP sends on one NIC, ZeRO,
-// selective recomputation, interleaved 1F1B, sequence parallelism, the slowdown of compute
-// and communication sharing a GPU, placements other than the identity.
+// (ranks fill the sites in order). The worst TP rank's link sets a boundary, the worst
+// group link a collective (exact on groups inside one site or one pair of sites).
+// Not modelled: contention between concurrent collectives or PP sends on one NIC (sends
+// charge no sender time), jitter and loss, ZeRO, selective recomputation, interleaved 1F1B,
+// sequence parallelism, placements other than the identity, the compute of LayerNorm,
+// GELU, softmax and the embedding lookup (the trainer's device model charges none).
 #include <string>
 
 #include "network.hpp"
@@ -47,10 +61,11 @@ struct LinkBytes {
 
 struct StepTimes {  // seconds per step
   // The critical path: these add up to `step`.
-  double compute_fwd = 0, compute_bwd = 0, tp = 0, bubble = 0, pp_exposed = 0, dp_exposed = 0, optimizer = 0;
+  double compute_fwd = 0, compute_bwd = 0, tp = 0, bubble = 0, pp_exposed = 0, dp_exposed = 0, other = 0,
+         optimizer = 0;
   double step = 0;
   double pp_total = 0;  // one rank's PP messages on the wire (busiest boundary), hidden or not
-  double dp_total = 0;  // the DP sync on the communication stream (slowest stage), hidden or not
+  double dp_total = 0;  // the DP buckets on the communication stream (busiest rank), hidden or not
   double ideal = 0;     // the same step with free communication
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// Sweeps: one config key over a list (`--sweep dp.algo=ring,hier,ps`) or a range
+// Sweeps: one config key over a list (`--sweep net.algo=ring,hier,ps`) or a range
 // (`--sweep net.bandwidth=100Mbps:400Gbps:log20`, `--sweep parallel.dp=1:64:log7`,
 // `--sweep parallel.microbatches=8:128:lin16`; `lo:hi:N` is linear), each value set on
 // top of the base config as `--set` would. Marks (`--mark net.profile=A.yaml,B.yaml`) are

@@ -44,7 +44,8 @@ std::vector<KeySpec> train_schema() {
       {"parallel.schedule", K::kChoice, "1f1b", 0, 0, {"gpipe", "1f1b"}, "pipeline schedule"},
       {"parallel.stages", K::kString, "", 1, 0, {},
        "layers per stage separated by ':', e.g. '3:1' ('' = balanced)"},
-      {"parallel.bucket_mb", K::kFloat, "1", 0, 1e6, {}, "DP gradient bucket size in MiB", true},
+      {"parallel.bucket_mb", K::kFloat, "1", 0, 1e6, {},
+       "DP gradient bucket size in MiB (0 = one bucket: the whole gradient after the backward)"},
       {"parallel.zero1", K::kBool, "false", 0, 0, {}, "ZeRO-1: AdamW moments sharded across DP ranks"},
       {"parallel.vocab_parallel", K::kBool, "false", 0, 0, {},
        "embedding and LM head split by vocabulary rows across TP ranks, with a parallel cross-entropy"},
@@ -54,10 +55,19 @@ std::vector<KeySpec> train_schema() {
       {"net.clock", K::kChoice, "virtual", 0, 0, {"virtual", "wall"}, "time of the emulated network"},
       {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
        "allreduce algorithm of the DP gradient sync"},
-      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8, topk:R, sign"},
+      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
+      {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
+      {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
       {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
-       "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time)"},
-      {"device.efficiency", K::kFloat, "1", 0, 1, {}, "fraction of the device peak reached", true},
+       "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time; the sim: "
+       "device.profile's peak at precision.compute)"},
+      // One definition for the trainer and dtbench sim: 0 takes the sim's device.profile
+      // value; the trainer has no device files, so there 0 means 1 and "free".
+      {"device.efficiency", K::kFloat, "0", 0, 1, {},
+       "fraction of the device peak reached (0 = the sim's device.profile's; the trainer: 1)"},
+      {"device.memory_gbs", K::kFloat, "0", 0, 1e6, {},
+       "device memory bandwidth, GB/s: AdamW costs its bytes / this (0 = the sim's device.profile's; "
+       "the trainer: optimizer not charged)"},
       {"device.mfu_peak_gflops", K::kFloat, "0", 0, 1e12, {},
        "peak GFLOP/s per rank for MFU (0 = device.peak_gflops; CPU: the measured sgemm rate)"},
   };
@@ -96,8 +106,11 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.clock = c.get_string("net.clock");
   p.dp_algo = c.get_string("net.algo");
   p.codec = c.get_string("net.codec");
+  p.servers = static_cast<int>(c.get_int("net.servers"));
+  p.rounds = static_cast<int>(c.get_int("net.rounds"));
   p.device_gflops = c.get_float("device.peak_gflops");
   p.device_efficiency = c.get_float("device.efficiency");
+  p.device_memory_gbs = c.get_float("device.memory_gbs");
   p.mfu_peak_gflops = c.get_float("device.mfu_peak_gflops");
 }
 
@@ -118,6 +131,8 @@ void check_layout(const Config& c, const TrainSettings& s) {
   if (s.batch_size % (p.dp * p.microbatches) != 0)
     c.fail_constraint("train.batch_size", "must be divisible by parallel.dp x parallel.microbatches = " +
                                               std::to_string(p.dp * p.microbatches));
+  if (p.servers > p.dp)
+    c.fail_constraint("net.servers", "must be at most parallel.dp = " + std::to_string(p.dp));
   if (!p.stage_layers.empty()) {
     int sum = 0, min = s.model.n_layer;
     for (int l : p.stage_layers) sum += l, min = std::min(min, l);

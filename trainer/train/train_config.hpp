@@ -22,7 +22,7 @@ struct ParallelSettings {
   int dp = 1, pp = 1, tp = 1, microbatches = 1;
   std::string schedule = "1f1b";   // gpipe | 1f1b
   std::vector<int> stage_layers;   // layers per pipeline stage; empty = balanced
-  double bucket_mb = 1;            // DP gradient bucket size, MiB
+  double bucket_mb = 1;            // DP gradient bucket size, MiB (0 = one bucket)
   bool zero1 = false;              // shard the AdamW moments across DP ranks
   bool vocab_parallel = false;     // wte and the LM head split by vocabulary rows across TP ranks
   std::string placement;           // YAML: grid position -> rank, rank -> site ('' = identity)
@@ -30,8 +30,10 @@ struct ParallelSettings {
   std::string clock = "virtual";   // virtual | wall
   std::string dp_algo = "ring";    // allreduce algorithm of the DP gradient sync
   std::string codec = "none";      // compression of the DP gradient sync
+  int servers = 1, rounds = 10;    // ps: server shards; gossip: rounds
   double device_gflops = 0;        // device model peak (0: charge measured thread CPU time)
   double device_efficiency = 1;    // fraction of the peak the kernels reach
+  double device_memory_gbs = 0;    // device model memory bandwidth, GB/s (0: optimizer free)
   double mfu_peak_gflops = 0;      // per-rank peak for MFU (0: device_gflops; both 0: n/a)
   int world() const { return dp * pp * tp; }
 };
