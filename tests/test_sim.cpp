@@ -346,6 +346,8 @@ TEST_CASE("dtbench sim: bad input exits 2 with one line", "[sim][cli]") {
   expect_usage_error("sim --set parallel.pp=3", {"parallel.pp", "model.n_layer = 2"});
   expect_usage_error("sim --set parallel.dp=3", {"train.batch_size", "parallel.dp x parallel.microbatches = 3 x 1"});
   expect_usage_error("sim --set train.seq_len=65", {"train.seq_len", "model.n_ctx = 64"});
+  expect_usage_error("sim --set parallel.dp=2 --set parallel.zero1=true", {"parallel.zero1", "does not model ZeRO-1"});
+  expect_usage_error("sim --set parallel.pp=2 --set parallel.stages=1:1", {"parallel.stages", "balanced stages"});
   expect_usage_error("sim --device x100", {"device.profile 'x100'", "no such device", "h100"});
   expect_usage_error("sim --device v100 --set precision.compute=bf16", {"precision.compute", "no bf16 peak", "fp16"});
   expect_usage_error("sim --net /no/such/profile.yaml", {"/no/such/profile.yaml"});

@@ -120,12 +120,13 @@ struct Case {
   int dp, pp, tp, m;
   std::string schedule = "1f1b";
   std::string bucket_mb = "1";
+  bool vocab_parallel = false;
 };
 
 std::string name(const Case& c, const std::string& profile) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "[%d,%d,%d] M=%d %-5s bucket %-4s %s", c.dp, c.pp, c.tp, c.m, c.schedule.c_str(),
-                c.bucket_mb.c_str(), fs::path(profile).stem().c_str());
+  std::snprintf(buf, sizeof buf, "[%d,%d,%d] M=%d %-5s bucket %-4s %s%s", c.dp, c.pp, c.tp, c.m, c.schedule.c_str(),
+                c.bucket_mb.c_str(), fs::path(profile).stem().c_str(), c.vocab_parallel ? " vocab" : "");
   return buf;
 }
 
@@ -133,7 +134,8 @@ void check_case(const Case& c, const std::string& profile) {
   const Config config = make_config({"parallel.dp=" + std::to_string(c.dp), "parallel.pp=" + std::to_string(c.pp),
                                      "parallel.tp=" + std::to_string(c.tp),
                                      "parallel.microbatches=" + std::to_string(c.m), "parallel.schedule=" + c.schedule,
-                                     "parallel.bucket_mb=" + c.bucket_mb, "net.profile=" + profile});
+                                     "parallel.bucket_mb=" + c.bucket_mb, "net.profile=" + profile,
+                                     std::string("parallel.vocab_parallel=") + (c.vocab_parallel ? "true" : "false")});
   const Measured trainer = run_trainer(config, profile);
   if (!root()) return;
   const sim::SimResult sim = sim::simulate(sim::sim_settings(config));
@@ -166,6 +168,11 @@ TEST_CASE("the simulator's step agrees with the trainer's virtual clock within 5
     check_case({2, 2, 2, 2, "gpipe"}, profile);
     check_case({2, 1, 1, 1, "1f1b", "0"}, profile);
     check_case({2, 2, 2, 2, "1f1b", "0.01"}, profile);
+  }
+  // Vocabulary-parallel embedding and cross-entropy: their collectives and the split head.
+  for (const std::string& profile : profiles()) {
+    check_case({1, 1, 2, 1, "1f1b", "1", true}, profile);
+    check_case({2, 2, 2, 2, "1f1b", "1", true}, profile);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "sim/model_costs.hpp"
 
+#include <cmath>
+
 namespace dtb::sim {
 namespace {
 
@@ -39,6 +41,8 @@ ModelCosts model_costs(const SimSettings& s) {
   const double scale = s.params > 0 ? s.params / shape_params : 1.0;
   const double C = m.n_embd, T = s.seq_len;
   const int pp = s.grid.pp;
+  const bool vocab_split = s.vocab_parallel && s.grid.tp > 1;
+  const double vocab_rows = vocab_split ? std::ceil(double(m.vocab_size) / s.grid.tp) : double(m.vocab_size);
 
   ModelCosts out;
   out.params = shape_params * scale;
@@ -50,6 +54,8 @@ ModelCosts model_costs(const SimSettings& s) {
     g.layers = m.n_layer / pp + (st < m.n_layer % pp ? 1 : 0);
     layer += g.layers;
     const bool first = st == 0, last = st == pp - 1;
+    g.first = first, g.last = last, g.vocab_split = vocab_split;
+    g.wte_rank = first || last ? vocab_rows * C * scale : 0;
     double params = g.layers * per_layer + (first ? wte + wpe : 0) + (last ? lnf : 0);
     if (pp > 1 && (first || last)) g.tied_params = wte * scale;
     if (pp > 1 && last) params += wte;
@@ -57,13 +63,13 @@ ModelCosts model_costs(const SimSettings& s) {
     g.flops_per_token = 6 * g.layers * per_layer * scale + 6.0 * g.layers * C * T +
                         (last ? 6 * (wte + wpe + lnf) * scale : 0);
     g.layer_flops = layer_flops(C, T, s.grid.tp, scale);
-    g.head_flops = last ? 6 * wte * scale : 0;
-    g.buffer.embeddings = ((first || last ? wte : 0) + (first ? wpe : 0)) * scale;
+    g.head_flops = last ? 6 * vocab_rows * C * scale : 0;
+    g.buffer.embeddings = g.wte_rank + (first ? wpe * scale : 0);
     g.buffer.layer = rank_layer_params(C, s.grid.tp) * scale;
     g.buffer.lnf = last ? lnf * scale : 0;
     g.buffer.layers = g.layers;
-    // The last stage also keeps the logits (V per token, split over TP) for the loss.
-    const double logits = last ? double(m.vocab_size) / s.grid.tp : 0;
+    // The last stage also keeps the logits for the loss (its vocabulary rows per token).
+    const double logits = last ? vocab_rows : 0;
     g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;
     g.checkpoint_per_token = g.layers * C;
     g.recompute_working_per_token = layer_activations(m, s.seq_len, s.grid.tp) + logits;

@@ -11,8 +11,9 @@
 // backward, and attention's QK^T and AV, 2TC per layer and token in forward, 4TC in
 // backward; LayerNorm, GELU, biases, the embedding lookup and the softmax issue none. Per
 // layer and TP rank the matmul weights are 12C^2 / TP; the LM head (C x V, the tied wte)
-// runs whole on every TP rank of the last stage (the trainer has no vocabulary-parallel
-// head). Each pass is cut where the trainer's blocking TP allreduces sit (Pass).
+// runs whole on every TP rank of the last stage, or with parallel.vocab_parallel on the
+// rank's rows of wte only (the largest slice: ceil(V / TP) rows). Each pass is cut where
+// the trainer's blocking TP allreduces sit (Pass).
 #include <vector>
 
 #include "sim/sim_config.hpp"
@@ -44,6 +45,9 @@ struct Stage {
   RankBuffer buffer;           // one TP rank's parameters
   double params = 0;           // parameters it holds, all TP ranks together
   double tied_params = 0;      // of which its copy of wte (first and last stage when PP > 1)
+  double wte_rank = 0;         // elements of wte one TP rank holds (first and last stage)
+  bool first = false, last = false;
+  bool vocab_split = false;    // wte split by vocabulary rows over TP > 1 ranks
   double flops_per_token = 0;  // forward + backward, all TP ranks together
   // Activation elements one TP rank keeps per token of one micro-batch (model_costs.cpp):
   // everything backward needs, or with recomputation only each layer's input (C), plus,

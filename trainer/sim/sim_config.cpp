@@ -46,7 +46,17 @@ const std::vector<std::string> kTrainKeysRead = {
     "model.n_embd",       "train.batch_size",  "train.seq_len",      "parallel.dp",       "parallel.pp",
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
-    "device.efficiency",  "device.memory_gbs"};
+    "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel"};
+
+// Trainer keys that change the step but that the simulator does not model: refused unless
+// left at their defaults, rather than silently predicting another run.
+void refuse_unmodelled(const Config& c) {
+  if (c.get_bool("parallel.zero1"))
+    c.fail_constraint("parallel.zero1", "must be false: the simulator does not model ZeRO-1");
+  for (const char* key : {"parallel.stages", "parallel.placement"})
+    if (!c.get_string(key).empty())
+      c.fail_constraint(key, "must be '': the simulator models balanced stages in Megatron's rank order");
+}
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -169,7 +179,9 @@ SimSettings sim_settings(const Config& c) {
   s.compute = parse_precision(c.get_string("precision.compute"));
   s.param_precision = parse_precision(c.get_string("precision.params"));
   s.grad_precision = parse_precision(c.get_string("precision.grads"));
+  s.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   read_dp_sync(c, s);
+  refuse_unmodelled(c);
   check_layout(c, s);
   return s;
 }

@@ -56,6 +56,7 @@ struct SimSettings {
   double dp_bucket_bytes = 0;  // parallel.bucket_mb; 0 = one bucket: the whole gradient after the backward
   int dp_servers = 1;          // net.servers: ps shards
   int dp_rounds = 10;          // net.rounds: gossip
+  bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

@@ -76,25 +76,40 @@ double tp_allreduce(Context& c, int st, int dp) {
   return allreduce_time(c.net, l, c.activation_message());
 }
 
+// The vocabulary-parallel collectives of one micro-batch on the TP group (0 otherwise):
+// the embedding's sum and the LM head's input gradient are allreduces of (B, T, C) like
+// the blocks'; the cross-entropy gathers 3 floats per row from every rank (ring allgather).
+struct VocabComm {
+  double embed = 0, loss = 0, head_grad = 0;
+};
+VocabComm vocab_comm(Context& c, const Stage& st, int stage, int dp, double ar) {
+  if (!st.vocab_split) return {};
+  const GroupLinks l = group_links(c.net, c.tp_group(stage, dp), kTpRing);
+  const double gathered = c.micro_tokens() * 3 * sizeof(float) * c.g.tp;
+  return {st.first ? ar : 0, st.last ? coll::ring_allgather_cost(c.g.tp, gathered, l.used.alpha, l.used.beta) : 0,
+          st.last ? ar : 0};
+}
+
 // A layer's forward: two pieces, each ending in a TP allreduce of AR seconds.
 void layer_forward(const Context& c, const Stage& st, double ar, std::vector<Piece>& out) {
   out.push_back({c.compute(st.layer_flops.fwd_a), ar});
   out.push_back({c.compute(st.layer_flops.fwd_b), ar});
 }
 
-std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar) {
+std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar, const VocabComm& v) {
   std::vector<Piece> out;
+  if (v.embed > 0) out.push_back({0, v.embed});
   for (int l = 0; l < st.layers; ++l) layer_forward(c, st, ar, out);
-  if (st.head_flops > 0) out.push_back({c.compute(st.head_flops / 3)});
+  if (st.head_flops > 0) out.push_back({c.compute(st.head_flops / 3), v.loss});
   return out;
 }
 
 // The backward from the LM head down; after each layer its gradients are final (the
 // trainer's ready(layer offset)); with recomputation each layer first redoes its forward.
-std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar) {
+std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, const VocabComm& v) {
   std::vector<Piece> out;
   const RankBuffer& b = st.buffer;
-  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), 0, b.total() - b.lnf});
+  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), v.head_grad, b.total() - b.lnf});
   for (int l = st.layers - 1; l >= 0; --l) {
     if (c.s.recompute) layer_forward(c, st, ar, out);
     out.push_back({c.compute(st.layer_flops.bwd_a), ar});
@@ -137,7 +152,7 @@ std::vector<Bucket> dp_buckets(Context& c, int st) {
 // and the last stage of replica DP (PP > 1).
 double tied_embedding_sync(Context& c, int dp) {
   if (c.g.pp == 1) return 0;
-  const double bytes = c.model.stages[0].tied_params / c.g.tp * c.grad_bytes;
+  const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
   double cost = 0;
   for (int t = 0; t < c.g.tp; ++t) {
     const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
@@ -196,8 +211,9 @@ Replica run_replica(Context& c, int dp) {
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const double ar = tp_allreduce(c, st, dp);
+    const VocabComm v = vocab_comm(c, stage, st, dp, ar);
     const bool ends = st == 0 || st == c.g.pp - 1;
-    r.in.stages.push_back({forward_pass(c, stage, ar), backward_pass(c, stage, ar), optimizer_time(c, st),
+    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), optimizer_time(c, st),
                            dp_buckets(c, st), ends ? tied : 0});
   }
   for (int st = 0; st + 1 < c.g.pp; ++st) {
@@ -232,7 +248,7 @@ MemoryPerRank memory_per_rank(const Context& c) {
   const double master = c.s.param_precision == Precision::kFp32 ? 0 : 4;
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
-    const double n = stage.params / c.g.tp;
+    const double n = stage.buffer.total();  // one TP rank's parameters, as the trainer lays them out
     MemoryPerRank m;
     m.stage = st;
     m.params = n * p;
@@ -255,11 +271,16 @@ void count_traffic(const Context& c, SimResult& r) {
   const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
-    const int allreduces = (c.s.recompute ? 6 : 4) * stage.layers * m;
+    const int allreduces = ((c.s.recompute ? 6 : 4) * stage.layers + (stage.vocab_split ? stage.first + stage.last : 0)) * m;
     const double tp_bytes = c.activation_message() * allreduces;
     const double buckets = c.s.dp_bucket_bytes > 0 ? std::ceil(stage.buffer.total() * c.grad_bytes / c.s.dp_bucket_bytes) : 1;
     const double dp_wire = c.grad_wire(stage.buffer.total() / buckets) * buckets;
-    for (int d = 0; d < c.g.dp; ++d) tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, tp_bytes);
+    // A ring allgather sends half of what a ring allreduce of the same buffer sends.
+    const double gathered = stage.vocab_split && stage.last ? c.micro_tokens() * 3 * sizeof(float) * c.g.tp * m : 0;
+    for (int d = 0; d < c.g.dp; ++d) {
+      tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, tp_bytes);
+      if (gathered > 0) tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, gathered / 2);
+    }
     for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp_wire);
   }
   for (int d = 0; d < c.g.dp; ++d)
@@ -271,7 +292,7 @@ void count_traffic(const Context& c, SimResult& r) {
       }
       if (c.g.pp > 1) {
         const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
-        dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].tied_params / c.g.tp * c.grad_bytes);
+        dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].wte_rank * c.grad_bytes);
       }
     }
   const double w = c.g.world();

@@ -8,7 +8,12 @@
 // - device: the rate is peak x efficiency (device.peak_gflops, or device.profile's peak at
 //   precision.compute; device.efficiency, or the profile's); compute is the FLOPs the
 //   trainer's kernels issue / that rate (model_costs.hpp: matmuls and attention; the LM
-//   head whole on every TP rank), per micro-batch.
+//   head whole on every TP rank, or its vocabulary rows with parallel.vocab_parallel), per
+//   micro-batch.
+// - vocabulary-parallel (parallel.vocab_parallel, TP > 1): the first stage's embedding is
+//   one more TP allreduce of (micro-batch x T x C) before its first layer; the last
+//   stage's cross-entropy a ring allgather of 3 floats per row and TP rank after the LM
+//   head, and its backward one more allreduce of (micro-batch x T x C) after the LM head's.
 // - TP (Megatron): per layer two allreduces of the (micro-batch x T x C) activations in
 //   forward and two in backward (two more with recomputation), ring over the TP group,
 //   blocking, at the points where the trainer makes them (pipeline.hpp: Piece).
@@ -42,9 +47,11 @@
 // (ranks fill the sites in order). The worst TP rank's link sets a boundary, the worst
 // group link a collective (exact on groups inside one site or one pair of sites).
 // Not modelled: contention between concurrent collectives or PP sends on one NIC (sends
-// charge no sender time), jitter and loss, ZeRO, selective recomputation, interleaved 1F1B,
-// sequence parallelism, placements other than the identity, the compute of LayerNorm,
+// charge no sender time), jitter and loss, selective recomputation, interleaved 1F1B,
+// sequence parallelism, the compute of LayerNorm,
 // GELU, softmax and the embedding lookup (the trainer's device model charges none).
+// Refused (one line, exit 2) rather than predicted wrongly: parallel.zero1, parallel.stages
+// and parallel.placement (the trainer's ZeRO-1, unbalanced stages, placement files).
 #include <string>
 
 #include "network.hpp"
