@@ -58,7 +58,11 @@ run_test() {
 
 cd "$repo"
 say "# gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-say "# $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+if command -v nvidia-smi >/dev/null; then
+  say "# $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
+else
+  say "# no nvidia-smi on this machine"
+fi
 
 run_test test_cuda_kernels "$build/tests/test_cuda_kernels"
 run_test test_cuda_model "$build/tests/test_cuda_model"
