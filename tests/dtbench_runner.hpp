@@ -36,10 +36,18 @@ inline std::filesystem::path scratch_dir(const std::string& tag) {
   return d;
 }
 
+// The binary under test: $DTB_BINARY where set (a build carried to another machine, as
+// trainer/cuda/gpu_check.sh does; the compiled-in path would not exist there), else the one
+// this build made.
+inline std::string dtbench_binary() {
+  const char* env = std::getenv("DTB_BINARY");
+  return env && *env ? std::string(env) : std::string(DTB_BINARY);
+}
+
 // Runs "dtbench ARGS", capturing stdout and stderr through files in DIR.
 inline Outcome run_dtbench(const std::string& args, const std::filesystem::path& dir) {
   const std::filesystem::path out = dir / "stdout", err = dir / "stderr";
-  const std::string cmd = std::string(DTB_BINARY) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const std::string cmd = dtbench_binary() + " " + args + " >" + out.string() + " 2>" + err.string();
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }

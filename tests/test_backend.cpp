@@ -1,36 +1,24 @@
-// device.backend (issue 7): asking for the CUDA backend where it cannot run (a CPU build, or
-// a machine without a GPU) is bad input like any other: one line naming the key, where its
-// value came from and why, exit code 2. Runs in every build, GPU or not.
-#include <sys/wait.h>
-
-#include <algorithm>
+// device.backend and device.precision (issue 7): asking for what this build, machine or
+// layout cannot do is bad input like any other: one line naming the key, where its value
+// came from and why, exit code 2, before any work. Runs in every build, GPU or not; the cuda
+// preset runs it (label cuda) against its own dtbench, built with CUDA.
 #include <catch2/catch.hpp>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include <cstdlib>
+#include <string>
 
 #include "cuda/availability.hpp"
+#include "dtbench_runner.hpp"
 #include "train/train_config.hpp"
 #include "usage_error.hpp"
 
-namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 
 namespace {
 
-bool has_backend_key(const std::vector<dtb::KeySpec>& schema) {
-  return std::any_of(schema.begin(), schema.end(), [](const dtb::KeySpec& s) { return s.key == "device.backend"; });
-}
+dtb::Config train_config(const std::vector<std::string>& sets) { return dtb::load_config(dtb::train_schema(), {}, sets); }
 
-// The trainer's keys with device.backend (added here until train_schema() has it).
-dtb::Config backend_config(const std::string& value) {
-  std::vector<dtb::KeySpec> schema = dtb::train_schema();
-  if (!has_backend_key(schema)) schema.push_back(dtb::backend_key_spec());
-  dtb::Config c(schema);
-  c.set("device.backend=" + value);
-  return c;
-}
-
+// The UsageError message of check_backend() on CONFIG, "" when it passes.
 std::string usage_error_of(const dtb::Config& c) {
   try {
     dtb::check_backend(c);
@@ -40,71 +28,82 @@ std::string usage_error_of(const dtb::Config& c) {
   return "";
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// "dtbench train ARGS" must end with exit code 2 and one line holding every piece.
+void expect_refused(const std::string& args, const std::vector<std::string>& pieces) {
+  const auto dir = dtb::test::scratch_dir("test_backend");
+  const auto outcome = dtb::test::run_dtbench("train " + args, dir);
+  dtb::test::expect_usage_error(outcome, "train " + args, pieces);
+  CHECK(outcome.out.empty());  // refused before the resolved config is printed: no work done
+}
+
+// The reason this build and machine give for not running CUDA ("" where they can).
+const std::string& why_no_cuda() {
+  static const std::string why = dtb::cuda::unavailable_reason();
+  return why;
 }
 
 }  // namespace
 
-TEST_CASE("device.backend=cpu is always accepted, and is the default") {
-  CHECK(usage_error_of(backend_config("cpu")).empty());
-  dtb::Config defaults(std::vector<dtb::KeySpec>{dtb::backend_key_spec()});
-  CHECK(defaults.get_string("device.backend") == "cpu");
-  CHECK(usage_error_of(defaults).empty());
-  // A schema without the key (a tool that does not pick backends) means cpu.
-  std::vector<dtb::KeySpec> schema = dtb::train_schema();
-  schema.erase(
-      std::remove_if(schema.begin(), schema.end(), [](const dtb::KeySpec& s) { return s.key == "device.backend"; }),
-      schema.end());
-  CHECK(usage_error_of(dtb::Config(schema)).empty());
+TEST_CASE("device.backend is cpu and device.precision fp32 unless set, and cpu always passes") {
+  const dtb::TrainSettings s = dtb::train_settings(train_config({}));
+  CHECK(s.backend == "cpu");
+  CHECK(s.precision == "fp32");
+  CHECK(usage_error_of(train_config({"device.backend=cpu"})).empty());
+  // A schema without the keys (a tool that does not pick backends) means cpu and fp32.
+  CHECK(usage_error_of(dtb::Config(std::vector<dtb::KeySpec>{})).empty());
 }
 
-TEST_CASE("device.backend takes only cpu or cuda") { CHECK_THROWS_AS(backend_config("tpu"), dtb::UsageError); }
+TEST_CASE("device.backend takes only cpu or cuda, device.precision only fp32 or bf16") {
+  CHECK_THROWS_AS(train_config({"device.backend=tpu"}), dtb::UsageError);
+  CHECK_THROWS_AS(train_config({"device.precision=fp16"}), dtb::UsageError);
+}
 
 TEST_CASE("the availability answers agree with each other and with the build") {
-  const std::string why = dtb::cuda::unavailable_reason();
-  CHECK(why.empty() == (dtb::cuda::device_count() > 0));
+  CHECK(why_no_cuda().empty() == (dtb::cuda::device_count() > 0));
   if (!dtb::cuda::built_with_cuda()) {
     CHECK(dtb::cuda::device_count() == 0);
-    CHECK_THAT(why, Contains("built without CUDA") && Contains("-DDTB_CUDA=ON"));
-  } else if (!why.empty()) {
-    CHECK_THAT(why, Contains("no CUDA device"));
+    CHECK_THAT(why_no_cuda(), Contains("built without CUDA") && Contains("-DDTB_CUDA=ON"));
+  } else if (!why_no_cuda().empty()) {
+    CHECK_THAT(why_no_cuda(), Contains("no CUDA device"));
   }
 }
 
-TEST_CASE("device.backend=cuda where CUDA cannot run: one line naming the key, origin and reason") {
-  const std::string why = dtb::cuda::unavailable_reason();
-  if (why.empty()) {
-    WARN("a CUDA device is usable here: nothing to refuse");
-    return;
-  }
-  const std::string message = usage_error_of(backend_config("cuda"));
-  INFO(message);
-  CHECK_THAT(message, Contains("--set") && Contains("device.backend") && Contains("cuda") && Contains(why));
-  CHECK(message.find('\n') == std::string::npos);
+TEST_CASE("dtbench train --help lists device.backend and device.precision") {
+  const auto o = dtb::test::run_dtbench("train --help", dtb::test::scratch_dir("test_backend"));
+  CHECK(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("device.backend") && Contains("device.precision"));
 }
 
-TEST_CASE("dtbench train --set device.backend=cuda without CUDA: exit code 2, one line") {
-  if (!has_backend_key(dtb::train_schema())) {
-    WARN("train_schema() has no device.backend yet: the unit checks above cover check_backend()");
+TEST_CASE("device.backend=cuda where CUDA cannot run: one line with the reason, exit code 2") {
+  if (why_no_cuda().empty()) {
+    WARN("a CUDA device is usable here: nothing to refuse (test_cuda_train trains on it)");
     return;
   }
-  if (dtb::cuda::unavailable_reason().empty()) {
-    WARN("a CUDA device is usable here: nothing to refuse");
-    return;
-  }
-  const fs::path dir = fs::temp_directory_path() / ("dtb_test_backend_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const std::string cmd = std::string(DTB_BINARY) + " train --set device.backend=cuda >" + (dir / "out").string() +
-                          " 2>" + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  const std::string err = slurp(dir / "err");
-  fs::remove_all(dir);
-  INFO("stderr: " << err);
-  CHECK((WIFEXITED(status) ? WEXITSTATUS(status) : -1) == 2);
-  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
-  CHECK_THAT(err, Contains("device.backend"));
+  const std::string message = usage_error_of(train_config({"device.backend=cuda"}));
+  CHECK_THAT(message, Contains("--set") && Contains("device.backend") && Contains(why_no_cuda()));
+  // A CPU build says how to get a CUDA one; a CUDA build without a GPU says there is none.
+  const std::string what = dtb::cuda::built_with_cuda() ? "no CUDA device" : "built without CUDA";
+  expect_refused("--set device.backend=cuda", {"device.backend", "cuda", what});
+  if (!dtb::cuda::built_with_cuda()) expect_refused("--set device.backend=cuda", {"cmake --preset cuda"});
+}
+
+TEST_CASE("bf16 is refused on the CPU backend, on any machine") {
+  expect_refused("--set device.precision=bf16", {"device.precision", "bf16", "device.backend = cuda"});
+}
+
+TEST_CASE("a width the GPU kernels cannot tile is named before the machine is asked") {
+  // 132 = 4 heads x 33: a valid model on the CPU, not on the GPU (rows in packs of 8).
+  expect_refused("--set device.backend=cuda --set model.n_embd=132",
+                 {"model.n_embd", "multiple of 8", "device.backend = cuda"});
+  CHECK(usage_error_of(train_config({"device.backend=cpu", "model.n_embd=132"})).empty());
+}
+
+TEST_CASE("device.backend=cuda under the parallel trainer: refused, on any machine") {
+  // More than one rank by the layout...
+  expect_refused("--set device.backend=cuda --set parallel.dp=2",
+                 {"device.backend", "one rank only", "parallel.dp x parallel.pp x parallel.tp = 2"});
+  // ... or a launcher's environment (mpirun -np 1): refused before MPI would start.
+  ::setenv("OMPI_COMM_WORLD_SIZE", "1", 1);
+  expect_refused("--set device.backend=cuda", {"device.backend", "one rank only", "a launcher started 1 rank"});
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
 }

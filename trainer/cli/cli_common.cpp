@@ -1,6 +1,23 @@
 #include "cli/cli_common.hpp"
 
+#include <exception>
+#include <iostream>
+
 namespace dtb {
+
+int run_command(int (*run)(int argc, char** argv), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError& e) {
+    std::cout.flush();
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << "internal error: " << e.what() << "\n";
+    return 1;
+  }
+}
 
 cxxopts::ParseResult parse_or_usage(cxxopts::Options& options, int argc, char** argv) {
   try {

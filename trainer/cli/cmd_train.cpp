@@ -21,6 +21,22 @@ int launcher_world_size() {
   return 0;
 }
 
+// The CUDA backend runs the single-rank Trainer on one GPU; the 3D-parallel trainer has no
+// GPU path yet (its DP sync would go through collectives/nccl). Checked on the config alone,
+// before MPI starts and before train_settings() looks for a GPU, so the answer is the same
+// on every machine.
+void refuse_cuda_in_parallel(const Config& c) {
+  if (c.get_string("device.backend") != "cuda") return;
+  const int64_t world = c.get_int("parallel.dp") * c.get_int("parallel.pp") * c.get_int("parallel.tp");
+  const int launched = launcher_world_size();
+  if (world == 1 && launched == 0) return;
+  c.fail_constraint("device.backend",
+                    "cuda trains on one rank only, without mpirun or srun (here parallel.dp x parallel.pp x "
+                    "parallel.tp = " + std::to_string(world) +
+                        (launched ? ", and a launcher started " + std::to_string(launched) + " rank(s)" : std::string()) +
+                        "); the 3D-parallel trainer has no CUDA path yet: use device.backend = cpu");
+}
+
 int run_parallel(const Config& config, const cxxopts::ParseResult& args, const std::string& command_line,
                  int* argc, char*** argv) {
   const TrainSettings s = train_settings(config);
@@ -62,6 +78,7 @@ int cmd_train(int argc, char** argv) {
       throw UsageError(std::string(argv[0]) + ": unexpected argument '" + args.unmatched()[0] +
                        "'; see " + argv[0] + " --help");
     Config config = config_from_args(args, train_schema());
+    refuse_cuda_in_parallel(config);
     if (launcher_world_size() > 0 || train_settings(config).parallel.world() > 1)
       return run_parallel(config, args, command_line, &argc, &argv);
     std::cout << "# resolved config\n" << config.to_yaml() << std::flush;

@@ -5,6 +5,7 @@
 // row-major to column-major rewriting is in gemm_plans.cpp (tested on the CPU).
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cuda/check.hpp"
 #include "cuda/common.cuh"
@@ -16,57 +17,30 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <typename floatX>
-constexpr cudaDataType_t data_type() {
-  if constexpr (sizeof(floatX) == 4)
-    return CUDA_R_32F;
-  else
-    return CUDA_R_16BF;
-}
+// W tensors (B, NH, T, hs): q, k, v or their gradients (W = 3), or one (W = 1).
+template <typename T>
+struct Heads {
+  T* part[3];
+};
 
-// qkv (B, T, 3, NH, hs) -> q, k, v (B, NH, T, hs) each; one thread per element of q.
-template <typename floatX>
-__global__ void permute_kernel(floatX* q, floatX* k, floatX* v, const floatX* qkv, int B, int T, int NH, int hs) {
-  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= size_t(B) * NH * T * hs) return;
-  const int d = int(i % hs), t = int(i / hs % T), h = int(i / (size_t(hs) * T) % NH);
-  const int b = int(i / (size_t(hs) * T * NH));
-  const int C = NH * hs;
-  const size_t src = (size_t(b) * T + t) * 3 * C + size_t(h) * hs + d;
-  q[i] = __ldcs(&qkv[src]);
-  k[i] = __ldcs(&qkv[src + C]);
-  v[i] = __ldcs(&qkv[src + 2 * C]);
-}
-
-// The inverse for the gradients: dq, dk, dv (B, NH, T, hs) -> dqkv (B, T, 3C), assigned.
-// One thread per element of dqkv, so the writes are coalesced.
-template <typename floatX>
-__global__ void permute_backward_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B,
-                                        int T, int NH, int hs) {
-  const int C = NH * hs;
-  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= size_t(B) * T * 3 * C) return;
-  const int c3 = int(i % (3 * C)), bt = int(i / (3 * C));
-  const int which = c3 / C, h = c3 % C / hs, d = c3 % hs;
-  const int b = bt / T, t = bt % T;
-  const size_t src = ((size_t(b) * NH + h) * T + t) * hs + d;
-  dqkv[i] = which == 0 ? dq[src] : which == 1 ? dk[src] : dv[src];
-}
-
-// (B, T, C) <-> (B, NH, T, hs), one thread per element, indexed along (B, T, C).
-// kToHeads: dst (B, NH, T, hs) = src (B, T, C) (dout to dy); else the inverse (y to out).
+// Rows (B, T, W*C) <-> W tensors (B, NH, T, hs), assigned; one thread per element along the
+// rows. Both layouts keep a head's hs values contiguous, so reads and writes coalesce in
+// runs of hs either way. kToHeads: heads = rows (qkv -> q, k, v; dout -> dy), else
+// rows = heads (y -> out; dq, dk, dv -> dqkv).
 template <typename floatX, bool kToHeads>
-__global__ void reshape_heads_kernel(floatX* dst, const floatX* src, int B, int T, int NH, int hs) {
+__global__ void heads_kernel(Heads<std::conditional_t<kToHeads, floatX, const floatX>> heads,
+                             std::conditional_t<kToHeads, const floatX, floatX>* rows, int W, int B, int T, int NH,
+                             int hs) {
   const int C = NH * hs;
-  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;  // index along (B, T, C)
-  if (i >= size_t(B) * T * C) return;
-  const int c = int(i % C), bt = int(i / C);
-  const int h = c / hs, d = c % hs, b = bt / T, t = bt % T;
-  const size_t j = ((size_t(b) * NH + h) * T + t) * hs + d;  // index along (B, NH, T, hs)
+  const size_t WC = size_t(W) * C, i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;  // along (B, T, W*C)
+  if (i >= size_t(B) * T * WC) return;
+  const int wc = int(i % WC), bt = int(i / WC);
+  const int which = wc / C, h = wc % C / hs, d = wc % hs, b = bt / T, t = bt % T;
+  const size_t j = ((size_t(b) * NH + h) * T + t) * hs + d;  // along (B, NH, T, hs)
   if constexpr (kToHeads)
-    dst[j] = src[i];
+    heads.part[which][j] = __ldcs(&rows[i]);  // rows are read once
   else
-    dst[i] = src[j];
+    rows[i] = heads.part[which][j];
 }
 
 // In place on one row of att per warp: scores (unscaled q.k) -> probabilities; the row's
@@ -128,10 +102,33 @@ void batched_gemm(Context& ctx, const GemmPlan& p, const floatX* a, const floatX
                                           p.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void check_shape(int C, int NH, const char* who) {
+// The sizes both passes use, from (B, T, C, NH), checked once.
+struct Dims {
+  int B, T, NH, hs;
+  int rows;         // B * NH * T softmax rows
+  size_t btc;       // B * T * C: one head tensor
+  float scale;      // 1 / sqrt(hs)
+  int row_blocks;   // blocks of kThreads for one warp per softmax row
+};
+
+Dims dims_of(int B, int T, int C, int NH, const char* who) {
   if (NH < 1 || C % NH != 0)
     throw std::invalid_argument(std::string(who) + ": NH = " + std::to_string(NH) +
                                 " must divide C = " + std::to_string(C));
+  const int hs = C / NH, rows = B * NH * T;
+  return {B, T, NH, hs, rows, size_t(B) * T * C, 1.0f / sqrtf(float(hs)), int(ceil_div(rows, kThreads / kWarpSize))};
+}
+
+// W head tensors from rows (B, T, W*C), or rows from them.
+template <typename floatX>
+void split_heads(Heads<floatX> heads, const floatX* rows, int W, const Dims& d, cudaStream_t s) {
+  heads_kernel<floatX, true><<<ceil_div(W * d.btc, kThreads), kThreads, 0, s>>>(heads, rows, W, d.B, d.T, d.NH, d.hs);
+  launch_check();
+}
+template <typename floatX>
+void merge_heads(floatX* rows, Heads<const floatX> heads, int W, const Dims& d, cudaStream_t s) {
+  heads_kernel<floatX, false><<<ceil_div(W * d.btc, kThreads), kThreads, 0, s>>>(heads, rows, W, d.B, d.T, d.NH, d.hs);
+  launch_check();
 }
 
 }  // namespace
@@ -144,49 +141,38 @@ size_t attention_scratch_elems(int B, int T, int C, int NH) {
 template <typename floatX>
 void attention_forward(Context& ctx, floatX* out, floatX* att, const floatX* qkv, int B, int T, int C, int NH,
                        floatX* scratch) {
-  check_shape(C, NH, "attention_forward");
-  const size_t btc = size_t(B) * T * C;
-  if (btc == 0) return;
-  const int hs = C / NH, rows = B * NH * T, warps = kThreads / kWarpSize;
-  const float scale = 1.0f / sqrtf(float(hs));
+  const Dims d = dims_of(B, T, C, NH, "attention_forward");
+  if (d.btc == 0) return;
   const AttentionPlans plan = attention_plans(B, T, C, NH);
   const cudaStream_t s = ctx.stream();
-  floatX *q = scratch, *k = q + btc, *v = k + btc, *y = v + btc;  // (B, NH, T, hs) each
-  permute_kernel<<<ceil_div(btc, kThreads), kThreads, 0, s>>>(q, k, v, qkv, B, T, NH, hs);
-  launch_check();
+  floatX *q = scratch, *k = q + d.btc, *v = k + d.btc, *y = v + d.btc;  // (B, NH, T, hs) each
+  split_heads<floatX>({q, k, v}, qkv, 3, d, s);
   batched_gemm(ctx, plan.scores, k, q, att);
-  softmax_forward_kernel<<<ceil_div(rows, warps), kThreads, 0, s>>>(att, scale, rows, T);
+  softmax_forward_kernel<<<d.row_blocks, kThreads, 0, s>>>(att, d.scale, d.rows, T);
   launch_check();
   batched_gemm(ctx, plan.values, v, att, y);
-  reshape_heads_kernel<floatX, false><<<ceil_div(btc, kThreads), kThreads, 0, s>>>(out, y, B, T, NH, hs);
-  launch_check();
+  merge_heads<floatX>(out, {y}, 1, d, s);
 }
 
 template <typename floatX>
 void attention_backward(Context& ctx, floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* att, int B,
                         int T, int C, int NH, floatX* scratch) {
-  check_shape(C, NH, "attention_backward");
-  const size_t btc = size_t(B) * T * C;
-  if (btc == 0) return;
-  const int hs = C / NH, rows = B * NH * T, warps = kThreads / kWarpSize;
-  const float scale = 1.0f / sqrtf(float(hs));
+  const Dims d = dims_of(B, T, C, NH, "attention_backward");
+  if (d.btc == 0) return;
   const AttentionPlans plan = attention_plans(B, T, C, NH);
   const cudaStream_t s = ctx.stream();
-  floatX *q = scratch, *k = q + btc, *v = k + btc, *dy = v + btc;  // (B, NH, T, hs) each
-  floatX *dq = dy + btc, *dk = dq + btc, *dv = dk + btc;           // (B, NH, T, hs) each
-  floatX* datt = dv + btc;                                         // (B, NH, T, T)
-  permute_kernel<<<ceil_div(btc, kThreads), kThreads, 0, s>>>(q, k, v, qkv, B, T, NH, hs);
-  launch_check();
-  reshape_heads_kernel<floatX, true><<<ceil_div(btc, kThreads), kThreads, 0, s>>>(dy, dout, B, T, NH, hs);
-  launch_check();
+  floatX *q = scratch, *k = q + d.btc, *v = k + d.btc, *dy = v + d.btc;  // (B, NH, T, hs) each
+  floatX *dq = dy + d.btc, *dk = dq + d.btc, *dv = dk + d.btc;           // (B, NH, T, hs) each
+  floatX* datt = dv + d.btc;                                             // (B, NH, T, T)
+  split_heads<floatX>({q, k, v}, qkv, 3, d, s);
+  split_heads<floatX>({dy}, dout, 1, d, s);
   batched_gemm(ctx, plan.datt, v, dy, datt);
   batched_gemm(ctx, plan.dv, dy, att, dv);
-  softmax_backward_kernel<<<ceil_div(rows, warps), kThreads, 0, s>>>(datt, att, scale, rows, T);  // -> dscore
+  softmax_backward_kernel<<<d.row_blocks, kThreads, 0, s>>>(datt, att, d.scale, d.rows, T);  // -> dscore
   launch_check();
   batched_gemm(ctx, plan.dq, k, datt, dq);
   batched_gemm(ctx, plan.dk, q, datt, dk);
-  permute_backward_kernel<<<ceil_div(3 * btc, kThreads), kThreads, 0, s>>>(dqkv, dq, dk, dv, B, T, NH, hs);
-  launch_check();
+  merge_heads<floatX>(dqkv, {dq, dk, dv}, 3, d, s);
 }
 
 #define DTB_INSTANTIATE(floatX)                                                                                      \

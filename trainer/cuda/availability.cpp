@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cuda/model.hpp"  // kEmbdMultiple (the header needs no CUDA)
+
 #ifdef DTB_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -60,11 +62,38 @@ KeySpec backend_key_spec() {
           "compute backend: cpu, or cuda (a -DDTB_CUDA=ON build and an NVIDIA GPU)"};
 }
 
-void check_backend(const Config& config) {
+KeySpec precision_key_spec() {
+  return {"device.precision",
+          KeyType::kChoice,
+          "fp32",
+          0,
+          0,
+          {"fp32", "bf16"},
+          "arithmetic of device.backend = cuda: fp32 (no TF32; the CPU's numbers) or bf16 (mixed, llm.c)"};
+}
+
+namespace {
+
+bool has_key(const Config& config, const std::string& key) {
   const auto& schema = config.schema();
-  const bool has_key =
-      std::any_of(schema.begin(), schema.end(), [](const KeySpec& s) { return s.key == "device.backend"; });
-  if (!has_key || config.get_string("device.backend") != "cuda") return;
+  return std::any_of(schema.begin(), schema.end(), [&](const KeySpec& s) { return s.key == key; });
+}
+
+std::string value_or(const Config& config, const std::string& key, const std::string& fallback) {
+  return has_key(config, key) ? config.get_string(key) : fallback;
+}
+
+}  // namespace
+
+void check_backend(const Config& config) {
+  const bool on_gpu = value_or(config, "device.backend", "cpu") == "cuda";
+  if (!on_gpu && value_or(config, "device.precision", "fp32") != "fp32")
+    config.fail_constraint("device.precision", "the CPU backend computes in fp32; bf16 needs device.backend = cuda");
+  if (!on_gpu) return;
+  if (has_key(config, "model.n_embd") && config.get_int("model.n_embd") % cuda::kEmbdMultiple != 0)
+    config.fail_constraint("model.n_embd", "must be a multiple of " + std::to_string(cuda::kEmbdMultiple) +
+                                               " with device.backend = cuda (the GPU kernels move rows in "
+                                               "128-bit packs)");
   const std::string why = cuda::unavailable_reason();
   if (!why.empty()) config.fail_constraint("device.backend", why);
 }

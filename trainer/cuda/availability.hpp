@@ -23,9 +23,15 @@ std::string unavailable_reason();
 
 // The config key that picks the backend: device.backend, cpu (default) or cuda.
 KeySpec backend_key_spec();
+// The CUDA backend's arithmetic: device.precision, fp32 (default: the CPU's numbers, within
+// rounding) or bf16 (llm.c's mixed precision; cuda only).
+KeySpec precision_key_spec();
 
-// Throws UsageError naming the key, its origin and the reason when the config asks for the
-// CUDA backend and it cannot run here. A config without the key means cpu.
+// Throws UsageError naming the key, its origin and what is allowed when the config asks for
+// something the backend cannot do: bf16 on the CPU, a width the GPU kernels cannot tile,
+// or the CUDA backend where it cannot run (a CPU build; no usable GPU). The config's own
+// mistakes come first, the machine's last, so they show on any machine. A config without
+// the keys means cpu and fp32.
 void check_backend(const Config& config);
 
 }  // namespace dtb

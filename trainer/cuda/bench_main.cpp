@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_common.hpp"
 #include "cuda/availability.hpp"
 #include "cuda/context.hpp"
 #include "cuda/model.hpp"
@@ -51,12 +52,7 @@ Options parse(int argc, char** argv) {
                                                         "dense peak for the MFU, TFLOP/s (overrides the profile)",
                                                         cxxopts::value<double>()->default_value("0"))(
       "seed", "token seed", cxxopts::value<uint64_t>()->default_value("1337"))("h,help", "print this help");
-  cxxopts::ParseResult r;
-  try {
-    r = o.parse(argc, argv);
-  } catch (const std::exception& e) {
-    throw dtb::UsageError(std::string("dtb-cuda-bench: ") + e.what() + "; see --help");
-  }
+  const cxxopts::ParseResult r = dtb::parse_or_usage(o, argc, argv);
   if (r.count("help")) {
     std::cout << o.help();
     std::exit(0);
@@ -170,16 +166,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const dtb::UsageError& e) {
-    std::cout.flush();
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cout.flush();
-    std::cerr << "internal error: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return dtb::run_command(run, argc, argv); }

@@ -4,6 +4,7 @@
 // Every kernel computes in float whatever the storage type.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <library_types.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +33,15 @@ struct alignas(16) Pack {
   __device__ T& operator[](int i) { return v[i]; }
   __device__ const T& operator[](int i) const { return v[i]; }
 };
+
+// The cuBLAS / cuBLASLt type tag of a storage type.
+template <typename floatX>
+constexpr cudaDataType_t data_type() {
+  if constexpr (sizeof(floatX) == 4)
+    return CUDA_R_32F;
+  else
+    return CUDA_R_16BF;
+}
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(bf16 x) { return __bfloat162float(x); }

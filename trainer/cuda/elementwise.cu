@@ -22,46 +22,39 @@ __device__ __forceinline__ float gelu_sigmoid(float x) {
   return 1.0f / (1.0f + expf(-2.0f * u));
 }
 
-template <typename floatX>
-__global__ void gelu_forward_kernel(floatX* out, const floatX* inp, size_t packs) {
-  using P = Pack<floatX>;
-  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= packs) return;
-  const P x = P::load_cs(inp + i * P::size);
-  P o;
-  for (int k = 0; k < P::size; ++k) {
-    const float xi = to_float(x[k]);
-    o[k] = from_float<floatX>(xi * gelu_sigmoid(xi));
+// The three maps below: out = op(inputs...) element by element, in float.
+struct GeluForward {
+  __device__ float operator()(float x) const { return x * gelu_sigmoid(x); }
+};
+struct GeluBackward {  // d/dx [x * sigmoid(2u(x))] times the incoming gradient
+  __device__ float operator()(float x, float dout) const {
+    const float s = gelu_sigmoid(x);
+    const float du = kGeluScale * (1.0f + 3.0f * kGeluCube * x * x);
+    return (s + 2.0f * x * s * (1.0f - s) * du) * dout;
   }
-  o.store(out + i * P::size);
-}
+};
+struct Add {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
 
-template <typename floatX>
-__global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, size_t packs) {
+// One kernel for every element-wise map: one thread per 128-bit pack of the output and of
+// each input (all read once: streaming loads).
+template <typename floatX, typename Op, typename... Inputs>
+__global__ void map_kernel(floatX* out, size_t packs, Op op, const Inputs*... inputs) {
+  static_assert((std::is_same_v<Inputs, floatX> && ...), "inputs are stored as the output is");
   using P = Pack<floatX>;
   const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= packs) return;
-  const P x = P::load_cs(inp + i * P::size), d = P::load_cs(dout + i * P::size);
+  const size_t at = i * P::size;
   P o;
-  for (int k = 0; k < P::size; ++k) {
-    const float xi = to_float(x[k]), s = gelu_sigmoid(xi);
-    const float du = kGeluScale * (1.0f + 3.0f * kGeluCube * xi * xi);
-    o[k] = from_float<floatX>((s + 2.0f * xi * s * (1.0f - s) * du) * to_float(d[k]));
-  }
-  o.store(dinp + i * P::size);
+  auto apply = [&](const auto&... x) {
+    for (int k = 0; k < P::size; ++k) o[k] = from_float<floatX>(op(to_float(x[k])...));
+  };
+  apply(P::load_cs(inputs + at)...);
+  o.store(out + at);
 }
 
-template <typename floatX>
-__global__ void residual_forward_kernel(floatX* out, const floatX* a, const floatX* b, size_t packs) {
-  using P = Pack<floatX>;
-  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= packs) return;
-  const P x = P::load_cs(a + i * P::size), y = P::load_cs(b + i * P::size);
-  P o;
-  for (int k = 0; k < P::size; ++k) o[k] = from_float<floatX>(to_float(x[k]) + to_float(y[k]));
-  o.store(out + i * P::size);
-}
-
+// Not a map: two outputs, each accumulated (+=), from one read of dout.
 template <typename floatX>
 __global__ void residual_backward_kernel(floatX* d1, floatX* d2, const floatX* dout, size_t packs) {
   using P = Pack<floatX>;
@@ -89,30 +82,30 @@ size_t packs_of(size_t n, int pack, const char* who) {
   return n / size_t(pack);
 }
 
+// N elements (a multiple of 8) through map_kernel; WHO names the layer in errors.
+template <typename floatX, typename Op, typename... Inputs>
+void launch_map(const char* who, floatX* out, size_t n, cudaStream_t stream, Op op, const Inputs*... inputs) {
+  const size_t packs = packs_of(n, Pack<floatX>::size, who);
+  if (packs == 0) return;
+  map_kernel<<<ceil_div(packs, kThreads), kThreads, 0, stream>>>(out, packs, op, inputs...);
+  launch_check();
+}
+
 }  // namespace
 
 template <typename floatX>
 void gelu_forward(floatX* out, const floatX* inp, size_t n, cudaStream_t stream) {
-  const size_t packs = packs_of(n, Pack<floatX>::size, "gelu_forward");
-  if (packs == 0) return;
-  gelu_forward_kernel<<<ceil_div(packs, kThreads), kThreads, 0, stream>>>(out, inp, packs);
-  launch_check();
+  launch_map("gelu_forward", out, n, stream, GeluForward{}, inp);
 }
 
 template <typename floatX>
 void gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, size_t n, cudaStream_t stream) {
-  const size_t packs = packs_of(n, Pack<floatX>::size, "gelu_backward");
-  if (packs == 0) return;
-  gelu_backward_kernel<<<ceil_div(packs, kThreads), kThreads, 0, stream>>>(dinp, inp, dout, packs);
-  launch_check();
+  launch_map("gelu_backward", dinp, n, stream, GeluBackward{}, inp, dout);
 }
 
 template <typename floatX>
 void residual_forward(floatX* out, const floatX* inp1, const floatX* inp2, size_t n, cudaStream_t stream) {
-  const size_t packs = packs_of(n, Pack<floatX>::size, "residual_forward");
-  if (packs == 0) return;
-  residual_forward_kernel<<<ceil_div(packs, kThreads), kThreads, 0, stream>>>(out, inp1, inp2, packs);
-  launch_check();
+  launch_map("residual_forward", out, n, stream, Add{}, inp1, inp2);
 }
 
 template <typename floatX>

@@ -15,14 +15,6 @@
 namespace dtb::cuda {
 namespace {
 
-template <typename floatX>
-constexpr cudaDataType_t data_type() {
-  if constexpr (sizeof(floatX) == 4)
-    return CUDA_R_32F;
-  else
-    return CUDA_R_16BF;
-}
-
 // Largest power of two, at most 256, that divides the address (cuBLASLt picks kernels for
 // the alignment it is promised).
 int64_t alignment(const void* p) {

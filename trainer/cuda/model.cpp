@@ -373,7 +373,9 @@ Model::Model(const GPTConfig& config, int B, int T, Precision precision, int dev
     fail("vocab_size, n_ctx, n_layer, n_head and n_embd must all be >= 1");
   if (c.n_embd % c.n_head != 0)
     fail("n_embd (" + std::to_string(c.n_embd) + ") must be divisible by n_head (" + std::to_string(c.n_head) + ")");
-  if (c.n_embd % 8 != 0) fail("n_embd (" + std::to_string(c.n_embd) + ") must be a multiple of 8 on the GPU");
+  if (c.n_embd % kEmbdMultiple != 0)
+    fail("n_embd (" + std::to_string(c.n_embd) + ") must be a multiple of " + std::to_string(kEmbdMultiple) +
+         " on the GPU");
   if (B < 1 || T < 1 || T > c.n_ctx)
     fail("batch " + std::to_string(B) + " x " + std::to_string(T) + " needs B >= 1 and 1 <= T <= n_ctx (" +
          std::to_string(c.n_ctx) + ")");

@@ -23,6 +23,10 @@ namespace dtb::cuda {
 
 class Context;
 
+// Rows move in 128-bit packs (8 bf16): n_embd must be a multiple of this. The config
+// check (availability.cpp) refuses other widths before a Model is made.
+inline constexpr int kEmbdMultiple = 8;
+
 enum class Precision { kFp32, kBf16 };
 const char* precision_name(Precision p);             // "fp32", "bf16"
 Precision parse_precision(const std::string& name);  // throws std::invalid_argument
@@ -38,7 +42,7 @@ struct AdamWSettings {
 class Model {
  public:
   // Allocates everything on DEVICE for batches of B x T (T <= n_ctx). Needs
-  // n_embd % 8 == 0 (rows move in 128-bit packs) besides GPT<float>'s own checks; throws
+  // n_embd % kEmbdMultiple == 0 besides GPT<float>'s own checks; throws
   // std::invalid_argument otherwise, CudaError when the GPU refuses.
   Model(const GPTConfig& config, int B, int T, Precision precision, int device = 0);
   ~Model();

@@ -12,15 +12,6 @@
 #include "train/checkpoint.hpp"
 
 namespace dtb {
-namespace {
-
-std::vector<ParamSegment> param_segments(const GPTConfig& c) {
-  std::vector<ParamSegment> out;
-  for (const auto& t : param_layout(c)) out.push_back({t.offset, t.size, t.decay});
-  return out;
-}
-
-}  // namespace
 
 std::string periodic_checkpoint_path(const std::string& final_path, int64_t step) {
   std::filesystem::path p(final_path);
@@ -48,17 +39,13 @@ Trainer::Trainer(const Config& config, std::ostream& log)
       log_(log),
       train_split_(s_.data_path, "train", s_.model.vocab_size, s_.seq_len),
       val_split_(s_.data_path, "val", s_.model.vocab_size, s_.seq_len),
-      model_(s_.model, s_.batch_size, s_.seq_len),
-      adam_m_(model_.num_params(), 0.0f),
-      adam_v_(model_.num_params(), 0.0f),
       inputs_(size_t(s_.batch_size) * s_.seq_len),
-      targets_(size_t(s_.batch_size) * s_.seq_len),
-      segments_(param_segments(s_.model)) {
+      targets_(size_t(s_.batch_size) * s_.seq_len) {
   set_num_threads(s_.threads);
-  model_.init_weights(s_.seed);
+  backend_ = make_backend(s_);
   summary_.config_yaml = config_yaml_;
-  summary_.num_params = int64_t(model_.num_params());
-  summary_.flops_per_token = model_.flops_per_token();
+  summary_.num_params = int64_t(num_parameters(s_.model));
+  summary_.flops_per_token = backend_->flops_per_token();
 }
 
 void Trainer::resume(const std::string& path) {
@@ -72,9 +59,7 @@ void Trainer::resume(const std::string& path) {
     throw UsageError(path + ": checkpoint seed " + std::to_string(ck.seed) +
                      " differs from train.seed = " + std::to_string(s_.seed) +
                      "; the data order would not continue");
-  std::copy(ck.params.begin(), ck.params.end(), model_.params());
-  adam_m_ = std::move(ck.adam_m);
-  adam_v_ = std::move(ck.adam_v);
+  backend_->set_state(ck.params.data(), ck.adam_m.data(), ck.adam_v.data());
   step_ = ck.step;
   log_ << "resumed from " << path << " at step " << step_ << "\n";
 }
@@ -85,9 +70,11 @@ void Trainer::save(const std::string& path) const {
   ck.step = step_;
   ck.seed = s_.seed;
   ck.data_cursor = uint64_t(step_);  // one global batch per step
-  ck.params.assign(model_.params(), model_.params() + model_.num_params());
-  ck.adam_m = adam_m_;
-  ck.adam_v = adam_v_;
+  const size_t n = num_parameters(s_.model);
+  ck.params.resize(n);
+  ck.adam_m.resize(n);
+  ck.adam_v.resize(n);
+  backend_->get_state(ck.params.data(), ck.adam_m.data(), ck.adam_v.data());
   ck.config_yaml = config_yaml_;
   save_checkpoint(path, ck);
 }
@@ -97,7 +84,7 @@ double Trainer::validate() {
   for (int i = 0; i < s_.val_batches; ++i) {
     val_split_.batch(s_.seed ^ kValSeedSalt, uint64_t(i), s_.batch_size, s_.seq_len, 0, 1,
                      inputs_.data(), targets_.data());
-    total += model_.forward(inputs_.data(), targets_.data());
+    total += backend_->forward(inputs_.data(), targets_.data());
   }
   return total / s_.val_batches;
 }
@@ -108,25 +95,22 @@ StepRecord Trainer::train_step() {
                      targets_.data());
   StepRecord r{};
   r.step = step_;
-  r.loss = model_.forward(inputs_.data(), targets_.data());
-  model_.zero_grad();
-  model_.backward();
-  r.grad_norm = std::sqrt(sum_of_squares(model_.grads(), model_.num_params()));
+  r.loss = backend_->forward(inputs_.data(), targets_.data());
+  r.grad_norm = backend_->backward();
   r.lr = learning_rate(s_.optim, int(step_), s_.steps);
-  adamw_update(model_.params(), model_.grads(), adam_m_.data(), adam_v_.data(), segments_,
-               s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+  backend_->update(r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
   ++step_;
   r.time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const double tokens = double(s_.batch_size) * s_.seq_len;
   r.tokens_per_s = tokens / (r.time_ms / 1e3);
-  r.gflops = model_.flops_per_token() * tokens / (r.time_ms * 1e6);
+  r.gflops = summary_.flops_per_token * tokens / (r.time_ms * 1e6);
   return r;
 }
 
 const TrainRunSummary& Trainer::run(const std::string& command_line) {
   summary_.command_line = command_line;
-  log_ << "model " << s_.name << ": " << model_.num_params() << " parameters, "
-       << num_threads() << " threads, dataset " << s_.data_path << " ("
+  log_ << "model " << s_.name << ": " << summary_.num_params << " parameters, "
+       << backend_->describe() << ", dataset " << s_.data_path << " ("
        << train_split_.size() << " train / " << val_split_.size() << " val tokens)\n";
   while (step_ < s_.steps) {
     StepRecord r = train_step();

@@ -1,6 +1,7 @@
 #pragma once
 // The single-rank training loop: data -> forward -> backward -> clip -> AdamW, with
-// validation, checkpoints and a results file.
+// validation, checkpoints and a results file, on the backend device.backend names
+// (train/backend.hpp: the CPU, or one GPU).
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 #include "data/dataset.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
+#include "train/backend.hpp"
 #include "train/results.hpp"
 #include "train/train_config.hpp"
 
@@ -33,7 +35,8 @@ class Trainer {
 
   double validate();  // mean loss over train.val_batches fixed batches of the val split
   void save(const std::string& path) const;
-  const GPT<float>& model() const { return model_; }
+  // The parameters as a CPU model (on a GPU backend: a host copy made by this call).
+  const GPT<float>& model() const { return backend_->host_model(); }
   int64_t step() const { return step_; }
 
  private:
@@ -44,10 +47,8 @@ class Trainer {
   TrainSettings s_;
   std::ostream& log_;
   TokenSplit train_split_, val_split_;
-  GPT<float> model_;
-  std::vector<float> adam_m_, adam_v_;
+  std::unique_ptr<Backend> backend_;
   std::vector<int32_t> inputs_, targets_;
-  std::vector<ParamSegment> segments_;
   int64_t step_ = 0;
   TrainRunSummary summary_;
 };

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "cuda/availability.hpp"
+
 namespace dtb {
 
 std::vector<KeySpec> train_schema() {
@@ -70,6 +72,8 @@ std::vector<KeySpec> train_schema() {
        "the trainer: optimizer not charged)"},
       {"device.mfu_peak_gflops", K::kFloat, "0", 0, 1e12, {},
        "peak GFLOP/s per rank for MFU (0 = device.peak_gflops; CPU: the measured sgemm rate)"},
+      backend_key_spec(),    // device.backend: cpu | cuda (cuda/availability.hpp)
+      precision_key_spec(),  // device.precision: fp32 | bf16
   };
 }
 
@@ -186,6 +190,9 @@ TrainSettings train_settings(const Config& c) {
   if (s.name.empty() || s.name.find('/') != std::string::npos)
     c.fail_constraint("model.name", "must be a non-empty name without '/'");
   if (s.data_path.empty()) c.fail_constraint("data.path", "must name a token dataset");
+  s.backend = c.get_string("device.backend");
+  s.precision = c.get_string("device.precision");
+  check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
 }
 

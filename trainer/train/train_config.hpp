@@ -48,6 +48,8 @@ struct TrainSettings {
   OptimSettings optim;
   ParallelSettings parallel;
   bool threads_set = false;  // train.threads given explicitly (not the default)
+  std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
+  std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,

@@ -1,0 +1,48 @@
+#pragma once
+// What a single-rank training step runs on (device.backend): the CPU (GPT<float> and
+// optim/adamw) or one GPU (cuda::Model, in -DDTB_CUDA=ON builds). The Trainer keeps one loop
+// (data, validation, step lines, results, checkpoints) and calls only this interface, so a
+// backend adds no second copy of it. Both backends hold the parameters and the AdamW moments
+// in param_layout() order: a checkpoint is the same file whichever backend wrote it, and
+// resumes on either.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/gpt2.hpp"
+#include "train/train_config.hpp"
+
+namespace dtb {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // For the run's first log line, e.g. "cpu, 2 threads" or "cuda fp32, NVIDIA H100 (sm_90)".
+  virtual std::string describe() const = 0;
+  // Mean cross-entropy over one (B, T) batch of host token ids.
+  virtual float forward(const int32_t* inputs, const int32_t* targets) = 0;
+  // Gradients of the last forward()'s loss, zeroed first; returns their global L2 norm.
+  virtual double backward() = 0;
+  // One AdamW step of every parameter (T: 1-based step count; GRAD_SCALE: the clipping
+  // factor). Returns when the step is done, so the step time covers all of it.
+  virtual void update(double lr, int64_t t, double grad_scale) = 0;
+  // Parameters, AdamW m and v: num_parameters(model) floats each, param_layout() order.
+  virtual void get_state(float* params, float* m, float* v) const = 0;
+  virtual void set_state(const float* params, const float* m, const float* v) = 0;
+  // The parameters as a CPU model: the model itself on the CPU; on a GPU a host copy,
+  // refreshed by every call (for tests and tools that read weights).
+  virtual const GPT<float>& host_model() const = 0;
+  virtual double flops_per_token() const = 0;  // 6N + 6LCT at train.seq_len
+};
+
+// The backend S.backend names, with GPT-2's initial weights from S.seed (GPT::init_weights,
+// drawn on the host for every backend) and zero moments. train_settings() has already
+// refused a backend this build or machine cannot run.
+std::unique_ptr<Backend> make_backend(const TrainSettings& s);
+
+// The CPU backend (backend_cpu.cpp) and, in CUDA builds, the GPU one (cuda/backend.cpp).
+std::unique_ptr<Backend> make_cpu_backend(const TrainSettings& s);
+std::unique_ptr<Backend> make_cuda_backend(const TrainSettings& s);
+
+}  // namespace dtb
