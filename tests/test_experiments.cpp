@@ -4,7 +4,6 @@
 // its documented shape; the report byte-identical when regenerated; unreadable files
 // answered with one line.
 #include <catch2/catch.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +12,8 @@
 #include <regex>
 #include <sstream>
 
+#include "dtbench_runner.hpp"
+#include "exp/progress.hpp"
 #include "h5file.hpp"
 
 namespace fs = std::filesystem;
@@ -20,17 +21,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-struct Outcome {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dtb::test::Outcome;
+using dtb::test::slurp;
 
 // A folder of this test process, removed when it ends.
 struct Scratch {
@@ -50,15 +42,9 @@ fs::path scratch() {
   return dir.path;
 }
 
-// Runs a shell command line in the scratch folder (relative paths land there).
-Outcome shell(const std::string& command) {
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = "cd " + scratch().string() + " && " + command + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-Outcome dtbench(const std::string& args) { return shell(std::string(DTB_BINARY) + " " + args); }
+// Shell command lines and dtbench run in the scratch folder (relative paths land there).
+Outcome shell(const std::string& command) { return dtb::test::run_shell(command, scratch(), scratch()); }
+Outcome dtbench(const std::string& args) { return dtb::test::run_dtbench(args, scratch(), scratch()); }
 
 std::string write_file(const std::string& name, const std::string& text) {
   const fs::path p = scratch() / name;
@@ -82,7 +68,8 @@ std::string small_dataset() {
 }
 
 // An experiment with two good runs (a parallel train run and a collective benchmark, both
-// on 2 ranks under mpirun) and one that fails when it starts (an option dtbench coll refuses).
+// on 2 ranks under mpirun) and one that fails while running: it is stopped at its timeout
+// (every input of a run is checked before any starts, so a run cannot fail on one).
 std::string experiment(const std::string& name, const std::string& extra_runs = "") {
   return write_file(name + ".yaml",
                     "name: " + name + "\n"
@@ -98,10 +85,13 @@ std::string experiment(const std::string& name, const std::string& extra_runs = 
                     "  - name: dp2\n"
                     "    layout: {dp: 2}\n"
                     "    net: centralized-25g\n"
-                    "  - name: bad-coll\n"
+                    "  - name: slow\n"
                     "    kind: coll\n"
                     "    ranks: 2\n"
-                    "    args: [--no-such-option]\n"
+                    "    net: decentralized-1g\n"
+                    "    clock: wall\n"
+                    "    timeout: 1\n"
+                    "    args: [-b, 4K, -e, 4K, -n, 1000]\n"
                     "  - name: coll2\n"
                     "    kind: coll\n"
                     "    ranks: 2\n"
@@ -115,11 +105,9 @@ const Outcome& ran() {
   return o;
 }
 
-void expect_one_line_error(const Outcome& o, const std::vector<std::string>& pieces) {
-  INFO("stdout: " << o.out << "\nstderr: " << o.err);
-  CHECK(o.exit_code == 2);
-  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
-  for (const std::string& p : pieces) CHECK_THAT(o.err, Contains(p));
+// dtbench ARGS refused before anything ran: exit code 2, one line naming every piece.
+void expect_refused(const std::string& args, const std::vector<std::string>& pieces) {
+  dtb::test::expect_usage_error(dtbench(args), args, pieces);
 }
 
 std::string bad_experiment(const std::string& runs) {
@@ -139,7 +127,18 @@ TEST_CASE("experiment files are checked before any run starts", "[exp]") {
       {"  - name: a\n    net: moon-1g\n", {"bad.yaml:6", "run 'a'", "no such network profile"}},
       {"  - name: a\n    set: {optim.lrr: 1}\n", {"run 'a'", "unknown key 'optim.lrr'", "optim.lr"}},
       {"  - name: a\n    layout: {tp: 3}\n", {"run 'a'", "parallel.tp", "must divide model.n_head"}},
-      {"  - name: a\n    kind: coll\n    algo: nope\n", {"bad.yaml:7", "run 'a'", "nope"}},
+      {"  - name: a\n    kind: coll\n    algo: nope\n", {"bad.yaml:5", "run 'a'", "--algo 'nope'", "ring"}},
+      // `args` go through dtbench coll's own parser and checks, for the run's world size.
+      {"  - name: a\n    kind: coll\n    args: [--no-such-option]\n", {"run 'a'", "no-such-option"}},
+      {"  - name: a\n    kind: coll\n    args: [-b, 4X]\n", {"run 'a'", "-b/--minbytes '4X'", "64K"}},
+      {"  - name: a\n    kind: coll\n    args: [-b, 4M, -e, 1K]\n", {"run 'a'", "must not exceed"}},
+      {"  - name: a\n    kind: coll\n    ranks: 2\n    op: broadcast\n    algo: tree\n    args: [--root, 2]\n",
+       {"run 'a'", "--root 2: must be a rank in [0, 1]"}},
+      {"  - name: a\n    kind: coll\n    ranks: 3\n    algo: ps\n    args: [--servers, 4]\n",
+       {"run 'a'", "--servers 4: must be in [1, 3]"}},
+      {"  - name: a\n    kind: coll\n    args: [--net, configs/net/nowhere.yaml]\n", {"run 'a'", "nowhere.yaml"}},
+      {"  - name: a\n    kind: coll\n    args: [--help]\n", {"run 'a'", "--help", "leave it out"}},
+      {"  - name: a\n    kind: coll\n    args: [--out, x.h5]\n", {"--out is set by dtbench run"}},
       {"  - name: a\n    kind: coll\n    model: x.yaml\n", {"'model' is not a field of coll runs"}},
       {"  - name: a\n    layout: {dp: 2}\n    launcher: direct\n", {"launcher direct", "2 ranks"}},
       {"  - name: a\n    set: {data.path: /nonexistent.h5}\n", {"run 'a'", "/nonexistent.h5", "dtbench prepare"}},
@@ -147,12 +146,12 @@ TEST_CASE("experiment files are checked before any run starts", "[exp]") {
   };
   for (const auto& [runs, pieces] : cases) {
     INFO(runs);
-    expect_one_line_error(dtbench("run " + bad_experiment(runs) + " --out never"), pieces);
+    expect_refused("run " + bad_experiment(runs) + " --out never", pieces);
   }
   CHECK_FALSE(fs::exists(scratch() / "never"));
-  expect_one_line_error(dtbench("run " + bad_experiment("  - name: a\n") + " --only 5"), {"--only '5'", "0..0"});
-  expect_one_line_error(dtbench("run no-such.yaml"), {"no-such.yaml: no such experiment file"});
-  expect_one_line_error(dtbench("run " + write_file("list.yaml", "- 1\n")), {"expected an experiment"});
+  expect_refused("run " + bad_experiment("  - name: a\n") + " --only 5", {"--only '5'", "0..0"});
+  expect_refused("run no-such.yaml", {"no-such.yaml: no such experiment file"});
+  expect_refused("run " + write_file("list.yaml", "- 1\n"), {"expected an experiment"});
 }
 
 TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
@@ -177,29 +176,33 @@ TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
 TEST_CASE("an experiment runs every run, reports the failed one, and never overwrites", "[exp]") {
   const Outcome& o = ran();
   INFO(o.out << o.err);
-  CHECK(o.exit_code == 1);  // bad-coll failed
+  CHECK(o.exit_code == 1);  // slow failed
   CHECK_THAT(o.out, Contains("[1/3 dp2] step     4/4"));
-  CHECK_THAT(o.out, Contains("ETA"));
-  CHECK_THAT(o.out, Contains("[run 2/3] bad-coll: FAILED"));
-  CHECK_THAT(o.out, Contains("no-such-option"));
-  CHECK_THAT(o.out, Contains("3 runs: 2 ok, 1 failed: bad-coll"));
+  CHECK_THAT(o.out, Contains("[run 2/3] slow: coll, 2 ranks, 1 size"));
+  CHECK_THAT(o.out, Contains("[run 3/3] coll2: coll, 2 ranks, 3 sizes"));
+  // The first run's lines have no pace to go by for the coll runs to come.
+  CHECK(std::regex_search(o.out, std::regex(R"(\[1/3 dp2\] step     1/4 \|.* \| ETA \d+s \+ 2 runs not yet timed\n)")));
+  CHECK_THAT(o.out, Contains("[run 2/3] slow: FAILED after"));
+  CHECK_THAT(o.out, Contains("timed out after 1s"));
+  CHECK_THAT(o.out, Contains("3 runs: 2 ok, 1 failed: slow"));
   CHECK_THAT(o.out, Contains("report: res/report.md"));
   CHECK(fs::exists(scratch() / "res/dp2.h5"));
   CHECK(fs::exists(scratch() / "res/coll2.h5"));
-  CHECK_FALSE(fs::exists(scratch() / "res/bad-coll.h5"));
-  CHECK_THAT(slurp(scratch() / "res/bad-coll.log"), Contains("no-such-option"));
+  CHECK_FALSE(fs::exists(scratch() / "res/slow.h5"));
+  // No rank is left ([c]: the pattern does not match the shell that runs pgrep).
+  CHECK(shell("pgrep -f '[c]oll --net .*--out res/slow.h5'").exit_code == 1);
   CHECK(slurp(scratch() / "res/experiment.yaml") == slurp(scratch() / "exp.yaml"));
 
   const auto before = fs::last_write_time(scratch() / "res/dp2.h5");
-  expect_one_line_error(dtbench("run exp.yaml --out res"), {"res/dp2.h5 already exists", "--skip-existing"});
+  expect_refused("run exp.yaml --out res", {"res/dp2.h5 already exists", "--skip-existing"});
   const Outcome again = dtbench("run exp.yaml --out res --skip-existing --no-report");
   CHECK(again.exit_code == 1);
   CHECK_THAT(again.out, Contains("kept (--skip-existing): res/dp2.h5"));
-  CHECK_THAT(again.out, Contains("1 run: 0 ok, 1 failed: bad-coll"));
+  CHECK_THAT(again.out, Contains("1 run: 0 ok, 1 failed: slow"));
   CHECK(fs::last_write_time(scratch() / "res/dp2.h5") == before);
   // Another version of the experiment does not mix its results into this folder.
   write_file("exp.yaml", slurp(scratch() / "exp.yaml") + "  - name: more\n    kind: coll\n");
-  expect_one_line_error(dtbench("run exp.yaml --out res --skip-existing"), {"another version"});
+  expect_refused("run exp.yaml --out res --skip-existing", {"another version"});
 }
 
 namespace {
@@ -345,7 +348,7 @@ TEST_CASE("unreadable and foreign files get one clear line", "[exp]") {
   CHECK(none.exit_code == 2);
   CHECK_THAT(none.err, Contains("no readable dtbench result"));
   CHECK_THAT(none.err, Contains("not a dtbench result"));
-  expect_one_line_error(dtbench("report no-such-folder"), {"no-such-folder: not a folder"});
+  expect_refused("report no-such-folder", {"no-such-folder: not a folder"});
 }
 
 TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[exp]") {
@@ -365,21 +368,36 @@ TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[e
   CHECK_THAT(bad.err, Contains("3 ranks do not split into PP x TP = 2 x 1"));
 }
 
-TEST_CASE("a run past its timeout is stopped with its ranks and reported", "[exp]") {
-  const std::string file = write_file("slow.yaml",
-                                      "runs:\n"
-                                      "  - name: slow\n"
-                                      "    kind: coll\n"
-                                      "    ranks: 2\n"
-                                      "    net: decentralized-1g\n"
-                                      "    clock: wall\n"
-                                      "    timeout: 1\n"
-                                      "    args: [-b, 4K, -e, 4K, -n, 1000]\n");
-  const Outcome o = dtbench("run " + file + " --out slow --no-report");
-  INFO(o.out << o.err);
-  CHECK(o.exit_code == 1);
-  CHECK_THAT(o.out, Contains("slow: FAILED after"));
-  CHECK_THAT(o.out, Contains("timed out after 1s"));
-  // No rank is left ([c]: the pattern does not match the shell that runs pgrep).
-  CHECK(shell("pgrep -f '[c]oll --net .*--out slow/slow.h5'").exit_code == 1);
+
+TEST_CASE("the ETA: the current run at its own pace, the runs to come at their finished kin's", "[exp]") {
+  using dtb::exp::RunKind;
+  // Two train runs of 60 steps, then a coll run of 4 buffer sizes. Seconds, by hand.
+  dtb::exp::Progress p({{RunKind::kTrain, 60}, {RunKind::kTrain, 60}, {RunKind::kColl, 4}});
+  p.start_run(0, 0.0);
+  CHECK(p.text(0.5) == "ETA ?");  // nothing printed, nothing finished: no pace at all
+  p.mark(5, 2.0);                  // one line: (2.0 s, start-up included) / 5 steps x 55 left
+  CHECK(p.eta(2.0).seconds == Approx(22.0));
+  CHECK(p.eta(2.0).unknown_runs == 2);
+  CHECK(p.text(2.0) == "ETA 22s + 2 runs not yet timed");
+  p.mark(10, 2.5);  // two lines: 0.5 s per 5 steps, 50 left = 5 s, less what passed since
+  CHECK(p.eta(2.5).seconds == Approx(5.0));
+  CHECK(p.eta(3.0).seconds == Approx(4.5));
+  p.mark(60, 7.5);
+  p.finish_run(8.0, true);  // 8 s for 60 steps: the train pace
+  p.start_run(1, 8.0);
+  CHECK(p.eta(8.0).seconds == Approx(8.0));  // the whole of run 1 at run 0's pace
+  CHECK(p.eta(8.0).unknown_runs == 1);       // the coll run
+  CHECK(p.eta(9.0).seconds == Approx(7.0));
+  p.mark(10, 10.0);  // its own pace: 2 s / 10 steps x 50 = 10 s
+  CHECK(p.eta(10.0).seconds == Approx(10.0));
+  p.finish_run(114.0, false);  // failed (stopped at a timeout): its 106 s are no pace
+  CHECK(p.eta(114.0).seconds == 0.0);
+  CHECK(p.eta(114.0).unknown_runs == 1);
+  p.start_run(2, 114.0);
+  CHECK(p.text(114.0) == "ETA ?");
+  p.mark(1, 115.0);  // 1 s per size, 3 left
+  CHECK(p.text(115.0) == "ETA 3s");
+  CHECK(p.text(120.0) == "ETA 0s");  // late: never negative
+  CHECK(dtb::exp::duration_text(65) == "1m05s");
+  CHECK(dtb::exp::duration_text(3725) == "1h02m");
 }

@@ -16,7 +16,7 @@ struct PlannedRun {
   size_t index = 0;        // in the experiment's list (what --only takes)
   RunKind kind = RunKind::kTrain;
   int ranks = 1;
-  int steps = 0;           // train: train.steps, for progress; coll: 0
+  int steps = 0;           // for progress: train: train.steps; coll: its buffer sizes (table rows)
   double timeout_s = 0;
   std::vector<std::string> argv;  // launcher, its options, dtbench, the subcommand and its options
   std::string result, log;        // <out>/<name>.h5 and .log
