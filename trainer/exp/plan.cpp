@@ -136,6 +136,7 @@ void plan_train(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   c = train_config(r, settings);
   check_dataset(r, c);
   p.steps = int(c.get_int("train.steps"));
+  p.clock = c.get_string("net.clock");
   p.argv = {o.self, "train"};
   for (const Value& m : r.lists.at("model")) p.argv.insert(p.argv.end(), {"--config", sim::find_file(m.text)});
   for (const Setting& s : settings) p.argv.insert(p.argv.end(), {"--set", s.key + "=" + s.value});
@@ -174,6 +175,7 @@ void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
     return b;
   });
   p.steps = int(coll::bench_sizes(bench.min_bytes, bench.max_bytes, bench.factor).size());
+  p.clock = bench.clock;
   p.argv = {o.self, "coll"};
   p.argv.insert(p.argv.end(), args.begin(), args.end());
   p.argv.insert(p.argv.end(), {"--out", p.result});

@@ -17,6 +17,7 @@ struct PlannedRun {
   RunKind kind = RunKind::kTrain;
   int ranks = 1;
   int steps = 0;           // for progress: train: train.steps; coll: its buffer sizes (table rows)
+  std::string clock;       // virtual or wall (net.clock, --clock), for progress
   double timeout_s = 0;
   std::vector<std::string> argv;  // launcher, its options, dtbench, the subcommand and its options
   std::string result, log;        // <out>/<name>.h5 and .log

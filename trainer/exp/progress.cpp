@@ -29,10 +29,11 @@ void Progress::finish_run(double now, bool ok) {
   marks_.clear();
 }
 
-double Progress::pace(RunKind kind) const {
+double Progress::pace(const RunWork& like) const {
   double seconds = 0, units = 0;
   for (size_t i = 0; i < runs_.size(); ++i)
-    if (runs_[i].kind == kind && seconds_[i] >= 0 && runs_[i].units > 0) seconds += seconds_[i], units += runs_[i].units;
+    if (runs_[i].kind == like.kind && runs_[i].clock == like.clock && seconds_[i] >= 0 && runs_[i].units > 0)
+      seconds += seconds_[i], units += runs_[i].units;
   return units > 0 ? seconds / units : -1.0;
 }
 
@@ -42,7 +43,7 @@ double Progress::current_left(double now) const {
   const RunWork& w = runs_[current_];
   if (w.units <= 0) return -1.0;
   if (marks_.empty()) {  // nothing printed yet: as long as its finished kin took
-    const double p = pace(w.kind);
+    const double p = pace(w);
     return p < 0 ? -1.0 : std::max(0.0, p * w.units - (now - started_));
   }
   const Mark& last = marks_.back();
@@ -61,7 +62,7 @@ Progress::Eta Progress::eta(double now) const {
   }
   for (size_t i = running_ ? current_ + 1 : 0; i < runs_.size(); ++i) {
     if (finished_[i]) continue;
-    const double p = pace(runs_[i].kind);
+    const double p = pace(runs_[i]);
     if (p < 0 || runs_[i].units <= 0) ++e.unknown_runs;
     else e.seconds += p * runs_[i].units;
   }

@@ -1,9 +1,11 @@
 #pragma once
 // The ETA `dtbench run` prints with every progress line. What is left of the current run is
 // timed by its own progress lines (seconds per step, or per table row of a coll run, between
-// the first and the latest it printed); each run still to come by the runs of its kind that
-// finished well (their whole seconds, start-up included, per step or row). A run of a kind
-// none of which has finished yet is not guessed at: the ETA says how many such runs remain.
+// the first and the latest it printed); each run still to come by the runs of its kind and
+// clock that finished well (their whole seconds, start-up included, per step or row): a
+// virtual-clock run takes the time its compute takes on this host, a wall-clock run the
+// emulated network's too. A run with no such kin finished yet is not guessed at: the ETA says
+// how many such runs remain.
 // Times are seconds on a monotonic clock, passed in, so that the arithmetic can be tested.
 #include <string>
 #include <vector>
@@ -14,7 +16,8 @@ namespace dtb::exp {
 
 struct RunWork {
   RunKind kind = RunKind::kTrain;
-  int units = 0;  // steps (train) or buffer sizes (coll); 0 = unknown
+  std::string clock = "virtual";  // or "wall"
+  int units = 0;                  // steps (train) or buffer sizes (coll); 0 = unknown
 };
 
 class Progress {
@@ -33,7 +36,7 @@ class Progress {
   std::string text(double now) const;
 
  private:
-  double pace(RunKind kind) const;  // seconds per unit of finished runs; < 0: none finished
+  double pace(const RunWork& like) const;  // seconds per unit of its finished kin; < 0: none
   double current_left(double now) const;  // < 0: cannot tell yet
 
   struct Mark {

@@ -36,7 +36,7 @@ double seconds_now() { return std::chrono::duration<double>(Clock::now().time_si
 
 Progress progress_of(const Plan& plan) {
   std::vector<RunWork> work;
-  for (const PlannedRun& p : plan.runs) work.push_back({p.kind, p.steps});
+  for (const PlannedRun& p : plan.runs) work.push_back({p.kind, p.clock, p.steps});
   return Progress(work);
 }
 
