@@ -347,21 +347,34 @@ TEST_CASE("unreadable and foreign files get one clear line", "[exp]") {
   expect_refused("report no-such-folder", {"no-such-folder: not a folder"});
 }
 
-TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[exp]") {
+TEST_CASE("the local job script builds the pair runs from RANKS, PP and TP", "[exp]") {
   const std::string env = "DTBENCH=" + std::string(DTB_BINARY) + " OUT=" + (scratch() / "pair").string();
+  const std::string script = " " + kSource + "/jobs/local/pair.sh";
   const std::string set = " --set data.path=" + small_dataset() + " --dry-run";
-  const Outcome dp = shell(env + " " + kSource + "/jobs/local/decentralized.sh" + set);
+  const Outcome dp = shell(env + script + " decentralized" + set);
   INFO(dp.out << dp.err);
   CHECK(dp.exit_code == 0);
   CHECK_THAT(dp.out, Contains("layout: DP=4 PP=1 TP=1 (4 ranks)"));
   CHECK_THAT(dp.out, Contains("mpirun -np 4"));
   CHECK_THAT(dp.out, Contains("decentralized-1g.yaml"));
-  const Outcome pp = shell(env + " RANKS=8 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK_THAT(dp.out, !Contains("centralized-25g.yaml"));
+  const Outcome pp = shell(env + " RANKS=8 PP=2" + script + " centralized" + set);
   CHECK_THAT(pp.out, Contains("layout: DP=4 PP=2 TP=1 (8 ranks), 4 micro-batch(es)"));
   CHECK_THAT(pp.out, Contains("--set parallel.microbatches=4"));
-  const Outcome bad = shell(env + " RANKS=3 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK_THAT(pp.out, !Contains("decentralized-1g.yaml"));
+  // No run named: both, the baseline first.
+  const Outcome both = shell(env + script + set);
+  CHECK(both.exit_code == 0);
+  const size_t central = both.out.find("centralized-25g.yaml"), decentral = both.out.find("decentralized-1g.yaml");
+  CHECK(central != std::string::npos);
+  CHECK(decentral != std::string::npos);
+  CHECK(central < decentral);
+  const Outcome bad = shell(env + " RANKS=3 PP=2" + script + " centralized" + set);
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Contains("3 ranks do not split into PP x TP = 2 x 1"));
+  const Outcome unknown = shell(env + script + " central" + set);
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Contains("pair.sh: unknown run 'central'"));
 }
 
 
