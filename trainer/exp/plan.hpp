@@ -1,8 +1,9 @@
 #pragma once
 // From an experiment to command lines: every run's inputs are checked here, the way the
 // child will read them (trainer config keys against the trainer's own key table, network
-// profiles for the run's world size, device models, collective names, the dataset), so a
-// mistake in run 7 stops the experiment before run 1 starts.
+// profiles for the run's world size, device models, a coll run's options with `dtbench
+// coll`'s own parser and world-size checks, the dataset), so a mistake in run 7 stops the
+// experiment before run 1 starts.
 #include <optional>
 #include <string>
 #include <vector>
