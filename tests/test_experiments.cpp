@@ -289,6 +289,12 @@ TEST_CASE("result files hold every documented dataset with its documented shape"
   check_documented(train, "Training runs", {{"S", 4}, {"V", 2}, {"R·S", 8}});
   check_documented(coll, "Common root attributes", {});
   check_documented(coll, "Collective benchmarks", {{"R", 3}});  // 1K, 2K, 4K
+  // Traffic by link class: dp2 is on centralized-25g (one site), coll2 on decentralized-1g (a
+  // site per rank): a 2-rank ring allreduce of n bytes sends n from each rank, 2n in all.
+  const dtb::h5::File t = dtb::h5::File::open_read(train), c = dtb::h5::File::open_read(coll);
+  for (int64_t b : t.read<int64_t>("ranks/bytes_inter")) CHECK(b == 0);
+  CHECK(c.read<int64_t>("rows/bytes_intra") == std::vector<int64_t>{0, 0, 0});
+  CHECK(c.read<int64_t>("rows/bytes_inter") == std::vector<int64_t>{2048, 4096, 8192});
 }
 
 TEST_CASE("the report names every run and is the same bytes when regenerated", "[exp]") {
