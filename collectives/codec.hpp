@@ -16,8 +16,10 @@
 //   sign     one bit per element and a scale s = mean |x| per bucket, decoded +-s:
 //            |e_i| = | |x_i| - s | <= M, and ||e||^2 = ||x||^2 - len s^2 per bucket
 // Non-finite inputs are not supported.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -89,6 +91,37 @@ uint64_t mix64(uint64_t z);
 // How many buckets of SIZE elements a chunk of N elements has (the last may be short).
 inline size_t bucket_count(size_t n, size_t size) { return (n + size - 1) / size; }
 void check_encoded_size(const Codec& codec, size_t n, size_t bytes);
+
+// The layout int8 and sign share: buckets of up to BUCKET values, each stored as a float
+// scale followed by PAYLOAD_BYTES(len) bytes. Encoding asks SCALE(values) for a bucket's
+// scale, stores it, and lets WRITE(values, scale, first index, payload) fill the payload.
+template <typename Scale, typename Write>
+void encode_scaled_buckets(std::span<const float> in, std::span<std::byte> out, size_t bucket,
+                           size_t (*payload_bytes)(size_t), Scale&& scale, Write&& write) {
+  std::byte* p = out.data();
+  for (size_t b0 = 0; b0 < in.size(); b0 += bucket) {
+    const std::span<const float> x = in.subspan(b0, std::min(bucket, in.size() - b0));
+    const float s = scale(x);
+    std::memcpy(p, &s, sizeof s);
+    write(x, s, b0, p + sizeof s);
+    p += sizeof s + payload_bytes(x.size());
+  }
+}
+
+// Decoding the same layout: READ(first index, len, scale, payload) for each bucket of the N
+// values IN holds.
+template <typename Read>
+void decode_scaled_buckets(std::span<const std::byte> in, size_t n, size_t bucket, size_t (*payload_bytes)(size_t),
+                           Read&& read) {
+  const std::byte* p = in.data();
+  for (size_t b0 = 0; b0 < n; b0 += bucket) {
+    const size_t len = std::min(bucket, n - b0);
+    float s;
+    std::memcpy(&s, p, sizeof s);
+    read(b0, len, s, p + sizeof s);
+    p += sizeof s + payload_bytes(len);
+  }
+}
 }  // namespace detail
 
 }  // namespace dtb::coll

@@ -25,37 +25,30 @@ class Int8Codec final : public Codec {
 
   void encode(std::span<const float> in, std::span<std::byte> out, uint64_t stream) const override {
     detail::check_encoded_size(*this, in.size(), out.size());
-    std::byte* p = out.data();
-    for (size_t b0 = 0; b0 < in.size(); b0 += bucket_) {
-      const auto x = in.subspan(b0, std::min(bucket_, in.size() - b0));
+    auto scale = [](std::span<const float> x) {
       float max_abs = 0;
       for (float v : x) max_abs = std::max(max_abs, std::fabs(v));
-      const float s = max_abs / 127.0f;
-      std::memcpy(p, &s, sizeof s);
-      p += sizeof s;
+      return max_abs / 127.0f;
+    };
+    detail::encode_scaled_buckets(in, out, bucket_, payload_bytes, scale,
+                                  [&](std::span<const float> x, float s, size_t b0, std::byte* q) {
       for (size_t i = 0; i < x.size(); ++i) {
         // Division, not a multiply by 127 / max: integer multiples of s then divide exactly.
         const float v = s > 0 ? x[i] / s : 0.0f;
         // In double, v + u is exact (24-bit v and u), so -127 + u never rounds up to -126.
         const float r = stochastic_ ? float(std::floor(double(v) + double(detail::uniform01(stream, b0 + i))))
                                     : std::nearbyint(v);
-        p[i] = std::byte(uint8_t(int8_t(std::clamp(r, -127.0f, 127.0f))));
+        q[i] = std::byte(uint8_t(int8_t(std::clamp(r, -127.0f, 127.0f))));
       }
-      p += x.size();
-    }
+    });
   }
 
   void decode(std::span<const std::byte> in, std::span<float> out, DecodeMode mode) const override {
     detail::check_encoded_size(*this, out.size(), in.size());
-    const std::byte* p = in.data();
-    for (size_t b0 = 0; b0 < out.size(); b0 += bucket_) {
-      const size_t len = std::min(bucket_, out.size() - b0);
-      float s;
-      std::memcpy(&s, p, sizeof s);
-      p += sizeof s;
-      for (size_t i = 0; i < len; ++i) detail::apply(mode, out[b0 + i], float(int8_t(uint8_t(p[i]))) * s);
-      p += len;
-    }
+    detail::decode_scaled_buckets(in, out.size(), bucket_, payload_bytes,
+                                  [&](size_t b0, size_t len, float s, const std::byte* q) {
+      for (size_t i = 0; i < len; ++i) detail::apply(mode, out[b0 + i], float(int8_t(uint8_t(q[i]))) * s);
+    });
   }
 
   double error_bound(double max_abs) const override { return max_abs / 127.0 * (stochastic_ ? 1.0 : 0.5); }
@@ -67,6 +60,7 @@ class Int8Codec final : public Codec {
   }
 
  private:
+  static size_t payload_bytes(size_t len) { return len; }  // one int8 per element
   size_t bucket_;
   bool stochastic_;
 };

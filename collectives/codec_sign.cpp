@@ -26,35 +26,28 @@ class SignCodec final : public Codec {
 
   void encode(std::span<const float> in, std::span<std::byte> out, uint64_t) const override {
     detail::check_encoded_size(*this, in.size(), out.size());
-    std::byte* p = out.data();
-    for (size_t b0 = 0; b0 < in.size(); b0 += bucket_) {
-      const auto x = in.subspan(b0, std::min(bucket_, in.size() - b0));
+    auto scale = [](std::span<const float> x) {
       double sum_abs = 0;
       for (float v : x) sum_abs += std::fabs(v);
-      const float s = float(sum_abs / double(x.size()));
-      std::memcpy(p, &s, sizeof s);
-      std::byte* bits = p + sizeof s;
-      std::fill(bits, bits + (x.size() + 7) / 8, std::byte{0});
+      return float(sum_abs / double(x.size()));
+    };
+    detail::encode_scaled_buckets(in, out, bucket_, bit_bytes, scale,
+                                  [](std::span<const float> x, float, size_t, std::byte* bits) {
+      std::fill(bits, bits + bit_bytes(x.size()), std::byte{0});
       for (size_t i = 0; i < x.size(); ++i)
         if (x[i] >= 0) bits[i / 8] |= std::byte(uint8_t(1u << (i % 8)));
-      p += bucket_bytes(x.size());
-    }
+    });
   }
 
   void decode(std::span<const std::byte> in, std::span<float> out, DecodeMode mode) const override {
     detail::check_encoded_size(*this, out.size(), in.size());
-    const std::byte* p = in.data();
-    for (size_t b0 = 0; b0 < out.size(); b0 += bucket_) {
-      const size_t len = std::min(bucket_, out.size() - b0);
-      float s;
-      std::memcpy(&s, p, sizeof s);
-      const std::byte* bits = p + sizeof s;
+    detail::decode_scaled_buckets(in, out.size(), bucket_, bit_bytes,
+                                  [&](size_t b0, size_t len, float s, const std::byte* bits) {
       for (size_t i = 0; i < len; ++i) {
         const bool positive = (uint8_t(bits[i / 8]) >> (i % 8)) & 1u;
         detail::apply(mode, out[b0 + i], positive ? s : -s);
       }
-      p += bucket_bytes(len);
-    }
+    });
   }
 
   double error_bound(double max_abs) const override { return max_abs; }
@@ -66,7 +59,8 @@ class SignCodec final : public Codec {
   }
 
  private:
-  static size_t bucket_bytes(size_t len) { return sizeof(float) + (len + 7) / 8; }
+  static size_t bit_bytes(size_t len) { return (len + 7) / 8; }  // one bit per element, LSB first
+  static size_t bucket_bytes(size_t len) { return sizeof(float) + bit_bytes(len); }
   size_t bucket_;
 };
 

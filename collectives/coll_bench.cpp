@@ -203,17 +203,22 @@ std::vector<uint64_t> bench_sizes(uint64_t min_bytes, uint64_t max_bytes, double
   return sizes;
 }
 
+void check_bench_options(const BenchOptions& o, int world) {
+  const Algorithm& algo = find_algorithm(o.op, o.algo);
+  if (make_codec(o.codec) && !algo.uses_transport)
+    throw UsageError("--codec " + o.codec + ": --algo " + o.algo + " is MPI's own and takes no codec");
+  if (o.op == Op::kBroadcast && (o.params.root < 0 || o.params.root >= world))
+    throw UsageError("--root " + std::to_string(o.params.root) + ": must be a rank in [0, " +
+                     std::to_string(world - 1) + "]");
+  if (o.algo == "ps" && (o.params.servers < 1 || o.params.servers > world))
+    throw UsageError("--servers " + std::to_string(o.params.servers) + ": must be in [1, " + std::to_string(world) +
+                     "]");
+}
+
 std::vector<BenchRow> run_coll_bench(Communicator& comm, const BenchOptions& o, std::ostream& out) {
+  check_bench_options(o, comm.size());
   const Algorithm& algo = find_algorithm(o.op, o.algo);
   const std::unique_ptr<Codec> codec = make_codec(o.codec);
-  if (codec && !algo.uses_transport)
-    throw UsageError("--codec " + o.codec + ": --algo " + o.algo + " is MPI's own and takes no codec");
-  if (o.op == Op::kBroadcast && (o.params.root < 0 || o.params.root >= comm.size()))
-    throw UsageError("--root " + std::to_string(o.params.root) + ": must be a rank in [0, " +
-                     std::to_string(comm.size() - 1) + "]");
-  if (o.algo == "ps" && (o.params.servers < 1 || o.params.servers > comm.size()))
-    throw UsageError("--servers " + std::to_string(o.params.servers) + ": must be in [1, " +
-                     std::to_string(comm.size()) + "]");
   const bool root = comm.rank() == 0;
   if (root) print_header(out, o, algo, comm);
   std::vector<BenchRow> rows;

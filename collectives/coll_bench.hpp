@@ -39,6 +39,11 @@ struct BenchRow {
 // The sizes min, min*factor, ... up to max (nccl-tests' -b, -e, -f).
 std::vector<uint64_t> bench_sizes(uint64_t min_bytes, uint64_t max_bytes, double factor);
 
+// The checks that need the world size (--root, --servers) and the pairing of --algo with
+// --codec; UsageError naming the option. run_coll_bench makes them first; `dtbench run`
+// makes them before any run starts.
+void check_bench_options(const BenchOptions& options, int world);
+
 // Collective over COMM. Prints the table on rank 0 and returns the rows on every rank.
 std::vector<BenchRow> run_coll_bench(Communicator& comm, const BenchOptions& options, std::ostream& out);
 

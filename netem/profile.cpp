@@ -264,6 +264,30 @@ void read_links(const Reader& r, const YAML::Node& links, const std::map<std::st
   }
 }
 
+// `sites: per_rank`: every rank is a site of its own, named rank0, rank1, ...; any two of
+// them are joined by `default_link` (required), so one file serves every world size and all
+// traffic between ranks counts as traffic across sites. `links`, `rank_sites` and a site list
+// would name sites that depend on the world size: they are refused.
+bool is_per_rank(const YAML::Node& sites) { return sites.IsScalar() && sites.Scalar() == "per_rank"; }
+
+void load_per_rank(const Reader& r, const YAML::Node& root, int world, Profile& p) {
+  for (const char* key : {"links", "rank_sites"})
+    if (YAML::Node v = root[key])
+      r.fail(v, key,
+             std::string("not allowed with 'sites: per_rank' (every rank is its own site; the link between "
+                         "any two is 'default_link')"));
+  const YAML::Node link = root["default_link"];
+  if (!link.IsDefined())
+    r.fail(root["sites"], "default_link",
+           "missing: 'sites: per_rank' needs the link between any two ranks, e.g. "
+           "default_link: {latency: 50ms, bandwidth: 1Gbps}");
+  for (int rank = 0; rank < world; ++rank) {
+    p.sites.push_back(Site{"rank" + std::to_string(rank), LinkSpec{}});
+    p.rank_site.push_back(rank);
+  }
+  p.inter.assign(1, r.link_map(link, "default_link"));  // one link for every pair of sites
+}
+
 std::vector<int> ranks_per_site(const std::vector<int>& rank_site, size_t n_sites) {
   std::vector<int> held(n_sites, 0);
   for (int s : rank_site) ++held[size_t(s)];
@@ -322,7 +346,10 @@ void read_transport(const Reader& r, const YAML::Node& t, Profile& p) {
 
 std::vector<SiteEntry> read_sites(const Reader& r, const YAML::Node& sites,
                                   std::map<std::string, int>& index) {
-  r.expect_list(sites, "sites", "[{name: VA, ranks: 8, intra: {latency: 5ms, bandwidth: 2Gbps}}]");
+  if (!sites.IsSequence() || sites.size() == 0)
+    r.fail(sites, "sites",
+           "expected a non-empty list like [{name: VA, ranks: 8, intra: {latency: 5ms, bandwidth: 2Gbps}}] or "
+           "'per_rank', got " + describe(sites));
   std::vector<SiteEntry> out;
   for (size_t s = 0; s < sites.size(); ++s) {
     const std::string key = item("sites", s);
@@ -368,11 +395,27 @@ std::vector<Site> finish_sites(const Reader& r, const std::vector<SiteEntry>& en
   return sites;
 }
 
+// Sites, the placement of the ranks on them, and the links between them.
+void read_network(const Reader& r, const YAML::Node& root, int world, Profile& p) {
+  const YAML::Node sites_node = r.required(root, "", "sites", "[...] or per_rank");
+  if (is_per_rank(sites_node)) return load_per_rank(r, root, world, p);
+  std::map<std::string, int> index;
+  const std::vector<SiteEntry> entries = read_sites(r, sites_node, index);
+  p.rank_site = place_ranks(r, root, index, world);
+  const std::vector<int> held = ranks_per_site(p.rank_site, entries.size());
+  p.sites = finish_sites(r, entries, held);
+
+  std::vector<std::optional<LinkSpec>> given(entries.size() * entries.size());
+  if (YAML::Node links = root["links"]) read_links(r, links, index, given, entries.size());
+  p.inter = complete_links(r, root, given, entries, held);
+}
+
 }  // namespace
 
 const LinkSpec& Profile::link(int a, int b) const {
   const int sa = rank_site.at(size_t(a)), sb = rank_site.at(size_t(b));
   if (sa == sb) return sites.at(size_t(sa)).intra;
+  if (inter.size() == 1) return inter[0];  // every pair of sites alike (sites: per_rank)
   return inter.at(size_t(sa) * sites.size() + size_t(sb));
 }
 
@@ -392,17 +435,7 @@ Profile load_profile(const std::string& path, int world_size) {
   if (YAML::Node v = root["source"]) p.source = r.scalar(v, "source", "free text");
   if (YAML::Node v = root["seed"]) p.seed = r.integer(v, "seed");
 
-  std::map<std::string, int> index;
-  const std::vector<SiteEntry> entries =
-      read_sites(r, r.required(root, "", "sites", "[...]"), index);
-  p.rank_site = place_ranks(r, root, index, world_size);
-  const std::vector<int> held = ranks_per_site(p.rank_site, entries.size());
-  p.sites = finish_sites(r, entries, held);
-
-  std::vector<std::optional<LinkSpec>> given(entries.size() * entries.size());
-  if (YAML::Node links = root["links"]) read_links(r, links, index, given, entries.size());
-  p.inter = complete_links(r, root, given, entries, held);
-
+  read_network(r, root, world_size, p);
   if (YAML::Node nic = root["nic"]) read_nic(r, nic, p);
   if (YAML::Node t = root["transport"]) read_transport(r, t, p);
   return p;

@@ -30,7 +30,10 @@ struct Profile {
   std::string source;                  // where the figures come from (free text)
   std::vector<Site> sites;
   std::vector<int> rank_site;          // rank -> index into sites; size = world size
-  std::vector<LinkSpec> inter;         // (sites x sites), symmetric; diagonal unused
+  // Between two sites: (sites x sites), symmetric, diagonal unused; or one entry when every
+  // pair of sites has the same link (`sites: per_rank`, so that a world of thousands of
+  // ranks does not hold millions of copies). Read it through link().
+  std::vector<LinkSpec> inter;
   double nic_egress_Bps = 0;           // per rank; 0 = unlimited
   double nic_ingress_Bps = 0;
   uint64_t header_bytes = 0;           // per segment, e.g. 66
@@ -44,7 +47,8 @@ struct Profile {
 
 // Loads PATH for WORLD_SIZE ranks. Sites either give `ranks: N`, or one site says
 // `ranks: rest` and takes the ranks left over; or the profile gives `rank_sites:` (a site
-// name per rank). Ranks fill the sites in list order and only the first WORLD_SIZE are
+// name per rank); or `sites: per_rank` puts every rank on a site of its own (rank0, rank1,
+// ...), any two joined by `default_link`. Ranks fill the sites in list order and only the first WORLD_SIZE are
 // placed: a profile holding more ranks than the world leaves the rest unused. A rank on no
 // site, a negative bandwidth, an unknown site in a link, a duplicate site, a link missing
 // between two sites that hold ranks, an unknown key, ... throw UsageError (one line: file,

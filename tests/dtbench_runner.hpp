@@ -44,12 +44,20 @@ inline std::string dtbench_binary() {
   return env && *env ? std::string(env) : std::string(DTB_BINARY);
 }
 
-// Runs "dtbench ARGS", capturing stdout and stderr through files in DIR.
-inline Outcome run_dtbench(const std::string& args, const std::filesystem::path& dir) {
+// Runs the shell command line COMMAND in the folder CWD (where the test runs when empty),
+// capturing stdout and stderr through files in DIR.
+inline Outcome run_shell(const std::string& command, const std::filesystem::path& dir,
+                         const std::filesystem::path& cwd = {}) {
   const std::filesystem::path out = dir / "stdout", err = dir / "stderr";
-  const std::string cmd = dtbench_binary() + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
+  const std::string cd = cwd.empty() ? "" : "cd '" + cwd.string() + "' && ";
+  const int status = std::system((cd + command + " >" + out.string() + " 2>" + err.string()).c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+}
+
+// Runs "dtbench ARGS" the same way.
+inline Outcome run_dtbench(const std::string& args, const std::filesystem::path& dir,
+                           const std::filesystem::path& cwd = {}) {
+  return run_shell(dtbench_binary() + " " + args, dir, cwd);
 }
 
 // Exit code 2 and exactly one line on stderr that contains every expected piece.

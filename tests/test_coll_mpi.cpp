@@ -357,6 +357,20 @@ TEST_CASE("stats and sub-communicators: bytes by link class, global ranks kept",
   }
 }
 
+TEST_CASE("stats: on decentralized-1g (a site per rank) every byte crosses sites", "[mpi][comm]") {
+  const int p = world_size();
+  Communicator comm = make_comm(dtb::netem::load_profile(DTB_SOURCE_DIR "/configs/net/decentralized-1g.yaml", p));
+  const size_t count = 1000;
+  std::vector<float> data(count, 1.0f);
+  ring_allreduce(comm, data);
+  // What a ring rank sends (see the test above), all of it to another rank's site.
+  const uint64_t sent = 2 * count - block_range(count, p, comm.rank()).count -
+                        block_range(count, p, (comm.rank() + 1) % p).count;
+  CHECK(comm.stats().bytes_intra == 0);
+  CHECK(comm.stats().bytes_inter == (p == 1 ? 0 : sent * 4));
+  CHECK(data == std::vector<float>(count, float(p)));
+}
+
 TEST_CASE("wall clock: a message of n bytes takes at least L + n/B, and less than twice that", "[mpi][wall]") {
   const int p = world_size();
   if (p < 2) return;

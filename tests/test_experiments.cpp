@@ -4,7 +4,6 @@
 // its documented shape; the report byte-identical when regenerated; unreadable files
 // answered with one line.
 #include <catch2/catch.hpp>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +12,8 @@
 #include <regex>
 #include <sstream>
 
+#include "dtbench_runner.hpp"
+#include "exp/progress.hpp"
 #include "h5file.hpp"
 
 namespace fs = std::filesystem;
@@ -20,17 +21,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-struct Outcome {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using dtb::test::Outcome;
+using dtb::test::slurp;
 
 // A folder of this test process, removed when it ends.
 struct Scratch {
@@ -50,15 +42,9 @@ fs::path scratch() {
   return dir.path;
 }
 
-// Runs a shell command line in the scratch folder (relative paths land there).
-Outcome shell(const std::string& command) {
-  const fs::path out = scratch() / "stdout", err = scratch() / "stderr";
-  const std::string cmd = "cd " + scratch().string() + " && " + command + " >" + out.string() + " 2>" + err.string();
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-Outcome dtbench(const std::string& args) { return shell(std::string(DTB_BINARY) + " " + args); }
+// Shell command lines and dtbench run in the scratch folder (relative paths land there).
+Outcome shell(const std::string& command) { return dtb::test::run_shell(command, scratch(), scratch()); }
+Outcome dtbench(const std::string& args) { return dtb::test::run_dtbench(args, scratch(), scratch()); }
 
 std::string write_file(const std::string& name, const std::string& text) {
   const fs::path p = scratch() / name;
@@ -82,7 +68,8 @@ std::string small_dataset() {
 }
 
 // An experiment with two good runs (a parallel train run and a collective benchmark, both
-// on 2 ranks under mpirun) and one that fails when it starts (an option dtbench coll refuses).
+// on 2 ranks under mpirun) and one that fails while running: it is stopped at its timeout
+// (every input of a run is checked before any starts, so a run cannot fail on one).
 std::string experiment(const std::string& name, const std::string& extra_runs = "") {
   return write_file(name + ".yaml",
                     "name: " + name + "\n"
@@ -98,10 +85,13 @@ std::string experiment(const std::string& name, const std::string& extra_runs = 
                     "  - name: dp2\n"
                     "    layout: {dp: 2}\n"
                     "    net: centralized-25g\n"
-                    "  - name: bad-coll\n"
+                    "  - name: slow\n"
                     "    kind: coll\n"
                     "    ranks: 2\n"
-                    "    args: [--no-such-option]\n"
+                    "    net: decentralized-1g\n"
+                    "    clock: wall\n"
+                    "    timeout: 1\n"
+                    "    args: [-b, 4K, -e, 4K, -n, 1000]\n"
                     "  - name: coll2\n"
                     "    kind: coll\n"
                     "    ranks: 2\n"
@@ -115,11 +105,9 @@ const Outcome& ran() {
   return o;
 }
 
-void expect_one_line_error(const Outcome& o, const std::vector<std::string>& pieces) {
-  INFO("stdout: " << o.out << "\nstderr: " << o.err);
-  CHECK(o.exit_code == 2);
-  CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
-  for (const std::string& p : pieces) CHECK_THAT(o.err, Contains(p));
+// dtbench ARGS refused before anything ran: exit code 2, one line naming every piece.
+void expect_refused(const std::string& args, const std::vector<std::string>& pieces) {
+  dtb::test::expect_usage_error(dtbench(args), args, pieces);
 }
 
 std::string bad_experiment(const std::string& runs) {
@@ -139,7 +127,18 @@ TEST_CASE("experiment files are checked before any run starts", "[exp]") {
       {"  - name: a\n    net: moon-1g\n", {"bad.yaml:6", "run 'a'", "no such network profile"}},
       {"  - name: a\n    set: {optim.lrr: 1}\n", {"run 'a'", "unknown key 'optim.lrr'", "optim.lr"}},
       {"  - name: a\n    layout: {tp: 3}\n", {"run 'a'", "parallel.tp", "must divide model.n_head"}},
-      {"  - name: a\n    kind: coll\n    algo: nope\n", {"bad.yaml:7", "run 'a'", "nope"}},
+      {"  - name: a\n    kind: coll\n    algo: nope\n", {"bad.yaml:5", "run 'a'", "--algo 'nope'", "ring"}},
+      // `args` go through dtbench coll's own parser and checks, for the run's world size.
+      {"  - name: a\n    kind: coll\n    args: [--no-such-option]\n", {"run 'a'", "no-such-option"}},
+      {"  - name: a\n    kind: coll\n    args: [-b, 4X]\n", {"run 'a'", "-b/--minbytes '4X'", "64K"}},
+      {"  - name: a\n    kind: coll\n    args: [-b, 4M, -e, 1K]\n", {"run 'a'", "must not exceed"}},
+      {"  - name: a\n    kind: coll\n    ranks: 2\n    op: broadcast\n    algo: tree\n    args: [--root, 2]\n",
+       {"run 'a'", "--root 2: must be a rank in [0, 1]"}},
+      {"  - name: a\n    kind: coll\n    ranks: 3\n    algo: ps\n    args: [--servers, 4]\n",
+       {"run 'a'", "--servers 4: must be in [1, 3]"}},
+      {"  - name: a\n    kind: coll\n    args: [--net, configs/net/nowhere.yaml]\n", {"run 'a'", "nowhere.yaml"}},
+      {"  - name: a\n    kind: coll\n    args: [--help]\n", {"run 'a'", "--help", "leave it out"}},
+      {"  - name: a\n    kind: coll\n    args: [--out, x.h5]\n", {"--out is set by dtbench run"}},
       {"  - name: a\n    kind: coll\n    model: x.yaml\n", {"'model' is not a field of coll runs"}},
       {"  - name: a\n    layout: {dp: 2}\n    launcher: direct\n", {"launcher direct", "2 ranks"}},
       {"  - name: a\n    set: {data.path: /nonexistent.h5}\n", {"run 'a'", "/nonexistent.h5", "dtbench prepare"}},
@@ -147,12 +146,12 @@ TEST_CASE("experiment files are checked before any run starts", "[exp]") {
   };
   for (const auto& [runs, pieces] : cases) {
     INFO(runs);
-    expect_one_line_error(dtbench("run " + bad_experiment(runs) + " --out never"), pieces);
+    expect_refused("run " + bad_experiment(runs) + " --out never", pieces);
   }
   CHECK_FALSE(fs::exists(scratch() / "never"));
-  expect_one_line_error(dtbench("run " + bad_experiment("  - name: a\n") + " --only 5"), {"--only '5'", "0..0"});
-  expect_one_line_error(dtbench("run no-such.yaml"), {"no-such.yaml: no such experiment file"});
-  expect_one_line_error(dtbench("run " + write_file("list.yaml", "- 1\n")), {"expected an experiment"});
+  expect_refused("run " + bad_experiment("  - name: a\n") + " --only 5", {"--only '5'", "0..0"});
+  expect_refused("run no-such.yaml", {"no-such.yaml: no such experiment file"});
+  expect_refused("run " + write_file("list.yaml", "- 1\n"), {"expected an experiment"});
 }
 
 TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
@@ -177,29 +176,36 @@ TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
 TEST_CASE("an experiment runs every run, reports the failed one, and never overwrites", "[exp]") {
   const Outcome& o = ran();
   INFO(o.out << o.err);
-  CHECK(o.exit_code == 1);  // bad-coll failed
+  CHECK(o.exit_code == 1);  // slow failed
   CHECK_THAT(o.out, Contains("[1/3 dp2] step     4/4"));
-  CHECK_THAT(o.out, Contains("ETA"));
-  CHECK_THAT(o.out, Contains("[run 2/3] bad-coll: FAILED"));
-  CHECK_THAT(o.out, Contains("no-such-option"));
-  CHECK_THAT(o.out, Contains("3 runs: 2 ok, 1 failed: bad-coll"));
+  CHECK_THAT(o.out, Contains("[run 2/3] slow: coll, 2 ranks, 1 size"));
+  CHECK_THAT(o.out, Contains("[run 3/3] coll2: coll, 2 ranks, 3 sizes"));
+  // The first run's lines have no pace to go by for the coll runs to come.
+  CHECK(std::regex_search(o.out, std::regex(R"(\[1/3 dp2\] step     1/4 \|.* \| ETA \d+s \+ 2 runs not yet timed\n)")));
+  CHECK_THAT(o.out, Contains("[run 2/3] slow: FAILED after"));
+  CHECK_THAT(o.out, Contains("timed out after 1s"));
+  CHECK_THAT(o.out, Contains("3 runs: 2 ok, 1 failed: slow"));
   CHECK_THAT(o.out, Contains("report: res/report.md"));
   CHECK(fs::exists(scratch() / "res/dp2.h5"));
   CHECK(fs::exists(scratch() / "res/coll2.h5"));
-  CHECK_FALSE(fs::exists(scratch() / "res/bad-coll.h5"));
-  CHECK_THAT(slurp(scratch() / "res/bad-coll.log"), Contains("no-such-option"));
+  CHECK_FALSE(fs::exists(scratch() / "res/slow.h5"));
+  // No rank of it is left ([c]: the pattern does not match the shell that runs pgrep; the
+  // folder: other test processes run this experiment at the same time, each in its own).
+  CHECK(shell("for p in $(pgrep -f '[c]oll --net .*--out res/slow.h5'); do "
+              "[ \"$(readlink /proc/$p/cwd)\" = \"$PWD\" ] && exit 0; done; exit 1")
+            .exit_code == 1);
   CHECK(slurp(scratch() / "res/experiment.yaml") == slurp(scratch() / "exp.yaml"));
 
   const auto before = fs::last_write_time(scratch() / "res/dp2.h5");
-  expect_one_line_error(dtbench("run exp.yaml --out res"), {"res/dp2.h5 already exists", "--skip-existing"});
+  expect_refused("run exp.yaml --out res", {"res/dp2.h5 already exists", "--skip-existing"});
   const Outcome again = dtbench("run exp.yaml --out res --skip-existing --no-report");
   CHECK(again.exit_code == 1);
   CHECK_THAT(again.out, Contains("kept (--skip-existing): res/dp2.h5"));
-  CHECK_THAT(again.out, Contains("1 run: 0 ok, 1 failed: bad-coll"));
+  CHECK_THAT(again.out, Contains("1 run: 0 ok, 1 failed: slow"));
   CHECK(fs::last_write_time(scratch() / "res/dp2.h5") == before);
   // Another version of the experiment does not mix its results into this folder.
   write_file("exp.yaml", slurp(scratch() / "exp.yaml") + "  - name: more\n    kind: coll\n");
-  expect_one_line_error(dtbench("run exp.yaml --out res --skip-existing"), {"another version"});
+  expect_refused("run exp.yaml --out res --skip-existing", {"another version"});
 }
 
 namespace {
@@ -212,24 +218,18 @@ struct Documented {
 };
 
 // The objects of the README section whose heading contains HEADING. A row's first cell
-// may list several (`/rows/bytes`, `/rows/count`; `/points/a_s`, `b_s`: same folder). A
-// table whose rows give a type but no shape (the per-rank table: its row count is in the
-// text) gets the shape "(rows of table K,)": one length for all its datasets.
+// may list several (`/rows/bytes`, `/rows/count`; `/points/a_s`, `b_s`: same folder). Every
+// dataset row must give its shape; check_documented fails on one that does not.
 std::vector<Documented> documented(const std::string& heading) {
   std::istringstream in(slurp(kSource + "/results/README.md"));
   std::vector<Documented> out;
-  bool inside = false, in_table = false;
-  int table = 0;
+  bool inside = false;
   for (std::string line; std::getline(in, line);) {
     if (line.starts_with("## ")) inside = line.find(heading) != std::string::npos;
-    if (line.starts_with("|") != in_table) table += !in_table, in_table = !in_table;
     if (!inside || !line.starts_with("| `")) continue;
     const size_t bar1 = line.find(" | "), bar2 = line.find(" | ", bar1 + 3);
     const std::string names = line.substr(2, bar1 - 2);
-    std::string shape = line.substr(bar1 + 3, bar2 - bar1 - 3);
-    const bool dataset = names.starts_with("`/");
-    if (dataset && !shape.starts_with("(") && !shape.starts_with("scalar"))
-      shape = "(rows of table " + std::to_string(table) + ",) " + shape;
+    const std::string shape = line.substr(bar1 + 3, bar2 - bar1 - 3);
     std::string folder;
     const std::regex item("`([^`]+)`");
     for (auto it = std::sregex_iterator(names.begin(), names.end(), item); it != std::sregex_iterator(); ++it) {
@@ -285,11 +285,16 @@ TEST_CASE("result files hold every documented dataset with its documented shape"
   REQUIRE(ran().exit_code == 1);
   const std::string train = (scratch() / "res/dp2.h5").string(), coll = (scratch() / "res/coll2.h5").string();
   check_documented(train, "Common root attributes", {});
-  check_documented(train, "Training runs", {{"S", 4}, {"V", 2}});
   // The per-rank table: one row per rank and step (2 ranks x 4 steps).
-  CHECK(dtb::h5::File::open_read(train).shape("ranks/step") == std::vector<uint64_t>{8});
+  check_documented(train, "Training runs", {{"S", 4}, {"V", 2}, {"R·S", 8}});
   check_documented(coll, "Common root attributes", {});
   check_documented(coll, "Collective benchmarks", {{"R", 3}});  // 1K, 2K, 4K
+  // Traffic by link class: dp2 is on centralized-25g (one site), coll2 on decentralized-1g (a
+  // site per rank): a 2-rank ring allreduce of n bytes sends n from each rank, 2n in all.
+  const dtb::h5::File t = dtb::h5::File::open_read(train), c = dtb::h5::File::open_read(coll);
+  for (int64_t b : t.read<int64_t>("ranks/bytes_inter")) CHECK(b == 0);
+  CHECK(c.read<int64_t>("rows/bytes_intra") == std::vector<int64_t>{0, 0, 0});
+  CHECK(c.read<int64_t>("rows/bytes_inter") == std::vector<int64_t>{2048, 4096, 8192});
 }
 
 TEST_CASE("the report names every run and is the same bytes when regenerated", "[exp]") {
@@ -345,41 +350,77 @@ TEST_CASE("unreadable and foreign files get one clear line", "[exp]") {
   CHECK(none.exit_code == 2);
   CHECK_THAT(none.err, Contains("no readable dtbench result"));
   CHECK_THAT(none.err, Contains("not a dtbench result"));
-  expect_one_line_error(dtbench("report no-such-folder"), {"no-such-folder: not a folder"});
+  expect_refused("report no-such-folder", {"no-such-folder: not a folder"});
 }
 
-TEST_CASE("the local job scripts build the pair runs from RANKS, PP and TP", "[exp]") {
+TEST_CASE("the local job script builds the pair runs from RANKS, PP and TP", "[exp]") {
   const std::string env = "DTBENCH=" + std::string(DTB_BINARY) + " OUT=" + (scratch() / "pair").string();
+  const std::string script = " " + kSource + "/jobs/local/pair.sh";
   const std::string set = " --set data.path=" + small_dataset() + " --dry-run";
-  const Outcome dp = shell(env + " " + kSource + "/jobs/local/decentralized.sh" + set);
+  const Outcome dp = shell(env + script + " decentralized" + set);
   INFO(dp.out << dp.err);
   CHECK(dp.exit_code == 0);
   CHECK_THAT(dp.out, Contains("layout: DP=4 PP=1 TP=1 (4 ranks)"));
   CHECK_THAT(dp.out, Contains("mpirun -np 4"));
   CHECK_THAT(dp.out, Contains("decentralized-1g.yaml"));
-  const Outcome pp = shell(env + " RANKS=8 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK_THAT(dp.out, !Contains("centralized-25g.yaml"));
+  const Outcome pp = shell(env + " RANKS=8 PP=2" + script + " centralized" + set);
   CHECK_THAT(pp.out, Contains("layout: DP=4 PP=2 TP=1 (8 ranks), 4 micro-batch(es)"));
   CHECK_THAT(pp.out, Contains("--set parallel.microbatches=4"));
-  const Outcome bad = shell(env + " RANKS=3 PP=2 " + kSource + "/jobs/local/centralized.sh" + set);
+  CHECK_THAT(pp.out, !Contains("decentralized-1g.yaml"));
+  // No run named: both, the baseline first.
+  const Outcome both = shell(env + script + set);
+  CHECK(both.exit_code == 0);
+  const size_t central = both.out.find("centralized-25g.yaml"), decentral = both.out.find("decentralized-1g.yaml");
+  CHECK(central != std::string::npos);
+  CHECK(decentral != std::string::npos);
+  CHECK(central < decentral);
+  const Outcome bad = shell(env + " RANKS=3 PP=2" + script + " centralized" + set);
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Contains("3 ranks do not split into PP x TP = 2 x 1"));
+  const Outcome unknown = shell(env + script + " central" + set);
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Contains("pair.sh: unknown run 'central'"));
 }
 
-TEST_CASE("a run past its timeout is stopped with its ranks and reported", "[exp]") {
-  const std::string file = write_file("slow.yaml",
-                                      "runs:\n"
-                                      "  - name: slow\n"
-                                      "    kind: coll\n"
-                                      "    ranks: 2\n"
-                                      "    net: decentralized-1g\n"
-                                      "    clock: wall\n"
-                                      "    timeout: 1\n"
-                                      "    args: [-b, 4K, -e, 4K, -n, 1000]\n");
-  const Outcome o = dtbench("run " + file + " --out slow --no-report");
-  INFO(o.out << o.err);
-  CHECK(o.exit_code == 1);
-  CHECK_THAT(o.out, Contains("slow: FAILED after"));
-  CHECK_THAT(o.out, Contains("timed out after 1s"));
-  // No rank is left ([c]: the pattern does not match the shell that runs pgrep).
-  CHECK(shell("pgrep -f '[c]oll --net .*--out slow/slow.h5'").exit_code == 1);
+
+TEST_CASE("the ETA: the current run at its own pace, the runs to come at their finished kin's", "[exp]") {
+  using dtb::exp::RunKind;
+  // Two train runs of 60 steps, then a coll run of 4 buffer sizes, on the virtual clock; a
+  // wall-clock train run last. Seconds, by hand.
+  dtb::exp::Progress p({{RunKind::kTrain, "virtual", 60},
+                        {RunKind::kTrain, "virtual", 60},
+                        {RunKind::kColl, "virtual", 4},
+                        {RunKind::kTrain, "wall", 10}});
+  p.start_run(0, 0.0);
+  CHECK(p.text(0.5) == "ETA ?");  // nothing printed, nothing finished: no pace at all
+  p.mark(5, 2.0);                  // one line: (2.0 s, start-up included) / 5 steps x 55 left
+  CHECK(p.eta(2.0).seconds == Approx(22.0));
+  CHECK(p.eta(2.0).unknown_runs == 3);  // run 1 too: none of its kin has finished
+  CHECK(p.text(2.0) == "ETA 22s + 3 runs not yet timed");
+  p.mark(10, 2.5);  // two lines: 0.5 s per 5 steps, 50 left = 5 s, less what passed since
+  CHECK(p.eta(2.5).seconds == Approx(5.0));
+  CHECK(p.eta(3.0).seconds == Approx(4.5));
+  p.mark(60, 7.5);
+  p.finish_run(8.0, true);  // 8 s for 60 steps: the virtual-clock train pace
+  p.start_run(1, 8.0);
+  CHECK(p.eta(8.0).seconds == Approx(8.0));  // the whole of run 1 at run 0's pace
+  CHECK(p.eta(8.0).unknown_runs == 2);       // the coll run, and the train run on the wall clock
+  CHECK(p.eta(9.0).seconds == Approx(7.0));
+  p.mark(10, 10.0);  // its own pace: 2 s / 10 steps x 50 = 10 s
+  CHECK(p.eta(10.0).seconds == Approx(10.0));
+  p.finish_run(114.0, false);  // failed (stopped at a timeout): its 106 s are no pace
+  CHECK(p.eta(114.0).seconds == 0.0);
+  CHECK(p.eta(114.0).unknown_runs == 2);
+  p.start_run(2, 114.0);
+  CHECK(p.text(114.0) == "ETA ?");
+  p.mark(1, 115.0);  // 1 s per size, 3 left
+  CHECK(p.text(115.0) == "ETA 3s + 1 run not yet timed");
+  CHECK(p.text(120.0) == "ETA 0s + 1 run not yet timed");  // late: never negative
+  p.finish_run(120.0, true);
+  p.start_run(3, 120.0);
+  p.mark(5, 130.0);
+  CHECK(p.text(130.0) == "ETA 10s");
+  CHECK(dtb::exp::duration_text(65) == "1m05s");
+  CHECK(dtb::exp::duration_text(3725) == "1h02m");
 }

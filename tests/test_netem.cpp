@@ -410,6 +410,58 @@ transport: {header_bytes: 66, segment_bytes: 1448, tcp_window: 4MiB, rto: 250ms}
   CHECK(p.rto_s == exactly(0.25));
 }
 
+TEST_CASE("netem profiles: sites: per_rank puts every rank on a site of its own, any world size",
+          "[netem]") {
+  const std::string path = write_profile("per-rank", R"(
+sites: per_rank
+default_link: {latency: 50ms, bandwidth: 1Gbps, jitter: 1ms}
+nic: {egress: 1Gbps}
+)");
+  for (int world = 1; world <= 257; ++world) {
+    INFO("world " << world);
+    const Profile p = load_profile(path, world);
+    REQUIRE(p.rank_site.size() == size_t(world));
+    REQUIRE(p.sites.size() == size_t(world));
+    const NetworkModel net(p, world);
+    // Counted, not CHECKed pair by pair: 257 ranks have 65,792 ordered pairs.
+    int misplaced = 0, same_site = 0, wrong_link = 0;
+    for (int a = 0; a < world; ++a) {
+      misplaced += p.rank_site[size_t(a)] != a || p.sites[size_t(a)].name != "rank" + std::to_string(a);
+      for (int b = 0; b < world; ++b) {
+        if (a == b) continue;
+        same_site += net.same_site(a, b);
+        const LinkSpec& l = p.link(a, b);
+        wrong_link += l.latency_s != 0.05 || l.bandwidth_Bps != kGbps || l.jitter_s != 0.001;
+      }
+    }
+    CHECK(misplaced == 0);
+    CHECK(same_site == 0);  // every pair of distinct ranks is across sites
+    CHECK(wrong_link == 0);
+  }
+  // The closed-form terms come from the default link: alpha = its latency, beta = 1 / 1 Gbps
+  // (link and NIC cap alike).
+  const Profile wide = load_profile(path, 257);
+  CHECK(NetworkModel(wide, 257).alpha(0, 256) == exactly(0.05));
+  CHECK(NetworkModel(wide, 257).beta(0, 256) == exactly(1.0 / kGbps));
+}
+
+TEST_CASE("netem profiles: the shipped decentralized-1g is one site per rank", "[netem]") {
+  for (int world : {1, 2, 4, 8, 100, 257}) {
+    INFO("world " << world);
+    const Profile p = load_profile(shipped("decentralized-1g"), world);
+    CHECK(p.sites.size() == size_t(world));
+    if (world > 1) {
+      CHECK_FALSE(NetworkModel(p, world).same_site(0, world - 1));
+      CHECK(p.link(world - 1, 0).latency_s == exactly(0.05));
+      CHECK(p.link(0, world - 1).bandwidth_Bps == exactly(kGbps));
+    }
+  }
+  // The data centre stays one site: its traffic is inside a site.
+  const Profile central = load_profile(shipped("centralized-25g"), 8);
+  CHECK(central.sites.size() == 1);
+  CHECK(NetworkModel(central, 8).same_site(0, 7));
+}
+
 TEST_CASE("netem profiles: bad profiles name the file, the key and what is allowed",
           "[netem]") {
   check_rejected("no-site", R"(
@@ -469,6 +521,24 @@ sites:
   - {name: A, ranks: rest}
   - {name: B, ranks: rest}
 )", 2, {"sites[1].ranks", "only one site"});
+  check_rejected("per-rank-no-link", "sites: per_rank\n", 2,
+                 {":1:", "key 'default_link'", "missing", "sites: per_rank"});
+  check_rejected("per-rank-links", R"(
+sites: per_rank
+default_link: {latency: 50ms, bandwidth: 1Gbps}
+links: [{between: [rank0, rank1], latency: 1ms, bandwidth: 1Gbps}]
+)", 2, {":4:", "key 'links'", "not allowed with 'sites: per_rank'"});
+  check_rejected("per-rank-rank-sites", R"(
+sites: per_rank
+default_link: {latency: 50ms, bandwidth: 1Gbps}
+rank_sites: [rank0, rank1]
+)", 2, {"key 'rank_sites'", "not allowed with 'sites: per_rank'"});
+  check_rejected("per-rank-bad-link", R"(
+sites: per_rank
+default_link: {latency: 50ms, bandwidth: fast}
+)", 2, {":3:", "default_link.bandwidth", "'fast'"});
+  check_rejected("sites-bad-word", "sites: per_node\ndefault_link: {latency: 1ms, bandwidth: 1Gbps}\n", 2,
+                 {":1:", "key 'sites'", "or 'per_rank'", "got 'per_node'"});
   check_rejected("missing-link", R"(
 sites:
   - {name: A, ranks: 1}

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/cli_common.hpp"
+#include "cli/cmd_coll.hpp"
 #include "cli/commands.hpp"
 #include "coll_bench.hpp"
 #include "profile.hpp"
@@ -64,7 +65,8 @@ std::string algorithm_help() {
   return text + "\n Codecs (--codec): " + coll::kCodecHelp + "\n";
 }
 
-void add_options(cxxopts::Options& options) {
+cxxopts::Options coll_options(const std::string& program) {
+  cxxopts::Options options(program, "Collective benchmark (nccl-tests style); run it under mpirun.");
   options.add_options()
       ("b,minbytes", "smallest buffer", cxxopts::value<std::string>()->default_value("1K"), "SIZE")
       ("e,maxbytes", "largest buffer", cxxopts::value<std::string>()->default_value("4M"), "SIZE")
@@ -84,10 +86,14 @@ void add_options(cxxopts::Options& options) {
       ("root", "broadcast: root rank", cxxopts::value<int>()->default_value("0"), "R")
       ("out", "HDF5 results (default results/runs/coll-<op>-<algo>-<time>.h5)", cxxopts::value<std::string>(), "FILE")
       ("h,help", "print this help");
+  return options;
 }
 
 // Everything that can be checked before MPI starts.
-coll::BenchOptions bench_options(const cxxopts::ParseResult& args, const std::string& command_line) {
+coll::BenchOptions bench_options(const cxxopts::ParseResult& args, const std::string& program,
+                                 const std::string& command_line) {
+  if (!args.unmatched().empty())
+    throw UsageError(program + ": unexpected argument '" + args.unmatched()[0] + "'; see " + program + " --help");
   coll::BenchOptions o;
   o.min_bytes = parse_size(args["minbytes"].as<std::string>(), "-b/--minbytes");
   o.max_bytes = parse_size(args["maxbytes"].as<std::string>(), "-e/--maxbytes");
@@ -133,23 +139,30 @@ int run(const coll::BenchOptions& o) {
 // Parses, checks (what can be checked before MPI starts), starts MPI and runs.
 int parse_and_run(int argc, char** argv) {
   std::string command_line;
-  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
-  cxxopts::Options options(argv[0], "Collective benchmark (nccl-tests style); run it under mpirun.");
-  add_options(options);
+  for (int i = 0; i < argc; ++i) command_line.append(i ? " " : "").append(argv[i]);
+  cxxopts::Options options = coll_options(argv[0]);
   auto args = parse_or_usage(options, argc, argv);
   if (args.count("help")) {
     if (coll::MpiSession::launcher_rank() == 0) std::cout << options.help() << algorithm_help();
     return 0;
   }
-  if (!args.unmatched().empty())
-    throw UsageError(std::string(argv[0]) + ": unexpected argument '" + args.unmatched()[0] + "'; see " + argv[0] +
-                     " --help");
-  const coll::BenchOptions o = bench_options(args, command_line);
+  const coll::BenchOptions o = bench_options(args, argv[0], command_line);
   coll::MpiSession mpi(&argc, &argv);
   return run(o);
 }
 
 }  // namespace
+
+coll::BenchOptions parse_coll_options(const std::string& program, const std::vector<std::string>& args) {
+  std::vector<std::string> words{program};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  cxxopts::Options options = coll_options(program);
+  const auto parsed = parse_or_usage(options, int(argv.size()), argv.data());
+  if (parsed.count("help")) throw UsageError(program + ": --help prints the help and runs nothing; leave it out");
+  return bench_options(parsed, program, "");
+}
 
 int cmd_coll(int argc, char** argv) {
   try {

@@ -10,9 +10,10 @@
 #include <sstream>
 #include <string_view>
 
+#include "cli/cmd_coll.hpp"
+#include "coll_bench.hpp"
 #include "config.hpp"
 #include "profile.hpp"
-#include "registry.hpp"
 #include "sim/device.hpp"
 #include "sim/paths.hpp"
 #include "train/train_config.hpp"
@@ -135,40 +136,48 @@ void plan_train(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   c = train_config(r, settings);
   check_dataset(r, c);
   p.steps = int(c.get_int("train.steps"));
+  p.clock = c.get_string("net.clock");
   p.argv = {o.self, "train"};
   for (const Value& m : r.lists.at("model")) p.argv.insert(p.argv.end(), {"--config", sim::find_file(m.text)});
   for (const Setting& s : settings) p.argv.insert(p.argv.end(), {"--set", s.key + "=" + s.value});
   p.argv.insert(p.argv.end(), {"--set", "train.results=" + p.result});
 }
 
-// `dtbench coll`'s names are checked with its own tables; the further `args` by
-// `dtbench coll` itself when the run starts.
-std::string checked_coll_value(const RunFields& r, const std::string& field, const Value& v, coll::Op op, int ranks) {
-  return in_run(v.where, r, [&] {
-    if (field == "net") return checked_profile(r, v, ranks);
-    if (field == "algo") coll::find_algorithm(op, v.text);
-    if (field == "codec") coll::make_codec(v.text);
-    if (field == "clock" && v.text != "virtual" && v.text != "wall")
-      throw UsageError("clock '" + v.text + "': allowed: virtual, wall");
-    return v.text;
-  });
-}
-
-void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
-  p.ranks = r.ranks ? r.ranks : 1;
-  const Value* op_value = r.scalar("op");
-  const coll::Op op = op_value ? in_run(op_value->where, r, [&] { return coll::parse_op(op_value->text); })
-                               : coll::Op::kAllreduce;
-  p.argv = {o.self, "coll"};
+// The options a coll run passes to `dtbench coll`: its fields (a profile name resolved to
+// its file), then `args`; --out is dtbench run's.
+std::vector<std::string> coll_arguments(const RunFields& r) {
+  std::vector<std::string> args;
   for (const FieldSpec& f : run_fields())
-    if (const Value* v = f.shape == Shape::kScalar && *f.coll_flag ? r.scalar(f.name) : nullptr)
-      p.argv.insert(p.argv.end(), {f.coll_flag, checked_coll_value(r, f.name, *v, op, p.ranks)});
+    if (const Value* v = f.shape == Shape::kScalar && *f.coll_flag ? r.scalar(f.name) : nullptr) {
+      const std::string text = std::string(f.name) == "net"
+          ? in_run(v->where, r, [&] { return sim::find_named(v->text, "configs/net", "net", "network profile"); })
+          : v->text;
+      args.insert(args.end(), {f.coll_flag, text});
+    }
   if (auto it = r.lists.find("args"); it != r.lists.end())
     for (const Value& a : it->second) {
       if (a.text == "--out" || a.text.starts_with("--out="))
         throw UsageError(a.where + ": run '" + r.name + "': --out is set by dtbench run (<out>/<run>.h5)");
-      p.argv.push_back(a.text);
+      args.push_back(a.text);
     }
+  return args;
+}
+
+// Checked with `dtbench coll`'s own parser and checks, for the run's world size, so that a
+// bad option stops the experiment before its first run (the line names the option).
+void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
+  p.ranks = r.ranks ? r.ranks : 1;
+  const std::vector<std::string> args = coll_arguments(r);
+  const coll::BenchOptions bench = in_run(r.where, r, [&] {
+    coll::BenchOptions b = parse_coll_options("dtbench coll", args);
+    coll::check_bench_options(b, p.ranks);
+    if (!b.net_path.empty()) netem::load_profile(b.net_path, p.ranks);
+    return b;
+  });
+  p.steps = int(coll::bench_sizes(bench.min_bytes, bench.max_bytes, bench.factor).size());
+  p.clock = bench.clock;
+  p.argv = {o.self, "coll"};
+  p.argv.insert(p.argv.end(), args.begin(), args.end());
   p.argv.insert(p.argv.end(), {"--out", p.result});
 }
 

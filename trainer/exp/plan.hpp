@@ -1,8 +1,9 @@
 #pragma once
 // From an experiment to command lines: every run's inputs are checked here, the way the
 // child will read them (trainer config keys against the trainer's own key table, network
-// profiles for the run's world size, device models, collective names, the dataset), so a
-// mistake in run 7 stops the experiment before run 1 starts.
+// profiles for the run's world size, device models, a coll run's options with `dtbench
+// coll`'s own parser and world-size checks, the dataset), so a mistake in run 7 stops the
+// experiment before run 1 starts.
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,8 @@ struct PlannedRun {
   size_t index = 0;        // in the experiment's list (what --only takes)
   RunKind kind = RunKind::kTrain;
   int ranks = 1;
-  int steps = 0;           // train: train.steps, for progress; coll: 0
+  int steps = 0;           // for progress: train: train.steps; coll: its buffer sizes (table rows)
+  std::string clock;       // virtual or wall (net.clock, --clock), for progress
   double timeout_s = 0;
   std::vector<std::string> argv;  // launcher, its options, dtbench, the subcommand and its options
   std::string result, log;        // <out>/<name>.h5 and .log

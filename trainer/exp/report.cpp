@@ -343,11 +343,16 @@ const char* const kTrainColumns =
     "ranks x the device peak per rank (n/a without a device peak). Comm share: TP + PP + DP (all of it, "
     "hidden or not) + other communication over the step, mean over ranks. Exposed comm: the communication "
     "compute waited for, per rank and step. Sent: bytes sent per step, all ranks together (payload); across "
-    "sites: the part sent between sites (0 on a one-site profile). "
-    "Slowdown: step time over that of the run with the same settings on the baseline profile. "
-    "Final loss: training loss of the last step. n/a: the file does not record it (results of the plain "
-    "single-rank trainer, `launcher: direct`, have no per-rank accounting; their network is none and "
-    "their clock the wall).";
+    "sites: the part sent between sites (0 on a one-site profile such as centralized-25g; all of it on "
+    "decentralized-1g, where every rank is a site of its own). "
+    "Slowdown: step time over that of the run with the same settings (layout, clock, device, steps, ...) "
+    "on the baseline profile; n/a where the folder holds no such run (a run on another clock or device "
+    "is never the baseline: its step time measures something else). On the wall clock compute runs on "
+    "this host's CPU, not on an emulated device: wall-clock step times and slowdowns depend on the host "
+    "and its load. "
+    "Final loss: training loss of the last step. Other n/a: the file does not record it (results of the "
+    "plain single-rank trainer, `launcher: direct`, have no per-rank accounting; their network is none "
+    "and their clock the wall).";
 
 void write_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());

@@ -3,13 +3,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
 
 #include "exp/child.hpp"
+#include "exp/progress.hpp"
 
 namespace dtb::exp {
 namespace {
@@ -32,39 +32,13 @@ bool is_error_line(const std::string& line) {
 // Lines of `dtbench coll`'s table (one per buffer size) are its progress.
 bool is_coll_row(const std::string& line) { return !line.empty() && line[0] != '#' && !is_error_line(line); }
 
-std::string duration_text(double s) {
-  char buf[32];
-  const long t = std::lround(s);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%lds", t);
-  return buf;
+double seconds_now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+Progress progress_of(const Plan& plan) {
+  std::vector<RunWork> work;
+  for (const PlannedRun& p : plan.runs) work.push_back({p.kind, p.clock, p.steps});
+  return Progress(work);
 }
-
-// Progress over the whole plan, counted in rank-steps (a run's share of the work: its
-// ranks share the cores). The ETA extrapolates the rate measured so far: rough while the
-// first run starts up, better as runs complete.
-class Progress {
- public:
-  explicit Progress(const Plan& plan) : start_(Clock::now()) {
-    for (const PlannedRun& p : plan.runs) total_ += weight(p);
-  }
-  static double weight(const PlannedRun& p) { return double(p.ranks) * (p.steps > 0 ? p.steps : 10); }
-  void start_run(const PlannedRun& p) { current_ = &p, current_done_ = 0; }
-  void step(int done) { current_done_ = current_->ranks * double(done); }
-  void finish_run() { done_ += weight(*current_), current_done_ = 0; }
-  std::string eta() const {
-    const double done = done_ + current_done_;
-    if (done <= 0) return "ETA ?";
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-    return "ETA " + duration_text(elapsed / done * std::max(0.0, total_ - done));
-  }
-
- private:
-  Clock::time_point start_;
-  const PlannedRun* current_ = nullptr;
-  double total_ = 0, done_ = 0, current_done_ = 0;
-};
 
 void copy_experiment(const Experiment& e, const std::string& out_dir) {
   const fs::path copy = fs::path(out_dir) / "experiment.yaml";
@@ -77,7 +51,8 @@ void copy_experiment(const Experiment& e, const std::string& out_dir) {
 std::string run_header(const PlannedRun& p, size_t i, size_t n) {
   std::string kind = p.kind == RunKind::kTrain ? "train" : "coll";
   std::string what = kind + ", " + std::to_string(p.ranks) + (p.ranks == 1 ? " rank" : " ranks");
-  if (p.steps > 0) what += ", " + std::to_string(p.steps) + " steps";
+  if (p.steps > 0)
+    what += ", " + std::to_string(p.steps) + (p.kind == RunKind::kTrain ? " step" : " size") + (p.steps == 1 ? "" : "s");
   return "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": " + what + " -> " + p.result;
 }
 
@@ -87,19 +62,21 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   log << "$ " << shell_line(p.argv) << "\n";
   const std::string tag = "  [" + std::to_string(i + 1) + "/" + std::to_string(n) + " " + p.name + "] ";
   std::string last_error, last_line;
-  progress.start_run(p);
+  int rows = 0;  // a coll run's table rows so far
+  progress.start_run(i, seconds_now());
   const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
     log << line << "\n" << std::flush;
     if (!line.empty()) last_line = line;
     if (is_error_line(line)) last_error = line;
     const int step = step_of(line);
-    if (step >= 0) progress.step(step);
-    if (step >= 0 || (p.kind == RunKind::kColl && is_coll_row(line)))
-      out << tag << line << " | " << progress.eta() << std::endl;
+    const bool row = p.kind == RunKind::kColl && is_coll_row(line);
+    if (step < 0 && !row) return;
+    progress.mark(row ? ++rows : step, seconds_now());
+    out << tag << line << " | " << progress.text(seconds_now()) << std::endl;
   });
-  progress.finish_run();
   RunOutcome o{p.name, c.exit_code == 0 && c.error.empty(), "", c.seconds};
   if (o.ok && !fs::exists(p.result)) o.ok = false, o.why = "finished but wrote no " + p.result;
+  progress.finish_run(seconds_now(), o.ok);
   if (!c.error.empty() || c.exit_code != 0) {
     // The last error line says why; a run stopped at its timeout was merely still running.
     const std::string said = !last_error.empty() ? last_error : c.timed_out ? "" : last_line;
@@ -126,7 +103,7 @@ std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ost
   fs::create_directories(plan.out_dir);
   copy_experiment(e, plan.out_dir);
   for (const std::string& r : plan.existing) out << "kept (--skip-existing): " << r << "\n";
-  Progress progress(plan);
+  Progress progress = progress_of(plan);
   std::vector<RunOutcome> outcomes;
   for (size_t i = 0; i < plan.runs.size(); ++i)
     outcomes.push_back(run_one(plan.runs[i], i, plan.runs.size(), progress, out));
