@@ -64,17 +64,20 @@ sim::Precision device_precision(const RunFields& r, const sim::Device& d) {
   return sim::Precision::kFp32;
 }
 
-// `device: h100` becomes the trainer's device model: peak GFLOP/s and efficiency.
+// `device: h100` becomes the trainer's device model: peak GFLOP/s, efficiency and the
+// memory bandwidth that times AdamW (as the simulator charges it).
 void add_device(const RunFields& r, const Value& v, std::vector<Setting>& out) {
   const sim::Device d = in_run(v.where, r, [&] { return sim::load_device(v.text); });
   const sim::Precision p = device_precision(r, d);
   const double peak = in_run(v.where, r, [&] { return d.peak(p); });
-  std::ostringstream gflops, efficiency;
+  std::ostringstream gflops, efficiency, memory;
   gflops << peak / 1e9;
   efficiency << d.efficiency;
+  memory << d.memory_bandwidth / 1e9;
   const std::string from = origin(r, v, std::string("device ") + v.text + " " + sim::kPrecisionNames[size_t(p)]);
   out.push_back({"device.peak_gflops", gflops.str(), from});
   out.push_back({"device.efficiency", efficiency.str(), from});
+  if (d.memory_bandwidth > 0) out.push_back({"device.memory_gbs", memory.str(), from});
 }
 
 // The trainer keys a train run sets, in the order they apply: its fields (table order),
