@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -17,12 +18,22 @@ using netem::Stream;
 struct Communicator::Shared {
   Shared(const netem::Profile& profile, int world, netem::ClockKind kind, Transport transport)
       : network(profile, world), clock(netem::make_clock(kind)), timed(transport == Transport::kTimed) {}
+  // The network model's NIC queues and the stats are the rank's, shared by all its
+  // communicators; a DP sync on a comm thread (wall clock) and the main thread's TP and PP
+  // traffic update them concurrently, so under this lock.
+  std::mutex mu;
   netem::NetworkModel network;
   std::unique_ptr<netem::Clock> clock;
   bool timed;
   LinkStats stats;
-  std::vector<std::vector<float>> scratch;  // floats, so raw partials may be read as floats
 };
+
+namespace {
+// What this thread sent (Communicator::thread_stats), and its scratch memory: per thread,
+// so that collectives on two threads never share a buffer.
+thread_local LinkStats this_thread_stats;
+thread_local std::vector<std::vector<float>> scratch_slots;  // floats: raw partials are read as floats
+}  // namespace
 
 namespace {
 
@@ -118,14 +129,14 @@ netem::NetworkModel& Communicator::network() const { return shared_->network; }
 const LinkStats& Communicator::stats() const { return shared_->stats; }
 bool Communicator::timed() const { return shared_->timed; }
 
+const LinkStats& Communicator::thread_stats() { return this_thread_stats; }
+
 void Communicator::account(int dst, uint64_t bytes) {
-  LinkStats& s = shared_->stats;
-  if (same_site(rank_, dst)) {
-    s.bytes_intra += bytes;
-    ++s.messages_intra;
-  } else {
-    s.bytes_inter += bytes;
-    ++s.messages_inter;
+  const bool intra = same_site(rank_, dst);
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  for (LinkStats* s : {&shared_->stats, &this_thread_stats}) {
+    (intra ? s->bytes_intra : s->bytes_inter) += bytes;
+    ++(intra ? s->messages_intra : s->messages_inter);
   }
 }
 
@@ -135,6 +146,7 @@ Request Communicator::isend(int dst, std::span<const std::byte> data, int tag) {
   r.peer_ = dst;
   r.bytes_ = data.size();
   if (timed()) {
+    std::lock_guard<std::mutex> lock(shared_->mu);
     r.timing_ = std::make_unique<netem::SendTiming>(
         shared_->network.on_send(global_[rank_], global_[dst], data.size(), now()));
     MPI_Isend(r.timing_.get(), kHeaderBytes, MPI_BYTE, dst, tag, comm_, &r.mpi_[0]);
@@ -160,6 +172,7 @@ Request Communicator::irecv(int src, std::span<std::byte> data, int tag) {
 }
 
 double Communicator::finish_recv(const Request& r) {
+  std::lock_guard<std::mutex> lock(shared_->mu);
   return shared_->network.on_receive(global_[rank_], global_[r.peer_], r.bytes_, r.timing_->wire_arrival);
 }
 
@@ -253,14 +266,22 @@ int64_t Communicator::untimed_sum(int64_t x) const {
 }
 
 std::span<std::byte> Communicator::scratch(int slot, size_t bytes) {
-  auto& slots = shared_->scratch;
+  auto& slots = scratch_slots;
   if (int(slots.size()) <= slot) slots.resize(slot + 1);
   const size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
   if (slots[slot].size() < floats) slots[slot].resize(floats);
   return std::as_writable_bytes(std::span(slots[slot])).first(bytes);
 }
 
-MpiSession::MpiSession(int* argc, char*** argv) { MPI_Init(argc, argv); }
+// MPI_THREAD_MULTIPLE: the 3D trainer's wall clock syncs DP buckets on a comm thread while
+// the main thread's backward sends TP and PP messages.
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+  thread_multiple_ = provided >= MPI_THREAD_MULTIPLE;
+}
+
+bool MpiSession::thread_multiple() { return thread_multiple_; }
 MpiSession::~MpiSession() { MPI_Finalize(); }
 
 int MpiSession::world_rank() {

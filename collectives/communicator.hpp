@@ -79,7 +79,8 @@ class Communicator {
 
   netem::Clock& clock() const;
   netem::NetworkModel& network() const;
-  const LinkStats& stats() const;
+  const LinkStats& stats() const;             // the rank's, all its communicators and threads
+  static const LinkStats& thread_stats();      // what the calling thread sent
   double now() const { return clock().now(netem::Stream::kComm); }
   bool timed() const;  // Transport::kTimed
 
@@ -109,11 +110,12 @@ class Communicator {
   MPI_Comm mpi_comm() const { return comm_; }  // for the unshaped MPI baseline only
 
   // Reusable scratch memory for the algorithms, SLOT by SLOT; grows, never shrinks, so
-  // repeated collectives touch no fresh pages. Shared with sub-communicators.
+  // repeated collectives touch no fresh pages. One set per thread, shared by every
+  // communicator on it (collectives on two threads never share a buffer).
   std::span<std::byte> scratch(int slot, size_t bytes);
 
  private:
-  struct Shared;  // the rank's network model, clock, stats, scratch
+  struct Shared;  // the rank's network model, clock, stats
   Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared);
   double finish_recv(const Request& r);  // returns the arrival time
   void account(int dst, uint64_t bytes);
@@ -145,6 +147,11 @@ class MpiSession {
   // This process's rank as its launcher (mpirun, srun) announces it in the environment,
   // readable before MPI starts and after it ends; 0 when not launched by one.
   static int launcher_rank();
+  // Whether MPI runs with MPI_THREAD_MULTIPLE (asked for; an MPI may grant less).
+  static bool thread_multiple();
+
+ private:
+  static inline bool thread_multiple_ = false;
 };
 
 }  // namespace dtb::coll

@@ -371,7 +371,7 @@ TEST_CASE("stats: on decentralized-1g (a site per rank) every byte crosses sites
   CHECK(data == std::vector<float>(count, float(p)));
 }
 
-TEST_CASE("wall clock: a message of n bytes takes at least L + n/B, and less than twice that", "[mpi][wall]") {
+TEST_CASE("wall clock: a message of n bytes takes at least L + n/B, and not much more", "[mpi][wall]") {
   const int p = world_size();
   if (p < 2) return;
   const double latency = 5e-3, bandwidth = 1e8;
@@ -394,8 +394,11 @@ TEST_CASE("wall clock: a message of n bytes takes at least L + n/B, and less tha
     elapsed = comm.untimed_max(elapsed);
     const double model = latency + double(n) / bandwidth;
     INFO("n " << n << ": " << elapsed << " s, model " << model << " s");
-    CHECK(elapsed >= model);
-    CHECK(elapsed < 2 * model);
+    CHECK(elapsed >= model);  // the shaper never delivers early: exact on any load
+    // An upper bound is a timing claim: tight (twice the model) only with 2 ranks on the
+    // 2 cores; oversubscribed ranks may wait tens of ms for a core (seen in CI at 3-8
+    // ranks), so there it only catches a gross error such as a lost wake-up.
+    CHECK(elapsed < (p == 2 ? 2 * model : model + 0.5));
   }
 }
 

@@ -64,13 +64,13 @@ struct RunResult {
 
 // Runs a layout on the first dp*pp*tp ranks (the others wait).
 RunResult run_layout(const std::vector<std::string>& sets, const std::string& resume = "",
-                     const netem::Profile* profile = nullptr) {
+                     const netem::Profile* profile = nullptr, netem::ClockKind clock = netem::ClockKind::kVirtual) {
   const Config config = small(sets);
   const int n = train_settings(config).parallel.world();
   RunResult out;
   std::optional<coll::Communicator> sub;
   if (profile) {
-    coll::Communicator shaped(MPI_COMM_WORLD, *profile, netem::ClockKind::kVirtual);
+    coll::Communicator shaped(MPI_COMM_WORLD, *profile, clock);
     sub = shaped.split(shaped.rank() < n ? 0 : -1, shaped.rank());
   } else {
     sub = world().split(world().rank() < n ? 0 : -1, world().rank());
@@ -312,6 +312,33 @@ TEST_CASE("placement: sites from the placement file decide which traffic crosses
       // The world-wide norm and loss allreduce ("other") may go either way; nothing else may.
       CHECK(x.bytes_inter >= crossing);
       CHECK(x.bytes_inter <= crossing + x.bytes_other);
+    }
+  }
+}
+
+// The wall clock syncs DP buckets on a comm thread while the backward goes on (TP and PP
+// messages from the main thread at the same time): the same model bitwise and the same
+// bytes as the virtual clock's run. How much it hides depends on the machine's load, so
+// that is a benchmark figure (README), not a check.
+TEST_CASE("wall clock: DP buckets on the comm thread train the same model", "[mpi][wall]") {
+  REQUIRE(coll::MpiSession::thread_multiple());
+  const netem::Profile net = netem::uniform_profile(coll::MpiSession::world_size(), 20e-6, 200e6);
+  for (const auto& l : {layout(2, 2, 2, 2), plus(layout(2, 1, 2, 1), {"parallel.zero1=true"}), layout(4, 1, 1, 1)}) {
+    const std::vector<std::string> sets = plus(l, {"parallel.bucket_mb=0.02"});
+    const RunResult wall = run_layout(sets, "", &net, netem::ClockKind::kWall);
+    const RunResult virt = run_layout(sets, "", &net, netem::ClockKind::kVirtual);
+    if (!root()) continue;
+    CHECK(wall.params == virt.params);
+    CHECK(wall.losses == virt.losses);
+    REQUIRE(wall.ranks.size() == virt.ranks.size());
+    for (size_t i = 0; i < wall.ranks.size(); ++i) {
+      const RankStepRecord &w = wall.ranks[i], &v = virt.ranks[i];
+      INFO("rank " << w.rank << " step " << w.step << ": dp total " << w.dp_total << " exposed " << w.dp_exposed);
+      CHECK(w.bytes_dp == v.bytes_dp);
+      CHECK(w.bytes_tp == v.bytes_tp);
+      CHECK(w.bytes_pp == v.bytes_pp);
+      CHECK(w.bytes_inter + w.bytes_intra == v.bytes_inter + v.bytes_intra);
+      CHECK(w.dp_total > 0);
     }
   }
 }

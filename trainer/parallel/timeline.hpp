@@ -15,11 +15,15 @@
 //   post()      PP sends: start when compute gets there, compute goes on.
 //   launch()    a DP bucket: the same, and its comm-stream time counts as DP total.
 //   join()      compute waits for the comm stream: the DP time not hidden (exposed).
-// Wall clock: the same calls on real time; a DP bucket then runs synchronously, so its
-// exposed time equals its total (no comm thread).
+// Wall clock: the same calls on real time. DP buckets run on a comm thread (CommWorker,
+// needs MPI_THREAD_MULTIPLE) while the backward goes on: DP total is the time the thread
+// spent in them, exposed the time join() waited. Without MPI_THREAD_MULTIPLE they run
+// synchronously (exposed = total). The comm thread's CPU time counts as "CPU in comm".
 #include <functional>
+#include <memory>
 
 #include "communicator.hpp"
+#include "parallel/comm_worker.hpp"
 #include "train/results.hpp"
 
 namespace dtb::par {
@@ -34,6 +38,7 @@ class Timeline {
   // model's memory bandwidth (0 = memory-bound work is free).
   Timeline(coll::Communicator& comm, std::function<double()> flops, double device_flops_per_s,
            double device_bytes_per_s);
+  ~Timeline();
 
   void start_step(int64_t rank, int64_t step);
   void set_phase(Phase p);
@@ -66,6 +71,7 @@ class Timeline {
   double mark_cpu_ = 0, mark_flops_ = 0, step_start_ = 0;
   coll::LinkStats stats_at_start_;
   RankStepRecord r_;
+  std::unique_ptr<CommWorker> worker_;  // wall clock: the DP buckets' thread
 };
 
 }  // namespace dtb::par
