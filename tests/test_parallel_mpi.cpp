@@ -60,6 +60,9 @@ struct RunResult {
   std::vector<double> losses, val;           // per step; per validation
   std::vector<float> params;                // GPT layout, rank 0 only
   std::vector<RankStepRecord> ranks;        // rank 0 only
+  double mfu_peak = 0;                      // GFLOP/s per rank, and where it came from
+  std::string mfu_source;
+  std::string log;                          // rank 0's lines
 };
 
 // Runs a layout on the first dp*pp*tp ranks (the others wait).
@@ -83,6 +86,9 @@ RunResult run_layout(const std::vector<std::string>& sets, const std::string& re
     for (const StepRecord& r : s.steps) out.losses.push_back(r.loss);
     for (const ValRecord& v : s.val) out.val.push_back(v.loss);
     out.ranks = s.rank_steps;
+    out.mfu_peak = s.mfu_peak_gflops;
+    out.mfu_source = s.mfu_peak_source;
+    out.log = log.str();
     out.params = t.gather_params();
   }
   world().untimed_max(0);
@@ -204,6 +210,35 @@ TEST_CASE("validation through the pipeline gives the single-rank validation loss
     if (!root()) continue;
     check_losses(r.val, want, 1e-5);
   }
+}
+
+// MFU's peak: the config's, else the device model's, else (compute on the CPU's own time)
+// the sgemm rate the ranks measured, the same on every rank, and the step line's MFU is
+// the achieved rate over world x that peak.
+TEST_CASE("MFU: against the configured peak, the device model's, or the measured sgemm rate", "[mpi][mfu]") {
+  const RunResult measured = run_layout(layout(2, 1, 2, 1));
+  const RunResult device = run_layout(plus(layout(2, 1, 2, 1), {"device.peak_gflops=5"}));
+  const RunResult both = run_layout(plus(layout(2, 1, 2, 1), {"device.peak_gflops=5", "device.mfu_peak_gflops=7"}));
+  const bool in_run = world().rank() < 4;  // the layout's ranks; the others wait
+  const double highest = world().untimed_max(in_run ? measured.mfu_peak : 0.0);
+  const double lowest = -world().untimed_max(in_run ? -measured.mfu_peak : -1e300);
+  if (!root()) return;
+  CHECK(highest == lowest);  // every rank of the run counts against the same peak
+  CHECK(measured.mfu_source == "measured sgemm");
+  CHECK(measured.mfu_peak > 0.1);   // a real rate, in GFLOP/s
+  CHECK(measured.mfu_peak < 1e4);
+  CHECK(device.mfu_source == "device.peak_gflops");
+  CHECK(device.mfu_peak == 5);
+  CHECK(both.mfu_source == "device.mfu_peak_gflops");
+  CHECK(both.mfu_peak == 7);
+  // The last step line: MFU = its GFLOP/s (6N + 6LCT at its tokens/s) / (4 ranks x 7).
+  const TrainSettings s = train_settings(small({}));
+  const double flops_per_token = 6.0 * double(num_parameters(s.model)) + 6.0 * s.model.n_layer * s.model.n_embd * s.seq_len;
+  const size_t at = both.log.rfind(" MFU | ");
+  REQUIRE(at != std::string::npos);
+  const double printed = std::stod(both.log.substr(both.log.rfind("| ", at) + 2));
+  const double tok_s = std::stod(both.log.substr(at + 7));
+  CHECK(printed == Approx(100 * flops_per_token * tok_s / 1e9 / (4 * 7)).epsilon(0.02));
 }
 
 TEST_CASE("ZeRO-1 trains the same model", "[mpi][equivalence][zero]") {

@@ -151,9 +151,11 @@ struct TrainNumbers {
   double bytes = kNaN, bytes_inter = kNaN, slowdown = kNaN, final_loss = kNaN;
 };
 
-// MFU as the trainer's step line counts it: achieved FLOP/s over world x the peak per rank.
+// MFU as the trainer's step line counts it: achieved FLOP/s over world x the peak per rank
+// (the one the run recorded; files without it: from the config).
 double mfu_of(const TrainData& t, double tokens_per_s) {
-  double peak = config_number(t, "device.mfu_peak_gflops");
+  double peak = t.mfu_peak_gflops;
+  if (!(peak > 0)) peak = config_number(t, "device.mfu_peak_gflops");
   if (!(peak > 0)) peak = config_number(t, "device.peak_gflops");
   if (!(peak > 0) || !(t.flops_per_token > 0)) return kNaN;
   return t.flops_per_token * tokens_per_s / (peak * 1e9 * world_of(t));

@@ -74,6 +74,7 @@ TrainData read_train(const h5::File& f) {
   TrainData t;
   t.config = read_config(f);
   if (f.has_attr("/", "flops_per_token")) t.flops_per_token = f.attr_double("/", "flops_per_token");
+  if (f.has_attr("/", "mfu_peak_gflops")) t.mfu_peak_gflops = f.attr_double("/", "mfu_peak_gflops");
   t.step = f.read<double>("steps/step");
   t.loss = f.read<double>("steps/loss");
   t.time_ms = f.read<double>("steps/time_ms");

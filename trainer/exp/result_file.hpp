@@ -12,6 +12,7 @@ namespace dtb::exp {
 struct TrainData {
   std::map<std::string, std::string> config;  // /config, flattened: "parallel.dp" -> "2"
   double flops_per_token = 0;                 // @flops_per_token
+  double mfu_peak_gflops = 0;                 // @mfu_peak_gflops (0: none, or an older file)
   std::vector<double> step, loss, time_ms;    // /steps/*
   // The per-rank step accounting (/ranks/*, runs under MPI): each part's mean over ranks
   // and steps, in seconds, in step_parts() order; empty when the file has none.

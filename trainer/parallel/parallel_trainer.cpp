@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "algorithms.hpp"
+#include "train/bench.hpp"
 #include "train/checkpoint.hpp"
 #include "train/train.hpp"
 
@@ -147,6 +148,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   summary_.num_params = int64_t(num_parameters(s_.model));
   summary_.flops_per_token = 6.0 * double(num_parameters(s_.model)) +
                              6.0 * s_.model.n_layer * s_.model.n_embd * s_.seq_len;
+  set_mfu_peak();
   summary_.layout = "dp=" + std::to_string(layout_.dp) + " pp=" + std::to_string(layout_.pp) +
                     " tp=" + std::to_string(layout_.tp) + " microbatches=" + std::to_string(s_.parallel.microbatches) +
                     " schedule=" + s_.parallel.schedule + (s_.parallel.zero1 ? " zero1" : "") +
@@ -154,6 +156,23 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
 }
 
 ParallelTrainer::~ParallelTrainer() = default;
+
+// The peak MFU is counted against: the config's, the device model's, or, where compute is
+// the CPU's own time, the OpenBLAS sgemm rate at the model's shapes (bench.hpp's reference,
+// as the model runs its gemms), measured by every rank at once (so oversubscribed ranks
+// measure their share of the cores) and the fastest taken, so all ranks agree.
+void ParallelTrainer::set_mfu_peak() {
+  const ParallelSettings& p = s_.parallel;
+  if (p.mfu_peak_gflops > 0) {
+    summary_.mfu_peak_gflops = p.mfu_peak_gflops, summary_.mfu_peak_source = "device.mfu_peak_gflops";
+  } else if (p.device_gflops > 0) {
+    summary_.mfu_peak_gflops = p.device_gflops, summary_.mfu_peak_source = "device.peak_gflops";
+  } else {
+    const double mine = time_step_gemms(s_.model, rows_per_micro_, s_.seq_len, 2, false).best_gflops();
+    summary_.mfu_peak_gflops = world_.untimed_max(mine);
+    summary_.mfu_peak_source = "measured sgemm";
+  }
+}
 
 // ------------------------------------------------------------------ the pipeline
 
@@ -286,7 +305,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
 std::string ParallelTrainer::step_line(const StepRecord& r, const RankStepRecord& t) const {
   const double comm = t.tp_comm + t.pp_comm + t.dp_total + t.other_comm;
   const double exposed = t.tp_comm + t.pp_comm + t.dp_exposed + t.other_comm;
-  const double peak = s_.parallel.mfu_peak_gflops > 0 ? s_.parallel.mfu_peak_gflops : s_.parallel.device_gflops;
+  const double peak = summary_.mfu_peak_gflops;
   char mfu[32] = "n/a";
   if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r.gflops / (peak * layout_.world()));
   char buf[300];
@@ -342,7 +361,8 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   if (root)
     log_ << "model " << s_.name << ": " << summary_.num_params << " parameters on " << layout_.world()
          << " ranks (" << summary_.layout << "), " << num_threads() << " thread(s) per rank, clock "
-         << s_.parallel.clock << ", dataset " << s_.data_path << "\n";
+         << s_.parallel.clock << ", dataset " << s_.data_path << ", MFU peak " << summary_.mfu_peak_gflops
+         << " GFLOP/s per rank (" << summary_.mfu_peak_source << ")\n";
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {
     StepRecord r{};

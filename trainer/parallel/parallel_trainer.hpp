@@ -62,6 +62,7 @@ class ParallelTrainer {
   void gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v);
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
+  void set_mfu_peak();
 
   std::string config_yaml_;
   TrainSettings s_;

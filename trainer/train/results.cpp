@@ -20,6 +20,8 @@ std::vector<Field> column(const std::vector<Record>& rows, Field Record::*field)
 void write_rank_steps(h5::File& f, const TrainRunSummary& run) {
   const auto& r = run.rank_steps;
   f.set_attr("/", "layout", run.layout);
+  f.set_attr("/", "mfu_peak_gflops", run.mfu_peak_gflops);
+  f.set_attr("/", "mfu_peak_source", run.mfu_peak_source);
   f.write<int64_t>("ranks/rank", column(r, &RankStepRecord::rank));
   f.write<int64_t>("ranks/step", column(r, &RankStepRecord::step));
   const std::pair<const char*, double RankStepRecord::*> times[] = {

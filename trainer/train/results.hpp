@@ -42,6 +42,8 @@ struct TrainRunSummary {
   std::vector<ValRecord> val;
   std::vector<RankStepRecord> rank_steps;  // under MPI: every rank's steps (rank-major)
   std::string layout;                      // under MPI: "dp=2 pp=2 tp=2 ..."
+  double mfu_peak_gflops = 0;              // under MPI: per rank, what MFU is counted against
+  std::string mfu_peak_source;             // where that peak comes from
 };
 
 // Written to a temporary name and renamed.
