@@ -133,11 +133,13 @@ const LinkStats& Communicator::thread_stats() { return this_thread_stats; }
 
 void Communicator::account(int dst, uint64_t bytes) {
   const bool intra = same_site(rank_, dst);
+  auto add = [&](LinkStats& s) {
+    (intra ? s.bytes_intra : s.bytes_inter) += bytes;
+    ++(intra ? s.messages_intra : s.messages_inter);
+  };
+  add(this_thread_stats);
   std::lock_guard<std::mutex> lock(shared_->mu);
-  for (LinkStats* s : {&shared_->stats, &this_thread_stats}) {
-    (intra ? s->bytes_intra : s->bytes_inter) += bytes;
-    ++(intra ? s->messages_intra : s->messages_inter);
-  }
+  add(shared_->stats);
 }
 
 Request Communicator::isend(int dst, std::span<const std::byte> data, int tag) {
@@ -146,9 +148,10 @@ Request Communicator::isend(int dst, std::span<const std::byte> data, int tag) {
   r.peer_ = dst;
   r.bytes_ = data.size();
   if (timed()) {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    std::unique_lock<std::mutex> lock(shared_->mu);
     r.timing_ = std::make_unique<netem::SendTiming>(
         shared_->network.on_send(global_[rank_], global_[dst], data.size(), now()));
+    lock.unlock();
     MPI_Isend(r.timing_.get(), kHeaderBytes, MPI_BYTE, dst, tag, comm_, &r.mpi_[0]);
   }
   if (!data.empty() || !timed())  // an empty message still synchronizes (barrier)
@@ -273,11 +276,9 @@ std::span<std::byte> Communicator::scratch(int slot, size_t bytes) {
   return std::as_writable_bytes(std::span(slots[slot])).first(bytes);
 }
 
-// MPI_THREAD_MULTIPLE: the 3D trainer's wall clock syncs DP buckets on a comm thread while
-// the main thread's backward sends TP and PP messages.
-MpiSession::MpiSession(int* argc, char*** argv) {
+MpiSession::MpiSession(int* argc, char*** argv, bool thread_multiple) {
   int provided = MPI_THREAD_SINGLE;
-  MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided);
+  MPI_Init_thread(argc, argv, thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_SINGLE, &provided);
   thread_multiple_ = provided >= MPI_THREAD_MULTIPLE;
 }
 

@@ -138,7 +138,9 @@ struct SiteGroups {
 // never start MPI, so `dtbench train` runs without mpirun.
 class MpiSession {
  public:
-  MpiSession(int* argc, char*** argv);
+  // THREAD_MULTIPLE: ask MPI for MPI_THREAD_MULTIPLE (the 3D trainer's wall-clock comm
+  // thread); otherwise MPI runs single-threaded, without the library's thread locks.
+  MpiSession(int* argc, char*** argv, bool thread_multiple = false);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
@@ -147,7 +149,7 @@ class MpiSession {
   // This process's rank as its launcher (mpirun, srun) announces it in the environment,
   // readable before MPI starts and after it ends; 0 when not launched by one.
   static int launcher_rank();
-  // Whether MPI runs with MPI_THREAD_MULTIPLE (asked for; an MPI may grant less).
+  // Whether MPI runs with MPI_THREAD_MULTIPLE (when asked for, an MPI may grant less).
   static bool thread_multiple();
 
  private:

@@ -158,7 +158,10 @@ SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready) {
 }
 
 double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arrival) {
-  if (a == b) return wire_arrival;
+  // Without an ingress cap there is no ingress queue: a message is done when it arrives.
+  // (Booking one anyway would make a receive wait for whatever arrived-later message was
+  // booked before it, e.g. a DP chunk completed on the wall clock's comm thread.)
+  if (a == b || !std::isfinite(ingress_rate())) return wire_arrival;
   const uint64_t wire = wire_bytes(bytes);
   // The receiver only knows when the last byte reached it; the bytes are taken to have
   // streamed in at the upstream bottleneck rate, so the first byte came that much earlier.

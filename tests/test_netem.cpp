@@ -137,6 +137,15 @@ TEST_CASE("netem: many senders into one ingress cap queue there", "[netem]") {
   }
 }
 
+// Without an ingress cap there is no ingress queue: a receive completed after another that
+// arrives later (the wall clock's comm thread completing a WAN chunk first) still ends at
+// its own arrival.
+TEST_CASE("netem: without an ingress cap, receives end at their own arrival in any order", "[netem]") {
+  NetworkModel net(uniform_profile(3, 0.0, 0.0), 3);
+  CHECK(net.on_receive(0, 1, 1 << 20, 0.050) == exactly(0.050));
+  CHECK(net.on_receive(0, 2, 4096, 0.001) == exactly(0.001));
+}
+
 TEST_CASE("netem: one sender's egress cap serializes messages to all peers", "[netem]") {
   const double L = 0.001, n = 1000000, E = kGbps;
   Profile p = uniform_profile(4, L, 0.0);

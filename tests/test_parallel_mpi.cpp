@@ -405,7 +405,7 @@ TEST_CASE("checkpoints: resume on the same layout bitwise, and on another layout
 }
 
 int main(int argc, char** argv) {
-  coll::MpiSession mpi(&argc, &argv);
+  coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // the wall-clock case
   const int failed = Catch::Session().run(argc, argv);
   const int64_t worst = world().untimed_sum(failed);
   return worst ? 1 : 0;

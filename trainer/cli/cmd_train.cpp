@@ -45,7 +45,7 @@ int run_parallel(const Config& config, const cxxopts::ParseResult& args, const s
     throw UsageError("parallel.dp x parallel.pp x parallel.tp = " + std::to_string(s.parallel.world()) +
                      " ranks, but the run has " + std::to_string(std::max(launched, 1)) +
                      (launched ? " (mpirun -np)" : " (launch it with mpirun -np " + std::to_string(s.parallel.world()) + ")"));
-  coll::MpiSession mpi(argc, argv);
+  coll::MpiSession mpi(argc, argv, /*thread_multiple=*/s.parallel.clock == "wall");  // the DP comm thread
   const int world = coll::MpiSession::world_size();
   coll::Communicator comm(MPI_COMM_WORLD, par::run_profile(s, world), 
                           s.parallel.clock == "wall" ? netem::ClockKind::kWall : netem::ClockKind::kVirtual);

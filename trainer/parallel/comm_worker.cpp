@@ -1,6 +1,9 @@
 #include "parallel/comm_worker.hpp"
 
+#include <mpi.h>
+
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -35,14 +38,19 @@ struct CommWorker::State {
     done.busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     done.cpu_seconds += netem::thread_cpu_seconds() - cpu0;
     done.bytes += (s1.bytes_intra + s1.bytes_inter) - (s0.bytes_intra + s0.bytes_inter);
-    if (failed && !error) error = failed;
+    if (failed && !error) {
+      error = failed;
+      // The later buckets would run on a DP group left halfway through a collective
+      // (mismatched messages, or a hang): drop them; join() reports the failure.
+      queue.clear();
+    }
   }
 
   void loop() {
     std::unique_lock<std::mutex> lock(mu);
     for (;;) {
       work.wait(lock, [&] { return stop || !queue.empty(); });
-      if (queue.empty()) return;  // stop, and nothing left
+      if (stop) return;
       std::function<void()> task = std::move(queue.front());
       queue.pop_front();
       busy = true;
@@ -55,17 +63,23 @@ struct CommWorker::State {
   }
 };
 
-CommWorker::CommWorker() : state_(std::make_shared<State>()) {
-  std::thread([s = state_] { s->loop(); }).detach();
-}
+CommWorker::CommWorker() : state_(std::make_shared<State>()), thread_([s = state_] { s->loop(); }) {}
 
-// The thread is detached and owns the state with us: after a clean join() it is idle and
-// leaves at once; when a run fails mid-sync it may be blocked in MPI waiting for a peer,
-// and joining it would hang the process that is about to report the error and exit.
+// After join() the thread is idle and leaves at once. When the trainer stops with a bucket
+// in flight (an exception in the backward), that bucket is blocked in MPI on peers that
+// will never finish it, and the objects it uses are about to be destroyed: joining would
+// hang and returning would free them under it, so the job is aborted, saying why.
 CommWorker::~CommWorker() {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->queue.clear();
   state_->stop = true;
+  if (state_->busy) {
+    std::fprintf(stderr, "dtbench: stopping with a DP gradient sync in flight on the comm thread; aborting the MPI job\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   state_->work.notify_all();
+  lock.unlock();
+  thread_.join();
 }
 
 void CommWorker::launch(std::function<void()> task) {

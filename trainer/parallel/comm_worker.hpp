@@ -6,6 +6,7 @@
 // its comm stream and needs no thread.
 #include <functional>
 #include <memory>
+#include <thread>
 
 #include "communicator.hpp"
 
@@ -14,7 +15,7 @@ namespace dtb::par {
 class CommWorker {
  public:
   CommWorker();
-  ~CommWorker();  // after join(): stops the thread (see the .cpp for a failed run)
+  ~CommWorker();  // after join(): stops the thread; with a task in flight: MPI_Abort (see .cpp)
   CommWorker(const CommWorker&) = delete;
   CommWorker& operator=(const CommWorker&) = delete;
 
@@ -31,7 +32,8 @@ class CommWorker {
 
  private:
   struct State;
-  std::shared_ptr<State> state_;  // shared with the thread, so a detached thread stays valid
+  std::shared_ptr<State> state_;  // the queue, shared with the thread
+  std::thread thread_;
 };
 
 }  // namespace dtb::par

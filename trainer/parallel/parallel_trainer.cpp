@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "algorithms.hpp"
+#include "cpu/kernels.hpp"
 #include "train/bench.hpp"
 #include "train/checkpoint.hpp"
 #include "train/train.hpp"
@@ -158,9 +159,10 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
 ParallelTrainer::~ParallelTrainer() = default;
 
 // The peak MFU is counted against: the config's, the device model's, or, where compute is
-// the CPU's own time, the OpenBLAS sgemm rate at the model's shapes (bench.hpp's reference,
-// as the model runs its gemms), measured by every rank at once (so oversubscribed ranks
-// measure their share of the cores) and the fastest taken, so all ranks agree.
+// the CPU's own time, the OpenBLAS sgemm rate of this rank's largest block matmul (the MLP's
+// first linear, micro-batch rows x C -> 4C/TP, as the model runs it), measured by every
+// rank at once (oversubscribed ranks measure their share of the cores; one shape, so it
+// costs one gemm's time, not a step's) and the fastest taken, so all ranks agree.
 void ParallelTrainer::set_mfu_peak() {
   const ParallelSettings& p = s_.parallel;
   if (p.mfu_peak_gflops > 0) {
@@ -168,7 +170,8 @@ void ParallelTrainer::set_mfu_peak() {
   } else if (p.device_gflops > 0) {
     summary_.mfu_peak_gflops = p.device_gflops, summary_.mfu_peak_source = "device.peak_gflops";
   } else {
-    const double mine = time_step_gemms(s_.model, rows_per_micro_, s_.seq_len, 2, false).best_gflops();
+    const int rows = rows_per_micro_ * s_.seq_len, C = s_.model.n_embd;
+    const double mine = gemm_gflops(matmul_gemms(rows, C, 4 * C / layout_.tp, true)[0], 3);
     summary_.mfu_peak_gflops = world_.untimed_max(mine);
     summary_.mfu_peak_source = "measured sgemm";
   }
@@ -361,7 +364,11 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   if (root)
     log_ << "model " << s_.name << ": " << summary_.num_params << " parameters on " << layout_.world()
          << " ranks (" << summary_.layout << "), " << num_threads() << " thread(s) per rank, clock "
-         << s_.parallel.clock << ", dataset " << s_.data_path << ", MFU peak " << summary_.mfu_peak_gflops
+         << s_.parallel.clock
+         << (!timeline_->wall()           ? ""
+             : timeline_->comm_thread() ? " (DP buckets on a comm thread)"
+                                        : " (DP buckets synchronous: MPI granted no MPI_THREAD_MULTIPLE)")
+         << ", dataset " << s_.data_path << ", MFU peak " << summary_.mfu_peak_gflops
          << " GFLOP/s per rank (" << summary_.mfu_peak_source << ")\n";
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {

@@ -55,6 +55,7 @@ class Timeline {
   RankStepRecord& record() { return r_; }
   const RankStepRecord& finish_step();  // the step's record, idle = what is left
   bool wall() const { return comm_.clock().kind() == netem::ClockKind::kWall; }
+  bool comm_thread() const { return worker_ != nullptr; }  // wall clock with MPI_THREAD_MULTIPLE
 
  private:
   double compute_now() const { return comm_.clock().now(netem::Stream::kCompute); }

@@ -181,6 +181,11 @@ GemmReference time_step_gemms(const GPTConfig& cfg, int B, int T, int reps, bool
   return ref;
 }
 
+double gemm_gflops(const GemmShape& s, int reps) {
+  std::mt19937_64 rng(7);
+  return s.flops() / time_gemm(s, reps, false, rng).second * 1e-9;
+}
+
 size_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);

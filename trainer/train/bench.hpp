@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <iosfwd>
 
+#include "cpu/kernels.hpp"
 #include "model/gpt2.hpp"
 
 namespace dtb {
@@ -34,6 +35,10 @@ struct GemmReference {
   double best_gflops() const { return flops_per_step / best_seconds_per_step * 1e-9; }
 };
 GemmReference time_step_gemms(const GPTConfig& cfg, int B, int T, int reps, bool blas_threads);
+
+// The fastest of REPS calls of one gemm of shape S through gemm() (as the model runs it,
+// on the OpenMP threads), in GFLOP/s.
+double gemm_gflops(const GemmShape& s, int reps);
 
 // Peak resident set size of this process so far (getrusage), in bytes.
 size_t peak_rss_bytes();
