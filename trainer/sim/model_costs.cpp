@@ -68,8 +68,9 @@ ModelCosts model_costs(const SimSettings& s) {
     g.buffer.layer = rank_layer_params(C, s.grid.tp) * scale;
     g.buffer.lnf = last ? lnf * scale : 0;
     g.buffer.layers = g.layers;
-    // The last stage also keeps the logits for the loss (its vocabulary rows per token).
-    const double logits = last ? vocab_rows : 0;
+    // The last stage also keeps the logits and their softmax for the loss (its vocabulary
+    // rows per token, twice: stage_model.cpp's logits and probs).
+    const double logits = last ? 2 * vocab_rows : 0;
     g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;
     g.checkpoint_per_token = g.layers * C;
     g.recompute_working_per_token = layer_activations(m, s.seq_len, s.grid.tp) + logits;
