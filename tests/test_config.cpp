@@ -83,7 +83,7 @@ TEST_CASE("each class of bad config gets one line naming file, key and what is a
   CHECK_THAT(error_of([&] { dtb::load_config(schema(), {}, {"optim.lr=nan"}); }),
              Contains("a number"));
   CHECK_THAT(error_of([&] { dtb::load_config(schema(), {}, {"train.verbose=yes"}); }),
-             Contains("true or false"));
+             Contains("true or false, got") && !Contains("["));  // no numeric range on a bool
   CHECK_THAT(error_of([&] { dtb::load_config(schema(), {}, {"train.schedule=zb"}); }),
              Contains("one of gpipe, 1f1b"));
   CHECK_THAT(error_of([&] { dtb::load_config(schema(), {}, {"optim.lr"}); }),

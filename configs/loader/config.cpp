@@ -29,7 +29,8 @@ std::string number_text(double v) {
 }
 
 std::string range_text(const KeySpec& s) {
-  if (s.min > s.max) return "";
+  const bool numeric = s.type == KeyType::kInt || s.type == KeyType::kFloat;
+  if (!numeric || s.min > s.max) return "";
   return std::string(" in ") + (s.min_exclusive ? "(" : "[") + number_text(s.min) + ", " +
          number_text(s.max) + "]";
 }
