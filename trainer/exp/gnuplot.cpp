@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sim/gnuplot.hpp"
+
 namespace dtb::exp {
 namespace {
 
@@ -17,15 +19,7 @@ const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#946
 
 const char* color(size_t i) { return kColors[i % (sizeof kColors / sizeof *kColors)]; }
 
-// A string inside gnuplot's double quotes.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string quoted(const std::string& s) { return gnuplot_quoted(s); }
 
 std::string number(double v) {
   char buf[32];
@@ -44,12 +38,6 @@ std::string preamble(const std::string& svg_name, const std::string& title, cons
          "set grid ytics lc rgb '#dddddd'\n"
          "set format y '%g'\n"
          "set key below horizontal\n";
-}
-
-std::string shell_quoted(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
 }
 
 }  // namespace
@@ -98,19 +86,11 @@ std::string script(const StackedBars& chart, const std::string& svg_name) {
 std::string draw(const std::string& script_text, const std::string& dir, const std::string& name) {
   const std::string gp = (fs::path(dir) / (name + ".gp")).string();
   std::ofstream(gp) << script_text;
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
-    return "  " + gp + " (gnuplot not found: apt-get install gnuplot-nox, then run it)";
-  // The script names its figure without a folder: run it where it lies.
-  const std::string command = "cd " + shell_quoted(dir) + " && gnuplot " + shell_quoted(name + ".gp") + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string said;
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof buf, pipe))
-    if (said.empty()) said = buf;
-  const int status = pipe ? pclose(pipe) : -1;
-  if (status != 0 || !said.empty()) {
-    if (!said.empty() && said.back() == '\n') said.pop_back();
-    return "  " + gp + ": gnuplot " + (status != 0 ? "failed" : "warned") + (said.empty() ? "" : ": " + said);
+  const GnuplotRun run = run_gnuplot(gp);
+  if (!run.found) return "  " + gp + " (gnuplot not found: apt-get install gnuplot-nox, then run it)";
+  if (run.status != 0 || !run.first_line.empty()) {
+    const std::string& said = run.first_line;
+    return "  " + gp + ": gnuplot " + (run.status != 0 ? "failed" : "warned") + (said.empty() ? "" : ": " + said);
   }
   return "  " + (fs::path(dir) / (name + ".svg")).string();
 }

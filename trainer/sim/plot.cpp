@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "sim/gnuplot.hpp"
 #include "usage_error.hpp"
 
 namespace dtb::sim {
@@ -14,17 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A string inside gnuplot's double quotes.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-bool has_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+std::string quoted(const std::string& s) { return gnuplot_quoted(s); }
 
 std::string terminal_for(const fs::path& path) {
   if (path.extension() == ".svg") return "svg size 900,560 dynamic enhanced font 'Helvetica,13' background rgb 'white'";
@@ -108,14 +98,13 @@ std::string write_plot(const Plot& plot, const std::string& path) {
   const std::string text = script(plot, figure);  // checks the extension first
   if (figure.has_parent_path()) fs::create_directories(figure.parent_path());
   std::ofstream(gp) << text;
-  if (!has_gnuplot())
+  const GnuplotRun run = run_gnuplot(gp);
+  if (!run.found)
     return "# plot script: " + gp.string() + " (gnuplot not found: apt-get install gnuplot-nox, then gnuplot " +
            gp.string() + ")";
-  // The script names the figure without a folder: run it where it lies.
-  const fs::path folder = gp.has_parent_path() ? gp.parent_path() : fs::path(".");
-  const std::string command = "cd " + quoted(folder.string()) + " && gnuplot " + quoted(gp.filename().string()) + " 2>&1";
-  if (std::system(command.c_str()) != 0) return "# gnuplot failed on " + gp.string();
-  return "# plot: " + figure.string() + " (script " + gp.string() + ")";
+  if (run.status != 0) return "# gnuplot failed on " + gp.string() + (run.first_line.empty() ? "" : ": " + run.first_line);
+  return "# plot: " + figure.string() + " (script " + gp.string() + ")" +
+         (run.first_line.empty() ? "" : "; gnuplot warned: " + run.first_line);
 }
 
 }  // namespace dtb::sim
