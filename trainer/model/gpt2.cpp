@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "cpu/kernels.hpp"
+#include "model/carver.hpp"
 
 namespace dtb {
 
@@ -151,25 +152,6 @@ struct ActivationGrads {
   Real* dqkv;            // (B, T, 3C)  }
   Real* dln1;            // (B, T, C)   }
   size_t layer_scratch;  // elements from dfch_gelu to the end of dln1, zeroed per layer
-};
-
-// Hands out consecutive slices of a buffer; with a null base it only counts, so the same
-// code gives the allocation size and the views.
-template <typename Real>
-class Carver {
- public:
-  explicit Carver(Real* base) : base_(base) {}
-  Real* take(size_t n) {
-    Real* p = base_ ? base_ + used_ : nullptr;
-    used_ += n;
-    return p;
-  }
-  void rewind(size_t to) { used_ = to; }
-  size_t used() const { return used_; }
-
- private:
-  Real* base_;
-  size_t used_ = 0;
 };
 
 template <typename Real>

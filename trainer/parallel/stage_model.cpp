@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "cpu/kernels.hpp"
+#include "model/carver.hpp"
 
 namespace dtb::par {
 namespace {
@@ -161,31 +162,11 @@ StageModel::BlockW StageModel::block_w(float* base, int li) const {
   return w;
 }
 
-namespace {
-
-// Hands out consecutive slices of a buffer; with a null base it only counts, so the same
-// code gives the allocation size and the views (as in gpt2.cpp).
-class Carver {
- public:
-  explicit Carver(float* base) : base_(base) {}
-  float* take(size_t n) {
-    float* p = base_ ? base_ + used_ : nullptr;
-    used_ += n;
-    return p;
-  }
-  size_t used() const { return used_; }
-
- private:
-  float* base_;
-  size_t used_ = 0;
-};
-
-}  // namespace
 
 // One layer's activations at BASE (null: only counts); returns the elements it spans.
 size_t StageModel::carve_block_x(float* base, BlockX* x) const {
   const size_t BT = size_t(BT_), C = size_t(C_), Ct = size_t(Ct_), Ft = size_t(Ft_);
-  Carver k(base);
+  Carver<float> k(base);
   x->ln1 = k.take(BT * C);
   x->ln1_mean = k.take(BT);
   x->ln1_rstd = k.take(BT);
@@ -207,7 +188,7 @@ size_t StageModel::carve_block_x(float* base, BlockX* x) const {
 // One micro-batch slot's activations at BASE (null: only counts).
 size_t StageModel::carve_acts(float* base, Acts* a) const {
   const size_t BT = size_t(BT_), C = size_t(C_), V = size_t(vocab_.hi - vocab_.lo);
-  Carver k(base);
+  Carver<float> k(base);
   a->input = k.take(BT * C);
   a->layers = k.take(size_t(Lloc_) * layer_acts_);
   const size_t head = shard_.last ? 1 : 0;  // only the last stage has lnf and the LM head
