@@ -86,12 +86,14 @@ MPI_Comm checked_dup(MPI_Comm comm, const netem::Profile& profile) {
 
 Communicator::Communicator(MPI_Comm comm, const netem::Profile& profile, netem::ClockKind clock,
                            Transport transport)
-    : Communicator(checked_dup(comm, profile), std::make_shared<Shared>(profile, MpiSession::world_size(), clock, transport)) {
+    : Communicator(checked_dup(comm, profile), std::make_shared<Shared>(profile, MpiSession::world_size(), clock, transport),
+                   Stream::kComm) {
   if (auto* wall = dynamic_cast<netem::WallClock*>(shared_->clock.get())) set_common_epoch(*wall, comm_);
 }
 
-Communicator::Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared)
-    : comm_(dup), shared_(std::move(shared)) {
+Communicator::Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared, Stream channel)
+    : comm_(dup), shared_(std::move(shared)), channel_(channel) {
+  if (channel_ == Stream::kCompute) throw std::invalid_argument("Communicator: a channel is kComm or kDp, not kCompute");
   int size = 0, world_rank = 0;
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size);
@@ -102,7 +104,7 @@ Communicator::Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared)
 
 Communicator::Communicator(Communicator&& o) noexcept
     : comm_(std::exchange(o.comm_, MPI_COMM_NULL)), rank_(o.rank_), global_(std::move(o.global_)),
-      shared_(std::move(o.shared_)), site_groups_(std::move(o.site_groups_)) {}
+      shared_(std::move(o.shared_)), channel_(o.channel_), site_groups_(std::move(o.site_groups_)) {}
 
 Communicator& Communicator::operator=(Communicator&& o) noexcept {
   if (this != &o) {
@@ -111,6 +113,7 @@ Communicator& Communicator::operator=(Communicator&& o) noexcept {
     rank_ = o.rank_;
     global_ = std::move(o.global_);
     shared_ = std::move(o.shared_);
+    channel_ = o.channel_;
     site_groups_ = std::move(o.site_groups_);
   }
   return *this;
@@ -150,7 +153,7 @@ Request Communicator::isend(int dst, std::span<const std::byte> data, int tag) {
   if (timed()) {
     std::unique_lock<std::mutex> lock(shared_->mu);
     r.timing_ = std::make_unique<netem::SendTiming>(
-        shared_->network.on_send(global_[rank_], global_[dst], data.size(), now()));
+        shared_->network.on_send(global_[rank_], global_[dst], data.size(), now(), channel_));
     lock.unlock();
     MPI_Isend(r.timing_.get(), kHeaderBytes, MPI_BYTE, dst, tag, comm_, &r.mpi_[0]);
   }
@@ -176,7 +179,7 @@ Request Communicator::irecv(int src, std::span<std::byte> data, int tag) {
 
 double Communicator::finish_recv(const Request& r) {
   std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->network.on_receive(global_[rank_], global_[r.peer_], r.bytes_, r.timing_->wire_arrival);
+  return shared_->network.on_receive(global_[rank_], global_[r.peer_], r.bytes_, r.timing_->wire_arrival, channel_);
 }
 
 void Communicator::wait(Request& r) { wait_all(std::span<Request>(&r, 1)); }
@@ -192,7 +195,7 @@ void Communicator::wait_all(std::span<Request> requests) {
     return;
   }
 
-  // The comm stream is busy until every send's bytes are serialized by the NIC and every
+  // This channel's stream is busy until every send's bytes are serialized by the NIC and every
   // receive has arrived (virtual: the stream moves there; wall: sleep until then).
   std::vector<Request*> recvs;
   double done = now();
@@ -204,7 +207,7 @@ void Communicator::wait_all(std::span<Request> requests) {
     return a->timing_->wire_arrival < b->timing_->wire_arrival;
   });
   for (Request* r : recvs) done = std::max(done, finish_recv(*r));
-  clock().wait_until(Stream::kComm, done);
+  clock().wait_until(channel_, done);
   for (Request& r : requests) r = Request();
 }
 
@@ -223,11 +226,11 @@ void Communicator::sendrecv(int dst, std::span<const std::byte> out, int src, st
   wait_all(r);
 }
 
-std::optional<Communicator> Communicator::split(int color, int key) const {
+std::optional<Communicator> Communicator::split(int color, int key, std::optional<Stream> channel) const {
   MPI_Comm sub;
   MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub);
   if (sub == MPI_COMM_NULL) return std::nullopt;
-  return Communicator(sub, shared_);
+  return Communicator(sub, shared_, channel.value_or(channel_));
 }
 
 SiteGroups& Communicator::site_groups() {
@@ -253,9 +256,11 @@ void Communicator::sync_clocks() {
     MPI_Barrier(comm_);
     return;
   }
-  double t = untimed_max(std::max(c.now(Stream::kCompute), c.now(Stream::kComm)));
-  c.wait_until(Stream::kCompute, t);
-  c.wait_until(Stream::kComm, t);
+  const Stream streams[] = {Stream::kCompute, Stream::kComm, Stream::kDp};
+  double t = 0;
+  for (Stream s : streams) t = std::max(t, c.now(s));
+  t = untimed_max(t);
+  for (Stream s : streams) c.wait_until(s, t);
 }
 
 double Communicator::untimed_max(double x) const {

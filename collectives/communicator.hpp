@@ -12,6 +12,9 @@
 // Virtual clock: the sender asks netem when its bytes leave and arrive, moves its comm
 // stream to sender_free and ships the timing; the receiver feeds the arrival through its
 // own ingress NIC (netem::NetworkModel::on_receive) and moves its comm stream to it.
+// A communicator runs on one of the rank's two channels (netem/clock.hpp): kComm unless
+// split() puts it on another (the 3D trainer's DP group runs on kDp); "its comm stream"
+// is that channel's stream, and its messages pass the NIC on that channel.
 // Wall clock: the same arithmetic on real time since a common epoch; the sender sleeps
 // until sender_free, the receiver does not complete before arrival.
 #include <mpi.h>
@@ -81,7 +84,8 @@ class Communicator {
   netem::NetworkModel& network() const;
   const LinkStats& stats() const;             // the rank's, all its communicators and threads
   static const LinkStats& thread_stats();      // what the calling thread sent
-  double now() const { return clock().now(netem::Stream::kComm); }
+  netem::Stream channel() const { return channel_; }
+  double now() const { return clock().now(channel_); }  // on this communicator's channel
   bool timed() const;  // Transport::kTimed
 
   // Raw bytes. A receive must name the exact size the matching send sends.
@@ -97,8 +101,9 @@ class Communicator {
 
   // Collective. Ranks with the same COLOR form a communicator, ordered by KEY; a negative
   // color joins none (nullopt). The result shares this rank's network model, clock and
-  // stats, and keeps the global rank mapping, so netem sees the real ranks.
-  std::optional<Communicator> split(int color, int key) const;
+  // stats, and keeps the global rank mapping, so netem sees the real ranks. It runs on
+  // CHANNEL (kComm or kDp), by default this communicator's.
+  std::optional<Communicator> split(int color, int key, std::optional<netem::Stream> channel = std::nullopt) const;
   // Collective on first use, then cached: this rank's site and the site leaders (from the
   // network profile), what hierarchical algorithms work on.
   SiteGroups& site_groups();
@@ -116,7 +121,7 @@ class Communicator {
 
  private:
   struct Shared;  // the rank's network model, clock, stats
-  Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared);
+  Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared, netem::Stream channel);
   double finish_recv(const Request& r);  // returns the arrival time
   void account(int dst, uint64_t bytes);
 
@@ -124,6 +129,7 @@ class Communicator {
   int rank_ = 0;
   std::vector<int> global_;  // local rank -> rank in MPI_COMM_WORLD (= profile rank)
   std::shared_ptr<Shared> shared_;
+  netem::Stream channel_ = netem::Stream::kComm;
   std::unique_ptr<SiteGroups> site_groups_;
 };
 

@@ -1,6 +1,12 @@
 #pragma once
 // Two clocks behind one interface (see ../shared/ARCHITECTURE.md, "Time").
 //
+// A rank has three streams: compute, and two communication channels, as real trainers run
+// the data-parallel gradient sync on a communicator and stream of its own beside TP and PP
+// (Megatron-LM, DeepSpeed): kComm carries TP allreduces, PP sends and receives and every
+// other collective; kDp the DP gradient buckets (and ZeRO's parameter allgather). Each
+// channel is FIFO in itself; the two share the rank's NIC (NetworkModel).
+//
 // Virtual: each rank keeps a logical time per stream. Compute advances it by measured
 // thread CPU time or by a device model; a receive moves the receiving stream to
 // max(its time, arrival). Deterministic and immune to a noisy or oversubscribed host.
@@ -12,8 +18,11 @@
 namespace dtb::netem {
 
 enum class ClockKind { kVirtual, kWall };
-enum class Stream { kCompute = 0, kComm = 1 };
-constexpr int kNumStreams = 2;
+enum class Stream { kCompute = 0, kComm = 1, kDp = 2 };
+constexpr int kNumStreams = 3;
+constexpr int kNumChannels = 2;  // the communication streams: kComm, kDp
+// A communication stream's index among the channels (0 = kComm, 1 = kDp).
+constexpr int channel_index(Stream s) { return s == Stream::kDp ? 1 : 0; }
 
 class Clock {
  public:
@@ -36,7 +45,7 @@ class VirtualClock final : public Clock {
   void advance(Stream s, double seconds) override { time_[int(s)] += seconds; }
 
  private:
-  double time_[kNumStreams] = {0, 0};
+  double time_[kNumStreams] = {0, 0, 0};
 };
 
 class WallClock final : public Clock {

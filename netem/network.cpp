@@ -73,11 +73,63 @@ uint64_t lost_segments(uint64_t n, double p, MessageRng& rng) {
 
 }  // namespace
 
+NicQueue::Booking NicQueue::book(int channel, double ready, double seconds) {
+  double t = std::max(ready, channel_free_[channel]);
+  if (seconds <= 0) {  // unlimited: no queue to share
+    channel_free_[channel] = t;
+    return {t, t};
+  }
+  // Walk the busy intervals from T on, taking each gap until SECONDS are served. With one
+  // channel nothing is booked after its own last end, so this is start = t, end = t + s.
+  std::vector<Interval> taken;
+  double left = seconds;
+  auto it = std::find_if(busy_.begin(), busy_.end(), [&](const Interval& i) { return i.end > t; });
+  for (;;) {
+    if (it != busy_.end() && it->start <= t) {
+      t = std::max(t, it->end);  // inside a busy interval: skip to its end
+      ++it;
+      continue;
+    }
+    const double gap_end = it == busy_.end() ? kInf : it->start;
+    if (gap_end - t >= left) {
+      taken.push_back({t, t + left});
+      break;
+    }
+    taken.push_back({t, gap_end});
+    left -= gap_end - t;
+    t = gap_end;  // the interval at IT starts here
+  }
+  for (const Interval& i : taken) insert(i);
+  channel_free_[channel] = taken.back().end;
+  return {taken.front().start, taken.back().end};
+}
+
+void NicQueue::hold(int channel, double t) { channel_free_[channel] = std::max(channel_free_[channel], t); }
+
+void NicQueue::insert(Interval busy) {
+  auto it = std::lower_bound(busy_.begin(), busy_.end(), busy.start,
+                             [](const Interval& i, double start) { return i.start < start; });
+  it = busy_.insert(it, busy);
+  // Merge with touching neighbours, so a busy stretch stays one interval.
+  if (it + 1 != busy_.end() && (it + 1)->start <= it->end) {
+    it->end = std::max(it->end, (it + 1)->end);
+    busy_.erase(it + 1);
+  }
+  if (it != busy_.begin() && (it - 1)->end >= it->start) {
+    (it - 1)->end = std::max((it - 1)->end, it->end);
+    busy_.erase(it);
+  }
+  if (busy_.size() > kMaxIntervals) {
+    busy_[0].end = busy_[1].end;
+    busy_.erase(busy_.begin() + 1);
+  }
+}
+
 NetworkModel::NetworkModel(Profile profile, int world_size)
     : profile_(std::move(profile)),
       world_(world_size),
-      egress_free_(size_t(world_size), 0.0),
-      ingress_free_(size_t(world_size), 0.0),
+      egress_(size_t(world_size)),
+      ingress_(size_t(world_size)),
       path_free_(size_t(world_size) * size_t(world_size), 0.0),
       path_last_arrival_(size_t(world_size) * size_t(world_size), 0.0),
       path_messages_(size_t(world_size) * size_t(world_size), 0) {
@@ -134,15 +186,15 @@ double NetworkModel::path_delay(int a, int b, uint64_t payload, uint64_t index) 
   return delay;
 }
 
-SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready) {
+SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready, Stream channel) {
   if (a == b) return {ready, ready, ready};  // a rank's message to itself costs nothing
   const uint64_t wire = wire_bytes(bytes);
   const size_t pair = size_t(a) * size_t(world_) + size_t(b);
 
-  // Egress NIC: FIFO over everything rank a sends.
-  const double egress_start = std::max(egress_free_[size_t(a)], ready);
-  const double sender_free = egress_start + serialize_s(wire, egress_rate());
-  egress_free_[size_t(a)] = sender_free;
+  // Egress NIC: FIFO per channel, the NIC's time shared between rank a's channels.
+  const NicQueue::Booking egress =
+      egress_[size_t(a)].book(channel_index(channel), ready, serialize_s(wire, egress_rate()));
+  const double egress_start = egress.start, sender_free = egress.end;
 
   // Path a->b: its first byte comes in when the egress starts (cut-through); its last byte
   // cannot leave before it has left the egress.
@@ -157,7 +209,7 @@ SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready) {
   return {sender_free, depart, arrival};
 }
 
-double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arrival) {
+double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arrival, Stream channel) {
   // Without an ingress cap there is no ingress queue: a message is done when it arrives.
   // (Booking one anyway would make a receive wait for whatever arrived-later message was
   // booked before it, e.g. a DP chunk completed on the wall clock's comm thread.)
@@ -167,9 +219,10 @@ double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arriva
   // streamed in at the upstream bottleneck rate, so the first byte came that much earlier.
   const double upstream = std::min(egress_rate(), path_rate(a, b));
   const double first_byte = wire_arrival - serialize_s(wire, upstream);
-  const double start = std::max(ingress_free_[size_t(b)], first_byte);
-  const double done = std::max(wire_arrival, start + serialize_s(wire, ingress_rate()));
-  ingress_free_[size_t(b)] = done;
+  NicQueue& ingress = ingress_[size_t(b)];
+  const int c = channel_index(channel);
+  const double done = std::max(wire_arrival, ingress.book(c, first_byte, serialize_s(wire, ingress_rate())).end);
+  ingress.hold(c, done);
   return done;
 }
 

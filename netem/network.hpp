@@ -30,13 +30,50 @@
 // (exact inversion for small means, a rounded normal for large), and each costs one
 // retransmission timeout rto. Later messages on the path wait behind it (head-of-line).
 // A rank's message to itself costs nothing (all times = ready; alpha = beta = 0).
+//
+// Channels (clock.hpp): a rank's two communication channels (kComm: TP, PP, the rest; kDp:
+// the DP buckets) each pass its NIC in their own FIFO order, and share the NIC's rate: a
+// message takes the NIC's free time from max(ready, the channel's previous message done)
+// on, filling the gaps the other channel's messages left (NicQueue). The virtual clock
+// books a DP bucket's whole allreduce before the PP send that happens in the middle of
+// it; the send then uses the NIC where the bucket does not, and waits only where the NIC
+// is really busy. With one channel this is exactly the FIFO rule above. Paths are per rank
+// pair, not per channel (a DP and a PP message to one peer queue on one path).
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "clock.hpp"
 #include "profile.hpp"
 
 namespace dtb::netem {
+
+// One NIC direction (egress or ingress) of one rank: the busy intervals it has booked, in
+// time order, and where each channel's last message ended. Deterministic arithmetic.
+class NicQueue {
+ public:
+  // A message of CHANNEL ready at READY that needs SECONDS of the NIC (0: unlimited):
+  // starts at max(READY, the channel's last end), then takes the NIC's free time from
+  // there on. Returns {first byte in, last byte out}.
+  struct Booking {
+    double start, end;
+  };
+  Booking book(int channel, double ready, double seconds);
+  // The channel's next message starts no earlier than T (an ingress completes at the
+  // wire arrival, which may come after its bytes were counted in).
+  void hold(int channel, double t);
+
+ private:
+  // At most this many busy intervals are kept; beyond it the two oldest merge (their gap
+  // counted busy). Both channels move forward in time, so gaps that old go unused.
+  static constexpr size_t kMaxIntervals = 64;
+  struct Interval {
+    double start, end;
+  };
+  void insert(Interval busy);
+  std::vector<Interval> busy_;  // disjoint, in time order
+  double channel_free_[kNumChannels] = {0, 0};
+};
 
 // What the sender computes and sends along with the message.
 struct SendTiming {
@@ -49,11 +86,11 @@ class NetworkModel {
  public:
   NetworkModel(Profile profile, int world_size);
 
-  // Sender side (rank a's state: its egress NIC, its paths a->*).
-  SendTiming on_send(int a, int b, uint64_t bytes, double ready);
-  // Receiver side (rank b's state: its ingress NIC). Call in the order b completes
-  // receives; returns when the last byte has arrived.
-  double on_receive(int b, int a, uint64_t bytes, double wire_arrival);
+  // Sender side (rank a's state: its egress NIC, its paths a->*), on a's channel CHANNEL.
+  SendTiming on_send(int a, int b, uint64_t bytes, double ready, Stream channel = Stream::kComm);
+  // Receiver side (rank b's state: its ingress NIC), on b's channel CHANNEL. Call in the
+  // order b completes receives; returns when the last byte has arrived.
+  double on_receive(int b, int a, uint64_t bytes, double wire_arrival, Stream channel = Stream::kComm);
 
   // Closed-form alpha-beta terms of the path a->b (what the cost formulas use):
   // alpha = one-way latency (mean), beta = seconds per payload byte at the effective rate
@@ -77,7 +114,7 @@ class NetworkModel {
 
   Profile profile_;
   int world_;
-  std::vector<double> egress_free_, ingress_free_;  // per rank
+  std::vector<NicQueue> egress_, ingress_;  // per rank
   std::vector<double> path_free_, path_last_arrival_;  // per ordered pair a*world+b
   std::vector<uint64_t> path_messages_;  // per ordered pair: message counter for jitter/loss draws
 };

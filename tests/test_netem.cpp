@@ -158,6 +158,55 @@ TEST_CASE("netem: one sender's egress cap serializes messages to all peers", "[n
   }
 }
 
+// ---------------------------------------------------------------- channels
+
+// The virtual clock books a DP bucket's messages (channel kDp) before the PP send that
+// happens in the middle of them (channel kComm): the send takes the NIC where the bucket
+// leaves it free and waits only where it is busy.
+TEST_CASE("netem channels: a PP send does not wait behind a DP bucket's later messages", "[netem][channels]") {
+  const double L = 0.01, n = 1000000, E = kGbps, w = n / E;  // 8 ms per message at the NIC
+  Profile p = uniform_profile(3, L, 0.0);
+  p.nic_egress_Bps = E;
+  NetworkModel net(p, 3);
+  // The bucket: rank 0 sends to rank 1 at 0 and again one round trip later (a ring step).
+  CHECK(net.on_send(0, 1, uint64_t(n), 0.0, Stream::kDp).sender_free == exactly(w));
+  const double second = w + 2 * L;
+  CHECK(net.on_send(0, 1, uint64_t(n), second, Stream::kDp).sender_free == exactly(second + w));
+  // A PP send to rank 2 ready at w/2 waits for the NIC until w (the first message is on
+  // it), then fits in the gap before the second: t + L + serialization from there.
+  const SendTiming pp = net.on_send(0, 2, uint64_t(n), w / 2, Stream::kComm);
+  CHECK(pp.sender_free == exactly(2 * w));
+  CHECK(pp.wire_arrival == exactly(2 * w + L));
+  // On one channel it would have queued behind the second message: FIFO, after second + w.
+  NetworkModel one(p, 3);
+  one.on_send(0, 1, uint64_t(n), 0.0);
+  one.on_send(0, 1, uint64_t(n), second);
+  CHECK(one.on_send(0, 2, uint64_t(n), w / 2).wire_arrival == exactly(second + 2 * w + L));
+}
+
+TEST_CASE("netem channels: two channels sending at once share the NIC's rate", "[netem][channels]") {
+  const double L = 0.001, n = 1000000, C = kGbps, w = n / C;
+  Profile p = uniform_profile(3, L, 0.0);
+  p.nic_egress_Bps = p.nic_ingress_Bps = C;
+  NetworkModel net(p, 3);
+  // Both ready at 0: together they take 2w of the egress, whichever is booked first goes first.
+  CHECK(net.on_send(0, 1, uint64_t(n), 0.0, Stream::kDp).sender_free == exactly(w));
+  CHECK(net.on_send(0, 2, uint64_t(n), 0.0, Stream::kComm).sender_free == exactly(2 * w));
+  // A message longer than a gap is split around the busy time: the DP channel holds
+  // [3w, 4w] and [5w, 6w]; 2w of PP ready at 3.5w takes [4w, 5w] and [6w, 7w].
+  NetworkModel gaps(p, 3);
+  gaps.on_send(0, 1, uint64_t(n), 3 * w, Stream::kDp);
+  gaps.on_send(0, 1, uint64_t(n), 5 * w, Stream::kDp);
+  CHECK(gaps.on_send(0, 2, uint64_t(2 * n), 3.5 * w, Stream::kComm).sender_free == exactly(7 * w));
+  // The ingress too: a DP receive booked over [0, w] and a PP receive over the same time
+  // (both arrived at w + L after streaming in at C) share it: the PP one ends at 2w + L.
+  NetworkModel in(p, 3);
+  CHECK(in.on_receive(0, 1, uint64_t(n), w + L, Stream::kDp) == exactly(w + L));
+  CHECK(in.on_receive(0, 2, uint64_t(n), w + L, Stream::kComm) == exactly(2 * w + L));
+  // Each channel stays FIFO in itself: a PP message ready before the last one's end waits.
+  CHECK(net.on_send(0, 2, uint64_t(n), 0.0, Stream::kComm).sender_free == exactly(3 * w));
+}
+
 TEST_CASE("netem: a slow egress feeding a fast path: the slowest server sets the pace",
           "[netem]") {
   Profile p = uniform_profile(2, 0.0, 10 * kGbps);
@@ -676,6 +725,9 @@ TEST_CASE("netem clocks: virtual wait_until only moves forward, per stream", "[n
   CHECK(clock.now(Stream::kComm) == 0.0);  // the other stream has its own time
   clock.wait_until(Stream::kComm, 0.25);
   CHECK(clock.now(Stream::kComm) == 0.25);
+  CHECK(clock.now(Stream::kDp) == 0.0);  // the DP channel too
+  clock.wait_until(Stream::kDp, 0.5);
+  CHECK((clock.now(Stream::kDp) == 0.5 && clock.now(Stream::kComm) == 0.25));
   CHECK(make_clock(ClockKind::kVirtual)->kind() == ClockKind::kVirtual);
 }
 

@@ -3,7 +3,7 @@
 // another, in launch order, while the main thread goes on with the backward and sends its
 // TP and PP messages (MPI_THREAD_MULTIPLE). This is what lets a bucket's wall-clock
 // transfer overlap the rest of the backward; the virtual clock gets the same overlap from
-// its comm stream and needs no thread.
+// its DP channel (netem::Stream::kDp) and needs no thread.
 #include <functional>
 #include <memory>
 #include <thread>

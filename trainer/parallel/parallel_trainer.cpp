@@ -117,7 +117,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
       live_(live_microbatches(schedule_, coord_.pp, layout_.pp, s_.parallel.microbatches)) {
   set_num_threads(rank_threads(s_));
   g_->tp = world.split(tp_color(layout_, coord_), coord_.tp);
-  g_->dp = world.split(dp_color(layout_, coord_), coord_.dp);
+  g_->dp = world.split(dp_color(layout_, coord_), coord_.dp, netem::Stream::kDp);  // DP's own channel (timeline.hpp)
   g_->pp = world.split(pp_color(layout_, coord_), coord_.pp);
   const bool embed = layout_.pp > 1 && (coord_.pp == 0 || coord_.pp == layout_.pp - 1);
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);

@@ -74,26 +74,26 @@ void Timeline::run_comm(Traffic t, const std::function<void()>& fn) {
 double Timeline::blocking(Traffic t, const std::function<void()>& fn) {
   charge();
   const double t0 = compute_now();
-  comm_.clock().wait_until(Stream::kComm, t0);
+  comm_.clock().wait_until(channel(t), t0);
   run_comm(t, fn);
-  comm_.clock().wait_until(Stream::kCompute, comm_now());
+  comm_.clock().wait_until(Stream::kCompute, now(channel(t)));
   return compute_now() - t0;
 }
 
 void Timeline::post(Traffic t, const std::function<void()>& fn) {
   charge();
-  comm_.clock().wait_until(Stream::kComm, compute_now());
+  comm_.clock().wait_until(channel(t), compute_now());
   run_comm(t, fn);
 }
 
 void Timeline::launch(const std::function<void()>& fn) {
   charge();
   if (worker_) return worker_->launch(fn);  // wall clock: the comm thread runs it
-  comm_.clock().wait_until(Stream::kComm, compute_now());
-  const double c0 = comm_now();
+  comm_.clock().wait_until(Stream::kDp, compute_now());
+  const double c0 = now(Stream::kDp);
   run_comm(Traffic::kDp, fn);
-  r_.dp_total += comm_now() - c0;
-  if (wall()) r_.dp_exposed += comm_now() - c0;  // synchronous (no comm thread): nothing hidden
+  r_.dp_total += now(Stream::kDp) - c0;
+  if (wall()) r_.dp_exposed += now(Stream::kDp) - c0;  // synchronous (no comm thread): nothing hidden
 }
 
 void Timeline::join() {
@@ -107,7 +107,7 @@ void Timeline::join() {
     r_.comm_cpu += d.cpu_seconds;
     return mark();
   }
-  comm_.clock().wait_until(Stream::kCompute, comm_now());
+  comm_.clock().wait_until(Stream::kCompute, now(Stream::kDp));
   if (!wall()) r_.dp_exposed += compute_now() - t0;
 }
 

@@ -9,12 +9,16 @@
 // (the optimizer issues no FLOPs; without a bandwidth it is free). Ranks run
 // one kernel thread each under MPI so that the thread's CPU time is all of the work.
 //
-// Communication runs on the one comm stream of the rank (one channel, FIFO):
+// Communication runs on two channels of the rank (netem/clock.hpp), each FIFO, sharing
+// the rank's NIC: the DP channel (Stream::kDp: traffic kDp, on the DP communicator, which
+// the trainer splits onto that channel) and the TP/PP channel (Stream::kComm: the rest).
+// So a PP send never queues behind a DP bucket, as with Megatron-LM's separate DP
+// communicator and stream.
 //   blocking()  TP allreduces, PP receives, the norm: start when compute gets there,
 //               compute waits for the result; the wait is returned.
 //   post()      PP sends: start when compute gets there, compute goes on.
-//   launch()    a DP bucket: the same, and its comm-stream time counts as DP total.
-//   join()      compute waits for the comm stream: the DP time not hidden (exposed).
+//   launch()    a DP bucket on the DP channel: the same, and its time there counts as DP total.
+//   join()      compute waits for the DP channel: the DP time not hidden (exposed).
 // Wall clock: the same calls on real time. DP buckets run on a comm thread (CommWorker,
 // needs MPI_THREAD_MULTIPLE) while the backward goes on: DP total is the time the thread
 // spent in them, exposed the time join() waited. Without MPI_THREAD_MULTIPLE they run
@@ -59,7 +63,9 @@ class Timeline {
 
  private:
   double compute_now() const { return comm_.clock().now(netem::Stream::kCompute); }
-  double comm_now() const { return comm_.clock().now(netem::Stream::kComm); }
+  double now(netem::Stream s) const { return comm_.clock().now(s); }
+  // The channel traffic of kind T runs on.
+  static netem::Stream channel(Traffic t) { return t == Traffic::kDp ? netem::Stream::kDp : netem::Stream::kComm; }
   // Runs FN as communication of kind T: bytes and CPU time go to T, not to compute.
   void run_comm(Traffic t, const std::function<void()>& fn);
   void mark();

@@ -38,19 +38,21 @@ struct Link {
   }
 };
 
-// One stage's representative rank: its two streams and its DP buckets.
+// One stage's representative rank: its compute stream, its two channels (TP/PP: comm;
+// DP: dp) and its DP buckets.
 struct Rank {
   const StageWork* work = nullptr;
-  double compute = 0, comm = 0, busy = 0;
+  double compute = 0, comm = 0, dp = 0, busy = 0;
   size_t launched = 0;
 
   double both() const { return std::max(compute, comm); }
+  double all() const { return std::max(both(), dp); }  // joined: every channel done
   void blocking(double seconds) { compute = comm = both() + seconds; }
   void receive(double arrival) { compute = comm = std::max(both(), arrival); }
-  // Buckets starting at or after LO, launched behind whatever the comm stream holds.
+  // Buckets starting at or after LO, launched behind whatever the DP channel holds.
   void launch(double lo) {
     for (; launched < work->buckets.size() && work->buckets[launched].offset >= lo; ++launched) {
-      comm = both() + work->buckets[launched].cost;
+      dp = std::max(dp, compute) + work->buckets[launched].cost;
       busy += work->buckets[launched].cost;
     }
   }
@@ -103,7 +105,7 @@ void finish(State& st, PipelineTimes& out) {
   }
   for (Rank& r : st.ranks) {
     r.launch(-std::numeric_limits<double>::infinity());
-    out.done.push_back(r.both());
+    out.done.push_back(r.all());
     out.dp_busy.push_back(r.busy);
   }
 }
@@ -126,7 +128,7 @@ int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatche
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
   State st;
-  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, 0, 0});
+  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, w.start, 0, 0});
   st.act.assign(size_t(pp), std::vector<double>(size_t(m), kNotYet));
   st.grad = st.act;
   st.done_f.assign(size_t(m), kNotYet);

@@ -1,22 +1,25 @@
 #pragma once
 // One pipeline (the PP stages of one DP replica) through one step, event by event, with
-// the trainer's two streams per rank (parallel/timeline.hpp): a stage runs its operations
+// the trainer's streams per rank (parallel/timeline.hpp): a stage runs its operations
 // (F i = forward of micro-batch i, B i = backward) in the schedule's order on its compute
-// stream; communication runs on its one comm stream, in order.
+// stream; TP and PP communication runs on its TP/PP channel, in order, and the DP buckets
+// on its DP channel, in order.
 //   - a pass is pieces of compute, each followed by a blocking TP allreduce (it starts when
-//     compute and the comm stream are both there; compute waits for its end);
+//     compute and the TP/PP channel are both there; compute waits for its end);
 //   - F i on stage s > 0 receives the activation F i on s-1 sent, B i on s < PP-1 the
-//     gradient B i on s+1 sent: a blocking receive (it too waits for the comm stream);
-//   - sends are asynchronous: ready when compute and the comm stream are there, then
+//     gradient B i on s+1 sent: a blocking receive (it too waits for the TP/PP channel);
+//   - sends are asynchronous: ready when compute and the TP/PP channel are there, then
 //     netem's rule for one path: a boundary's sends leave in order, each after the previous
 //     one has been serialized (depart = max(link free, ready) + bytes/rate), and arrive one
 //     latency later; the sender goes on at once;
-//   - on the last micro-batch's backward, a DP bucket is launched on the comm stream as
-//     soon as a piece has made its gradients final; compute goes on, but the TP allreduces
-//     and sends after it queue behind it (one comm channel per rank, as in the trainer);
+//   - on the last micro-batch's backward, a DP bucket is launched on the DP channel as
+//     soon as a piece has made its gradients final (it starts when compute and the DP
+//     channel are both there); compute and the TP/PP channel go on beside it. The two
+//     channels are taken as independent: the trainer's share one NIC (netem), which slows
+//     them only where a NIC cap binds while both send;
 //   - after its last operation a stage allreduces the tied embedding (first and last stage:
-//     blocking, starting when both are there), launches the remaining buckets and waits
-//     for its comm stream (join).
+//     blocking, on the TP/PP channel, starting when both are there), launches the remaining
+//     buckets and waits for both channels (join).
 // Schedules (Megatron-LM's order, micro-batches in ascending order):
 //   GPipe: F 0..M-1, then B 0..M-1.
 //   1F1B:  w = min(PP - s - 1, M) warm-up forwards, then F w+i / B i alternating, then the
@@ -69,7 +72,7 @@ struct PipelineInput {
 struct PipelineTimes {
   double end = 0;               // the last operation of any stage has finished (compute)
   std::vector<double> done;     // per stage: joined, every bucket and the tied embedding reduced
-  std::vector<double> dp_busy;  // per stage: its buckets on the comm stream
+  std::vector<double> dp_busy;  // per stage: its buckets on the DP channel
   double sync_end() const;      // the latest done
 };
 

@@ -19,18 +19,18 @@
 //   blocking, at the points where the trainer makes them (pipeline.hpp: Piece).
 // - PP: each TP rank sends its micro-batch's activations (micro-batch x T x C) to the same
 //   TP rank of the next stage, and the gradient back, through netem's path rule; the
-//   schedule (GPipe or 1F1B) runs event by event for every DP replica with a compute and a
-//   comm stream per stage, as the trainer's Timeline (pipeline.hpp).
+//   schedule (GPipe or 1F1B) runs event by event for every DP replica with a compute
+//   stream and two channels (TP/PP, DP) per stage, as the trainer's Timeline (pipeline.hpp).
 // - bubble: the pipeline's time with free PP messages minus the busiest stage's work and
 //   the optimizer before it.
 // - DP: each rank's gradient buffer (parallel/stage_model.hpp's local layout, at
 //   precision.grads, or the codec's encoded size) in buckets of parallel.bucket_mb MiB cut
 //   from its end, each allreduced over the DP group with net.algo's cost formula. A bucket
-//   is launched on the comm stream when the last micro-batch's backward has finished the
-//   layer that completes it; TP allreduces and PP sends after it queue behind it (one comm
-//   channel per rank). After its last backward, the first and the last stage allreduce the
+//   is launched on the DP channel when the last micro-batch's backward has finished the
+//   layer that completes it; TP allreduces and PP sends go on beside it on the TP/PP
+//   channel. After its last backward, the first and the last stage allreduce the
 //   tied embedding's gradient (raw, ring of two), then the buckets holding the embeddings
-//   go, then compute waits for the comm stream. Replicas are simulated one by one, each as
+//   go, then compute waits for both channels. Replicas are simulated one by one, each as
 //   if its DP peers launched when it did (exact for replicas on alike links); the slowest
 //   sets the step. What ends after the pipeline is exposed.
 // - other: the grad-norm and loss allreduce over all ranks (ring of 8 bytes in rank order,
