@@ -111,7 +111,10 @@ inline NicBeta nic_betas(const Communicator& comm, double n) {
   const netem::NetworkModel& net = comm.network();
   const double wire_per_byte = n > 0 ? double(net.wire_bytes(uint64_t(n))) / n : 1.0;
   auto per_byte = [&](double rate) { return std::isinf(rate) ? 0.0 : wire_per_byte / rate; };
-  return {per_byte(net.egress_rate()), per_byte(net.ingress_rate())};
+  std::vector<int> ranks(size_t(comm.size()));
+  for (int r = 0; r < comm.size(); ++r) ranks[size_t(r)] = comm.global_rank(r);
+  const netem::NetworkModel::NicRates nic = net.slowest_nic(ranks);
+  return {per_byte(nic.egress), per_byte(nic.ingress)};
 }
 
 int ceil_log2(int p);   // rounds of a binomial tree or a dissemination barrier

@@ -137,6 +137,41 @@ NetworkModel::NetworkModel(Profile profile, int world_size)
     throw std::invalid_argument("NetworkModel: profile '" + profile_.name + "' places " +
                                 std::to_string(profile_.rank_site.size()) + " ranks, world is " +
                                 std::to_string(world_size));
+  host_ = profile_.rank_hosts();
+  for (int h : host_) {
+    if (size_t(h) >= host_size_.size()) host_size_.resize(size_t(h) + 1, 0);
+    ++host_size_[size_t(h)];
+  }
+}
+
+double NetworkModel::host_egress(int rank) const {
+  return rate_or_inf(profile_.hosts.egress_Bps) / double(host_size_[size_t(host_of(rank))]);
+}
+double NetworkModel::host_ingress(int rank) const {
+  return rate_or_inf(profile_.hosts.ingress_Bps) / double(host_size_[size_t(host_of(rank))]);
+}
+
+double NetworkModel::egress_rate(int a, int b) const {
+  const double nic = rate_or_inf(profile_.nic_egress_Bps);
+  return host_of(a) == host_of(b) ? nic : std::min(nic, host_egress(a));
+}
+
+double NetworkModel::ingress_rate(int a, int b) const {
+  const double nic = rate_or_inf(profile_.nic_ingress_Bps);
+  return host_of(a) == host_of(b) ? nic : std::min(nic, host_ingress(b));
+}
+
+NetworkModel::NicRates NetworkModel::slowest_nic(std::span<const int> ranks) const {
+  NicRates slowest{rate_or_inf(profile_.nic_egress_Bps), rate_or_inf(profile_.nic_ingress_Bps)};
+  if (ranks.size() < 2) return slowest;
+  // Every rank of a group on two hosts or more has a peer on another host.
+  const bool spans_hosts = std::any_of(ranks.begin(), ranks.end(), [&](int r) { return host_of(r) != host_of(ranks[0]); });
+  if (spans_hosts)
+    for (int r : ranks) {
+      slowest.egress = std::min(slowest.egress, host_egress(r));
+      slowest.ingress = std::min(slowest.ingress, host_ingress(r));
+    }
+  return slowest;
 }
 
 int NetworkModel::site_of(int rank) const { return profile_.rank_site.at(size_t(rank)); }
@@ -156,8 +191,6 @@ double NetworkModel::path_rate(int a, int b) const {
   return rate;
 }
 
-double NetworkModel::egress_rate() const { return rate_or_inf(profile_.nic_egress_Bps); }
-double NetworkModel::ingress_rate() const { return rate_or_inf(profile_.nic_ingress_Bps); }
 
 double NetworkModel::alpha(int a, int b) const {
   return a == b ? 0.0 : profile_.link(a, b).latency_s;
@@ -165,7 +198,7 @@ double NetworkModel::alpha(int a, int b) const {
 
 double NetworkModel::beta(int a, int b) const {
   if (a == b) return 0.0;
-  const double rate = std::min({path_rate(a, b), egress_rate(), ingress_rate()});
+  const double rate = std::min({path_rate(a, b), egress_rate(a, b), ingress_rate(a, b)});
   if (std::isinf(rate)) return 0.0;
   double wire_per_payload = 1.0;
   if (profile_.header_bytes > 0 && profile_.segment_bytes > 0)
@@ -191,9 +224,12 @@ SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready, Str
   const uint64_t wire = wire_bytes(bytes);
   const size_t pair = size_t(a) * size_t(world_) + size_t(b);
 
-  // Egress NIC: FIFO per channel, the NIC's time shared between rank a's channels.
-  const NicQueue::Booking egress =
-      egress_[size_t(a)].book(channel_index(channel), ready, serialize_s(wire, egress_rate()));
+  // Egress NIC: FIFO per channel, the NIC's time shared between rank a's channels. A
+  // message without a cap (inside a host, or no NIC cap) does not pass it.
+  const double nic_rate = egress_rate(a, b);
+  const NicQueue::Booking egress = std::isinf(nic_rate)
+                                       ? NicQueue::Booking{ready, ready}
+                                       : egress_[size_t(a)].book(channel_index(channel), ready, serialize_s(wire, nic_rate));
   const double egress_start = egress.start, sender_free = egress.end;
 
   // Path a->b: its first byte comes in when the egress starts (cut-through); its last byte
@@ -213,15 +249,15 @@ double NetworkModel::on_receive(int b, int a, uint64_t bytes, double wire_arriva
   // Without an ingress cap there is no ingress queue: a message is done when it arrives.
   // (Booking one anyway would make a receive wait for whatever arrived-later message was
   // booked before it, e.g. a DP chunk completed on the wall clock's comm thread.)
-  if (a == b || !std::isfinite(ingress_rate())) return wire_arrival;
+  if (a == b || !std::isfinite(ingress_rate(a, b))) return wire_arrival;
   const uint64_t wire = wire_bytes(bytes);
   // The receiver only knows when the last byte reached it; the bytes are taken to have
   // streamed in at the upstream bottleneck rate, so the first byte came that much earlier.
-  const double upstream = std::min(egress_rate(), path_rate(a, b));
+  const double upstream = std::min(egress_rate(a, b), path_rate(a, b));
   const double first_byte = wire_arrival - serialize_s(wire, upstream);
   NicQueue& ingress = ingress_[size_t(b)];
   const int c = channel_index(channel);
-  const double done = std::max(wire_arrival, ingress.book(c, first_byte, serialize_s(wire, ingress_rate())).end);
+  const double done = std::max(wire_arrival, ingress.book(c, first_byte, serialize_s(wire, ingress_rate(a, b))).end);
   ingress.hold(c, done);
   return done;
 }

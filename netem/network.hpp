@@ -21,6 +21,16 @@
 // into one ingress cap C finish at t + L + p*w/C. The ingress only sees the last byte's
 // arrival, so it takes the bytes to have streamed in at the upstream rate min(E, R).
 //
+// NIC caps: E = min(nic.egress, the host's share) and I likewise, where the host's share
+// is hosts.egress / (ranks on the sender's host) for a message that leaves its host, and
+// no cap for one between two ranks of one host (it takes the intra link: NVLink, PCIe).
+// The share is static: each rank of a host gets 1/p of its NIC whether or not the others
+// send (DT-FM's figures: 25 Gbps per 8-GPU node = 3.125 Gbps per GPU). The ranks are
+// separate processes, each with its own copy of this model, so a queue really shared by a
+// host's ranks would need their traffic in one place; the share is what every rank of a
+// host sees when all of them send at once, the case of 3D-parallel training: p ranks of
+// one host sending w bytes each at t all finish at t + L + p*w/C_host.
+//
 // Jitter and loss are drawn from a SplitMix64 stream seeded by (profile seed, a, b, index
 // of the message on a->b): the same run gives the same draws whatever else happens. Jitter
 // is normal (jitter = standard deviation) or uniform (jitter = half-width); the delay never
@@ -40,6 +50,7 @@
 // is really busy. With one channel this is exactly the FIFO rule above. Paths are per rank
 // pair, not per channel (a DP and a PP message to one peer queue on one path).
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -94,15 +105,25 @@ class NetworkModel {
 
   // Closed-form alpha-beta terms of the path a->b (what the cost formulas use):
   // alpha = one-way latency (mean), beta = seconds per payload byte at the effective rate
-  // min(path, egress NIC of a, ingress NIC of b, TCP window / RTT), headers included.
+  // min(path, egress NIC of a, ingress NIC of b, TCP window / RTT), headers included; the
+  // NIC rates are those of a message a->b (a host's share when it leaves the host), so
+  // beta is what the path gives when every rank of the host sends at once.
   double alpha(int a, int b) const;
   double beta(int a, int b) const;
   uint64_t wire_bytes(uint64_t payload) const;  // payload + per-segment headers
   // Effective rate of the path a->b in wire bytes/s: min(link bandwidth, TCP window / RTT);
   // +infinity when unlimited. NIC caps are separate servers (egress_rate, ingress_rate).
   double path_rate(int a, int b) const;
-  double egress_rate() const;   // per-rank NIC caps in wire bytes/s; +infinity if none
-  double ingress_rate() const;
+  // NIC caps in wire bytes/s that a message a->b meets at a's egress and at b's ingress
+  // (nic:, and the host's share when a and b are on different hosts); +infinity if none.
+  double egress_rate(int a, int b) const;
+  double ingress_rate(int a, int b) const;
+  struct NicRates {
+    double egress, ingress;
+  };
+  // The slowest of those over the messages between any two of RANKS (cost formulas).
+  NicRates slowest_nic(std::span<const int> ranks) const;
+  int host_of(int rank) const { return host_[size_t(rank)]; }
 
   const Profile& profile() const { return profile_; }
   int world_size() const { return world_; }
@@ -112,8 +133,13 @@ class NetworkModel {
  private:
   double path_delay(int a, int b, uint64_t payload, uint64_t index) const;
 
+  // The host's NIC share of RANK (+infinity without a host cap).
+  double host_egress(int rank) const;
+  double host_ingress(int rank) const;
+
   Profile profile_;
   int world_;
+  std::vector<int> host_, host_size_;  // rank -> host; host -> ranks placed on it
   std::vector<NicQueue> egress_, ingress_;  // per rank
   std::vector<double> path_free_, path_last_arrival_;  // per ordered pair a*world+b
   std::vector<uint64_t> path_messages_;  // per ordered pair: message counter for jitter/loss draws

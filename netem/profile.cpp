@@ -16,10 +16,11 @@ namespace {
 
 using Keys = std::vector<std::string>;
 const Keys kTopKeys = {"name",  "source",       "seed", "sites",    "rank_sites",
-                       "links", "default_link", "nic",  "transport"};
+                       "links", "default_link", "nic",  "hosts", "transport"};
 const Keys kSiteKeys = {"name", "ranks", "intra"};
 const Keys kLinkKeys = {"latency", "bandwidth", "jitter", "jitter_dist", "loss"};
 const Keys kNicKeys = {"egress", "ingress"};
+const Keys kHostKeys = {"ranks", "egress", "ingress"};
 const Keys kTransportKeys = {"header_bytes", "segment_bytes", "tcp_window", "rto"};
 
 std::string join(const Keys& names) {
@@ -328,6 +329,20 @@ void read_nic(const Reader& r, const YAML::Node& nic, Profile& p) {
   if (YAML::Node v = nic["ingress"]) p.nic_ingress_Bps = r.bandwidth(v, "nic.ingress");
 }
 
+void read_hosts(const Reader& r, const YAML::Node& hosts, Profile& p) {
+  const std::string example = "{ranks: 8, egress: 25Gbps, ingress: 25Gbps}";
+  r.expect_map(hosts, "hosts", example);
+  r.check_keys(hosts, "hosts", kHostKeys);
+  const YAML::Node ranks = r.required(hosts, "hosts", "ranks", "8");
+  const uint64_t n = r.integer(ranks, "hosts.ranks", "a number of ranks per host >= 1");
+  if (n < 1 || n > 1000000) r.fail(ranks, "hosts.ranks", "expected a number of ranks per host in [1, 1000000], got " + describe(ranks));
+  p.hosts.ranks = int(n);
+  if (YAML::Node v = hosts["egress"]) p.hosts.egress_Bps = r.bandwidth(v, "hosts.egress");
+  if (YAML::Node v = hosts["ingress"]) p.hosts.ingress_Bps = r.bandwidth(v, "hosts.ingress");
+  if (!hosts["egress"] && !hosts["ingress"])
+    r.fail(hosts, "hosts", "give the host's NIC cap, egress and/or ingress, e.g. " + example);
+}
+
 void read_transport(const Reader& r, const YAML::Node& t, Profile& p) {
   r.expect_map(t, "transport", "{header_bytes: 66, segment_bytes: 1448}");
   r.check_keys(t, "transport", kTransportKeys);
@@ -419,6 +434,17 @@ const LinkSpec& Profile::link(int a, int b) const {
   return inter.at(size_t(sa) * sites.size() + size_t(sb));
 }
 
+std::vector<int> Profile::rank_hosts() const {
+  std::map<std::pair<int, int>, int> index;  // (site, host within the site) -> host
+  std::vector<int> held(sites.size(), 0), host;
+  for (size_t rank = 0; rank < rank_site.size(); ++rank) {
+    const int s = rank_site[rank];
+    const int within = hosts.ranks > 0 ? held[size_t(s)]++ / hosts.ranks : held[size_t(s)]++;
+    host.push_back(index.emplace(std::pair(s, within), int(index.size())).first->second);
+  }
+  return host;
+}
+
 Profile load_profile(const std::string& path, int world_size) {
   if (world_size < 1) throw std::invalid_argument("load_profile: world size must be >= 1");
   const Reader r(path);
@@ -437,6 +463,7 @@ Profile load_profile(const std::string& path, int world_size) {
 
   read_network(r, root, world_size, p);
   if (YAML::Node nic = root["nic"]) read_nic(r, nic, p);
+  if (YAML::Node hosts = root["hosts"]) read_hosts(r, hosts, p);
   if (YAML::Node t = root["transport"]) read_transport(r, t, p);
   return p;
 }

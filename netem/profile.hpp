@@ -25,6 +25,15 @@ struct Site {
   LinkSpec intra;            // between two ranks of this site
 };
 
+// Machines: every RANKS consecutive ranks of a site (in rank order) are one host, whose
+// NIC caps are shared by the ranks placed on it: each of them gets cap / (ranks on its host)
+// for the messages that leave the host (those between two ranks of one host take the
+// site's intra link only: NVLink, PCIe). RANKS = 0: no hosts.
+struct Hosts {
+  int ranks = 0;
+  double egress_Bps = 0, ingress_Bps = 0;  // per host; 0 = unlimited
+};
+
 struct Profile {
   std::string name, source_path;
   std::string source;                  // where the figures come from (free text)
@@ -36,6 +45,7 @@ struct Profile {
   std::vector<LinkSpec> inter;
   double nic_egress_Bps = 0;           // per rank; 0 = unlimited
   double nic_ingress_Bps = 0;
+  Hosts hosts;
   uint64_t header_bytes = 0;           // per segment, e.g. 66
   uint64_t segment_bytes = 1448;       // TCP payload per segment
   uint64_t tcp_window_bytes = 0;       // 0 = no window cap
@@ -43,6 +53,8 @@ struct Profile {
   uint64_t seed = 1;                   // jitter and loss draws
 
   const LinkSpec& link(int a, int b) const;  // the link between two ranks
+  // Rank -> host (numbered in order of first rank); every rank its own host without hosts.
+  std::vector<int> rank_hosts() const;
 };
 
 // Loads PATH for WORLD_SIZE ranks. Sites either give `ranks: N`, or one site says

@@ -207,6 +207,63 @@ TEST_CASE("netem channels: two channels sending at once share the NIC's rate", "
   CHECK(net.on_send(0, 2, uint64_t(n), 0.0, Stream::kComm).sender_free == exactly(3 * w));
 }
 
+// ---------------------------------------------------------------- hosts
+
+const std::string kTwoHosts = R"(
+sites:
+  - {name: dc, ranks: rest, intra: {latency: 1ms, bandwidth: 100Gbps}}
+hosts: {ranks: 4, egress: 8Gbps, ingress: 16Gbps}
+)";
+
+TEST_CASE("netem hosts: p ranks of one host sending at once finish at t + L + p*w/C_host", "[netem][hosts]") {
+  const double L = 0.001, n = 1000000, C = 8 * kGbps, R = 100 * kGbps;
+  for (int p : {1, 2, 4}) {  // a world of 4 + p ranks: host 0 full, host 1 holds p
+    INFO("ranks on the sending host " << p);
+    NetworkModel net(load_profile(write_profile("two-hosts", kTwoHosts), 4 + p), 4 + p);
+    CHECK(net.host_of(3) == 0);
+    CHECK(net.host_of(4) == 1);
+    // Host 1's p ranks each send n bytes to rank 0 (host 0) at t = 2: each at C/p.
+    for (int a = 4; a < 4 + p; ++a) {
+      const SendTiming s = net.on_send(a, 0, uint64_t(n), 2.0);
+      CHECK(s.sender_free == exactly(2.0 + p * n / C));
+      CHECK(s.wire_arrival == exactly(2.0 + L + p * n / C));
+    }
+    CHECK(net.egress_rate(4, 0) == exactly(C / p));
+  }
+  // Inside a host: no NIC, the site's link alone (t + L + w/R, even with the host busy).
+  NetworkModel net(load_profile(write_profile("two-hosts", kTwoHosts), 8), 8);
+  net.on_send(0, 4, uint64_t(n), 0.0);
+  CHECK(net.on_send(0, 1, uint64_t(n), 0.0).wire_arrival == exactly(L + n / R));
+  CHECK(std::isinf(net.egress_rate(0, 1)));
+  CHECK(net.beta(0, 1) == exactly(1 / R));
+  // Ingress: the host's 16 Gbps over its 4 ranks. Beta takes the slowest of the link (100),
+  // the sender's share (8 / 4) and the receiver's (16 / 4): 2 Gbps.
+  CHECK(net.ingress_rate(4, 0) == exactly(4 * kGbps));
+  CHECK(net.beta(4, 0) == exactly(1 / (2 * kGbps)));
+  const int members[] = {0, 1, 4};
+  CHECK(net.slowest_nic(members).egress == exactly(2 * kGbps));
+  CHECK(net.slowest_nic(members).ingress == exactly(4 * kGbps));
+  const int one_host[] = {0, 1, 2};
+  CHECK(std::isinf(net.slowest_nic(one_host).egress));
+}
+
+TEST_CASE("netem hosts: consecutive ranks of a site, however the sites were placed", "[netem][hosts]") {
+  Profile p = load_profile(write_profile("hosts-list", R"(
+sites:
+  - {name: A, intra: {latency: 1ms, bandwidth: 1Gbps}}
+  - {name: B, intra: {latency: 1ms, bandwidth: 1Gbps}}
+rank_sites: [A, B, A, B, A, A]
+default_link: {latency: 10ms, bandwidth: 1Gbps}
+hosts: {ranks: 2, egress: 1Gbps}
+)"), 6);
+  // A holds ranks 0, 2, 4, 5: hosts {0, 2}, {4, 5}; B holds 1, 3: one host.
+  CHECK(p.rank_hosts() == std::vector<int>{0, 1, 0, 1, 2, 2});
+  CHECK(p.hosts.ranks == 2);
+  CHECK(p.hosts.egress_Bps == exactly(kGbps));
+  CHECK(p.hosts.ingress_Bps == 0.0);
+  CHECK(uniform_profile(3, 0, 0).rank_hosts() == std::vector<int>{0, 1, 2});  // no hosts: a rank each
+}
+
 TEST_CASE("netem: a slow egress feeding a fast path: the slowest server sets the pace",
           "[netem]") {
   Profile p = uniform_profile(2, 0.0, 10 * kGbps);
@@ -406,6 +463,15 @@ TEST_CASE("netem profiles: the DT-FM figures are the paper's", "[netem]") {
   check_link(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 0, 8, 0.01, 25);
   check_link(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 8, 15, 0.002, 100);
   check_link(load_profile(shipped("dtfm-2-dc-spot"), 64), 7, 8, 0.01, 10);
+  // Scenarios 1 and 2: a node's NIC (25 / 10 Gbps) shared by its 8 GPUs, none inside it.
+  const NetworkModel on_demand(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 64);
+  const NetworkModel spot(load_profile(shipped("dtfm-2-dc-spot"), 64), 64);
+  CHECK(on_demand.egress_rate(3, 8) == exactly(3.125 * kGbps));
+  CHECK(on_demand.ingress_rate(3, 60) == exactly(3.125 * kGbps));
+  CHECK(spot.egress_rate(7, 8) == exactly(1.25 * kGbps));
+  CHECK(std::isinf(spot.egress_rate(8, 15)));
+  CHECK(on_demand.host_of(7) == 0);
+  CHECK(on_demand.host_of(8) == 1);
 }
 
 TEST_CASE("netem profiles: the seed figures and the AQ-SGD sweep", "[netem]") {
@@ -625,6 +691,12 @@ links:
   check_rejected("bad-rto", kTwoSites + "transport: {rto: 0}\n", 4,
                  {"transport.rto", "> 0"});
   check_rejected("bad-nic", kTwoSites + "nic: {egress: fast}\n", 4, {"nic.egress"});
+  check_rejected("hosts-zero", kTwoSites + "hosts: {ranks: 0, egress: 25Gbps}\n", 4,
+                 {"hosts.ranks", "ranks per host in [1, 1000000]", "'0'"});
+  check_rejected("hosts-no-cap", kTwoSites + "hosts: {ranks: 8}\n", 4, {"'hosts'", "egress and/or ingress"});
+  check_rejected("hosts-typo", kTwoSites + "hosts: {ranks: 8, egres: 25Gbps}\n", 4,
+                 {"unknown key 'hosts.egres'", "ranks, egress, ingress"});
+  check_rejected("hosts-missing", kTwoSites + "hosts: {egress: 25Gbps}\n", 4, {"hosts.ranks", "missing"});
   check_rejected("yaml-syntax", "sites: [{name: A\n", 1, {"invalid YAML"});
   check_rejected("not-a-map", "- just\n- a list\n", 1, {"expected a network profile"});
   CHECK_THROWS_WITH(load_profile("/nonexistent/net.yaml", 2),

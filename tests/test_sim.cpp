@@ -293,11 +293,12 @@ TEST_CASE("sweeps: ranges, units and marks", "[sim]") {
   const std::vector<SweepPoint> points = run_sweep(base, parse_axis(base, "net.bandwidth=100Mbps:100Gbps:log7", "--sweep"));
   for (size_t i = 1; i < points.size(); ++i) CHECK(points[i].result.time.step <= points[i - 1].result.time.step);
   CHECK(points.front().result.slowdown() > points.back().result.slowdown());
-  // A mark on a bandwidth sweep sits at the slowest link it uses: scenario 1's 25 Gbps.
+  // A mark on a bandwidth sweep sits at the slowest link it uses: scenario 1's 25 Gbps per
+  // node, shared by its 8 GPUs (configs/net/dtfm-1-dc-ondemand.yaml, hosts).
   const std::vector<SweepPoint> marks =
       run_marks(base, parse_axis(base, "net.profile=configs/net/dtfm-1-dc-ondemand.yaml", "--mark"), bw);
   CHECK(marks.front().label == "dtfm-1-dc-ondemand");
-  CHECK(marks.front().x == Approx(25e9));
+  CHECK(marks.front().x == Approx(25e9 / 8));
 }
 
 TEST_CASE("speed: 175B on 1,024 ranks, and a 50-point sweep", "[sim][benchmark]") {

@@ -127,8 +127,9 @@ GroupLinks group_links(const netem::NetworkModel& net, std::span<const int> rank
   GroupLinks l;
   l.spec = spec;
   l.p = int(ranks.size());
-  l.egress_rate = net.egress_rate();
-  l.ingress_rate = net.ingress_rate();
+  const netem::NetworkModel::NicRates nic = net.slowest_nic(ranks);
+  l.egress_rate = nic.egress;
+  l.ingress_rate = nic.ingress;
   if (l.p <= 1) return l;
   const size_t p = ranks.size();
   switch (spec.algo) {
