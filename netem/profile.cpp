@@ -16,7 +16,8 @@ namespace {
 
 using Keys = std::vector<std::string>;
 const Keys kTopKeys = {"name",  "source",       "seed", "sites",    "rank_sites",
-                       "links", "default_link", "nic",  "hosts", "transport"};
+                       "links", "default_link", "nic",  "hosts", "transport", "placement"};
+const Keys kPlacements = {"fill", "round_robin", "blocks"};
 const Keys kSiteKeys = {"name", "ranks", "intra"};
 const Keys kLinkKeys = {"latency", "bandwidth", "jitter", "jitter_dist", "loss"};
 const Keys kNicKeys = {"egress", "ingress"};
@@ -187,9 +188,42 @@ int site_index(const Reader& r, const std::map<std::string, int>& index, const Y
   return it->second;
 }
 
-// Placement by counts: sites in order, each taking `ranks: N` ranks, one may take `rest`.
-// Only the first WORLD ranks are placed; ranks a profile holds beyond them stay unused.
-std::vector<int> place_by_counts(const Reader& r, const YAML::Node& sites, int world) {
+// How many ranks each site takes under `placement: blocks`: the world in equal blocks of
+// consecutive ranks over the sites that hold any (the first world % sites one more), each
+// within what its site holds.
+std::vector<uint64_t> block_sizes(const Reader& r, const YAML::Node& sites, const std::vector<uint64_t>& holds,
+                                  int world) {
+  const uint64_t used = uint64_t(std::count_if(holds.begin(), holds.end(), [](uint64_t n) { return n > 0; }));
+  std::vector<uint64_t> take(holds.size(), 0);
+  uint64_t k = 0;
+  for (size_t s = 0; s < holds.size(); ++s) {
+    if (holds[s] == 0) continue;
+    take[s] = uint64_t(world) / used + (k++ < uint64_t(world) % used ? 1 : 0);
+    if (take[s] > holds[s])
+      r.fail(sites[s]["ranks"], item("sites", s) + ".ranks",
+             "placement 'blocks' puts " + std::to_string(take[s]) + " of the " + std::to_string(world) +
+                 " ranks on site '" + sites[s]["name"].Scalar() + "', which holds " + std::to_string(holds[s]) +
+                 " (give it more, or use placement 'fill' or 'round_robin')");
+  }
+  return take;
+}
+
+// Round robin: rank i on the next site in list order that still has room.
+std::vector<int> deal_round_robin(std::vector<uint64_t> holds, int world) {
+  std::vector<int> rank_site;
+  for (size_t s = 0; rank_site.size() < size_t(world); s = (s + 1) % holds.size())
+    if (holds[s] > 0) {
+      --holds[s];
+      rank_site.push_back(int(s));
+    }
+  return rank_site;
+}
+
+// Placement by counts: each site holds `ranks: N` ranks, one may hold the `rest` (no
+// limit). PLACEMENT says how the world's ranks go to them: fill (sites in list order, each
+// filled before the next), round_robin (one rank per site in turn) or blocks (equal blocks
+// of consecutive ranks). Ranks a profile holds beyond the world stay unused.
+std::vector<int> place_by_counts(const Reader& r, const YAML::Node& sites, int world, const std::string& placement) {
   std::vector<uint64_t> counts;
   std::optional<size_t> rest;
   uint64_t fixed = 0;
@@ -206,11 +240,13 @@ std::vector<int> place_by_counts(const Reader& r, const YAML::Node& sites, int w
     fixed += counts.back();
   }
   if (rest)
-    counts[*rest] = fixed < uint64_t(world) ? uint64_t(world) - fixed : 0;
+    counts[*rest] = placement == "fill" ? (fixed < uint64_t(world) ? uint64_t(world) - fixed : 0) : uint64_t(world);
   else if (fixed < uint64_t(world))
     r.fail(sites, "sites",
            "rank " + std::to_string(fixed) + " is on no site: the sites hold " +
                std::to_string(fixed) + " ranks (give a site 'ranks: rest')");
+  if (placement == "round_robin") return deal_round_robin(counts, world);
+  if (placement == "blocks") counts = block_sizes(r, sites, counts, world);
   std::vector<int> rank_site;
   for (size_t s = 0; s < counts.size(); ++s)
     for (uint64_t i = 0; i < counts[s] && rank_site.size() < size_t(world); ++i)
@@ -272,7 +308,7 @@ void read_links(const Reader& r, const YAML::Node& links, const std::map<std::st
 bool is_per_rank(const YAML::Node& sites) { return sites.IsScalar() && sites.Scalar() == "per_rank"; }
 
 void load_per_rank(const Reader& r, const YAML::Node& root, int world, Profile& p) {
-  for (const char* key : {"links", "rank_sites"})
+  for (const char* key : {"links", "rank_sites", "placement"})
     if (YAML::Node v = root[key])
       r.fail(v, key,
              std::string("not allowed with 'sites: per_rank' (every rank is its own site; the link between "
@@ -383,10 +419,22 @@ std::vector<SiteEntry> read_sites(const Reader& r, const YAML::Node& sites,
   return out;
 }
 
+// `placement:` (default fill), for sites that give `ranks:`.
+std::string read_placement(const Reader& r, const YAML::Node& root) {
+  const YAML::Node node = root["placement"];
+  if (!node) return "fill";
+  const std::string value = r.scalar(node, "placement", "one of " + join(kPlacements));
+  if (std::find(kPlacements.begin(), kPlacements.end(), value) == kPlacements.end())
+    r.fail(node, "placement", "expected one of " + join(kPlacements) + ", got " + describe(node));
+  return value;
+}
+
 std::vector<int> place_ranks(const Reader& r, const YAML::Node& root,
                              const std::map<std::string, int>& index, int world) {
   const YAML::Node list = root["rank_sites"];
-  if (!list) return place_by_counts(r, root["sites"], world);
+  if (!list) return place_by_counts(r, root["sites"], world, read_placement(r, root));
+  if (root["placement"])
+    r.fail(root["placement"], "placement", "not allowed with 'rank_sites' (which places every rank itself)");
   const YAML::Node sites = root["sites"];
   for (size_t s = 0; s < sites.size(); ++s)
     if (sites[s]["ranks"])
@@ -466,6 +514,16 @@ Profile load_profile(const std::string& path, int world_size) {
   if (YAML::Node hosts = root["hosts"]) read_hosts(r, hosts, p);
   if (YAML::Node t = root["transport"]) read_transport(r, t, p);
   return p;
+}
+
+std::string single_site_warning(const Profile& p) {
+  if (p.sites.size() < 2 || p.rank_site.empty()) return "";
+  const int first = p.rank_site.front();
+  if (std::any_of(p.rank_site.begin(), p.rank_site.end(), [&](int s) { return s != first; })) return "";
+  return "warning: network profile '" + p.name + "' has " + std::to_string(p.sites.size()) + " sites but puts all " +
+         std::to_string(p.rank_site.size()) + " ranks on '" + p.sites[size_t(first)].name +
+         "', so nothing crosses between sites; spread them with 'placement: round_robin' or 'placement: blocks' "
+         "in the profile, or a rank_sites list (configs/net/README.md)";
 }
 
 Profile uniform_profile(int world_size, double latency_s, double bandwidth_Bps) {

@@ -60,12 +60,19 @@ struct Profile {
 // Loads PATH for WORLD_SIZE ranks. Sites either give `ranks: N`, or one site says
 // `ranks: rest` and takes the ranks left over; or the profile gives `rank_sites:` (a site
 // name per rank); or `sites: per_rank` puts every rank on a site of its own (rank0, rank1,
-// ...), any two joined by `default_link`. Ranks fill the sites in list order and only the first WORLD_SIZE are
-// placed: a profile holding more ranks than the world leaves the rest unused. A rank on no
+// ...), any two joined by `default_link`. With `ranks:`, `placement:` says how the world's
+// ranks go to the sites: fill (the default: in list order, each site filled before the
+// next), round_robin (one rank per site in turn) or blocks (world / sites consecutive
+// ranks per site); a profile holding more ranks than the world leaves the rest unused. A rank on no
 // site, a negative bandwidth, an unknown site in a link, a duplicate site, a link missing
 // between two sites that hold ranks, an unknown key, ... throw UsageError (one line: file,
 // line, key, what is allowed). The format is in configs/net/README.md.
 Profile load_profile(const std::string& path, int world_size);
+
+// One line when a profile of several sites puts every rank on one of them (so no message
+// crosses between sites, which is rarely what a multi-site profile is for), saying how to
+// spread them; empty otherwise. Start-up prints it once (rank 0).
+std::string single_site_warning(const Profile& profile);
 
 // A profile with one site holding every rank, all links alike (tests, the unshaped baseline).
 Profile uniform_profile(int world_size, double latency_s, double bandwidth_Bps);

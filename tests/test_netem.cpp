@@ -534,6 +534,59 @@ transport: {header_bytes: 66, segment_bytes: 1448, tcp_window: 4MiB, rto: 250ms}
   CHECK(p.rto_s == exactly(0.25));
 }
 
+TEST_CASE("netem profiles: placement fill, round_robin and blocks spread any world size", "[netem][placement]") {
+  auto sites = [](const std::string& placement) {  // 4 sites of 16, or of 16, 2, rest, 0
+    return "placement: " + placement + R"(
+sites:
+  - {name: A, ranks: 16, intra: {latency: 1ms, bandwidth: 10Gbps}}
+  - {name: B, ranks: 16, intra: {latency: 1ms, bandwidth: 10Gbps}}
+  - {name: C, ranks: 16, intra: {latency: 1ms, bandwidth: 10Gbps}}
+  - {name: D, ranks: 16, intra: {latency: 1ms, bandwidth: 10Gbps}}
+default_link: {latency: 10ms, bandwidth: 1Gbps}
+)";
+  };
+  using V = std::vector<int>;
+  const std::string fill = write_profile("fill", sites("fill")), rr = write_profile("rr", sites("round_robin")),
+                    blocks = write_profile("blocks", sites("blocks"));
+  CHECK(load_profile(fill, 10).rank_site == V(10, 0));
+  CHECK(load_profile(rr, 10).rank_site == V{0, 1, 2, 3, 0, 1, 2, 3, 0, 1});
+  CHECK(load_profile(blocks, 10).rank_site == V{0, 0, 0, 1, 1, 1, 2, 2, 3, 3});
+  // The full world: blocks is fill; round robin deals, full sites drop out.
+  CHECK(load_profile(blocks, 64).rank_site == load_profile(fill, 64).rank_site);
+  CHECK(load_profile(rr, 64).rank_site[63] == 3);
+  CHECK(load_profile(rr, 3).rank_site == V{0, 1, 2});
+  // Room per site holds: with 16, 2, rest and 0, round robin skips the full and the empty.
+  const std::string uneven = R"(
+sites:
+  - {name: A, ranks: 3, intra: {latency: 1ms, bandwidth: 10Gbps}}
+  - {name: B, ranks: 1}
+  - {name: C, ranks: rest, intra: {latency: 1ms, bandwidth: 10Gbps}}
+  - {name: D, ranks: 0}
+default_link: {latency: 10ms, bandwidth: 1Gbps}
+)";
+  CHECK(load_profile(write_profile("uneven-rr", "placement: round_robin" + uneven), 7).rank_site ==
+        V{0, 1, 2, 0, 2, 0, 2});
+  CHECK(load_profile(write_profile("uneven-blocks", "placement: blocks" + uneven), 3).rank_site == V{0, 1, 2});
+  check_rejected("blocks-overfill", "placement: blocks" + uneven, 7,
+                 {"sites[1].ranks", "placement 'blocks' puts 2 of the 7 ranks on site 'B', which holds 1"});
+  // The shipped geographic profiles spread a small world; at 64 ranks they are the paper's.
+  CHECK(load_profile(shipped("dtfm-5-cities"), 8).rank_site == V{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(load_profile(shipped("dtfm-4-regions"), 16).rank_site == V{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3});
+  CHECK(load_profile(shipped("dtfm-3-two-dcs"), 5).rank_site == V{0, 0, 0, 1, 1});
+}
+
+TEST_CASE("netem profiles: one warning line when a multi-site profile puts every rank on one site", "[netem][placement]") {
+  const std::string w = single_site_warning(load_profile(shipped("dtfm-1-dc-ondemand"), 8));
+  CHECK(w == "warning: network profile 'dtfm-1-dc-ondemand' has 8 sites but puts all 8 ranks on 'node0', so nothing "
+             "crosses between sites; spread them with 'placement: round_robin' or 'placement: blocks' in the profile, "
+             "or a rank_sites list (configs/net/README.md)");
+  CHECK(single_site_warning(load_profile(shipped("dtfm-1-dc-ondemand"), 9)).empty());   // node1 too
+  CHECK(single_site_warning(load_profile(shipped("dtfm-5-cities"), 8)).empty());         // blocks
+  CHECK(single_site_warning(load_profile(shipped("centralized-25g"), 8)).empty());       // one site
+  CHECK(single_site_warning(load_profile(shipped("decentralized-1g"), 1)).empty());      // per_rank: one site
+  CHECK(!single_site_warning(load_profile(shipped("dtfm-5-cities"), 1)).empty());        // 1 rank, 8 sites
+}
+
 TEST_CASE("netem profiles: sites: per_rank puts every rank on a site of its own, any world size",
           "[netem]") {
   const std::string path = write_profile("per-rank", R"(
@@ -696,6 +749,12 @@ links:
   check_rejected("hosts-no-cap", kTwoSites + "hosts: {ranks: 8}\n", 4, {"'hosts'", "egress and/or ingress"});
   check_rejected("hosts-typo", kTwoSites + "hosts: {ranks: 8, egres: 25Gbps}\n", 4,
                  {"unknown key 'hosts.egres'", "ranks, egress, ingress"});
+  check_rejected("placement-bad", kTwoSites + "placement: spread\n", 4,
+                 {"key 'placement'", "expected one of fill, round_robin, blocks, got 'spread'"});
+  check_rejected("placement-list", "placement: blocks\nsites: [{name: A, intra: {latency: 1ms, bandwidth: 1Gbps}}]\n"
+                 "rank_sites: [A, A]\n", 2, {"key 'placement'", "not allowed with 'rank_sites'"});
+  check_rejected("placement-per-rank", "placement: fill\nsites: per_rank\ndefault_link: {latency: 1ms, bandwidth: 1Gbps}\n",
+                 2, {"key 'placement'", "per_rank"});
   check_rejected("hosts-missing", kTwoSites + "hosts: {egress: 25Gbps}\n", 4, {"hosts.ranks", "missing"});
   check_rejected("yaml-syntax", "sites: [{name: A\n", 1, {"invalid YAML"});
   check_rejected("not-a-map", "- just\n- a list\n", 1, {"expected a network profile"});
@@ -771,7 +830,7 @@ TEST_CASE("netem tc: NIC caps, jitter, loss, unlimited links, IPv6", "[netem]") 
 }
 
 TEST_CASE("netem tc: bad peer addresses are refused", "[netem]") {
-  const Profile p = load_profile(shipped("dtfm-3-two-dcs"), 4);  // all four in dc1
+  const Profile p = load_profile(shipped("dtfm-3-two-dcs"), 4);  // two in each data centre
   CHECK_THROWS_WITH(tc_commands(p, 0, "eth0", {"10.0.0.1", "10.0.0.2"}),
                     Catch::Contains("2 given, the profile places 4 ranks"));
   CHECK_THROWS_WITH(tc_commands(p, 0, "eth0", {"10.0.0.1", "10.0.0.2", "10.0.0.300", "x"}),

@@ -126,6 +126,7 @@ int run(const coll::BenchOptions& o) {
   const netem::Profile profile =
       o.net_path.empty() ? netem::uniform_profile(world, 0, 0) : netem::load_profile(o.net_path, world);
   coll::Communicator comm(MPI_COMM_WORLD, profile, parse_clock(o.clock), parse_transport(o.transport));
+  if (const std::string w = netem::single_site_warning(profile); comm.rank() == 0 && !w.empty()) std::cout << "# " << w << "\n";
   const std::vector<coll::BenchRow> rows = coll::run_coll_bench(comm, o, std::cout);
   if (comm.rank() == 0) {
     coll::write_coll_results(o.out_path, o, comm, rows);

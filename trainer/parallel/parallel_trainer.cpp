@@ -361,6 +361,7 @@ std::string rank_table(const std::vector<RankStepRecord>& rows) {
 const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   const bool root = world_.rank() == 0;
   summary_.command_line = command_line;
+  if (const std::string w = netem::single_site_warning(world_.network().profile()); root && !w.empty()) log_ << w << "\n";
   if (root)
     log_ << "model " << s_.name << ": " << summary_.num_params << " parameters on " << layout_.world()
          << " ranks (" << summary_.layout << "), " << num_threads() << " thread(s) per rank, clock "
