@@ -191,6 +191,23 @@ TEST_CASE("pipeline messages: latency on the fill, serialization in the steady s
   CHECK(run_pipeline(in).end == Approx(31.0));
 }
 
+TEST_CASE("pipeline channels: a gradient send does not wait behind the DP bucket", "[sim][channels]") {
+  // Two stages, one micro-batch, GPipe; the last stage launches a 10 s bucket when its
+  // backward ends at 8.5 (forward 1..; activation 1 + 4 + 0.5 = 5.5; forward to 6.5,
+  // backward to 8.5). Its gradient leaves at once on the TP/PP channel: it arrives at
+  // 8.5 + 4 + 0.5 = 13 and stage 0's backward ends at 15. The bucket ends at 18.5. On one
+  // channel the send would have left at 18.5 and the pipeline ended at 25.
+  PipelineInput in;
+  in.stages = {StageWork::plain({1.0, 2.0}), StageWork{{{1.0}}, {{2.0, 0.0, 0.0}}, 0, {{0.0, 10.0}}, 0}};
+  in.forward.assign(1, Hop{0.5, 4.0});
+  in.backward.assign(1, Hop{0.5, 4.0});
+  in.schedule = Schedule::kGpipe;
+  const PipelineTimes t = run_pipeline(in);
+  CHECK(t.end == Approx(15.0).epsilon(1e-12));
+  CHECK(t.done == std::vector<double>{15.0, 18.5});
+  CHECK(t.dp_busy == std::vector<double>{0.0, 10.0});
+}
+
 TEST_CASE("DP time equals the collectives' cost formula on the profile", "[sim]") {
   const netem::NetworkModel net(netem::load_profile(two_sites(), 8), 8);
   const double intra_a = net.alpha(0, 1), intra_b = net.alpha(4, 5), inter_a = net.alpha(0, 4);
