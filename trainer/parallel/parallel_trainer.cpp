@@ -250,7 +250,7 @@ void ParallelTrainer::finish_backward() {
     const size_t n = model_->wte_size();  // wte is at local offset 0
     coll::Communicator& e = *g_->embed;
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
-    split_pp_wait(wait, coll::ring_allreduce_model(e, double(n * sizeof(float))));
+    split_pp_wait(wait, coll::ring_allreduce_model(e.network(), e.ranks(), double(n * sizeof(float))));
   }
   sync_->ready(0, model_->grads(), [this](const std::function<void()>& fn) { launch(fn); });
   timeline_->join();

@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 
+#include "algorithms.hpp"
 #include "codec.hpp"
 #include "network.hpp"
 #include "sim/collective_model.hpp"
@@ -28,7 +29,6 @@ struct Context {
   const double memory_bandwidth;              // bytes/s; 0 = the optimizer is free
   const double act_bytes;                     // one activation value
   const double grad_bytes;                    // one gradient value as stored
-  coll::AlphaBeta worst_used;                 // over every link that carries traffic
 
   Context(const SimSettings& settings, const SimInputs& in)
       : s(settings),
@@ -50,10 +50,6 @@ struct Context {
   double grad_wire(double elements) const {
     return codec ? double(codec->encoded_bytes(size_t(std::ceil(elements)))) : elements * grad_bytes;
   }
-  void note(const coll::AlphaBeta& l) {
-    worst_used.alpha = std::max(worst_used.alpha, l.alpha);
-    worst_used.beta = std::max(worst_used.beta, l.beta);
-  }
   std::vector<int> tp_group(int pp, int dp) const {
     std::vector<int> r;
     for (int t = 0; t < g.tp; ++t) r.push_back(g.rank(t, dp, pp));
@@ -69,11 +65,8 @@ struct Context {
 const CollectiveSpec kTpRing{Algo::kRing, 0, 0};  // Megatron's TP allreduce (NCCL ring)
 
 // One TP allreduce of a micro-batch's activations on stage ST of replica DP (0 at TP = 1).
-double tp_allreduce(Context& c, int st, int dp) {
-  const std::vector<int> group = c.tp_group(st, dp);
-  const GroupLinks l = group_links(c.net, group, kTpRing);
-  if (c.g.tp > 1) c.note(l.used);
-  return allreduce_time(c.net, l, c.activation_message());
+double tp_allreduce(const Context& c, int st, int dp) {
+  return coll::ring_allreduce_model(c.net, c.tp_group(st, dp), c.activation_message());
 }
 
 // The vocabulary-parallel collectives of one micro-batch on the TP group (0 otherwise):
@@ -82,11 +75,10 @@ double tp_allreduce(Context& c, int st, int dp) {
 struct VocabComm {
   double embed = 0, loss = 0, head_grad = 0;
 };
-VocabComm vocab_comm(Context& c, const Stage& st, int stage, int dp, double ar) {
+VocabComm vocab_comm(const Context& c, const Stage& st, int stage, int dp, double ar) {
   if (!st.vocab_split) return {};
-  const GroupLinks l = group_links(c.net, c.tp_group(stage, dp), kTpRing);
   const double gathered = c.micro_tokens() * 3 * sizeof(float) * c.g.tp;
-  return {st.first ? ar : 0, st.last ? coll::ring_allgather_cost(c.g.tp, gathered, l.used.alpha, l.used.beta) : 0,
+  return {st.first ? ar : 0, st.last ? coll::ring_allgather_model(c.net, c.tp_group(stage, dp), gathered) : 0,
           st.last ? ar : 0};
 }
 
@@ -120,7 +112,7 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
 
 // The DP buckets of stage ST, cut from the end of its buffer (parallel/grad_sync.cpp), each
 // allreduced over the DP group with net.algo's formula (the worst of the TP ranks' groups).
-std::vector<Bucket> dp_buckets(Context& c, int st) {
+std::vector<Bucket> dp_buckets(const Context& c, int st) {
   if (c.g.dp == 1) return {};
   const double n = c.model.stages[size_t(st)].buffer.total();
   const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
@@ -128,14 +120,10 @@ std::vector<Bucket> dp_buckets(Context& c, int st) {
     throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
                      std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
   const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
-  std::vector<GroupLinks> groups;
-  for (int t = 0; t < c.g.tp; ++t) {
-    groups.push_back(group_links(c.net, c.dp_group(st, t), spec));
-    c.note(groups.back().used);
-  }
   auto cost = [&](double elements) {
     double worst = 0;
-    for (const GroupLinks& l : groups) worst = std::max(worst, allreduce_time(c.net, l, c.grad_wire(elements)));
+    for (int t = 0; t < c.g.tp; ++t)
+      worst = std::max(worst, allreduce_time(c.net, c.dp_group(st, t), spec, c.grad_wire(elements)));
     return worst;
   };
   std::vector<Bucket> out;
@@ -150,15 +138,13 @@ std::vector<Bucket> dp_buckets(Context& c, int st) {
 
 // The tied embedding's gradient (raw, as the trainer sends it), summed between the first
 // and the last stage of replica DP (PP > 1).
-double tied_embedding_sync(Context& c, int dp) {
+double tied_embedding_sync(const Context& c, int dp) {
   if (c.g.pp == 1) return 0;
   const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
   double cost = 0;
   for (int t = 0; t < c.g.tp; ++t) {
     const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
-    const GroupLinks l = group_links(c.net, pair, kTpRing);
-    c.note(l.used);
-    cost = std::max(cost, allreduce_time(c.net, l, bytes));
+    cost = std::max(cost, coll::ring_allreduce_model(c.net, pair, bytes));
   }
   return cost;
 }
@@ -173,29 +159,23 @@ double optimizer_time(const Context& c, int st) {
 }
 
 // Boundary ST -> ST+1 of replica DP in one direction: the worst of its TP ranks' links.
-Hop boundary(Context& c, int st, int dp, bool forward) {
-  coll::AlphaBeta w;
+Hop boundary(const Context& c, int st, int dp, bool forward) {
+  Hop worst;
   for (int t = 0; t < c.g.tp; ++t) {
     int a = c.g.rank(t, dp, st), b = c.g.rank(t, dp, st + 1);
     if (!forward) std::swap(a, b);
-    w.alpha = std::max(w.alpha, c.net.alpha(a, b));
-    w.beta = std::max(w.beta, c.net.beta(a, b));
+    worst.latency = std::max(worst.latency, c.net.alpha(a, b));
+    worst.serialize = std::max(worst.serialize, c.activation_message() * c.net.beta(a, b));
   }
-  c.note(w);
-  return {w.alpha, c.activation_message() * w.beta};
+  return worst;
 }
 
-// The grad-norm and loss allreduce that ends the trainer's step: a ring of 2 floats over
-// every rank in rank order, blocking. Its last step reaches rank 0 over the 2(W-1) ring
-// links before it, each alpha + (8/W) beta (not the worst link: this ring crosses sites).
-double norm_allreduce(Context& c) {
-  const int w = c.g.world();
-  double t = 0;
-  for (int k = 0; k < 2 * (w - 1); ++k) {
-    const int to = ((-k) % w + w) % w, from = (to + w - 1) % w;
-    t += c.net.alpha(from, to) + 8.0 / w * c.net.beta(from, to);
-  }
-  return t;
+// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
+// in rank order, a ring, blocking.
+double norm_allreduce(const Context& c) {
+  std::vector<int> world(static_cast<size_t>(c.g.world()));
+  for (int r = 0; r < c.g.world(); ++r) world[size_t(r)] = r;
+  return coll::ring_allreduce_model(c.net, world, 2 * sizeof(float));
 }
 
 struct Replica {  // one DP replica's pipeline
@@ -264,9 +244,10 @@ MemoryPerRank memory_per_rank(const Context& c) {
   return best;
 }
 
-// Bytes every rank sends per step, by link class, averaged over the ranks.
+// Bytes every rank sends per step, by link class, averaged over the ranks; and the
+// slowest link and largest latency among the links that carry them.
 void count_traffic(const Context& c, SimResult& r) {
-  Traffic tp, pp, dps;
+  coll::Traffic tp, pp, dps;
   const int m = c.s.microbatches;
   const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
   for (int st = 0; st < c.g.pp; ++st) {
@@ -275,11 +256,14 @@ void count_traffic(const Context& c, SimResult& r) {
     const double tp_bytes = c.activation_message() * allreduces;
     const double buckets = c.s.dp_bucket_bytes > 0 ? std::ceil(stage.buffer.total() * c.grad_bytes / c.s.dp_bucket_bytes) : 1;
     const double dp_wire = c.grad_wire(stage.buffer.total() / buckets) * buckets;
-    // A ring allgather sends half of what a ring allreduce of the same buffer sends.
     const double gathered = stage.vocab_split && stage.last ? c.micro_tokens() * 3 * sizeof(float) * c.g.tp * m : 0;
     for (int d = 0; d < c.g.dp; ++d) {
-      tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, tp_bytes);
-      if (gathered > 0) tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, gathered / 2);
+      const std::vector<int> group = c.tp_group(st, d);
+      tp += allreduce_traffic(c.net, group, kTpRing, tp_bytes);
+      if (gathered > 0)
+        tp += coll::traffic(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(int(group.size()), gathered, emit);
+        });
     }
     for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp_wire);
   }
@@ -287,8 +271,8 @@ void count_traffic(const Context& c, SimResult& r) {
     for (int t = 0; t < c.g.tp; ++t) {
       for (int st = 0; st + 1 < c.g.pp; ++st) {
         const int a = c.g.rank(t, d, st), b = c.g.rank(t, d, st + 1);
-        pp += p2p_traffic(c.net, a, b, m * c.activation_message());
-        pp += p2p_traffic(c.net, b, a, m * c.activation_message());
+        pp += coll::p2p_traffic(c.net, a, b, m * c.activation_message());
+        pp += coll::p2p_traffic(c.net, b, a, m * c.activation_message());
       }
       if (c.g.pp > 1) {
         const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
@@ -299,6 +283,11 @@ void count_traffic(const Context& c, SimResult& r) {
   r.tp_bytes = {tp.intra / w, tp.inter / w};
   r.pp_bytes = {pp.intra / w, pp.inter / w};
   r.dp_bytes = {dps.intra / w, dps.inter / w};
+  coll::Traffic all = tp;
+  all += pp;
+  all += dps;
+  r.slowest_link_Bps = all.worst_beta > 0 ? 1 / all.worst_beta : std::numeric_limits<double>::infinity();
+  r.largest_latency_s = all.worst_alpha;
 }
 
 // Splits the critical path of the slowest replica into the parts of StepTimes.
@@ -377,8 +366,6 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   count_traffic(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
-  r.slowest_link_Bps = c.worst_used.beta > 0 ? 1 / c.worst_used.beta : std::numeric_limits<double>::infinity();
-  r.largest_latency_s = c.worst_used.alpha;
   return r;
 }
 
