@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 #include <vector>
@@ -16,8 +17,9 @@ struct Queues {
   std::vector<double> time, egress_free, ingress_free;
   std::unordered_map<int64_t, double> path_free;  // from * p + to
 
+  static constexpr double kIdle = -std::numeric_limits<double>::infinity();  // a queue never used
   Queues(const netem::NetworkModel& n, std::span<const int> r)
-      : net(n), ranks(r), time(r.size(), 0.0), egress_free(r.size(), 0.0), ingress_free(r.size(), 0.0) {}
+      : net(n), ranks(r), time(r.size(), 0.0), egress_free(r.size(), kIdle), ingress_free(r.size(), kIdle) {}
 
   struct InFlight {
     double arrival, first_byte;
@@ -29,7 +31,7 @@ struct Queues {
     const double start = std::max(egress_free[size_t(m.from)], ready);
     const double sender_free = start + m.bytes * nic.egress;
     egress_free[size_t(m.from)] = sender_free;
-    double& path = path_free[int64_t(m.from) * int64_t(ranks.size()) + m.to];
+    double& path = path_free.try_emplace(int64_t(m.from) * int64_t(ranks.size()) + m.to, kIdle).first->second;
     const double depart = std::max(sender_free, std::max(path, start) + m.bytes * beta);
     path = depart;
     ends[size_t(m.from)] = std::max(ends[size_t(m.from)], sender_free);
@@ -73,11 +75,18 @@ NicBeta nic_betas(const netem::NetworkModel& net, double n) {
   return {per_byte(net.egress_rate()), per_byte(net.ingress_rate())};
 }
 
+std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
+                                std::span<const double> start) {
+  Queues q(net, ranks);
+  if (!start.empty()) q.time.assign(start.begin(), start.end());
+  if (ranks.size() > 1) rounds([&](std::span<const Message> round) { run_round(q, round); });
+  return q.time;
+}
+
 double replay(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds) {
   if (ranks.size() <= 1) return 0.0;
-  Queues q(net, ranks);
-  rounds([&](std::span<const Message> round) { run_round(q, round); });
-  return *std::max_element(q.time.begin(), q.time.end());
+  const std::vector<double> done = replay_each(net, ranks, rounds);
+  return *std::max_element(done.begin(), done.end());
 }
 
 Traffic& Traffic::operator+=(const Traffic& o) {

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "network.hpp"
 
@@ -39,6 +40,9 @@ using Rounds = std::function<void(const RoundSink&)>;
 // Seconds from a common start until every rank of RANKS (netem ranks, in the algorithm's
 // local order) has finished ROUNDS.
 double replay(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds);
+// When each rank finishes, the ranks starting at START (one time per rank; empty: all at 0).
+std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
+                                std::span<const double> start = {});
 
 // What ROUNDS send, summed over the group's ranks, by link class (netem sites), as
 // Communicator::stats counts it; the most one rank sends; and the worst latency and

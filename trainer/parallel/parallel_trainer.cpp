@@ -272,10 +272,11 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   finish_backward();
 
   // The global grad norm and the loss: each element counted once (its owner, its DP block).
+  // Two floats: a binomial tree, 2 floor(log2 W) latencies where a ring takes 2 (W - 1).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
   float norm_loss[2] = {float(sync_->owned_sum_of_squares(model_->grads(), owned_)),
                         reports_loss ? loss_sum / float(layout_.dp * M) : 0.0f};
-  tl.record().other_comm += tl.blocking(Traffic::kOther, [&] { coll::ring_allreduce(world_, std::span<float>(norm_loss, 2)); });
+  tl.record().other_comm += tl.blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(norm_loss, 2)); });
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(double(norm_loss[0]));
@@ -408,7 +409,7 @@ double ParallelTrainer::validate() {
     if (model_->shard().last && coord_.tp == 0) total += loss_sum / float(layout_.dp * M);
   }
   wait_sends();
-  timeline_->blocking(Traffic::kOther, [&] { coll::ring_allreduce(world_, std::span<float>(&total, 1)); });
+  timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(&total, 1)); });
   return double(total) / s_.val_batches;
 }
 

@@ -23,6 +23,12 @@ double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks
   return algorithm(spec).model(net, ranks, n, params(spec, int(ranks.size())));
 }
 
+std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<const int> ranks,
+                                   const CollectiveSpec& spec, double n, std::span<const double> start) {
+  const coll::CollParams p = params(spec, int(ranks.size()));
+  return coll::replay_each(net, ranks, [&](const coll::RoundSink& emit) { algorithm(spec).rounds(net, ranks, n, p, emit); }, start);
+}
+
 coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
                                 const CollectiveSpec& spec, double n) {
   const coll::CollParams p = params(spec, int(ranks.size()));

@@ -4,6 +4,7 @@
 // simulator re-derives no link logic: what a group's collective costs, and which links its
 // bytes take, come from the algorithm's own description.
 #include <span>
+#include <vector>
 
 #include "cost_model.hpp"
 #include "network.hpp"
@@ -20,6 +21,10 @@ struct CollectiveSpec {
 // Seconds for an allreduce of N bytes on the wire (the codec's encoded size) over RANKS.
 double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks, const CollectiveSpec& spec,
                       double n);
+// When each rank of RANKS is done with it, the ranks starting at START (empty: all at 0;
+// a rank behind fast links may be done before the slowest).
+std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<const int> ranks,
+                                   const CollectiveSpec& spec, double n, std::span<const double> start = {});
 // Its messages: bytes by link class, and the worst link they take.
 coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
                                 const CollectiveSpec& spec, double n);

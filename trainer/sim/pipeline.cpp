@@ -43,6 +43,7 @@ struct Rank {
   const StageWork* work = nullptr;
   double compute = 0, comm = 0, busy = 0;
   size_t launched = 0;
+  std::vector<double> bucket_start;  // when each launched bucket began on the comm stream
 
   double both() const { return std::max(compute, comm); }
   void blocking(double seconds) { compute = comm = both() + seconds; }
@@ -50,8 +51,10 @@ struct Rank {
   // Buckets starting at or after LO, launched behind whatever the comm stream holds.
   void launch(double lo) {
     for (; launched < work->buckets.size() && work->buckets[launched].offset >= lo; ++launched) {
-      comm = both() + work->buckets[launched].cost;
-      busy += work->buckets[launched].cost;
+      const Bucket& b = work->buckets[launched];
+      bucket_start.push_back(both());
+      comm = std::max(both() + b.cost, b.until);
+      busy += comm - bucket_start.back();
     }
   }
   void run(const std::vector<Piece>& pass, bool last_backward) {
@@ -92,19 +95,21 @@ bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
   return true;
 }
 
-// After the last operation: the tied embedding (both ends at once), the rest of the
+// After the last operation: the tied embedding (each end when it is done), the rest of the
 // buckets, the join.
-void finish(State& st, PipelineTimes& out) {
+void finish(State& st, const TiedSync& tied, PipelineTimes& out) {
   const size_t pp = st.ranks.size();
   Rank &first = st.ranks.front(), &last = st.ranks.back();
-  if (pp > 1 && first.work->tied > 0) {
-    const double start = std::max(first.both(), last.both());
-    first.compute = first.comm = last.compute = last.comm = start + first.work->tied;
+  if (pp > 1 && tied) {
+    const auto [first_done, last_done] = tied(first.both(), last.both());
+    first.compute = first.comm = first_done;
+    last.compute = last.comm = last_done;
   }
   for (Rank& r : st.ranks) {
     r.launch(-std::numeric_limits<double>::infinity());
     out.done.push_back(r.both());
     out.dp_busy.push_back(r.busy);
+    out.bucket_start.push_back(r.bucket_start);
   }
 }
 
@@ -126,7 +131,7 @@ int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatche
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
   State st;
-  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, 0, 0});
+  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, 0, 0, {}});
   st.act.assign(size_t(pp), std::vector<double>(size_t(m), kNotYet));
   st.grad = st.act;
   st.done_f.assign(size_t(m), kNotYet);
@@ -150,7 +155,7 @@ PipelineTimes run_pipeline(const PipelineInput& in) {
   }
   PipelineTimes out;
   for (const Rank& r : st.ranks) out.end = std::max(out.end, r.compute);
-  finish(st, out);
+  finish(st, in.tied, out);
   return out;
 }
 

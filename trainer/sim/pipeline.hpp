@@ -15,7 +15,7 @@
 //     soon as a piece has made its gradients final; compute goes on, but the TP allreduces
 //     and sends after it queue behind it (one comm channel per rank, as in the trainer);
 //   - after its last operation a stage allreduces the tied embedding (first and last stage:
-//     blocking, starting when both are there), launches the remaining buckets and waits
+//     blocking, each done when the collective reaches it), launches the remaining buckets and waits
 //     for its comm stream (join).
 // Schedules (Megatron-LM's order, micro-batches in ascending order):
 //   GPipe: F 0..M-1, then B 0..M-1.
@@ -25,6 +25,9 @@
 // take (M + PP - 1)(f + b): the bubble is (PP - 1)(f + b), a fraction (PP - 1)/(M + PP - 1)
 // of the step (Huang et al. 2019; Narayanan et al. 2021). 1F1B keeps at most PP - s
 // micro-batches' activations on stage s instead of GPipe's M.
+#include <functional>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "sim/sim_config.hpp"
@@ -44,14 +47,14 @@ struct Piece {
 struct Bucket {
   double offset = 0;  // of its first element in the rank's buffer
   double cost = 0;    // its DP allreduce, seconds
+  double until = -std::numeric_limits<double>::infinity();  // nor does it end before (its DP peers)
 };
 
 struct StageWork {
   std::vector<Piece> fwd, bwd;  // one micro-batch
   double start = 0;             // when the stage begins its first operation
   std::vector<Bucket> buckets;  // in launch order (from the buffer's end)
-  double tied = 0;              // the tied embedding's allreduce (first and last stage)
-  static StageWork plain(const StageTimes& t) { return {{{t.fwd}}, {{t.bwd}}, 0, {}, 0}; }
+  static StageWork plain(const StageTimes& t) { return {{{t.fwd}}, {{t.bwd}}, 0, {}}; }
   double work() const;          // compute and TP of one forward and one backward
 };
 
@@ -59,8 +62,13 @@ struct Hop {
   double latency = 0, serialize = 0;  // one message over one boundary, one direction
 };
 
+// The tied embedding's gradient sum between the first and the last stage (PP > 1): given
+// when each is ready, when each is done (a collective need not end at once on both).
+using TiedSync = std::function<std::pair<double, double>(double first_ready, double last_ready)>;
+
 struct PipelineInput {
   std::vector<StageWork> stages;       // PP entries
+  TiedSync tied;                       // null: none (PP = 1, or free)
   std::vector<Hop> forward, backward;  // PP - 1 boundaries: s -> s+1 and s+1 -> s
   int microbatches = 1;
   Schedule schedule = Schedule::k1F1B;
@@ -70,6 +78,7 @@ struct PipelineTimes {
   double end = 0;               // the last operation of any stage has finished (compute)
   std::vector<double> done;     // per stage: joined, every bucket and the tied embedding reduced
   std::vector<double> dp_busy;  // per stage: its buckets on the comm stream
+  std::vector<std::vector<double>> bucket_start;  // per stage: when each bucket began there
   double sync_end() const;      // the latest done
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 
 #include "algorithms.hpp"
@@ -110,9 +111,10 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
   return out;
 }
 
-// The DP buckets of stage ST, cut from the end of its buffer (parallel/grad_sync.cpp), each
-// allreduced over the DP group with net.algo's formula (the worst of the TP ranks' groups).
-std::vector<Bucket> dp_buckets(const Context& c, int st) {
+// The DP buckets of stage ST on replica DP, cut from the end of its buffer
+// (parallel/grad_sync.cpp), each allreduced over the DP group with net.algo's cost model:
+// when DP's rank of the group is done, all starting together (the latest of the TP ranks').
+std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
   if (c.g.dp == 1) return {};
   const double n = c.model.stages[size_t(st)].buffer.total();
   const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
@@ -123,7 +125,7 @@ std::vector<Bucket> dp_buckets(const Context& c, int st) {
   auto cost = [&](double elements) {
     double worst = 0;
     for (int t = 0; t < c.g.tp; ++t)
-      worst = std::max(worst, allreduce_time(c.net, c.dp_group(st, t), spec, c.grad_wire(elements)));
+      worst = std::max(worst, allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements))[size_t(dp)]);
     return worst;
   };
   std::vector<Bucket> out;
@@ -137,16 +139,22 @@ std::vector<Bucket> dp_buckets(const Context& c, int st) {
 }
 
 // The tied embedding's gradient (raw, as the trainer sends it), summed between the first
-// and the last stage of replica DP (PP > 1).
-double tied_embedding_sync(const Context& c, int dp) {
-  if (c.g.pp == 1) return 0;
+// and the last stage of replica DP (PP > 1; null otherwise): a ring of two per TP rank,
+// each end done when the ring reaches it (the latest of the TP ranks').
+TiedSync tied_embedding_sync(const Context& c, int dp) {
+  if (c.g.pp == 1) return nullptr;
   const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
-  double cost = 0;
-  for (int t = 0; t < c.g.tp; ++t) {
-    const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
-    cost = std::max(cost, coll::ring_allreduce_model(c.net, pair, bytes));
-  }
-  return cost;
+  return [&c, dp, bytes](double first_ready, double last_ready) {
+    std::pair<double, double> done{first_ready, last_ready};
+    const double start[2] = {first_ready, last_ready};
+    for (int t = 0; t < c.g.tp; ++t) {
+      const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
+      const std::vector<double> end = coll::replay_each(
+          c.net, pair, [&](const coll::RoundSink& emit) { coll::ring_allreduce_rounds(2, bytes, emit); }, start);
+      done = {std::max(done.first, end[0]), std::max(done.second, end[1])};
+    }
+    return done;
+  };
 }
 
 // AdamW on one rank of stage ST, memory-bound: it reads params, grads, m and v and writes
@@ -170,52 +178,145 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
   return worst;
 }
 
-// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
-// in rank order, a ring, blocking.
-double norm_allreduce(const Context& c) {
-  std::vector<int> world(static_cast<size_t>(c.g.world()));
-  for (int r = 0; r < c.g.world(); ++r) world[size_t(r)] = r;
-  return coll::ring_allreduce_model(c.net, world, 2 * sizeof(float));
-}
-
 struct Replica {  // one DP replica's pipeline
   PipelineInput in;
+  std::vector<double> optimizer;    // per stage: AdamW before its first operation
+  std::vector<double> dp_own;       // per stage: its buckets' own time (the group launching together)
   PipelineTimes times, without_pp;  // with PP messages, and with them free
 };
 
-Replica run_replica(Context& c, int dp) {
+Replica build_replica(const Context& c, int dp) {
   Replica r;
   r.in.microbatches = c.s.microbatches;
   r.in.schedule = c.s.schedule;
-  const double tied = tied_embedding_sync(c, dp);
+  r.in.tied = tied_embedding_sync(c, dp);
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const double ar = tp_allreduce(c, st, dp);
     const VocabComm v = vocab_comm(c, stage, st, dp, ar);
-    const bool ends = st == 0 || st == c.g.pp - 1;
-    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), optimizer_time(c, st),
-                           dp_buckets(c, st), ends ? tied : 0});
+    r.optimizer.push_back(optimizer_time(c, st));
+    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), r.optimizer.back(),
+                           dp_buckets(c, st, dp)});
+    r.dp_own.push_back(0);
+    for (const Bucket& b : r.in.stages.back().buckets) r.dp_own.back() += b.cost;
   }
   for (int st = 0; st + 1 < c.g.pp; ++st) {
     r.in.forward.push_back(boundary(c, st, dp, true));
     r.in.backward.push_back(boundary(c, st, dp, false));
   }
+  return r;
+}
+
+// One step of replica R, each stage starting at its optimizer plus START[stage].
+void run_replica(Replica& r, const std::vector<double>& start) {
+  for (size_t st = 0; st < r.in.stages.size(); ++st) r.in.stages[st].start = start[st] + r.optimizer[st];
   r.times = run_pipeline(r.in);
-  PipelineInput free_pp = r.in;
+  PipelineInput free_pp = r.in;  // and no waits for DP peers (their time follows the PP messages')
   std::fill(free_pp.forward.begin(), free_pp.forward.end(), Hop{});
   std::fill(free_pp.backward.begin(), free_pp.backward.end(), Hop{});
+  for (StageWork& w : free_pp.stages)
+    for (Bucket& b : w.buckets) b.until = -std::numeric_limits<double>::infinity();
   r.without_pp = run_pipeline(free_pp);
-  return r;
+}
+
+// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
+// in rank order, a binomial tree (2 floor(log2 W) latencies), blocking. Each rank enters it
+// when its stage of its replica has joined; returns when each rank leaves it.
+std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& replicas) {
+  std::vector<int> world(static_cast<size_t>(c.g.world()));
+  std::vector<double> start(world.size());
+  for (int r = 0; r < c.g.world(); ++r) {
+    world[size_t(r)] = r;
+    start[size_t(r)] = replicas[size_t(r / c.g.tp % c.g.dp)].times.done[size_t(r / (c.g.tp * c.g.dp))];
+  }
+  return coll::replay_each(c.net, world, [&](const coll::RoundSink& emit) {
+    coll::tree_allreduce_rounds(c.g.world(), 2 * sizeof(float), emit);
+  }, start);
+}
+
+// The DP buckets as the replicas launched them in the previous pass: each group's
+// collective replayed with each rank starting when its replica's stage launched the bucket
+// (a replica launching late finds its peers waiting, an early one waits for them). A
+// bucket then ends on replica d no earlier than that replay says (UNTIL, the latest of the
+// TP ranks' groups), nor sooner after its launch than d's part alone takes (COST: its peers
+// long there), so that a launch that moved since does not carry a wait twice. Launch
+// patterns repeat from bucket to bucket: each distinct one is replayed once.
+void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
+  if (c.g.dp == 1) return;
+  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
+  for (int st = 0; st < c.g.pp; ++st) {
+    const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
+    auto replay = [&](double elements, const std::vector<double>& start) {
+      std::vector<double> done(start.size(), -std::numeric_limits<double>::infinity());
+      for (int t = 0; t < c.g.tp; ++t) {
+        const std::vector<double> end = allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements), start);
+        for (size_t d = 0; d < done.size(); ++d) done[d] = std::max(done[d], end[d]);
+      }
+      return done;
+    };
+    std::map<std::vector<int64_t>, std::vector<double>> seen;  // elements, launches (ns) -> when each is done
+    std::map<int64_t, std::vector<double>> alone;              // elements -> each rank's part alone
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      const double elements = (b == 0 ? c.model.stages[size_t(st)].buffer.total() : buckets[b - 1].offset) -
+                              buckets[b].offset;
+      std::vector<double> start;
+      for (const Replica& r : replicas) start.push_back(r.times.bucket_start[size_t(st)][b]);
+      const double first = *std::min_element(start.begin(), start.end());
+      std::vector<int64_t> key = {std::llround(elements)};
+      for (double& t : start) key.push_back(std::llround((t -= first) * 1e9));
+      auto done = seen.find(key);
+      if (done == seen.end()) done = seen.emplace(std::move(key), replay(elements, start)).first;
+      auto own = alone.find(std::llround(elements));
+      if (own == alone.end()) {
+        std::vector<double> part(replicas.size());
+        for (size_t d = 0; d < part.size(); ++d) {
+          std::vector<double> peers_there(replicas.size(), -kLongAgo);
+          peers_there[d] = 0;
+          part[d] = replay(elements, peers_there)[d];
+        }
+        own = alone.emplace(std::llround(elements), std::move(part)).first;
+      }
+      for (size_t d = 0; d < replicas.size(); ++d) {
+        Bucket& bucket = replicas[d].in.stages[size_t(st)].buckets[b];
+        bucket.cost = own->second[d];
+        bucket.until = first + done->second[d];
+      }
+    }
+  }
+}
+
+// Steady state: a rank starts its next step when it leaves the norm's allreduce, and the
+// ranks leave it at different times (a tree's root first). Steps run from where the
+// previous one left each stage (its latest TP rank), on rank 0's clock as the trainer's
+// step line reads it, for a few steps; returns the last one's period (rank 0's step).
+constexpr int kSteadyStateSteps = 4;
+double run_steps(const Context& c, std::vector<Replica>& replicas) {
+  std::vector<std::vector<double>> start(replicas.size(), std::vector<double>(size_t(c.g.pp), 0.0));
+  double period = 0;
+  for (int k = 0; k < kSteadyStateSteps; ++k) {
+    for (size_t d = 0; d < replicas.size(); ++d) run_replica(replicas[d], start[d]);
+    const std::vector<double> end = norm_ends(c, replicas);
+    period = end[0];
+    for (auto& row : start) std::fill(row.begin(), row.end(), -std::numeric_limits<double>::infinity());
+    for (int r = 0; r < c.g.world(); ++r) {
+      double& s = start[size_t(r / c.g.tp % c.g.dp)][size_t(r / (c.g.tp * c.g.dp))];
+      s = std::max(s, end[size_t(r)] - period);
+    }
+    couple_buckets(c, replicas);
+  }
+  return period;
 }
 
 // The same step with every message free: the ideal step.
 double ideal_step(const Replica& r) {
   PipelineInput in = r.in;
+  in.tied = nullptr;
+  for (size_t st = 0; st < in.stages.size(); ++st) in.stages[st].start = r.optimizer[st];
   for (StageWork& w : in.stages) {
     for (auto* pass : {&w.fwd, &w.bwd})
       for (Piece& p : *pass) p.allreduce = 0;
-    for (Bucket& b : w.buckets) b.cost = 0;
-    w.tied = 0;
+    for (Bucket& b : w.buckets) b = {b.offset, 0};
   }
   std::fill(in.forward.begin(), in.forward.end(), Hop{});
   std::fill(in.backward.begin(), in.backward.end(), Hop{});
@@ -291,7 +392,7 @@ void count_traffic(const Context& c, SimResult& r) {
 }
 
 // Splits the critical path of the slowest replica into the parts of StepTimes.
-void fill_times(const Context& c, const std::vector<Replica>& replicas, double norm, SimResult& r) {
+void fill_times(const Context& c, const std::vector<Replica>& replicas, double step, SimResult& r) {
   const Replica& slowest = *std::max_element(replicas.begin(), replicas.end(), [](const Replica& a, const Replica& b) {
     return a.times.sync_end() < b.times.sync_end();
   });
@@ -303,14 +404,17 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double n
   StepTimes& t = r.time;
   for (const Piece& p : w.fwd) t.compute_fwd += m * p.compute, t.tp += m * p.allreduce;
   for (const Piece& p : w.bwd) t.compute_bwd += m * p.compute, t.tp += m * p.allreduce;
-  t.optimizer = slowest.in.stages.front().start;  // stage 0 opens the pipeline
-  t.bubble = slowest.without_pp.end - m * w.work() - t.optimizer;
+  // Stage 0 opens the pipeline: its optimizer, after waiting for the previous step's norm
+  // to reach it, which counts to the norm's time.
+  const double start = slowest.in.stages.front().start;
+  t.optimizer = slowest.optimizer.front();
+  t.bubble = slowest.without_pp.end - m * w.work() - start;
   t.pp_exposed = slowest.times.end - slowest.without_pp.end;
   t.dp_exposed = slowest.times.sync_end() - slowest.times.end;
-  t.other = norm;
-  t.step = slowest.times.sync_end() + norm;
+  t.step = step;
+  t.other = step - slowest.times.sync_end() + (start - t.optimizer);
   for (const Replica& rep : replicas)
-    for (double busy : rep.times.dp_busy) t.dp_total = std::max(t.dp_total, busy);
+    for (double own : rep.dp_own) t.dp_total = std::max(t.dp_total, own);
   for (size_t b = 0; b < slowest.in.forward.size(); ++b) {
     const Hop &f = slowest.in.forward[b], &back = slowest.in.backward[b];
     t.pp_total = std::max(t.pp_total, m * (f.latency + f.serialize + back.latency + back.serialize));
@@ -349,7 +453,8 @@ SimInputs load_inputs(const SimSettings& s) {
 SimResult simulate(const SimSettings& s, const SimInputs& in) {
   Context c(s, in);
   std::vector<Replica> replicas;
-  for (int d = 0; d < c.g.dp; ++d) replicas.push_back(run_replica(c, d));
+  for (int d = 0; d < c.g.dp; ++d) replicas.push_back(build_replica(c, d));
+  const double step = run_steps(c, replicas);
 
   SimResult r;
   r.net_name = in.profile.name;
@@ -362,7 +467,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   r.tokens_per_step = double(s.batch_size) * s.seq_len;
   r.peak_flops = c.peak;
   r.efficiency = c.rate / r.peak_flops;
-  fill_times(c, replicas, norm_allreduce(c), r);
+  fill_times(c, replicas, step, r);
   count_traffic(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
