@@ -68,14 +68,7 @@ Placement run_placement(const TrainSettings& s, int world_size) {
 netem::Profile run_profile(const TrainSettings& s, int world_size) {
   netem::Profile p = s.parallel.net_profile.empty() ? netem::uniform_profile(world_size, 0, 0)
                                                     : netem::load_profile(s.parallel.net_profile, world_size);
-  const Placement placement = run_placement(s, world_size);
-  for (size_t r = 0; r < placement.sites.size(); ++r) {
-    const auto it = std::find_if(p.sites.begin(), p.sites.end(),
-                                 [&](const netem::Site& site) { return site.name == placement.sites[r]; });
-    if (it == p.sites.end())
-      throw UsageError(s.parallel.placement + ": site '" + placement.sites[r] + "' is not in the network profile");
-    p.rank_site[r] = int(it - p.sites.begin());
-  }
+  place_sites(p, run_placement(s, world_size), s.parallel.placement);
   return p;
 }
 

@@ -1,12 +1,10 @@
 #include "sim/collective_model.hpp"
 
-#include "registry.hpp"
-
 namespace dtb::sim {
 namespace {
 
 const coll::Algorithm& algorithm(const CollectiveSpec& spec) {
-  return coll::find_algorithm(coll::Op::kAllreduce, algo_name(spec.algo));
+  return coll::find_algorithm(spec.op, algo_name(spec.algo));
 }
 
 coll::CollParams params(const CollectiveSpec& spec, int p) {

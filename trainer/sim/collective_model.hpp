@@ -8,6 +8,7 @@
 
 #include "cost_model.hpp"
 #include "network.hpp"
+#include "registry.hpp"
 #include "sim/sim_config.hpp"
 
 namespace dtb::sim {
@@ -16,9 +17,11 @@ struct CollectiveSpec {
   Algo algo = Algo::kRing;
   int servers = 0;  // ps: 0 = one per rank
   int rounds = 10;  // gossip
+  coll::Op op = coll::Op::kAllreduce;  // ZeRO-1's buckets: kReduceScatter
 };
 
-// Seconds for an allreduce of N bytes on the wire (the codec's encoded size) over RANKS.
+// Seconds for the collective (an allreduce, or SPEC.op) of N bytes on the wire (the codec's
+// encoded size) over RANKS.
 double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks, const CollectiveSpec& spec,
                       double n);
 // When each rank of RANKS is done with it, the ranks starting at START (empty: all at 0;

@@ -8,24 +8,6 @@
 namespace dtb::sim {
 namespace {
 
-struct Op {
-  bool forward;
-  int micro;
-};
-
-std::vector<Op> stage_order(Schedule schedule, int pp, int s, int m) {
-  std::vector<Op> ops;
-  ops.reserve(size_t(2 * m));
-  const int warmup = schedule == Schedule::kGpipe ? m : std::min(pp - s - 1, m);
-  for (int i = 0; i < warmup; ++i) ops.push_back({true, i});
-  for (int i = 0; i < m - warmup; ++i) {  // 1F1B's steady state (empty for GPipe)
-    ops.push_back({true, warmup + i});
-    ops.push_back({false, i});
-  }
-  for (int i = m - warmup; i < m; ++i) ops.push_back({false, i});
-  return ops;
-}
-
 constexpr double kNotYet = std::numeric_limits<double>::quiet_NaN();
 
 // A boundary in one direction: FIFO, netem's rule for one path.
@@ -75,12 +57,12 @@ struct State {
 };
 
 // Runs OP on stage S if its input is there; false when it must wait.
-bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
+bool run_op(const PipelineInput& in, State& st, int s, const par::Action& op) {
   const int pp = int(in.stages.size());
   const bool last = s == pp - 1;
   Rank& r = st.ranks[size_t(s)];
-  const size_t i = size_t(op.micro);
-  if (op.forward) {
+  const size_t i = size_t(op.microbatch);
+  if (op.pass == par::Pass::kForward) {
     if (s > 0 && std::isnan(st.act[size_t(s)][i])) return false;
     if (s > 0) r.receive(st.act[size_t(s)][i]);
     r.run(r.work->fwd, false);
@@ -90,7 +72,7 @@ bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
   }
   if (std::isnan(last ? st.done_f[i] : st.grad[size_t(s)][i])) return false;
   if (!last) r.receive(st.grad[size_t(s)][i]);
-  r.run(r.work->bwd, op.micro == in.microbatches - 1);
+  r.run(r.work->bwd, op.microbatch == in.microbatches - 1);
   if (s > 0) st.grad[size_t(s - 1)][i] = st.bwd[size_t(s - 1)].send(r.both());
   return true;
 }
@@ -124,10 +106,6 @@ double StageWork::work() const {
 
 double PipelineTimes::sync_end() const { return done.empty() ? end : *std::max_element(done.begin(), done.end()); }
 
-int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatches) {
-  return schedule == Schedule::kGpipe ? microbatches : std::min(pp - stage, microbatches);
-}
-
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
   State st;
@@ -138,8 +116,8 @@ PipelineTimes run_pipeline(const PipelineInput& in) {
   st.fwd.resize(size_t(std::max(pp - 1, 0)));
   st.bwd = st.fwd;
   for (int s = 0; s + 1 < pp; ++s) st.fwd[size_t(s)].hop = in.forward[size_t(s)], st.bwd[size_t(s)].hop = in.backward[size_t(s)];
-  std::vector<std::vector<Op>> order(static_cast<size_t>(pp));
-  for (int s = 0; s < pp; ++s) order[size_t(s)] = stage_order(in.schedule, pp, s, m);
+  std::vector<std::vector<par::Action>> order(static_cast<size_t>(pp));
+  for (int s = 0; s < pp; ++s) order[size_t(s)] = par::pipeline_schedule(in.schedule, s, pp, m);
   std::vector<size_t> next(size_t(pp), 0);
 
   // Sweep the stages, running every operation whose input is there, until all have run.

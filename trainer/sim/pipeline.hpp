@@ -17,10 +17,8 @@
 //   - after its last operation a stage allreduces the tied embedding (first and last stage:
 //     blocking, each done when the collective reaches it), launches the remaining buckets and waits
 //     for its comm stream (join).
-// Schedules (Megatron-LM's order, micro-batches in ascending order):
-//   GPipe: F 0..M-1, then B 0..M-1.
-//   1F1B:  w = min(PP - s - 1, M) warm-up forwards, then F w+i / B i alternating, then the
-//          remaining backwards.
+// The order of each stage's operations is the trainer's (parallel/schedule.hpp: GPipe or
+// 1F1B).
 // With free communication and equal stages (forward f, backward b per micro-batch) both
 // take (M + PP - 1)(f + b): the bubble is (PP - 1)(f + b), a fraction (PP - 1)/(M + PP - 1)
 // of the step (Huang et al. 2019; Narayanan et al. 2021). 1F1B keeps at most PP - s
@@ -71,7 +69,7 @@ struct PipelineInput {
   TiedSync tied;                       // null: none (PP = 1, or free)
   std::vector<Hop> forward, backward;  // PP - 1 boundaries: s -> s+1 and s+1 -> s
   int microbatches = 1;
-  Schedule schedule = Schedule::k1F1B;
+  par::ScheduleKind schedule = par::ScheduleKind::k1F1B;
 };
 
 struct PipelineTimes {
@@ -83,8 +81,5 @@ struct PipelineTimes {
 };
 
 PipelineTimes run_pipeline(const PipelineInput& in);
-
-// Micro-batches whose activations stage S holds at most (for the memory estimate).
-int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatches);
 
 }  // namespace dtb::sim

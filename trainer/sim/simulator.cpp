@@ -21,7 +21,9 @@ namespace {
 // Everything one simulation needs, computed once.
 struct Context {
   const SimSettings& s;
-  const Grid g;
+  const par::Layout g;                        // the trainer's grid
+  const par::Placement placement;             // which world rank plays each grid position
+  const std::vector<par::Coord> coords;       // per world rank: its grid position
   const netem::NetworkModel net;
   const ModelCosts model;
   const std::unique_ptr<coll::Codec> codec;  // null = raw gradients
@@ -34,6 +36,8 @@ struct Context {
   Context(const SimSettings& settings, const SimInputs& in)
       : s(settings),
         g(settings.grid),
+        placement(in.placement),
+        coords(coords_of(g, in.placement)),
         net(closed_form_model(in.profile)),
         model(model_costs(settings)),
         codec(coll::make_codec(settings.dp_codec)),
@@ -51,23 +55,51 @@ struct Context {
   double grad_wire(double elements) const {
     return codec ? double(codec->encoded_bytes(size_t(std::ceil(elements)))) : elements * grad_bytes;
   }
-  std::vector<int> tp_group(int pp, int dp) const {
+  // The world rank playing grid position (T, D, P), and the world ranks of a group.
+  int rank(int t, int d, int p) const { return placement.ranks[size_t(par::grid_rank(g, {d, p, t}))]; }
+  std::vector<int> world_ranks(const std::vector<int>& grid_ranks) const {
     std::vector<int> r;
-    for (int t = 0; t < g.tp; ++t) r.push_back(g.rank(t, dp, pp));
+    for (int gr : grid_ranks) r.push_back(placement.ranks[size_t(gr)]);
     return r;
   }
-  std::vector<int> dp_group(int pp, int tp) const {
-    std::vector<int> r;
-    for (int d = 0; d < g.dp; ++d) r.push_back(g.rank(tp, d, pp));
-    return r;
+  std::vector<int> tp_group(int pp, int dp) const { return world_ranks(par::tp_group(g, {dp, pp, 0})); }
+  std::vector<int> dp_group(int pp, int tp) const { return world_ranks(par::dp_group(g, {0, pp, tp})); }
+
+  // The DP buckets' collective: net.algo's allreduce, or ZeRO-1's ring reduce-scatter.
+  CollectiveSpec dp_spec() const {
+    return {s.dp_algo, s.dp_servers, s.dp_rounds, s.zero1 ? coll::Op::kReduceScatter : coll::Op::kAllreduce};
+  }
+  // Parameter elements whose AdamW step (and moments) this rank holds: ZeRO-1 its DP block.
+  double updated(int st) const { return model.stages[size_t(st)].buffer.total() / (s.zero1 ? g.dp : 1); }
+
+  static std::vector<par::Coord> coords_of(const par::Layout& g, const par::Placement& p) {
+    std::vector<par::Coord> out(p.ranks.size());
+    for (size_t gr = 0; gr < p.ranks.size(); ++gr) out[size_t(p.ranks[gr])] = par::grid_coord(g, int(gr));
+    return out;
   }
 };
 
 const CollectiveSpec kTpRing{Algo::kRing, 0, 0};  // Megatron's TP allreduce (NCCL ring)
 
 // One TP allreduce of a micro-batch's activations on stage ST of replica DP (0 at TP = 1).
+// The TP allreduces come back to back (a layer's compute between them is the same on every
+// TP rank), and a ring's ranks leave it at different times: each next one starts from where
+// the previous one left each rank. Charged at that steady pace: the growth per allreduce
+// of the latest rank's time over a run of them (the ring's own time where links are alike).
+constexpr int kTpRun = 8;
 double tp_allreduce(const Context& c, int st, int dp) {
-  return coll::ring_allreduce_model(c.net, c.tp_group(st, dp), c.activation_message());
+  const std::vector<int> group = c.tp_group(st, dp);
+  if (group.size() <= 1) return 0;
+  auto rounds = [&](const coll::RoundSink& emit) {
+    coll::ring_allreduce_rounds(int(group.size()), c.activation_message(), emit);
+  };
+  std::vector<double> at(group.size(), 0.0);
+  double half = 0;
+  for (int k = 1; k <= kTpRun; ++k) {
+    at = coll::replay_each(c.net, group, rounds, at);
+    if (k == kTpRun / 2) half = *std::max_element(at.begin(), at.end());
+  }
+  return (*std::max_element(at.begin(), at.end()) - half) / (kTpRun / 2);
 }
 
 // The vocabulary-parallel collectives of one micro-batch on the TP group (0 otherwise):
@@ -121,7 +153,7 @@ std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
   if (n / per > 1e6)
     throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
                      std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  const CollectiveSpec spec = c.dp_spec();
   auto cost = [&](double elements) {
     double worst = 0;
     for (int t = 0; t < c.g.tp; ++t)
@@ -148,7 +180,7 @@ TiedSync tied_embedding_sync(const Context& c, int dp) {
     std::pair<double, double> done{first_ready, last_ready};
     const double start[2] = {first_ready, last_ready};
     for (int t = 0; t < c.g.tp; ++t) {
-      const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
+      const int pair[2] = {c.rank(t, dp, 0), c.rank(t, dp, c.g.pp - 1)};
       const std::vector<double> end = coll::replay_each(
           c.net, pair, [&](const coll::RoundSink& emit) { coll::ring_allreduce_rounds(2, bytes, emit); }, start);
       done = {std::max(done.first, end[0]), std::max(done.second, end[1])};
@@ -163,14 +195,30 @@ double optimizer_time(const Context& c, int st) {
   if (c.memory_bandwidth <= 0) return 0;
   const double p = precision_bytes(c.s.param_precision);
   const double master = c.s.param_precision == Precision::kFp32 ? 0 : 8;
-  return c.model.stages[size_t(st)].buffer.total() * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
+  return c.updated(st) * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
+}
+
+// ZeRO-1 after AdamW (parallel/grad_sync.cpp): every bucket's updated parameters ring-
+// allgathered over the DP group, bucket after bucket, blocking (the latest TP rank's group).
+double param_allgather(const Context& c, int st) {
+  if (!c.s.zero1 || c.g.dp == 1) return 0;
+  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
+  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
+  double worst = 0;
+  for (int t = 0; t < c.g.tp; ++t) {
+    double sum = 0;
+    for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
+      sum += coll::ring_allgather_model(c.net, c.dp_group(st, t), std::min(per, hi) * p);
+    worst = std::max(worst, sum);
+  }
+  return worst;
 }
 
 // Boundary ST -> ST+1 of replica DP in one direction: the worst of its TP ranks' links.
 Hop boundary(const Context& c, int st, int dp, bool forward) {
   Hop worst;
   for (int t = 0; t < c.g.tp; ++t) {
-    int a = c.g.rank(t, dp, st), b = c.g.rank(t, dp, st + 1);
+    int a = c.rank(t, dp, st), b = c.rank(t, dp, st + 1);
     if (!forward) std::swap(a, b);
     worst.latency = std::max(worst.latency, c.net.alpha(a, b));
     worst.serialize = std::max(worst.serialize, c.activation_message() * c.net.beta(a, b));
@@ -181,7 +229,12 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
 struct Replica {  // one DP replica's pipeline
   PipelineInput in;
   std::vector<double> optimizer;    // per stage: AdamW before its first operation
+  std::vector<double> allgather;    // per stage: ZeRO-1's parameter allgather after it
   std::vector<double> dp_own;       // per stage: its buckets' own time (the group launching together)
+  // Per stage and TP rank: when that rank's DP group is done with the last bucket (as the
+  // replicas launch it; empty before the first pass): a TP rank whose group is faster
+  // joins before the stage's slowest.
+  std::vector<std::vector<double>> dp_done;
   PipelineTimes times, without_pp;  // with PP messages, and with them free
 };
 
@@ -195,9 +248,11 @@ Replica build_replica(const Context& c, int dp) {
     const double ar = tp_allreduce(c, st, dp);
     const VocabComm v = vocab_comm(c, stage, st, dp, ar);
     r.optimizer.push_back(optimizer_time(c, st));
+    r.allgather.push_back(param_allgather(c, st));
     r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), r.optimizer.back(),
                            dp_buckets(c, st, dp)});
     r.dp_own.push_back(0);
+    r.dp_done.emplace_back();
     for (const Bucket& b : r.in.stages.back().buckets) r.dp_own.back() += b.cost;
   }
   for (int st = 0; st + 1 < c.g.pp; ++st) {
@@ -207,9 +262,8 @@ Replica build_replica(const Context& c, int dp) {
   return r;
 }
 
-// One step of replica R, each stage starting at its optimizer plus START[stage].
-void run_replica(Replica& r, const std::vector<double>& start) {
-  for (size_t st = 0; st < r.in.stages.size(); ++st) r.in.stages[st].start = start[st] + r.optimizer[st];
+// One step of replica R, each stage starting its first operation at its start.
+void run_replica(Replica& r) {
   r.times = run_pipeline(r.in);
   PipelineInput free_pp = r.in;  // and no waits for DP peers (their time follows the PP messages')
   std::fill(free_pp.forward.begin(), free_pp.forward.end(), Hop{});
@@ -227,7 +281,15 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
   std::vector<double> start(world.size());
   for (int r = 0; r < c.g.world(); ++r) {
     world[size_t(r)] = r;
-    start[size_t(r)] = replicas[size_t(r / c.g.tp % c.g.dp)].times.done[size_t(r / (c.g.tp * c.g.dp))];
+    const par::Coord& at = c.coords[size_t(r)];
+    const Replica& rep = replicas[size_t(at.dp)];
+    const double done = rep.times.done[size_t(at.pp)];
+    start[size_t(r)] = done;
+    const std::vector<double>& dp = rep.dp_done[size_t(at.pp)];
+    if (dp.empty()) continue;
+    const double slowest = *std::max_element(dp.begin(), dp.end());
+    if (std::abs(done - slowest) <= 1e-12 * std::max(1.0, done))  // the DP sync ends the stage
+      start[size_t(r)] = done - (slowest - dp[size_t(at.tp)]);
   }
   return coll::replay_each(c.net, world, [&](const coll::RoundSink& emit) {
     coll::tree_allreduce_rounds(c.g.world(), 2 * sizeof(float), emit);
@@ -243,19 +305,21 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
 // patterns repeat from bucket to bucket: each distinct one is replayed once.
 void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
   if (c.g.dp == 1) return;
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  const CollectiveSpec spec = c.dp_spec();
   constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
   for (int st = 0; st < c.g.pp; ++st) {
     const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
-    auto replay = [&](double elements, const std::vector<double>& start) {
-      std::vector<double> done(start.size(), -std::numeric_limits<double>::infinity());
-      for (int t = 0; t < c.g.tp; ++t) {
-        const std::vector<double> end = allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements), start);
-        for (size_t d = 0; d < done.size(); ++d) done[d] = std::max(done[d], end[d]);
-      }
+    auto replay = [&](double elements, const std::vector<double>& start) {  // [tp][dp]: when each is done
+      std::vector<std::vector<double>> done;
+      for (int t = 0; t < c.g.tp; ++t) done.push_back(allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements), start));
       return done;
     };
-    std::map<std::vector<int64_t>, std::vector<double>> seen;  // elements, launches (ns) -> when each is done
+    auto latest = [](const std::vector<std::vector<double>>& done, size_t d) {
+      double t = -std::numeric_limits<double>::infinity();
+      for (const std::vector<double>& group : done) t = std::max(t, group[d]);
+      return t;
+    };
+    std::map<std::vector<int64_t>, std::vector<std::vector<double>>> seen;  // elements, launches (ns) -> when each is done
     std::map<int64_t, std::vector<double>> alone;              // elements -> each rank's part alone
     for (size_t b = 0; b < buckets.size(); ++b) {
       const double elements = (b == 0 ? c.model.stages[size_t(st)].buffer.total() : buckets[b - 1].offset) -
@@ -273,17 +337,62 @@ void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
         for (size_t d = 0; d < part.size(); ++d) {
           std::vector<double> peers_there(replicas.size(), -kLongAgo);
           peers_there[d] = 0;
-          part[d] = replay(elements, peers_there)[d];
+          part[d] = latest(replay(elements, peers_there), d);
         }
         own = alone.emplace(std::llround(elements), std::move(part)).first;
       }
       for (size_t d = 0; d < replicas.size(); ++d) {
         Bucket& bucket = replicas[d].in.stages[size_t(st)].buckets[b];
         bucket.cost = own->second[d];
-        bucket.until = first + done->second[d];
+        bucket.until = first + latest(done->second, d);
+        if (b + 1 < buckets.size()) continue;
+        std::vector<double>& last = replicas[d].dp_done[size_t(st)];
+        last.clear();
+        for (const std::vector<double>& group : done->second) last.push_back(first + group[d]);
       }
     }
   }
+}
+
+// When each rank of stage ST can begin its first operation, per replica and TP rank, the
+// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER
+// seconds), and with ZeRO-1 after the parameter allgather, bucket after bucket, each DP
+// group's ring replayed from when its ranks get there.
+std::vector<std::vector<double>> stage_ready(const Context& c, int st, double optimizer,
+                                             const std::vector<double>& left) {
+  std::vector<std::vector<double>> ready(size_t(c.g.dp), std::vector<double>(size_t(c.g.tp)));
+  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
+  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
+  for (int t = 0; t < c.g.tp; ++t) {
+    const std::vector<int> group = c.dp_group(st, t);
+    std::vector<double> at;
+    for (int r : group) at.push_back(left[size_t(r)] + optimizer);
+    if (c.s.zero1 && c.g.dp > 1)
+      for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
+        at = coll::replay_each(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(c.g.dp, std::min(per, hi) * p, emit);
+        }, at);
+    for (int d = 0; d < c.g.dp; ++d) ready[size_t(d)][size_t(t)] = at[size_t(d)];
+  }
+  return ready;
+}
+
+// When a stage whose TP ranks start at AT (one time each) is as far as if they had all
+// started together: the ranks meet in the TP ring's allreduces, which carry only part of
+// a late rank's delay to the others. The difference its run of allreduces makes to the
+// latest rank's time (the start itself at TP = 1).
+double stage_start(const Context& c, int st, int dp, const std::vector<double>& at) {
+  if (at.size() == 1) return at[0];
+  const std::vector<int> group = c.tp_group(st, dp);
+  auto rounds = [&](const coll::RoundSink& emit) {
+    coll::ring_allreduce_rounds(int(group.size()), c.activation_message(), emit);
+  };
+  std::vector<double> skewed = at, together(at.size(), 0.0);
+  for (int k = 0; k < kTpRun; ++k) {
+    skewed = coll::replay_each(c.net, group, rounds, skewed);
+    together = coll::replay_each(c.net, group, rounds, together);
+  }
+  return *std::max_element(skewed.begin(), skewed.end()) - *std::max_element(together.begin(), together.end());
 }
 
 // Steady state: a rank starts its next step when it leaves the norm's allreduce, and the
@@ -292,17 +401,17 @@ void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
 // step line reads it, for a few steps; returns the last one's period (rank 0's step).
 constexpr int kSteadyStateSteps = 4;
 double run_steps(const Context& c, std::vector<Replica>& replicas) {
-  std::vector<std::vector<double>> start(replicas.size(), std::vector<double>(size_t(c.g.pp), 0.0));
+  std::vector<double> left(size_t(c.g.world()), 0.0);  // per world rank: when it left the previous step
   double period = 0;
   for (int k = 0; k < kSteadyStateSteps; ++k) {
-    for (size_t d = 0; d < replicas.size(); ++d) run_replica(replicas[d], start[d]);
+    for (int st = 0; st < c.g.pp; ++st) {
+      const std::vector<std::vector<double>> ready = stage_ready(c, st, replicas.front().optimizer[size_t(st)], left);
+      for (int d = 0; d < c.g.dp; ++d) replicas[size_t(d)].in.stages[size_t(st)].start = stage_start(c, st, d, ready[size_t(d)]);
+    }
+    for (Replica& r : replicas) run_replica(r);
     const std::vector<double> end = norm_ends(c, replicas);
     period = end[0];
-    for (auto& row : start) std::fill(row.begin(), row.end(), -std::numeric_limits<double>::infinity());
-    for (int r = 0; r < c.g.world(); ++r) {
-      double& s = start[size_t(r / c.g.tp % c.g.dp)][size_t(r / (c.g.tp * c.g.dp))];
-      s = std::max(s, end[size_t(r)] - period);
-    }
+    for (size_t r = 0; r < end.size(); ++r) left[r] = end[r] - period;
     couple_buckets(c, replicas);
   }
   return period;
@@ -334,8 +443,8 @@ MemoryPerRank memory_per_rank(const Context& c) {
     m.stage = st;
     m.params = n * p;
     m.grads = n * c.grad_bytes;
-    m.optimizer = n * (8 + master);  // Adam's m and v in fp32, and the master copy
-    const int in_flight = microbatches_in_flight(c.s.schedule, c.g.pp, st, c.s.microbatches);
+    m.optimizer = c.updated(st) * (8 + master);  // Adam's m and v in fp32, and the master copy (ZeRO-1: its block)
+    const int in_flight = par::live_microbatches(c.s.schedule, st, c.g.pp, c.s.microbatches);
     const double per_token = c.s.recompute
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
                                  : in_flight * stage.activations_per_token;
@@ -350,7 +459,7 @@ MemoryPerRank memory_per_rank(const Context& c) {
 void count_traffic(const Context& c, SimResult& r) {
   coll::Traffic tp, pp, dps;
   const int m = c.s.microbatches;
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  const CollectiveSpec spec = c.dp_spec();
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const int allreduces = ((c.s.recompute ? 6 : 4) * stage.layers + (stage.vocab_split ? stage.first + stage.last : 0)) * m;
@@ -366,17 +475,24 @@ void count_traffic(const Context& c, SimResult& r) {
           coll::ring_allgather_rounds(int(group.size()), gathered, emit);
         });
     }
-    for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp_wire);
+    for (int t = 0; t < c.g.tp; ++t) {
+      const std::vector<int> group = c.dp_group(st, t);
+      dps += allreduce_traffic(c.net, group, spec, dp_wire);
+      if (c.s.zero1)  // and the parameters back
+        dps += coll::traffic(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(c.g.dp, stage.buffer.total() * precision_bytes(c.s.param_precision), emit);
+        });
+    }
   }
   for (int d = 0; d < c.g.dp; ++d)
     for (int t = 0; t < c.g.tp; ++t) {
       for (int st = 0; st + 1 < c.g.pp; ++st) {
-        const int a = c.g.rank(t, d, st), b = c.g.rank(t, d, st + 1);
+        const int a = c.rank(t, d, st), b = c.rank(t, d, st + 1);
         pp += coll::p2p_traffic(c.net, a, b, m * c.activation_message());
         pp += coll::p2p_traffic(c.net, b, a, m * c.activation_message());
       }
       if (c.g.pp > 1) {
-        const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
+        const int pair[2] = {c.rank(t, d, 0), c.rank(t, d, c.g.pp - 1)};
         dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].wte_rank * c.grad_bytes);
       }
     }
@@ -408,13 +524,14 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double s
   // to reach it, which counts to the norm's time.
   const double start = slowest.in.stages.front().start;
   t.optimizer = slowest.optimizer.front();
+  const double allgather = std::clamp(start - t.optimizer, 0.0, slowest.allgather.front());
   t.bubble = slowest.without_pp.end - m * w.work() - start;
   t.pp_exposed = slowest.times.end - slowest.without_pp.end;
-  t.dp_exposed = slowest.times.sync_end() - slowest.times.end;
+  t.dp_exposed = slowest.times.sync_end() - slowest.times.end + allgather;
   t.step = step;
-  t.other = step - slowest.times.sync_end() + (start - t.optimizer);
+  t.other = step - slowest.times.sync_end() + (start - t.optimizer - allgather);
   for (const Replica& rep : replicas)
-    for (double own : rep.dp_own) t.dp_total = std::max(t.dp_total, own);
+    for (size_t st = 0; st < rep.dp_own.size(); ++st) t.dp_total = std::max(t.dp_total, rep.dp_own[st] + rep.allgather[st]);
   for (size_t b = 0; b < slowest.in.forward.size(); ++b) {
     const Hop &f = slowest.in.forward[b], &back = slowest.in.backward[b];
     t.pp_total = std::max(t.pp_total, m * (f.latency + f.serialize + back.latency + back.serialize));
@@ -447,7 +564,11 @@ SimInputs load_inputs(const SimSettings& s) {
   const int world = s.grid.world();
   netem::Profile profile = s.net_path.empty() ? netem::uniform_profile(world, 0, 0)
                                               : netem::load_profile(find_file(s.net_path), world);
-  return {apply_overrides(std::move(profile), s.net), load_device(s.device)};
+  // The trainer's placement: which world rank plays each grid position, and its sites.
+  par::Placement placement =
+      s.placement.empty() ? par::identity_placement(world) : par::load_placement(find_file(s.placement), world);
+  par::place_sites(profile, placement, s.placement);
+  return {apply_overrides(std::move(profile), s.net), load_device(s.device), std::move(placement)};
 }
 
 SimResult simulate(const SimSettings& s, const SimInputs& in) {

@@ -108,8 +108,9 @@ struct SimResult {
 netem::NetworkModel closed_form_model(const netem::Profile& profile);
 
 struct SimInputs {
-  netem::Profile profile;  // for the layout's world size, net.* overrides applied
+  netem::Profile profile;  // for the layout's world size, the placement's sites and net.* overrides applied
   Device device;
+  par::Placement placement;  // parallel.placement, or the identity
 };
 // Throws UsageError for an unknown profile or device or a world the profile cannot hold.
 SimInputs load_inputs(const SimSettings& s);
