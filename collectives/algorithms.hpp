@@ -77,10 +77,9 @@ double barrier_cost(int p, double alpha);
 // Each algorithm's messages round by round for P ranks and N wire bytes (local ranks;
 // trees rooted at local rank ROOT), and its model: RANKS are the group's netem ranks in the
 // algorithm's local order (a Communicator's ranks()), N the wire bytes of the buffer.
-// Ring, halving-doubling, trees, hierarchical and the barrier replay their messages over
-// the links each one takes (on mixed links each step costs what its own sends cost, not
-// the worst link's); the parameter server and gossip keep their closed forms on the worst
-// link they use (their NIC queues are in the formula).
+// Every model replays its algorithm's messages over the links each one takes, through the
+// NIC queues (on mixed links a step costs what its own sends cost, not the worst link's);
+// on uniform links that is the closed form above (tests/test_coll.cpp).
 void ring_reduce_scatter_rounds(int p, double n, const RoundSink& emit);
 void ring_allgather_rounds(int p, double n, const RoundSink& emit);
 void ring_allreduce_rounds(int p, double n, const RoundSink& emit);

@@ -69,6 +69,10 @@ struct Context {
   CollectiveSpec dp_spec() const {
     return {s.dp_algo, s.dp_servers, s.dp_rounds, s.zero1 ? coll::Op::kReduceScatter : coll::Op::kAllreduce};
   }
+  // Elements per DP bucket of a buffer of N (parallel.bucket_mb; 0 = one bucket).
+  double bucket_elements(double n) const {
+    return s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(s.dp_bucket_bytes / grad_bytes)) : n;
+  }
   // Parameter elements whose AdamW step (and moments) this rank holds: ZeRO-1 its DP block.
   double updated(int st) const { return model.stages[size_t(st)].buffer.total() / (s.zero1 ? g.dp : 1); }
 
@@ -149,7 +153,7 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
 std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
   if (c.g.dp == 1) return {};
   const double n = c.model.stages[size_t(st)].buffer.total();
-  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
+  const double per = c.bucket_elements(n);
   if (n / per > 1e6)
     throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
                      std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
@@ -198,22 +202,6 @@ double optimizer_time(const Context& c, int st) {
   return c.updated(st) * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
 }
 
-// ZeRO-1 after AdamW (parallel/grad_sync.cpp): every bucket's updated parameters ring-
-// allgathered over the DP group, bucket after bucket, blocking (the latest TP rank's group).
-double param_allgather(const Context& c, int st) {
-  if (!c.s.zero1 || c.g.dp == 1) return 0;
-  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
-  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
-  double worst = 0;
-  for (int t = 0; t < c.g.tp; ++t) {
-    double sum = 0;
-    for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
-      sum += coll::ring_allgather_model(c.net, c.dp_group(st, t), std::min(per, hi) * p);
-    worst = std::max(worst, sum);
-  }
-  return worst;
-}
-
 // Boundary ST -> ST+1 of replica DP in one direction: the worst of its TP ranks' links.
 Hop boundary(const Context& c, int st, int dp, bool forward) {
   Hop worst;
@@ -224,6 +212,38 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
     worst.serialize = std::max(worst.serialize, c.activation_message() * c.net.beta(a, b));
   }
   return worst;
+}
+
+// When each rank of stage ST can begin its first operation, per replica and TP rank, the
+// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER
+// seconds), and with ZeRO-1 after the parameter allgather, bucket after bucket, each DP
+// group's ring replayed from when its ranks get there.
+std::vector<std::vector<double>> stage_ready(const Context& c, int st, double optimizer,
+                                             const std::vector<double>& left) {
+  std::vector<std::vector<double>> ready(size_t(c.g.dp), std::vector<double>(size_t(c.g.tp)));
+  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
+  const double per = c.bucket_elements(n);
+  for (int t = 0; t < c.g.tp; ++t) {
+    const std::vector<int> group = c.dp_group(st, t);
+    std::vector<double> at;
+    for (int r : group) at.push_back(left[size_t(r)] + optimizer);
+    if (c.s.zero1 && c.g.dp > 1)
+      for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
+        at = coll::replay_each(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(c.g.dp, std::min(per, hi) * p, emit);
+        }, at);
+    for (int d = 0; d < c.g.dp; ++d) ready[size_t(d)][size_t(t)] = at[size_t(d)];
+  }
+  return ready;
+}
+
+// ZeRO-1's parameter allgather on stage ST, every rank starting together: the latest
+// rank's time (0 without ZeRO-1).
+double param_allgather(const Context& c, int st) {
+  double latest = 0;
+  for (const std::vector<double>& ready : stage_ready(c, st, 0, std::vector<double>(size_t(c.g.world()), 0.0)))
+    latest = std::max(latest, *std::max_element(ready.begin(), ready.end()));
+  return latest;
 }
 
 struct Replica {  // one DP replica's pipeline
@@ -352,29 +372,6 @@ void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
       }
     }
   }
-}
-
-// When each rank of stage ST can begin its first operation, per replica and TP rank, the
-// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER
-// seconds), and with ZeRO-1 after the parameter allgather, bucket after bucket, each DP
-// group's ring replayed from when its ranks get there.
-std::vector<std::vector<double>> stage_ready(const Context& c, int st, double optimizer,
-                                             const std::vector<double>& left) {
-  std::vector<std::vector<double>> ready(size_t(c.g.dp), std::vector<double>(size_t(c.g.tp)));
-  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
-  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
-  for (int t = 0; t < c.g.tp; ++t) {
-    const std::vector<int> group = c.dp_group(st, t);
-    std::vector<double> at;
-    for (int r : group) at.push_back(left[size_t(r)] + optimizer);
-    if (c.s.zero1 && c.g.dp > 1)
-      for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
-        at = coll::replay_each(c.net, group, [&](const coll::RoundSink& emit) {
-          coll::ring_allgather_rounds(c.g.dp, std::min(per, hi) * p, emit);
-        }, at);
-    for (int d = 0; d < c.g.dp; ++d) ready[size_t(d)][size_t(t)] = at[size_t(d)];
-  }
-  return ready;
 }
 
 // When a stage whose TP ranks start at AT (one time each) is as far as if they had all
