@@ -11,14 +11,15 @@
 // largest subtree first (trees) meets no queue beyond beta; the parameter server and
 // gossip talk to several at once and charge their NIC queues (beta_egress, beta_ingress)
 // explicitly. The local arithmetic is not charged (the comm stream pays for the network
-// only). The *_model functions take alpha and beta from the communicator's network, for
-// the worst link the algorithm uses: on a heterogeneous network, upper bounds.
+// only). The *_model functions take a network model and a rank list (no Communicator, no
+// MPI) and charge each message the link it takes (cost_model.hpp).
 #include <algorithm>
 #include <cmath>
 #include <span>
 
 #include "codec.hpp"
 #include "communicator.hpp"
+#include "cost_model.hpp"
 
 namespace dtb::coll {
 
@@ -51,11 +52,8 @@ void mpi_reduce_scatter(Communicator& comm, std::span<float> data);
 void mpi_allgather(Communicator& comm, std::span<float> data);
 void mpi_broadcast(Communicator& comm, std::span<float> data, int root);
 
-// ---- cost formulas -------------------------------------------------------------------
-// NIC caps as seconds per payload byte (0: unlimited).
-struct NicBeta {
-  double egress = 0, ingress = 0;
-};
+// ---- cost formulas (closed forms: every link alike) ----------------------------------
+// NicBeta (cost_model.hpp): the NIC caps as seconds per payload byte (0: unlimited).
 double ring_allreduce_cost(int p, double n, double alpha, double beta);
 double ring_reduce_scatter_cost(int p, double n, double alpha, double beta);
 double ring_allgather_cost(int p, double n, double alpha, double beta);
@@ -75,47 +73,38 @@ double gossip_allreduce_cost(int p, int rounds, double n, double alpha, double b
                              double beta_ingress = 0);
 double barrier_cost(int p, double alpha);
 
-// The formulas with alpha and beta from COMM's network (N = wire bytes of the buffer).
-double ring_allreduce_model(const Communicator& comm, double n);
-double ring_reduce_scatter_model(const Communicator& comm, double n);
-double ring_allgather_model(const Communicator& comm, double n);
-double halving_doubling_allreduce_model(const Communicator& comm, double n);
-double tree_allreduce_model(const Communicator& comm, double n);
-double tree_broadcast_model(const Communicator& comm, double n);
-double hierarchical_allreduce_model(Communicator& comm, double n);  // collective on first use
-double param_server_allreduce_model(const Communicator& comm, double n, int servers);
-double gossip_allreduce_model(const Communicator& comm, double n, int rounds);
-double barrier_model(const Communicator& comm);
+// ---- messages and cost models (cost_model.hpp) ---------------------------------------
+// Each algorithm's messages round by round for P ranks and N wire bytes (local ranks;
+// trees rooted at local rank ROOT), and its model: RANKS are the group's netem ranks in the
+// algorithm's local order (a Communicator's ranks()), N the wire bytes of the buffer.
+// Every model replays its algorithm's messages over the links each one takes, through the
+// NIC queues (on mixed links a step costs what its own sends cost, not the worst link's);
+// on uniform links that is the closed form above (tests/test_coll.cpp).
+void ring_reduce_scatter_rounds(int p, double n, const RoundSink& emit);
+void ring_allgather_rounds(int p, double n, const RoundSink& emit);
+void ring_allreduce_rounds(int p, double n, const RoundSink& emit);
+void halving_doubling_allreduce_rounds(int p, double n, const RoundSink& emit);
+void tree_reduce_rounds(int p, double n, int root, const RoundSink& emit);
+void tree_broadcast_rounds(int p, double n, int root, const RoundSink& emit);
+void tree_allreduce_rounds(int p, double n, const RoundSink& emit);
+// The sites of RANKS come from NET.
+void hierarchical_allreduce_rounds(const netem::NetworkModel& net, std::span<const int> ranks, double n,
+                                   const RoundSink& emit);
+void param_server_allreduce_rounds(int p, double n, int servers, const RoundSink& emit);
+void gossip_allreduce_rounds(int p, double n, int rounds, const RoundSink& emit);
+void barrier_rounds(int p, const RoundSink& emit);
 
-// The largest alpha and the largest beta over the links a -> b (local ranks, a != b) for
-// which PAIR(a, b) holds; zeros when none does.
-struct AlphaBeta {
-  double alpha = 0, beta = 0;
-};
-template <typename Pair>
-AlphaBeta worst_link(const Communicator& comm, Pair pair) {
-  AlphaBeta w;
-  for (int a = 0; a < comm.size(); ++a)
-    for (int b = 0; b < comm.size(); ++b) {
-      if (a == b || !pair(a, b)) continue;
-      const int ga = comm.global_rank(a), gb = comm.global_rank(b);
-      w.alpha = std::max(w.alpha, comm.network().alpha(ga, gb));
-      w.beta = std::max(w.beta, comm.network().beta(ga, gb));
-    }
-  return w;
-}
-
-// Seconds per payload byte of COMM's NIC caps (0 when unlimited), headers included, for
-// messages of about N bytes.
-inline NicBeta nic_betas(const Communicator& comm, double n) {
-  const netem::NetworkModel& net = comm.network();
-  const double wire_per_byte = n > 0 ? double(net.wire_bytes(uint64_t(n))) / n : 1.0;
-  auto per_byte = [&](double rate) { return std::isinf(rate) ? 0.0 : wire_per_byte / rate; };
-  std::vector<int> ranks(size_t(comm.size()));
-  for (int r = 0; r < comm.size(); ++r) ranks[size_t(r)] = comm.global_rank(r);
-  const netem::NetworkModel::NicRates nic = net.slowest_nic(ranks);
-  return {per_byte(nic.egress), per_byte(nic.ingress)};
-}
+using Net = netem::NetworkModel;
+double ring_allreduce_model(const Net& net, std::span<const int> ranks, double n);
+double ring_reduce_scatter_model(const Net& net, std::span<const int> ranks, double n);
+double ring_allgather_model(const Net& net, std::span<const int> ranks, double n);
+double halving_doubling_allreduce_model(const Net& net, std::span<const int> ranks, double n);
+double tree_allreduce_model(const Net& net, std::span<const int> ranks, double n);
+double tree_broadcast_model(const Net& net, std::span<const int> ranks, double n, int root = 0);
+double hierarchical_allreduce_model(const Net& net, std::span<const int> ranks, double n);
+double param_server_allreduce_model(const Net& net, std::span<const int> ranks, double n, int servers);
+double gossip_allreduce_model(const Net& net, std::span<const int> ranks, double n, int rounds);
+double barrier_model(const Net& net, std::span<const int> ranks);
 
 int ceil_log2(int p);   // rounds of a binomial tree or a dissemination barrier
 int floor_log2(int p);  // depth of a binomial tree

@@ -77,6 +77,7 @@ class Communicator {
   int rank() const { return rank_; }
   int size() const { return int(global_.size()); }
   int global_rank(int local) const { return global_[local]; }  // = profile rank
+  std::span<const int> ranks() const { return global_; }       // every local rank's global rank
   int site_of(int local) const;
   bool same_site(int a, int b) const { return site_of(a) == site_of(b); }
 

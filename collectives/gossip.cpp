@@ -16,6 +16,7 @@
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <vector>
 
 #include "algorithms.hpp"
 #include "internal.hpp"
@@ -36,11 +37,20 @@ double gossip_allreduce_cost(int p, int rounds, double n, double alpha, double b
   return rounds * (alpha + std::max({n * beta, neighbours * n * beta_egress, neighbours * n * beta_ingress}));
 }
 
-double gossip_allreduce_model(const Communicator& comm, double n, int rounds) {
-  const int p = comm.size();
-  const AlphaBeta l = worst_link(comm, [p](int a, int b) { return b == (a + 1) % p || a == (b + 1) % p; });
-  const NicBeta nic = nic_betas(comm, n);
-  return gossip_allreduce_cost(p, rounds, n, l.alpha, l.beta, nic.egress, nic.ingress);
+// Each round every rank sends its buffer to its left, then its right neighbour (to the one
+// other rank when p = 2), and takes both in order of arrival.
+void gossip_allreduce_rounds(int p, double n, int rounds, const RoundSink& emit) {
+  if (p <= 1) return;
+  std::vector<Message> round;
+  for (int r = 0; r < p; ++r) {
+    if (p > 2) round.push_back({r, (r + p - 1) % p, n});
+    round.push_back({r, (r + 1) % p, n});
+  }
+  for (int k = 0; k < rounds; ++k) emit(round);
+}
+
+double gossip_allreduce_model(const Net& net, std::span<const int> ranks, double n, int rounds) {
+  return replay(net, ranks, [&](const RoundSink& emit) { gossip_allreduce_rounds(int(ranks.size()), n, rounds, emit); });
 }
 
 namespace {

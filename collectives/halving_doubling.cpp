@@ -9,6 +9,7 @@
 // one more full-buffer exchange each way (the simple fold, not Rabenseifner's half-buffer
 // one: it keeps the q active ranks' blocks contiguous).
 #include <cmath>
+#include <vector>
 
 #include "algorithms.hpp"
 #include "internal.hpp"
@@ -61,9 +62,31 @@ double halving_doubling_allreduce_cost(int p, double n, double alpha, double bet
   return t;
 }
 
-double halving_doubling_allreduce_model(const Communicator& comm, double n) {
-  const AlphaBeta l = worst_link(comm, [](int, int) { return true; });
-  return halving_doubling_allreduce_cost(comm.size(), n, l.alpha, l.beta);
+// The fold, log2 q halving steps (n mask/q bytes with the partner at distance mask), as
+// many doubling steps in reverse, and the unfold: each step costs its pairs' own links.
+void halving_doubling_allreduce_rounds(int p, double n, const RoundSink& emit) {
+  if (p <= 1) return;
+  const int q = floor_pow2(p), extra = p - q;
+  std::vector<Message> round;
+  auto fold = [&](bool back) {
+    round.clear();
+    for (int v = 0; v < extra; ++v) round.push_back(back ? Message{2 * v + 1, 2 * v, n} : Message{2 * v, 2 * v + 1, n});
+    if (!round.empty()) emit(round);
+  };
+  auto step = [&](int mask) {
+    round.clear();
+    for (int v = 0; v < q; ++v) round.push_back({active_rank(v, extra), active_rank(v ^ mask, extra), n * mask / q});
+    emit(round);
+  };
+  fold(false);
+  for (int mask = q / 2; mask >= 1; mask /= 2) step(mask);
+  for (int mask = 1; mask < q; mask *= 2) step(mask);
+  fold(true);
+}
+
+double halving_doubling_allreduce_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks,
+                [&](const RoundSink& emit) { halving_doubling_allreduce_rounds(int(ranks.size()), n, emit); });
 }
 
 void halving_doubling_allreduce(Communicator& comm, std::span<float> data, Compression c) {

@@ -5,6 +5,9 @@
 // sends 2(m-1)/m n bytes over them in 2(m-1) latencies, where a flat ring over all p
 // ranks pays 2(p-1) latencies of the slowest hop. With a codec the leaders' ring blocks
 // are broadcast still encoded, so every rank decodes the same bits.
+#include <functional>
+#include <vector>
+
 #include "algorithms.hpp"
 #include "internal.hpp"
 
@@ -16,13 +19,46 @@ double hierarchical_allreduce_cost(int max_site_size, int sites, double n, doubl
          ring_allreduce_cost(sites, n, alpha_inter, beta_inter);
 }
 
-double hierarchical_allreduce_model(Communicator& comm, double n) {
-  const SiteGroups& g = comm.site_groups();
-  const AlphaBeta intra = worst_link(comm, [&](int a, int b) { return comm.same_site(a, b); });
-  // The leaders are each site's lowest rank; their ring may use any inter-site link.
-  const AlphaBeta inter = worst_link(comm, [&](int a, int b) { return !comm.same_site(a, b); });
-  return hierarchical_allreduce_cost(g.max_site_size, g.num_sites, n, intra.alpha, intra.beta, inter.alpha,
-                                     inter.beta, nic_betas(comm, n));
+namespace {
+
+// Rounds of a per-group algorithm run by several groups at once (the sites' trees): round k
+// holds every group's round k, local ranks mapped to the whole group's.
+void merged_rounds(const std::vector<std::vector<int>>& groups,
+                   const std::function<void(int p, const RoundSink&)>& each, const RoundSink& emit) {
+  std::vector<std::vector<Message>> rounds;
+  for (const std::vector<int>& g : groups) {
+    size_t k = 0;
+    each(int(g.size()), [&](std::span<const Message> round) {
+      if (rounds.size() <= k) rounds.emplace_back();
+      for (const Message& m : round) rounds[k].push_back({g[size_t(m.from)], g[size_t(m.to)], m.bytes});
+      ++k;
+    });
+  }
+  for (const std::vector<Message>& round : rounds) emit(round);
+}
+
+}  // namespace
+
+// A tree inside each site (in local order, led by its first rank, as site_groups() splits
+// them), a ring among the site leaders in local order, and the trees back: each level on
+// its own links, the leaders' ring starting when each leader's site has reduced.
+void hierarchical_allreduce_rounds(const netem::NetworkModel& net, std::span<const int> ranks, double n,
+                                   const RoundSink& emit) {
+  std::vector<std::vector<int>> sites(net.profile().sites.size());
+  std::vector<int> leaders;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    std::vector<int>& site = sites[size_t(net.site_of(ranks[i]))];
+    if (site.empty()) leaders.push_back(int(i));
+    site.push_back(int(i));
+  }
+  std::erase_if(sites, [](const std::vector<int>& s) { return s.empty(); });
+  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_reduce_rounds(p, n, 0, e); }, emit);
+  merged_rounds({leaders}, [&](int p, const RoundSink& e) { ring_allreduce_rounds(p, n, e); }, emit);
+  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_broadcast_rounds(p, n, 0, e); }, emit);
+}
+
+double hierarchical_allreduce_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks, [&](const RoundSink& emit) { hierarchical_allreduce_rounds(net, ranks, n, emit); });
 }
 
 void hierarchical_allreduce(Communicator& comm, std::span<float> data, Compression c) {

@@ -31,12 +31,6 @@ double param_server_allreduce_cost(int p, int servers, double n, double alpha, d
   return push + pull;
 }
 
-double param_server_allreduce_model(const Communicator& comm, double n, int servers) {
-  const AlphaBeta l = worst_link(comm, [](int, int) { return true; });
-  const NicBeta nic = nic_betas(comm, n);
-  return param_server_allreduce_cost(comm.size(), servers, n, l.alpha, l.beta, nic.egress, nic.ingress);
-}
-
 namespace {
 
 int server_rank(int shard, int p, int servers) { return shard * p / servers; }
@@ -47,6 +41,33 @@ int served_shard(int r, int p, int servers) {
     if (server_rank(j, p, servers) == r) return j;
   return -1;
 }
+
+}  // namespace
+
+// The pushes (each rank in its staggered order, the servers taking them in order of arrival
+// at their ingress NIC), then the pulls (each server to every other rank in turn).
+void param_server_allreduce_rounds(int p, double n, int servers, const RoundSink& emit) {
+  if (p <= 1) return;
+  const double shard = n / servers;
+  std::vector<Message> round;
+  for (int r = 0; r < p; ++r)
+    for (int i = 1; i <= servers; ++i) {
+      const int j = (r + i) % servers;
+      if (j != served_shard(r, p, servers)) round.push_back({r, server_rank(j, p, servers), shard});
+    }
+  emit(round);
+  round.clear();
+  for (int j = 0; j < servers; ++j)
+    for (int i = 1; i < p; ++i) round.push_back({server_rank(j, p, servers), (server_rank(j, p, servers) + i) % p, shard});
+  emit(round);
+}
+
+double param_server_allreduce_model(const Net& net, std::span<const int> ranks, double n, int servers) {
+  return replay(net, ranks,
+                [&](const RoundSink& emit) { param_server_allreduce_rounds(int(ranks.size()), n, servers, emit); });
+}
+
+namespace {
 
 // Scratch slots: an outgoing shard j in slot j, an incoming push from rank s in slot S + s.
 void push(Communicator& comm, FloatWire& wire, int servers, int mine) {

@@ -6,6 +6,7 @@
 
 #include "codec.hpp"
 #include "communicator.hpp"
+#include "cost_model.hpp"
 
 namespace dtb::coll {
 
@@ -24,8 +25,12 @@ struct Algorithm {
   const char* name;
   const char* summary;
   void (*run)(Communicator& comm, std::span<float> data, const CollParams& params, Compression c);
-  // Cost-formula time for WIRE_BYTES on the wire, or null (MPI's own: no formula).
-  double (*model)(Communicator& comm, double wire_bytes, const CollParams& params);
+  // Cost-model time for WIRE_BYTES on the wire over RANKS (netem ranks, in local order), or
+  // null (MPI's own: no model); and the messages it replays (cost_model.hpp).
+  double (*model)(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
+                  const CollParams& params);
+  void (*rounds)(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
+                 const CollParams& params, const RoundSink& emit);
   bool uses_transport;  // false for MPI's own: no netem timing, no codec (time it on a real clock)
   bool estimate;        // gossip: exact only when every rank starts from the same buffer
 };

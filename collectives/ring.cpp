@@ -2,8 +2,10 @@
 // ring). 2(p-1) steps; in each, every rank sends one block of n/p bytes to its right
 // neighbour while it receives one from its left. The bandwidth term 2(p-1)/p n beta is
 // the optimum for any allreduce, the latency term 2(p-1) alpha grows with p: the
-// algorithm for large buffers on uniform links. On a heterogeneous ring the slowest hop
-// paces every step (the model takes the worst link).
+// algorithm for large buffers on uniform links. On a heterogeneous ring each rank waits
+// only for its left neighbour, so the model follows each hop's own link.
+#include <vector>
+
 #include "algorithms.hpp"
 #include "internal.hpp"
 
@@ -19,21 +21,27 @@ double ring_allreduce_cost(int p, double n, double alpha, double beta) {
   return ring_reduce_scatter_cost(p, n, alpha, beta) + ring_allgather_cost(p, n, alpha, beta);
 }
 
-namespace {
-AlphaBeta ring_links(const Communicator& comm) {
-  const int p = comm.size();
-  return worst_link(comm, [p](int a, int b) { return b == (a + 1) % p; });
+// Step k: every rank sends one block (n/p bytes) to its right neighbour.
+void ring_steps(int p, double n, int steps, const RoundSink& emit) {
+  std::vector<Message> round(static_cast<size_t>(p));
+  for (int i = 0; i < p; ++i) round[size_t(i)] = {i, (i + 1) % p, n / p};
+  for (int k = 0; k < steps; ++k) emit(round);
 }
-}  // namespace
+void ring_reduce_scatter_rounds(int p, double n, const RoundSink& emit) { ring_steps(p, n, p - 1, emit); }
+void ring_allgather_rounds(int p, double n, const RoundSink& emit) { ring_steps(p, n, p - 1, emit); }
+void ring_allreduce_rounds(int p, double n, const RoundSink& emit) { ring_steps(p, n, 2 * (p - 1), emit); }
 
-double ring_reduce_scatter_model(const Communicator& comm, double n) {
-  const AlphaBeta l = ring_links(comm);
-  return ring_reduce_scatter_cost(comm.size(), n, l.alpha, l.beta);
+// A ring step lasts until the slowest hop's block has arrived, and a rank behind a fast
+// hop starts its next send early: on mixed links a ring's time is the longest chain of
+// hops through the steps, which the replay follows (not the worst link on every hop).
+double ring_reduce_scatter_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks, [&](const RoundSink& emit) { ring_reduce_scatter_rounds(int(ranks.size()), n, emit); });
 }
-double ring_allgather_model(const Communicator& comm, double n) { return ring_reduce_scatter_model(comm, n); }
-double ring_allreduce_model(const Communicator& comm, double n) {
-  const AlphaBeta l = ring_links(comm);
-  return ring_allreduce_cost(comm.size(), n, l.alpha, l.beta);
+double ring_allgather_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks, [&](const RoundSink& emit) { ring_allgather_rounds(int(ranks.size()), n, emit); });
+}
+double ring_allreduce_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks, [&](const RoundSink& emit) { ring_allreduce_rounds(int(ranks.size()), n, emit); });
 }
 
 namespace detail {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "algorithms.hpp"
 #include "internal.hpp"
@@ -83,16 +84,40 @@ double tree_allreduce_cost(int p, double n, double alpha, double beta, double be
   return broadcast_done(0, p, reduce_done(0, p, l), l);
 }
 
-double tree_broadcast_model(const Communicator& comm, double n) {
-  const AlphaBeta l = worst_link(comm, [](int, int) { return true; });
-  const NicBeta nic = nic_betas(comm, n);
-  return tree_broadcast_cost(comm.size(), n, l.alpha, l.beta, nic.egress, nic.ingress);
+// Level by level, as tree_reduce and tree_broadcast_bytes run: in the reduce's round MASK
+// every vrank whose lowest set bit is MASK sends its subtree's sum to vrank - MASK; in the
+// broadcast's round MASK (largest first) every vrank that holds the buffer and has no bit
+// below 2 MASK sends it to vrank + MASK. A parent's sends queue at its egress NIC, its
+// receives at its ingress, each over its own link.
+void tree_reduce_rounds(int p, double n, int root, const RoundSink& emit) {
+  std::vector<Message> round;
+  for (int mask = 1; mask < p; mask <<= 1) {
+    round.clear();
+    for (int v = mask; v < p; v += 2 * mask) round.push_back({(v + root) % p, (v - mask + root) % p, n});
+    emit(round);
+  }
 }
 
-double tree_allreduce_model(const Communicator& comm, double n) {
-  const AlphaBeta l = worst_link(comm, [](int, int) { return true; });
-  const NicBeta nic = nic_betas(comm, n);
-  return tree_allreduce_cost(comm.size(), n, l.alpha, l.beta, nic.egress, nic.ingress);
+void tree_broadcast_rounds(int p, double n, int root, const RoundSink& emit) {
+  std::vector<Message> round;
+  for (int mask = p > 1 ? 1 << (ceil_log2(p) - 1) : 0; mask > 0; mask >>= 1) {
+    round.clear();
+    for (int v = 0; v + mask < p; v += 2 * mask) round.push_back({(v + root) % p, (v + mask + root) % p, n});
+    emit(round);
+  }
+}
+
+void tree_allreduce_rounds(int p, double n, const RoundSink& emit) {
+  tree_reduce_rounds(p, n, 0, emit);
+  tree_broadcast_rounds(p, n, 0, emit);
+}
+
+double tree_broadcast_model(const Net& net, std::span<const int> ranks, double n, int root) {
+  return replay(net, ranks, [&](const RoundSink& emit) { tree_broadcast_rounds(int(ranks.size()), n, root, emit); });
+}
+
+double tree_allreduce_model(const Net& net, std::span<const int> ranks, double n) {
+  return replay(net, ranks, [&](const RoundSink& emit) { tree_allreduce_rounds(int(ranks.size()), n, emit); });
 }
 
 namespace detail {

@@ -16,6 +16,7 @@
 #include "dtbench_runner.hpp"
 #include "codec.hpp"
 #include "h5file.hpp"
+#include "network.hpp"
 #include "partition.hpp"
 
 namespace fs = std::filesystem;
@@ -277,6 +278,77 @@ TEST_CASE("cost formulas: the textbook values", "[coll][cost]") {
   CHECK(gossip_contraction(3) == 0);
   CHECK(gossip_contraction(4) == Approx(1.0 / 3));
   CHECK(gossip_contraction(8) == Approx((1 + std::sqrt(2.0)) / 3));
+}
+
+// The cost models replay each algorithm's messages over the links they take
+// (cost_model.hpp); on uniform links they must give the closed forms.
+TEST_CASE("cost models: the closed forms on uniform links, with and without NIC caps", "[coll][cost]") {
+  const double a = 1e-3, bw = 1e8, n = 1e6;
+  for (bool nic : {false, true})
+    for (int p = 1; p <= 9; ++p) {
+      dtb::netem::Profile profile = dtb::netem::uniform_profile(p, a, bw);
+      if (nic) profile.nic_egress_Bps = profile.nic_ingress_Bps = bw;
+      const dtb::netem::NetworkModel net(profile, p);
+      std::vector<int> ranks(static_cast<size_t>(p));
+      for (int r = 0; r < p; ++r) ranks[size_t(r)] = r;
+      const double b = net.beta(0, std::min(1, p - 1));
+      const NicBeta caps = nic_betas(net, 0, 1, n);
+      INFO("p " << p << " NIC caps " << nic);
+      CHECK(ring_allreduce_model(net, ranks, n) == Approx(ring_allreduce_cost(p, n, a, b)));
+      CHECK(ring_reduce_scatter_model(net, ranks, n) == Approx(ring_reduce_scatter_cost(p, n, a, b)));
+      CHECK(ring_allgather_model(net, ranks, n) == Approx(ring_allgather_cost(p, n, a, b)));
+      CHECK(halving_doubling_allreduce_model(net, ranks, n) == Approx(halving_doubling_allreduce_cost(p, n, a, b)));
+      CHECK(tree_allreduce_model(net, ranks, n) == Approx(tree_allreduce_cost(p, n, a, b, caps.egress, caps.ingress)));
+      CHECK(tree_broadcast_model(net, ranks, n, p / 2) ==
+            Approx(tree_broadcast_cost(p, n, a, b, caps.egress, caps.ingress)));
+      CHECK(hierarchical_allreduce_model(net, ranks, n) ==
+            Approx(hierarchical_allreduce_cost(p, 1, n, a, b, a, b, caps)));
+      for (int servers : {1, p})
+        CHECK(param_server_allreduce_model(net, ranks, n, servers) ==
+              Approx(param_server_allreduce_cost(p, servers, n, a, b, caps.egress, caps.ingress)));
+      CHECK(gossip_allreduce_model(net, ranks, n, 3) ==
+            Approx(gossip_allreduce_cost(p, 3, n, a, b, caps.egress, caps.ingress)));
+      CHECK(barrier_model(net, ranks) == Approx(barrier_cost(p, a)));
+    }
+}
+
+TEST_CASE("cost models: on mixed links each step costs the links it takes", "[coll][cost]") {
+  // Sites a, a, b, b: 1 ms and 1 GB/s inside a site, 10 ms and 100 MB/s between them.
+  dtb::netem::Profile profile = dtb::netem::uniform_profile(4, 1e-3, 1e9);
+  profile.sites.push_back({"b", profile.sites[0].intra});
+  profile.inter.assign(4, {10e-3, 0, "normal", 1e8, 0});
+  profile.rank_site = {0, 0, 1, 1};
+  const dtb::netem::NetworkModel net(profile, 4);
+  const double n = 4e6, ai = 1e-3, bi = 1e-9, ax = 10e-3, bx = 1e-8;
+  const std::vector<int> ranks = {0, 1, 2, 3}, pair_first = {0, 2, 1, 3};
+  // Ring 0 1 2 3: hops 1->2 and 3->0 cross sites (a block: 20 ms, of which 10 ms on the
+  // wire), 0->1 and 2->3 stay inside (2 ms). Each rank waits only for its left neighbour
+  // and a slow link's blocks leave back to back; by hand, ranks 0..3 end step k at
+  //   k=1: 20 2 20 2   k=2: 30 22 30 22   k=3: 42 32 42 32   k=4: 52 44 52 44
+  //   k=5: 64 54 64 54   k=6: 74 66 74 66 (ms)
+  // where the worst link on every hop would say 6 x 20 ms.
+  CHECK(ring_allreduce_model(net, ranks, n) == Approx(74e-3));
+  CHECK(ring_allreduce_cost(4, n, ax, bx) == Approx(120e-3));
+  // Halving-doubling over 0 1 2 3: the mask-2 steps cross sites (n/2 each), the mask-1
+  // steps stay inside (n/4 each): per step its own link.
+  CHECK(halving_doubling_allreduce_model(net, ranks, n) ==
+        Approx(2 * (ax + n / 2 * bx) + 2 * (ai + n / 4 * bi)));
+  // Order 0 2 1 3: now the mask-1 steps cross sites.
+  CHECK(halving_doubling_allreduce_model(net, pair_first, n) ==
+        Approx(2 * (ai + n / 2 * bi) + 2 * (ax + n / 4 * bx)));
+  // Hierarchical: a pair tree in each site (2 hops inside), a ring of two leaders across.
+  CHECK(hierarchical_allreduce_model(net, ranks, n) ==
+        Approx(2 * (ai + n * bi) + ring_allreduce_cost(2, n, ax, bx)));
+  // Tree over 0 1 2 3: depth 2, the root's child 2 across sites, 1 and 3 inside: the
+  // reduce's last level and the broadcast's first cross, the rest is a fast hop each way.
+  CHECK(tree_allreduce_model(net, ranks, n) == Approx(2 * (ax + n * bx) + 2 * (ai + n * bi)));
+  // The traffic: the ring sends 2 (p-1)/p n per rank, half of its hops across sites.
+  const Traffic t = traffic(net, ranks, [&](const RoundSink& emit) { ring_allreduce_rounds(4, n, emit); });
+  CHECK(t.intra == Approx(12 * n / 4));
+  CHECK(t.inter == Approx(12 * n / 4));
+  CHECK(t.busiest == Approx(6 * n / 4));
+  CHECK(t.worst_alpha == ax);
+  CHECK(t.worst_beta == Approx(bx));
 }
 
 // ---- dtbench coll on one rank (MPI singleton: no mpirun) -----------------------------

@@ -230,12 +230,18 @@ TEST_CASE("gossip: keeps the average, contracts by lambda per round, exact for p
   }
 }
 
-TEST_CASE("virtual clock: each algorithm takes what its cost formula says", "[mpi][time]") {
+// Uniform links, NIC caps, and mixed links (two sites in blocks, three interleaved sites:
+// rings, trees and halving-doubling steps that take fast and slow links at once).
+TEST_CASE("virtual clock: each algorithm takes what its cost model says, on uniform and mixed links",
+          "[mpi][time]") {
   const int p = world_size();
   const double latency = 1e-3, bandwidth = 1e8;  // 1 ms, 100 MB/s: 100 KB take another 1 ms
   Profile nic_capped = dtb::netem::uniform_profile(p, latency, bandwidth);
   nic_capped.nic_egress_Bps = nic_capped.nic_ingress_Bps = bandwidth;  // one NIC per rank, as a host has
-  for (const Profile& profile : {dtb::netem::uniform_profile(p, latency, bandwidth), nic_capped}) {
+  Profile three_capped = three_sites();
+  three_capped.nic_egress_Bps = three_capped.nic_ingress_Bps = 5e8;
+  for (const Profile& profile : {dtb::netem::uniform_profile(p, latency, bandwidth), nic_capped,
+                                 two_sites(1e-4, 1e9, 10e-3, 1e8), three_sites(), three_capped}) {
     Communicator comm = make_comm(profile);
     const size_t count = 25000;
     for (const Algorithm& algo : all_algorithms()) {
@@ -246,8 +252,9 @@ TEST_CASE("virtual clock: each algorithm takes what its cost formula says", "[mp
         const double t0 = comm.now();
         algo.run(comm, data, params, {});
         const double measured = comm.untimed_max(comm.now()) - t0;
-        const double model = algo.model(comm, double(count * sizeof(float)), params);
-        INFO(op_name(algo.op) << " " << algo.name << " p " << p << " NIC " << profile.nic_egress_Bps << " servers "
+        const double model = algo.model(comm.network(), comm.ranks(), double(count * sizeof(float)), params);
+        INFO(op_name(algo.op) << " " << algo.name << " p " << p << " profile " << profile.name << " sites "
+                              << profile.sites.size() << " NIC " << profile.nic_egress_Bps << " servers "
                               << params.servers << " rounds " << params.rounds << ": measured " << measured
                               << " s, formula " << model << " s");
         CHECK(std::fabs(measured - model) <= 0.01 * model);
@@ -256,7 +263,7 @@ TEST_CASE("virtual clock: each algorithm takes what its cost formula says", "[mp
     comm.sync_clocks();
     const double t0 = comm.now();
     barrier(comm);
-    CHECK(comm.untimed_max(comm.now()) - t0 == Approx(barrier_model(comm)).epsilon(0.01));
+    CHECK(comm.untimed_max(comm.now()) - t0 == Approx(barrier_model(comm.network(), comm.ranks())).epsilon(0.01));
   }
 }
 
@@ -273,7 +280,7 @@ TEST_CASE("virtual clock: the parameter server queues at its ingress NIC as its 
     const double t0 = comm.now();
     param_server_allreduce(comm, data, servers);
     const double measured = comm.untimed_max(comm.now()) - t0;
-    const double model = ps.model(comm, double(count * sizeof(float)), {servers, 0, 0});
+    const double model = ps.model(comm.network(), comm.ranks(), double(count * sizeof(float)), {servers, 0, 0});
     INFO("p " << p << " servers " << servers << ": measured " << measured << ", formula " << model);
     CHECK(std::fabs(measured - model) <= 0.01 * model);
   }
@@ -293,11 +300,12 @@ TEST_CASE("two sites: hierarchical beats the flat ring, as the formulas predict"
   };
   const double ring = time_of(ring_allreduce), hier = time_of(hierarchical_allreduce);
   const double n = count * sizeof(float);
-  const double ring_model = ring_allreduce_model(comm, n), hier_model = hierarchical_allreduce_model(comm, n);
-  INFO("p " << p << ": ring " << ring << " s (formula " << ring_model << "), hierarchical " << hier
-            << " s (formula " << hier_model << ")");
+  const double ring_model = ring_allreduce_model(comm.network(), comm.ranks(), n);
+  const double hier_model = hierarchical_allreduce_model(comm.network(), comm.ranks(), n);
+  INFO("p " << p << ": ring " << ring << " s (model " << ring_model << "), hierarchical " << hier
+            << " s (model " << hier_model << ")");
   CHECK(hier == Approx(hier_model).epsilon(0.01));
-  CHECK(ring <= ring_model * 1.001);  // the worst-hop formula bounds a heterogeneous ring
+  CHECK(ring == Approx(ring_model).epsilon(0.01));  // each hop on its own link
   if (p >= 3) {
     CHECK(hier_model < ring_model);
     CHECK(hier < ring);
@@ -306,7 +314,7 @@ TEST_CASE("two sites: hierarchical beats the flat ring, as the formulas predict"
   }
 }
 
-TEST_CASE("three interleaved sites: hierarchical takes what its formula says (equal sites)", "[mpi][time]") {
+TEST_CASE("three interleaved sites: hierarchical takes what its model says, equal sites or not", "[mpi][time]") {
   Communicator comm = make_comm(three_sites());
   const size_t count = 262144;
   std::vector<float> data(count, 1.0f);
@@ -314,16 +322,14 @@ TEST_CASE("three interleaved sites: hierarchical takes what its formula says (eq
   const double t0 = comm.now();
   hierarchical_allreduce(comm, data);
   const double measured = comm.untimed_max(comm.now()) - t0;
-  const double model = hierarchical_allreduce_model(comm, double(count * sizeof(float)));
-  INFO("p " << comm.size() << ": measured " << measured << " s, formula " << model << " s");
-  if (comm.size() % 3 == 0) {
-    CHECK(std::fabs(measured - model) <= 0.01 * model);
-  } else {  // a smaller site's leader starts the ring early, and the ring absorbs some wait
-    CHECK(measured <= model * 1.001);  // the formula bounds it
-    const double leaders_ring = ring_allreduce_cost(comm.site_groups().num_sites, double(count * sizeof(float)),
-                                                    10e-3, 1 / 1e8);
-    CHECK(measured >= leaders_ring);  // the leaders' ring alone
-  }
+  const double n = double(count * sizeof(float));
+  const double model = hierarchical_allreduce_model(comm.network(), comm.ranks(), n);
+  INFO("p " << comm.size() << ": measured " << measured << " s, model " << model << " s");
+  CHECK(std::fabs(measured - model) <= 0.01 * model);
+  // The closed form on the largest site bounds it (a smaller site's leader starts early).
+  const int sites = comm.site_groups().num_sites, largest = comm.site_groups().max_site_size;
+  CHECK(model <= hierarchical_allreduce_cost(largest, sites, n, 1e-4, 1 / 1e9, 10e-3, 1 / 1e8) * 1.000001);
+  CHECK(measured >= ring_allreduce_cost(sites, n, 10e-3, 1 / 1e8));  // the leaders' ring alone
 }
 
 TEST_CASE("stats and sub-communicators: bytes by link class, global ranks kept", "[mpi][comm]") {

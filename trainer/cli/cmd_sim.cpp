@@ -99,7 +99,7 @@ sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const
   auto degree = [&](const char* key, int value) { return axis.key == key ? std::string("x") : std::to_string(value); };
   p.title = s.name + " (" + sim::format_count(r.params) + "), DP " + degree("parallel.dp", s.grid.dp) + " x PP " +
             degree("parallel.pp", s.grid.pp) + " x TP " + degree("parallel.tp", s.grid.tp) + ", " + r.device_name + ", " +
-            (s.schedule == sim::Schedule::kGpipe ? "GPipe" : "1F1B") + ", net.algo " + sim::algo_name(s.dp_algo);
+            (s.schedule == par::ScheduleKind::kGPipe ? "GPipe" : "1F1B") + ", net.algo " + sim::algo_name(s.dp_algo);
   p.xlabel = axis.key + (axis.kind == sim::ValueKind::kBandwidth   ? " (Gbps)"
                          : axis.kind == sim::ValueKind::kDuration ? " (ms)"
                                                                   : "");

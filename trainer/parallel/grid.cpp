@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "profile.hpp"
 #include "usage_error.hpp"
 
 namespace dtb::par {
@@ -88,6 +89,16 @@ Placement load_placement(const std::string& path, int world) {
 
 int grid_rank_of(const Placement& p, int world_rank) {
   return int(std::find(p.ranks.begin(), p.ranks.end(), world_rank) - p.ranks.begin());
+}
+
+void place_sites(netem::Profile& profile, const Placement& p, const std::string& where) {
+  for (size_t r = 0; r < p.sites.size(); ++r) {
+    const auto it = std::find_if(profile.sites.begin(), profile.sites.end(),
+                                 [&](const netem::Site& site) { return site.name == p.sites[r]; });
+    if (it == profile.sites.end())
+      throw UsageError(where + ": site '" + p.sites[r] + "' is not in the network profile");
+    profile.rank_site[r] = int(it - profile.sites.begin());
+  }
 }
 
 }  // namespace dtb::par

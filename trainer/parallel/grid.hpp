@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+namespace dtb::netem {
+struct Profile;
+}
+
 namespace dtb::par {
 
 struct Layout {
@@ -48,5 +52,8 @@ void check_placement(const Placement& p, int world, const std::string& where);
 Placement load_placement(const std::string& path, int world);
 // The grid rank that world rank WORLD_RANK plays.
 int grid_rank_of(const Placement& p, int world_rank);
+// Puts each world rank on the site P names for it (when P names sites): the trainer's and
+// the simulator's profile. A site the profile lacks throws UsageError naming WHERE.
+void place_sites(netem::Profile& profile, const Placement& p, const std::string& where);
 
 }  // namespace dtb::par

@@ -68,14 +68,7 @@ Placement run_placement(const TrainSettings& s, int world_size) {
 netem::Profile run_profile(const TrainSettings& s, int world_size) {
   netem::Profile p = s.parallel.net_profile.empty() ? netem::uniform_profile(world_size, 0, 0)
                                                     : netem::load_profile(s.parallel.net_profile, world_size);
-  const Placement placement = run_placement(s, world_size);
-  for (size_t r = 0; r < placement.sites.size(); ++r) {
-    const auto it = std::find_if(p.sites.begin(), p.sites.end(),
-                                 [&](const netem::Site& site) { return site.name == placement.sites[r]; });
-    if (it == p.sites.end())
-      throw UsageError(s.parallel.placement + ": site '" + placement.sites[r] + "' is not in the network profile");
-    p.rank_site[r] = int(it - p.sites.begin());
-  }
+  place_sites(p, run_placement(s, world_size), s.parallel.placement);
   return p;
 }
 
@@ -250,7 +243,7 @@ void ParallelTrainer::finish_backward() {
     const size_t n = model_->wte_size();  // wte is at local offset 0
     coll::Communicator& e = *g_->embed;
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
-    split_pp_wait(wait, coll::ring_allreduce_model(e, double(n * sizeof(float))));
+    split_pp_wait(wait, coll::ring_allreduce_model(e.network(), e.ranks(), double(n * sizeof(float))));
   }
   sync_->ready(0, model_->grads(), [this](const std::function<void()>& fn) { launch(fn); });
   timeline_->join();
@@ -272,10 +265,11 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   finish_backward();
 
   // The global grad norm and the loss: each element counted once (its owner, its DP block).
+  // Two floats: a binomial tree, 2 floor(log2 W) latencies where a ring takes 2 (W - 1).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
   float norm_loss[2] = {float(sync_->owned_sum_of_squares(model_->grads(), owned_)),
                         reports_loss ? loss_sum / float(layout_.dp * M) : 0.0f};
-  tl.record().other_comm += tl.blocking(Traffic::kOther, [&] { coll::ring_allreduce(world_, std::span<float>(norm_loss, 2)); });
+  tl.record().other_comm += tl.blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(norm_loss, 2)); });
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(double(norm_loss[0]));
@@ -409,7 +403,7 @@ double ParallelTrainer::validate() {
     if (model_->shard().last && coord_.tp == 0) total += loss_sum / float(layout_.dp * M);
   }
   wait_sends();
-  timeline_->blocking(Traffic::kOther, [&] { coll::ring_allreduce(world_, std::span<float>(&total, 1)); });
+  timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(&total, 1)); });
   return double(total) / s_.val_batches;
 }
 

@@ -101,9 +101,8 @@ std::vector<ArticleRow> sync_rows(const Network& n) {
   for (const Method& m : kMethods) {
     const auto codec = coll::make_codec(m.codec);
     const double wire = codec ? double(codec->encoded_bytes(size_t(kParams))) : kWeights;
-    const GroupLinks links = group_links(net, ranks, m.spec);
     rows.push_back({std::string(m.id) + id_suffix(n), m.what, n.label, "s", n.article_copy_s,
-                    allreduce_time(net, links, wire), allreduce_traffic(net, ranks, m.spec, wire).busiest, m.why});
+                    allreduce_time(net, ranks, m.spec, wire), allreduce_traffic(net, ranks, m.spec, wire).busiest, m.why});
   }
   return rows;
 }

@@ -1,15 +1,14 @@
 #pragma once
-// One collective in one group of ranks, on paper: its time from the collectives' own cost
-// formulas (collectives/algorithms.hpp) with alpha and beta from netem's model of the
-// group's links, and the bytes each rank sends, by link class. The formulas are never
-// re-derived here; what this file adds is which links an algorithm uses (as the
-// collectives' *_model functions pick them from a communicator: the worst of those links)
-// and which messages it sends (for the byte counts).
+// The simulator's DP collectives: net.algo's entry in the collectives' registry, its own
+// cost model and messages (collectives/cost_model.hpp) over the group's netem ranks. The
+// simulator re-derives no link logic: what a group's collective costs, and which links its
+// bytes take, come from the algorithm's own description.
 #include <span>
 #include <vector>
 
-#include "algorithms.hpp"
+#include "cost_model.hpp"
 #include "network.hpp"
+#include "registry.hpp"
 #include "sim/sim_config.hpp"
 
 namespace dtb::sim {
@@ -18,34 +17,19 @@ struct CollectiveSpec {
   Algo algo = Algo::kRing;
   int servers = 0;  // ps: 0 = one per rank
   int rounds = 10;  // gossip
+  coll::Op op = coll::Op::kAllreduce;  // ZeRO-1's buckets: kReduceScatter
 };
 
-// The alpha-beta terms one group offers ALGO, fixed for the group: compute once, cost
-// many buffer sizes.
-struct GroupLinks {
-  CollectiveSpec spec;
-  int p = 1;
-  coll::AlphaBeta used;          // the worst link the algorithm uses (hier: both classes)
-  coll::AlphaBeta intra, inter;  // hier: inside sites / between sites
-  int max_site_size = 1, sites = 1;
-  double egress_rate = 0, ingress_rate = 0;  // ps: NIC caps, wire bytes/s (+inf = none)
-};
-GroupLinks group_links(const netem::NetworkModel& net, std::span<const int> ranks, const CollectiveSpec& spec);
-
-// Seconds for an allreduce of N bytes on the wire (the codec's encoded size): the
-// algorithm's cost formula on L's alpha and beta.
-double allreduce_time(const netem::NetworkModel& net, const GroupLinks& l, double n);
-
-// Payload bytes the group's ranks send, summed over them, by link class; and the most
-// that one rank sends.
-struct Traffic {
-  double intra = 0, inter = 0, busiest = 0;
-  Traffic& operator+=(const Traffic& o);
-};
-// The messages of one allreduce of N wire bytes over RANKS (local order = ring order).
-Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks, const CollectiveSpec& spec,
-                          double n);
-// BYTES from A to B (a point-to-point message).
-Traffic p2p_traffic(const netem::NetworkModel& net, int a, int b, double bytes);
+// Seconds for the collective (an allreduce, or SPEC.op) of N bytes on the wire (the codec's
+// encoded size) over RANKS.
+double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks, const CollectiveSpec& spec,
+                      double n);
+// When each rank of RANKS is done with it, the ranks starting at START (empty: all at 0;
+// a rank behind fast links may be done before the slowest).
+std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<const int> ranks,
+                                   const CollectiveSpec& spec, double n, std::span<const double> start = {});
+// Its messages: bytes by link class, and the worst link they take.
+coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
+                                const CollectiveSpec& spec, double n);
 
 }  // namespace dtb::sim

@@ -47,12 +47,11 @@ ModelCosts model_costs(const SimSettings& s) {
   ModelCosts out;
   out.params = shape_params * scale;
   out.flops_per_token = 6 * out.params + 6.0 * m.n_layer * C * T;
-  int layer = 0;
+  const std::vector<int> bounds = par::stage_bounds(m.n_layer, pp, s.stage_layers);  // the trainer's split
   for (int st = 0; st < pp; ++st) {
     Stage g;
-    g.first_layer = layer;
-    g.layers = m.n_layer / pp + (st < m.n_layer % pp ? 1 : 0);
-    layer += g.layers;
+    g.first_layer = bounds[size_t(st)];
+    g.layers = bounds[size_t(st) + 1] - bounds[size_t(st)];
     const bool first = st == 0, last = st == pp - 1;
     g.first = first, g.last = last, g.vocab_split = vocab_split;
     g.wte_rank = first || last ? vocab_rows * C * scale : 0;

@@ -8,24 +8,6 @@
 namespace dtb::sim {
 namespace {
 
-struct Op {
-  bool forward;
-  int micro;
-};
-
-std::vector<Op> stage_order(Schedule schedule, int pp, int s, int m) {
-  std::vector<Op> ops;
-  ops.reserve(size_t(2 * m));
-  const int warmup = schedule == Schedule::kGpipe ? m : std::min(pp - s - 1, m);
-  for (int i = 0; i < warmup; ++i) ops.push_back({true, i});
-  for (int i = 0; i < m - warmup; ++i) {  // 1F1B's steady state (empty for GPipe)
-    ops.push_back({true, warmup + i});
-    ops.push_back({false, i});
-  }
-  for (int i = m - warmup; i < m; ++i) ops.push_back({false, i});
-  return ops;
-}
-
 constexpr double kNotYet = std::numeric_limits<double>::quiet_NaN();
 
 // A boundary in one direction: FIFO, netem's rule for one path.
@@ -44,6 +26,7 @@ struct Rank {
   const StageWork* work = nullptr;
   double compute = 0, comm = 0, dp = 0, busy = 0;
   size_t launched = 0;
+  std::vector<double> bucket_start;  // when each launched bucket began on the DP channel
 
   double both() const { return std::max(compute, comm); }
   double all() const { return std::max(both(), dp); }  // joined: every channel done
@@ -52,8 +35,11 @@ struct Rank {
   // Buckets starting at or after LO, launched behind whatever the DP channel holds.
   void launch(double lo) {
     for (; launched < work->buckets.size() && work->buckets[launched].offset >= lo; ++launched) {
-      dp = std::max(dp, compute) + work->buckets[launched].cost;
-      busy += work->buckets[launched].cost;
+      const Bucket& b = work->buckets[launched];
+      const double start = std::max(dp, compute);
+      bucket_start.push_back(start);
+      dp = std::max(start + b.cost, b.until);
+      busy += dp - start;
     }
   }
   void run(const std::vector<Piece>& pass, bool last_backward) {
@@ -74,12 +60,12 @@ struct State {
 };
 
 // Runs OP on stage S if its input is there; false when it must wait.
-bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
+bool run_op(const PipelineInput& in, State& st, int s, const par::Action& op) {
   const int pp = int(in.stages.size());
   const bool last = s == pp - 1;
   Rank& r = st.ranks[size_t(s)];
-  const size_t i = size_t(op.micro);
-  if (op.forward) {
+  const size_t i = size_t(op.microbatch);
+  if (op.pass == par::Pass::kForward) {
     if (s > 0 && std::isnan(st.act[size_t(s)][i])) return false;
     if (s > 0) r.receive(st.act[size_t(s)][i]);
     r.run(r.work->fwd, false);
@@ -89,24 +75,26 @@ bool run_op(const PipelineInput& in, State& st, int s, const Op& op) {
   }
   if (std::isnan(last ? st.done_f[i] : st.grad[size_t(s)][i])) return false;
   if (!last) r.receive(st.grad[size_t(s)][i]);
-  r.run(r.work->bwd, op.micro == in.microbatches - 1);
+  r.run(r.work->bwd, op.microbatch == in.microbatches - 1);
   if (s > 0) st.grad[size_t(s - 1)][i] = st.bwd[size_t(s - 1)].send(r.both());
   return true;
 }
 
-// After the last operation: the tied embedding (both ends at once), the rest of the
+// After the last operation: the tied embedding (each end when it is done), the rest of the
 // buckets, the join.
-void finish(State& st, PipelineTimes& out) {
+void finish(State& st, const TiedSync& tied, PipelineTimes& out) {
   const size_t pp = st.ranks.size();
   Rank &first = st.ranks.front(), &last = st.ranks.back();
-  if (pp > 1 && first.work->tied > 0) {
-    const double start = std::max(first.both(), last.both());
-    first.compute = first.comm = last.compute = last.comm = start + first.work->tied;
+  if (pp > 1 && tied) {
+    const auto [first_done, last_done] = tied(first.both(), last.both());
+    first.compute = first.comm = first_done;
+    last.compute = last.comm = last_done;
   }
   for (Rank& r : st.ranks) {
     r.launch(-std::numeric_limits<double>::infinity());
     out.done.push_back(r.all());
     out.dp_busy.push_back(r.busy);
+    out.bucket_start.push_back(r.bucket_start);
   }
 }
 
@@ -121,22 +109,18 @@ double StageWork::work() const {
 
 double PipelineTimes::sync_end() const { return done.empty() ? end : *std::max_element(done.begin(), done.end()); }
 
-int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatches) {
-  return schedule == Schedule::kGpipe ? microbatches : std::min(pp - stage, microbatches);
-}
-
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
   State st;
-  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, w.start, 0, 0});
+  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, w.start, 0, 0, {}});
   st.act.assign(size_t(pp), std::vector<double>(size_t(m), kNotYet));
   st.grad = st.act;
   st.done_f.assign(size_t(m), kNotYet);
   st.fwd.resize(size_t(std::max(pp - 1, 0)));
   st.bwd = st.fwd;
   for (int s = 0; s + 1 < pp; ++s) st.fwd[size_t(s)].hop = in.forward[size_t(s)], st.bwd[size_t(s)].hop = in.backward[size_t(s)];
-  std::vector<std::vector<Op>> order(static_cast<size_t>(pp));
-  for (int s = 0; s < pp; ++s) order[size_t(s)] = stage_order(in.schedule, pp, s, m);
+  std::vector<std::vector<par::Action>> order(static_cast<size_t>(pp));
+  for (int s = 0; s < pp; ++s) order[size_t(s)] = par::pipeline_schedule(in.schedule, s, pp, m);
   std::vector<size_t> next(size_t(pp), 0);
 
   // Sweep the stages, running every operation whose input is there, until all have run.
@@ -152,7 +136,7 @@ PipelineTimes run_pipeline(const PipelineInput& in) {
   }
   PipelineTimes out;
   for (const Rank& r : st.ranks) out.end = std::max(out.end, r.compute);
-  finish(st, out);
+  finish(st, in.tied, out);
   return out;
 }
 

@@ -18,16 +18,17 @@
 //     channels are taken as independent: the trainer's share one NIC (netem), which slows
 //     them only where a NIC cap binds while both send;
 //   - after its last operation a stage allreduces the tied embedding (first and last stage:
-//     blocking, on the TP/PP channel, starting when both are there), launches the remaining
-//     buckets and waits for both channels (join).
-// Schedules (Megatron-LM's order, micro-batches in ascending order):
-//   GPipe: F 0..M-1, then B 0..M-1.
-//   1F1B:  w = min(PP - s - 1, M) warm-up forwards, then F w+i / B i alternating, then the
-//          remaining backwards.
+//     blocking, on the TP/PP channel, each side done when the collective reaches it),
+//     launches the remaining buckets and waits for both channels (join).
+// The order of each stage's operations is the trainer's (parallel/schedule.hpp: GPipe or
+// 1F1B).
 // With free communication and equal stages (forward f, backward b per micro-batch) both
 // take (M + PP - 1)(f + b): the bubble is (PP - 1)(f + b), a fraction (PP - 1)/(M + PP - 1)
 // of the step (Huang et al. 2019; Narayanan et al. 2021). 1F1B keeps at most PP - s
 // micro-batches' activations on stage s instead of GPipe's M.
+#include <functional>
+#include <limits>
+#include <utility>
 #include <vector>
 
 #include "sim/sim_config.hpp"
@@ -47,14 +48,14 @@ struct Piece {
 struct Bucket {
   double offset = 0;  // of its first element in the rank's buffer
   double cost = 0;    // its DP allreduce, seconds
+  double until = -std::numeric_limits<double>::infinity();  // nor does it end before (its DP peers)
 };
 
 struct StageWork {
   std::vector<Piece> fwd, bwd;  // one micro-batch
   double start = 0;             // when the stage begins its first operation
   std::vector<Bucket> buckets;  // in launch order (from the buffer's end)
-  double tied = 0;              // the tied embedding's allreduce (first and last stage)
-  static StageWork plain(const StageTimes& t) { return {{{t.fwd}}, {{t.bwd}}, 0, {}, 0}; }
+  static StageWork plain(const StageTimes& t) { return {{{t.fwd}}, {{t.bwd}}, 0, {}}; }
   double work() const;          // compute and TP of one forward and one backward
 };
 
@@ -62,23 +63,26 @@ struct Hop {
   double latency = 0, serialize = 0;  // one message over one boundary, one direction
 };
 
+// The tied embedding's gradient sum between the first and the last stage (PP > 1): given
+// when each is ready, when each is done (a collective need not end at once on both).
+using TiedSync = std::function<std::pair<double, double>(double first_ready, double last_ready)>;
+
 struct PipelineInput {
   std::vector<StageWork> stages;       // PP entries
+  TiedSync tied;                       // null: none (PP = 1, or free)
   std::vector<Hop> forward, backward;  // PP - 1 boundaries: s -> s+1 and s+1 -> s
   int microbatches = 1;
-  Schedule schedule = Schedule::k1F1B;
+  par::ScheduleKind schedule = par::ScheduleKind::k1F1B;
 };
 
 struct PipelineTimes {
   double end = 0;               // the last operation of any stage has finished (compute)
   std::vector<double> done;     // per stage: joined, every bucket and the tied embedding reduced
   std::vector<double> dp_busy;  // per stage: its buckets on the DP channel
+  std::vector<std::vector<double>> bucket_start;  // per stage: when each bucket began there
   double sync_end() const;      // the latest done
 };
 
 PipelineTimes run_pipeline(const PipelineInput& in);
-
-// Micro-batches whose activations stage S holds at most (for the memory estimate).
-int microbatches_in_flight(Schedule schedule, int pp, int stage, int microbatches);
 
 }  // namespace dtb::sim

@@ -9,7 +9,7 @@
 namespace dtb::sim {
 namespace {
 
-const char* schedule_name(Schedule s) { return s == Schedule::kGpipe ? "gpipe" : "1f1b"; }
+const char* schedule_name(par::ScheduleKind s) { return s == par::ScheduleKind::kGPipe ? "gpipe" : "1f1b"; }
 
 void print_inputs(std::ostream& out, const SimSettings& s, const SimResult& r) {
   const GPTConfig& m = s.model;

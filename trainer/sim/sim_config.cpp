@@ -46,17 +46,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "model.n_embd",       "train.batch_size",  "train.seq_len",      "parallel.dp",       "parallel.pp",
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
-    "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel"};
-
-// Trainer keys that change the step but that the simulator does not model: refused unless
-// left at their defaults, rather than silently predicting another run.
-void refuse_unmodelled(const Config& c) {
-  if (c.get_bool("parallel.zero1"))
-    c.fail_constraint("parallel.zero1", "must be false: the simulator does not model ZeRO-1");
-  for (const char* key : {"parallel.stages", "parallel.placement"})
-    if (!c.get_string(key).empty())
-      c.fail_constraint(key, "must be '': the simulator models balanced stages in Megatron's rank order");
-}
+    "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
+    "parallel.placement", "parallel.zero1"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -112,7 +103,7 @@ int microbatches(const Config& c, int batch, int dp) {
 
 void check_layout(const Config& c, const SimSettings& s) {
   const GPTConfig& m = s.model;
-  const Grid& g = s.grid;
+  const par::Layout& g = s.grid;
   if (m.n_embd % m.n_head != 0)
     c.fail_constraint("model.n_head", "must divide model.n_embd = " + std::to_string(m.n_embd));
   if (m.n_head % g.tp != 0)
@@ -130,6 +121,10 @@ void check_layout(const Config& c, const SimSettings& s) {
                                          " ranks; the simulator takes at most " + std::to_string(kMaxWorld));
   if (s.dp_servers > g.dp)
     c.fail_constraint("net.servers", "must be at most parallel.dp = " + std::to_string(g.dp));
+  if (s.zero1 && s.dp_algo != Algo::kRing)  // as the trainer: GradSync's ring reduce-scatter and allgather
+    c.fail_constraint("parallel.zero1", std::string("needs net.algo = ring (ZeRO-1 reduce-scatters the gradients "
+                                                    "and allgathers the parameters with the ring), not '") +
+                                            algo_name(s.dp_algo) + "'");
 }
 
 }  // namespace
@@ -168,7 +163,10 @@ SimSettings sim_settings(const Config& c) {
   s.grid = {get_int("parallel.dp"), get_int("parallel.pp"), get_int("parallel.tp")};
   s.microbatches = microbatches(c, s.batch_size, s.grid.dp);
   s.recompute = c.get_bool("train.recompute");
-  s.schedule = c.get_string("parallel.schedule") == "gpipe" ? Schedule::kGpipe : Schedule::k1F1B;
+  s.schedule = par::parse_schedule(c.get_string("parallel.schedule"));
+  s.stage_layers = stage_layers(c, s.grid.pp, s.model.n_layer);
+  s.placement = c.get_string("parallel.placement");
+  s.zero1 = c.get_bool("parallel.zero1");
   s.net_path = c.get_string("net.profile");
   s.net = {parse_override(c, "net.bandwidth", true), parse_override(c, "net.latency", false),
            parse_override(c, "net.inter_bandwidth", true), parse_override(c, "net.inter_latency", false)};
@@ -181,7 +179,6 @@ SimSettings sim_settings(const Config& c) {
   s.grad_precision = parse_precision(c.get_string("precision.grads"));
   s.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   read_dp_sync(c, s);
-  refuse_unmodelled(c);
   check_layout(c, s);
   return s;
 }

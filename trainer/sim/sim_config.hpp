@@ -12,20 +12,15 @@
 
 #include "config.hpp"
 #include "model/gpt2.hpp"
+#include "parallel/grid.hpp"
+#include "parallel/schedule.hpp"
 #include "sim/device.hpp"
 
 namespace dtb::sim {
 
-enum class Schedule { kGpipe, k1F1B };
 enum class Algo { kRing, kHd, kTree, kHier, kPs, kGossip };  // names as in `dtbench coll --algo`
 const char* algo_name(Algo a);
 
-// Megatron's rank order: TP fastest, then DP, then PP.
-struct Grid {
-  int dp = 1, pp = 1, tp = 1;
-  int world() const { return dp * pp * tp; }
-  int rank(int t, int d, int p) const { return t + d * tp + p * tp * dp; }
-};
 
 // Changes to every link of the network profile (net.*); nullopt = as in the profile.
 struct NetOverrides {
@@ -39,10 +34,13 @@ struct SimSettings {
   double params = 0;          // model.params; 0 = counted from the shape
   int batch_size = 1;         // global B, sequences
   int seq_len = 1;            // T
-  Grid grid;
+  par::Layout grid;           // the trainer's grid (parallel/grid.hpp)
+  std::vector<int> stage_layers;  // parallel.stages: layers per stage (empty = balanced)
+  std::string placement;      // parallel.placement: a placement file ('' = identity)
+  bool zero1 = false;         // parallel.zero1: reduce-scatter the gradients, shard AdamW, allgather params
   int microbatches = 1;       // per DP replica and step
   bool recompute = false;     // full activation recomputation (train.recompute)
-  Schedule schedule = Schedule::k1F1B;
+  par::ScheduleKind schedule = par::ScheduleKind::k1F1B;
   std::string net_path;       // "" = no limits at all
   NetOverrides net;
   std::string device;         // a shipped name or a .yaml path

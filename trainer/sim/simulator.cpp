@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 
+#include "algorithms.hpp"
 #include "codec.hpp"
 #include "network.hpp"
 #include "sim/collective_model.hpp"
@@ -19,7 +21,9 @@ namespace {
 // Everything one simulation needs, computed once.
 struct Context {
   const SimSettings& s;
-  const Grid g;
+  const par::Layout g;                        // the trainer's grid
+  const par::Placement placement;             // which world rank plays each grid position
+  const std::vector<par::Coord> coords;       // per world rank: its grid position
   const netem::NetworkModel net;
   const ModelCosts model;
   const std::unique_ptr<coll::Codec> codec;  // null = raw gradients
@@ -28,11 +32,12 @@ struct Context {
   const double memory_bandwidth;              // bytes/s; 0 = the optimizer is free
   const double act_bytes;                     // one activation value
   const double grad_bytes;                    // one gradient value as stored
-  coll::AlphaBeta worst_used;                 // over every link that carries traffic
 
   Context(const SimSettings& settings, const SimInputs& in)
       : s(settings),
         g(settings.grid),
+        placement(in.placement),
+        coords(coords_of(g, in.placement)),
         net(closed_form_model(in.profile)),
         model(model_costs(settings)),
         codec(coll::make_codec(settings.dp_codec)),
@@ -50,30 +55,55 @@ struct Context {
   double grad_wire(double elements) const {
     return codec ? double(codec->encoded_bytes(size_t(std::ceil(elements)))) : elements * grad_bytes;
   }
-  void note(const coll::AlphaBeta& l) {
-    worst_used.alpha = std::max(worst_used.alpha, l.alpha);
-    worst_used.beta = std::max(worst_used.beta, l.beta);
-  }
-  std::vector<int> tp_group(int pp, int dp) const {
+  // The world rank playing grid position (T, D, P), and the world ranks of a group.
+  int rank(int t, int d, int p) const { return placement.ranks[size_t(par::grid_rank(g, {d, p, t}))]; }
+  std::vector<int> world_ranks(const std::vector<int>& grid_ranks) const {
     std::vector<int> r;
-    for (int t = 0; t < g.tp; ++t) r.push_back(g.rank(t, dp, pp));
+    for (int gr : grid_ranks) r.push_back(placement.ranks[size_t(gr)]);
     return r;
   }
-  std::vector<int> dp_group(int pp, int tp) const {
-    std::vector<int> r;
-    for (int d = 0; d < g.dp; ++d) r.push_back(g.rank(tp, d, pp));
-    return r;
+  std::vector<int> tp_group(int pp, int dp) const { return world_ranks(par::tp_group(g, {dp, pp, 0})); }
+  std::vector<int> dp_group(int pp, int tp) const { return world_ranks(par::dp_group(g, {0, pp, tp})); }
+
+  // The DP buckets' collective: net.algo's allreduce, or ZeRO-1's ring reduce-scatter.
+  CollectiveSpec dp_spec() const {
+    return {s.dp_algo, s.dp_servers, s.dp_rounds, s.zero1 ? coll::Op::kReduceScatter : coll::Op::kAllreduce};
+  }
+  // Elements per DP bucket of a buffer of N (parallel.bucket_mb; 0 = one bucket).
+  double bucket_elements(double n) const {
+    return s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(s.dp_bucket_bytes / grad_bytes)) : n;
+  }
+  // Parameter elements whose AdamW step (and moments) this rank holds: ZeRO-1 its DP block.
+  double updated(int st) const { return model.stages[size_t(st)].buffer.total() / (s.zero1 ? g.dp : 1); }
+
+  static std::vector<par::Coord> coords_of(const par::Layout& g, const par::Placement& p) {
+    std::vector<par::Coord> out(p.ranks.size());
+    for (size_t gr = 0; gr < p.ranks.size(); ++gr) out[size_t(p.ranks[gr])] = par::grid_coord(g, int(gr));
+    return out;
   }
 };
 
 const CollectiveSpec kTpRing{Algo::kRing, 0, 0};  // Megatron's TP allreduce (NCCL ring)
 
 // One TP allreduce of a micro-batch's activations on stage ST of replica DP (0 at TP = 1).
-double tp_allreduce(Context& c, int st, int dp) {
+// The TP allreduces come back to back (a layer's compute between them is the same on every
+// TP rank), and a ring's ranks leave it at different times: each next one starts from where
+// the previous one left each rank. Charged at that steady pace: the growth per allreduce
+// of the latest rank's time over a run of them (the ring's own time where links are alike).
+constexpr int kTpRun = 8;
+double tp_allreduce(const Context& c, int st, int dp) {
   const std::vector<int> group = c.tp_group(st, dp);
-  const GroupLinks l = group_links(c.net, group, kTpRing);
-  if (c.g.tp > 1) c.note(l.used);
-  return allreduce_time(c.net, l, c.activation_message());
+  if (group.size() <= 1) return 0;
+  auto rounds = [&](const coll::RoundSink& emit) {
+    coll::ring_allreduce_rounds(int(group.size()), c.activation_message(), emit);
+  };
+  std::vector<double> at(group.size(), 0.0);
+  double half = 0;
+  for (int k = 1; k <= kTpRun; ++k) {
+    at = coll::replay_each(c.net, group, rounds, at);
+    if (k == kTpRun / 2) half = *std::max_element(at.begin(), at.end());
+  }
+  return (*std::max_element(at.begin(), at.end()) - half) / (kTpRun / 2);
 }
 
 // The vocabulary-parallel collectives of one micro-batch on the TP group (0 otherwise):
@@ -82,11 +112,10 @@ double tp_allreduce(Context& c, int st, int dp) {
 struct VocabComm {
   double embed = 0, loss = 0, head_grad = 0;
 };
-VocabComm vocab_comm(Context& c, const Stage& st, int stage, int dp, double ar) {
+VocabComm vocab_comm(const Context& c, const Stage& st, int stage, int dp, double ar) {
   if (!st.vocab_split) return {};
-  const GroupLinks l = group_links(c.net, c.tp_group(stage, dp), kTpRing);
   const double gathered = c.micro_tokens() * 3 * sizeof(float) * c.g.tp;
-  return {st.first ? ar : 0, st.last ? coll::ring_allgather_cost(c.g.tp, gathered, l.used.alpha, l.used.beta) : 0,
+  return {st.first ? ar : 0, st.last ? coll::ring_allgather_model(c.net, c.tp_group(stage, dp), gathered) : 0,
           st.last ? ar : 0};
 }
 
@@ -118,24 +147,21 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
   return out;
 }
 
-// The DP buckets of stage ST, cut from the end of its buffer (parallel/grad_sync.cpp), each
-// allreduced over the DP group with net.algo's formula (the worst of the TP ranks' groups).
-std::vector<Bucket> dp_buckets(Context& c, int st) {
+// The DP buckets of stage ST on replica DP, cut from the end of its buffer
+// (parallel/grad_sync.cpp), each allreduced over the DP group with net.algo's cost model:
+// when DP's rank of the group is done, all starting together (the latest of the TP ranks').
+std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
   if (c.g.dp == 1) return {};
   const double n = c.model.stages[size_t(st)].buffer.total();
-  const double per = c.s.dp_bucket_bytes > 0 ? std::max(1.0, std::floor(c.s.dp_bucket_bytes / c.grad_bytes)) : n;
+  const double per = c.bucket_elements(n);
   if (n / per > 1e6)
     throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
                      std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
-  std::vector<GroupLinks> groups;
-  for (int t = 0; t < c.g.tp; ++t) {
-    groups.push_back(group_links(c.net, c.dp_group(st, t), spec));
-    c.note(groups.back().used);
-  }
+  const CollectiveSpec spec = c.dp_spec();
   auto cost = [&](double elements) {
     double worst = 0;
-    for (const GroupLinks& l : groups) worst = std::max(worst, allreduce_time(c.net, l, c.grad_wire(elements)));
+    for (int t = 0; t < c.g.tp; ++t)
+      worst = std::max(worst, allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements))[size_t(dp)]);
     return worst;
   };
   std::vector<Bucket> out;
@@ -149,18 +175,22 @@ std::vector<Bucket> dp_buckets(Context& c, int st) {
 }
 
 // The tied embedding's gradient (raw, as the trainer sends it), summed between the first
-// and the last stage of replica DP (PP > 1).
-double tied_embedding_sync(Context& c, int dp) {
-  if (c.g.pp == 1) return 0;
+// and the last stage of replica DP (PP > 1; null otherwise): a ring of two per TP rank,
+// each end done when the ring reaches it (the latest of the TP ranks').
+TiedSync tied_embedding_sync(const Context& c, int dp) {
+  if (c.g.pp == 1) return nullptr;
   const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
-  double cost = 0;
-  for (int t = 0; t < c.g.tp; ++t) {
-    const int pair[2] = {c.g.rank(t, dp, 0), c.g.rank(t, dp, c.g.pp - 1)};
-    const GroupLinks l = group_links(c.net, pair, kTpRing);
-    c.note(l.used);
-    cost = std::max(cost, allreduce_time(c.net, l, bytes));
-  }
-  return cost;
+  return [&c, dp, bytes](double first_ready, double last_ready) {
+    std::pair<double, double> done{first_ready, last_ready};
+    const double start[2] = {first_ready, last_ready};
+    for (int t = 0; t < c.g.tp; ++t) {
+      const int pair[2] = {c.rank(t, dp, 0), c.rank(t, dp, c.g.pp - 1)};
+      const std::vector<double> end = coll::replay_each(
+          c.net, pair, [&](const coll::RoundSink& emit) { coll::ring_allreduce_rounds(2, bytes, emit); }, start);
+      done = {std::max(done.first, end[0]), std::max(done.second, end[1])};
+    }
+    return done;
+  };
 }
 
 // AdamW on one rank of stage ST, memory-bound: it reads params, grads, m and v and writes
@@ -169,73 +199,230 @@ double optimizer_time(const Context& c, int st) {
   if (c.memory_bandwidth <= 0) return 0;
   const double p = precision_bytes(c.s.param_precision);
   const double master = c.s.param_precision == Precision::kFp32 ? 0 : 8;
-  return c.model.stages[size_t(st)].buffer.total() * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
+  return c.updated(st) * (2 * p + c.grad_bytes + 16 + master) / c.memory_bandwidth;
 }
 
 // Boundary ST -> ST+1 of replica DP in one direction: the worst of its TP ranks' links.
-Hop boundary(Context& c, int st, int dp, bool forward) {
-  coll::AlphaBeta w;
+Hop boundary(const Context& c, int st, int dp, bool forward) {
+  Hop worst;
   for (int t = 0; t < c.g.tp; ++t) {
-    int a = c.g.rank(t, dp, st), b = c.g.rank(t, dp, st + 1);
+    int a = c.rank(t, dp, st), b = c.rank(t, dp, st + 1);
     if (!forward) std::swap(a, b);
-    w.alpha = std::max(w.alpha, c.net.alpha(a, b));
-    w.beta = std::max(w.beta, c.net.beta(a, b));
+    worst.latency = std::max(worst.latency, c.net.alpha(a, b));
+    worst.serialize = std::max(worst.serialize, c.activation_message() * c.net.beta(a, b));
   }
-  c.note(w);
-  return {w.alpha, c.activation_message() * w.beta};
+  return worst;
 }
 
-// The grad-norm and loss allreduce that ends the trainer's step: a ring of 2 floats over
-// every rank in rank order, blocking. Its last step reaches rank 0 over the 2(W-1) ring
-// links before it, each alpha + (8/W) beta (not the worst link: this ring crosses sites).
-double norm_allreduce(Context& c) {
-  const int w = c.g.world();
-  double t = 0;
-  for (int k = 0; k < 2 * (w - 1); ++k) {
-    const int to = ((-k) % w + w) % w, from = (to + w - 1) % w;
-    t += c.net.alpha(from, to) + 8.0 / w * c.net.beta(from, to);
+// When each rank of stage ST can begin its first operation, per replica and TP rank, the
+// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER
+// seconds), and with ZeRO-1 after the parameter allgather, bucket after bucket, each DP
+// group's ring replayed from when its ranks get there.
+std::vector<std::vector<double>> stage_ready(const Context& c, int st, double optimizer,
+                                             const std::vector<double>& left) {
+  std::vector<std::vector<double>> ready(size_t(c.g.dp), std::vector<double>(size_t(c.g.tp)));
+  const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
+  const double per = c.bucket_elements(n);
+  for (int t = 0; t < c.g.tp; ++t) {
+    const std::vector<int> group = c.dp_group(st, t);
+    std::vector<double> at;
+    for (int r : group) at.push_back(left[size_t(r)] + optimizer);
+    if (c.s.zero1 && c.g.dp > 1)
+      for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
+        at = coll::replay_each(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(c.g.dp, std::min(per, hi) * p, emit);
+        }, at);
+    for (int d = 0; d < c.g.dp; ++d) ready[size_t(d)][size_t(t)] = at[size_t(d)];
   }
-  return t;
+  return ready;
+}
+
+// ZeRO-1's parameter allgather on stage ST, every rank starting together: the latest
+// rank's time (0 without ZeRO-1).
+double param_allgather(const Context& c, int st) {
+  double latest = 0;
+  for (const std::vector<double>& ready : stage_ready(c, st, 0, std::vector<double>(size_t(c.g.world()), 0.0)))
+    latest = std::max(latest, *std::max_element(ready.begin(), ready.end()));
+  return latest;
 }
 
 struct Replica {  // one DP replica's pipeline
   PipelineInput in;
+  std::vector<double> optimizer;    // per stage: AdamW before its first operation
+  std::vector<double> allgather;    // per stage: ZeRO-1's parameter allgather after it
+  std::vector<double> dp_own;       // per stage: its buckets' own time (the group launching together)
+  // Per stage and TP rank: when that rank's DP group is done with the last bucket (as the
+  // replicas launch it; empty before the first pass): a TP rank whose group is faster
+  // joins before the stage's slowest.
+  std::vector<std::vector<double>> dp_done;
   PipelineTimes times, without_pp;  // with PP messages, and with them free
 };
 
-Replica run_replica(Context& c, int dp) {
+Replica build_replica(const Context& c, int dp) {
   Replica r;
   r.in.microbatches = c.s.microbatches;
   r.in.schedule = c.s.schedule;
-  const double tied = tied_embedding_sync(c, dp);
+  r.in.tied = tied_embedding_sync(c, dp);
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const double ar = tp_allreduce(c, st, dp);
     const VocabComm v = vocab_comm(c, stage, st, dp, ar);
-    const bool ends = st == 0 || st == c.g.pp - 1;
-    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), optimizer_time(c, st),
-                           dp_buckets(c, st), ends ? tied : 0});
+    r.optimizer.push_back(optimizer_time(c, st));
+    r.allgather.push_back(param_allgather(c, st));
+    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), r.optimizer.back(),
+                           dp_buckets(c, st, dp)});
+    r.dp_own.push_back(0);
+    r.dp_done.emplace_back();
+    for (const Bucket& b : r.in.stages.back().buckets) r.dp_own.back() += b.cost;
   }
   for (int st = 0; st + 1 < c.g.pp; ++st) {
     r.in.forward.push_back(boundary(c, st, dp, true));
     r.in.backward.push_back(boundary(c, st, dp, false));
   }
+  return r;
+}
+
+// One step of replica R, each stage starting its first operation at its start.
+void run_replica(Replica& r) {
   r.times = run_pipeline(r.in);
-  PipelineInput free_pp = r.in;
+  PipelineInput free_pp = r.in;  // and no waits for DP peers (their time follows the PP messages')
   std::fill(free_pp.forward.begin(), free_pp.forward.end(), Hop{});
   std::fill(free_pp.backward.begin(), free_pp.backward.end(), Hop{});
+  for (StageWork& w : free_pp.stages)
+    for (Bucket& b : w.buckets) b.until = -std::numeric_limits<double>::infinity();
   r.without_pp = run_pipeline(free_pp);
-  return r;
+}
+
+// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
+// in rank order, a binomial tree (2 floor(log2 W) latencies), blocking. Each rank enters it
+// when its stage of its replica has joined; returns when each rank leaves it.
+std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& replicas) {
+  std::vector<int> world(static_cast<size_t>(c.g.world()));
+  std::vector<double> start(world.size());
+  for (int r = 0; r < c.g.world(); ++r) {
+    world[size_t(r)] = r;
+    const par::Coord& at = c.coords[size_t(r)];
+    const Replica& rep = replicas[size_t(at.dp)];
+    const double done = rep.times.done[size_t(at.pp)];
+    start[size_t(r)] = done;
+    const std::vector<double>& dp = rep.dp_done[size_t(at.pp)];
+    if (dp.empty()) continue;
+    const double slowest = *std::max_element(dp.begin(), dp.end());
+    if (std::abs(done - slowest) <= 1e-12 * std::max(1.0, done))  // the DP sync ends the stage
+      start[size_t(r)] = done - (slowest - dp[size_t(at.tp)]);
+  }
+  return coll::replay_each(c.net, world, [&](const coll::RoundSink& emit) {
+    coll::tree_allreduce_rounds(c.g.world(), 2 * sizeof(float), emit);
+  }, start);
+}
+
+// The DP buckets as the replicas launched them in the previous pass: each group's
+// collective replayed with each rank starting when its replica's stage launched the bucket
+// (a replica launching late finds its peers waiting, an early one waits for them). A
+// bucket then ends on replica d no earlier than that replay says (UNTIL, the latest of the
+// TP ranks' groups), nor sooner after its launch than d's part alone takes (COST: its peers
+// long there), so that a launch that moved since does not carry a wait twice. Launch
+// patterns repeat from bucket to bucket: each distinct one is replayed once.
+void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
+  if (c.g.dp == 1) return;
+  const CollectiveSpec spec = c.dp_spec();
+  constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
+  for (int st = 0; st < c.g.pp; ++st) {
+    const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
+    auto replay = [&](double elements, const std::vector<double>& start) {  // [tp][dp]: when each is done
+      std::vector<std::vector<double>> done;
+      for (int t = 0; t < c.g.tp; ++t) done.push_back(allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements), start));
+      return done;
+    };
+    auto latest = [](const std::vector<std::vector<double>>& done, size_t d) {
+      double t = -std::numeric_limits<double>::infinity();
+      for (const std::vector<double>& group : done) t = std::max(t, group[d]);
+      return t;
+    };
+    std::map<std::vector<int64_t>, std::vector<std::vector<double>>> seen;  // elements, launches (ns) -> when each is done
+    std::map<int64_t, std::vector<double>> alone;              // elements -> each rank's part alone
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      const double elements = (b == 0 ? c.model.stages[size_t(st)].buffer.total() : buckets[b - 1].offset) -
+                              buckets[b].offset;
+      std::vector<double> start;
+      for (const Replica& r : replicas) start.push_back(r.times.bucket_start[size_t(st)][b]);
+      const double first = *std::min_element(start.begin(), start.end());
+      std::vector<int64_t> key = {std::llround(elements)};
+      for (double& t : start) key.push_back(std::llround((t -= first) * 1e9));
+      auto done = seen.find(key);
+      if (done == seen.end()) done = seen.emplace(std::move(key), replay(elements, start)).first;
+      auto own = alone.find(std::llround(elements));
+      if (own == alone.end()) {
+        std::vector<double> part(replicas.size());
+        for (size_t d = 0; d < part.size(); ++d) {
+          std::vector<double> peers_there(replicas.size(), -kLongAgo);
+          peers_there[d] = 0;
+          part[d] = latest(replay(elements, peers_there), d);
+        }
+        own = alone.emplace(std::llround(elements), std::move(part)).first;
+      }
+      for (size_t d = 0; d < replicas.size(); ++d) {
+        Bucket& bucket = replicas[d].in.stages[size_t(st)].buckets[b];
+        bucket.cost = own->second[d];
+        bucket.until = first + latest(done->second, d);
+        if (b + 1 < buckets.size()) continue;
+        std::vector<double>& last = replicas[d].dp_done[size_t(st)];
+        last.clear();
+        for (const std::vector<double>& group : done->second) last.push_back(first + group[d]);
+      }
+    }
+  }
+}
+
+// When a stage whose TP ranks start at AT (one time each) is as far as if they had all
+// started together: the ranks meet in the TP ring's allreduces, which carry only part of
+// a late rank's delay to the others. The difference its run of allreduces makes to the
+// latest rank's time (the start itself at TP = 1).
+double stage_start(const Context& c, int st, int dp, const std::vector<double>& at) {
+  if (at.size() == 1) return at[0];
+  const std::vector<int> group = c.tp_group(st, dp);
+  auto rounds = [&](const coll::RoundSink& emit) {
+    coll::ring_allreduce_rounds(int(group.size()), c.activation_message(), emit);
+  };
+  std::vector<double> skewed = at, together(at.size(), 0.0);
+  for (int k = 0; k < kTpRun; ++k) {
+    skewed = coll::replay_each(c.net, group, rounds, skewed);
+    together = coll::replay_each(c.net, group, rounds, together);
+  }
+  return *std::max_element(skewed.begin(), skewed.end()) - *std::max_element(together.begin(), together.end());
+}
+
+// Steady state: a rank starts its next step when it leaves the norm's allreduce, and the
+// ranks leave it at different times (a tree's root first). Steps run from where the
+// previous one left each stage (its latest TP rank), on rank 0's clock as the trainer's
+// step line reads it, for a few steps; returns the last one's period (rank 0's step).
+constexpr int kSteadyStateSteps = 4;
+double run_steps(const Context& c, std::vector<Replica>& replicas) {
+  std::vector<double> left(size_t(c.g.world()), 0.0);  // per world rank: when it left the previous step
+  double period = 0;
+  for (int k = 0; k < kSteadyStateSteps; ++k) {
+    for (int st = 0; st < c.g.pp; ++st) {
+      const std::vector<std::vector<double>> ready = stage_ready(c, st, replicas.front().optimizer[size_t(st)], left);
+      for (int d = 0; d < c.g.dp; ++d) replicas[size_t(d)].in.stages[size_t(st)].start = stage_start(c, st, d, ready[size_t(d)]);
+    }
+    for (Replica& r : replicas) run_replica(r);
+    const std::vector<double> end = norm_ends(c, replicas);
+    period = end[0];
+    for (size_t r = 0; r < end.size(); ++r) left[r] = end[r] - period;
+    couple_buckets(c, replicas);
+  }
+  return period;
 }
 
 // The same step with every message free: the ideal step.
 double ideal_step(const Replica& r) {
   PipelineInput in = r.in;
+  in.tied = nullptr;
+  for (size_t st = 0; st < in.stages.size(); ++st) in.stages[st].start = r.optimizer[st];
   for (StageWork& w : in.stages) {
     for (auto* pass : {&w.fwd, &w.bwd})
       for (Piece& p : *pass) p.allreduce = 0;
-    for (Bucket& b : w.buckets) b.cost = 0;
-    w.tied = 0;
+    for (Bucket& b : w.buckets) b = {b.offset, 0};
   }
   std::fill(in.forward.begin(), in.forward.end(), Hop{});
   std::fill(in.backward.begin(), in.backward.end(), Hop{});
@@ -253,8 +440,8 @@ MemoryPerRank memory_per_rank(const Context& c) {
     m.stage = st;
     m.params = n * p;
     m.grads = n * c.grad_bytes;
-    m.optimizer = n * (8 + master);  // Adam's m and v in fp32, and the master copy
-    const int in_flight = microbatches_in_flight(c.s.schedule, c.g.pp, st, c.s.microbatches);
+    m.optimizer = c.updated(st) * (8 + master);  // Adam's m and v in fp32, and the master copy (ZeRO-1: its block)
+    const int in_flight = par::live_microbatches(c.s.schedule, st, c.g.pp, c.s.microbatches);
     const double per_token = c.s.recompute
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
                                  : in_flight * stage.activations_per_token;
@@ -264,34 +451,45 @@ MemoryPerRank memory_per_rank(const Context& c) {
   return best;
 }
 
-// Bytes every rank sends per step, by link class, averaged over the ranks.
+// Bytes every rank sends per step, by link class, averaged over the ranks; and the
+// slowest link and largest latency among the links that carry them.
 void count_traffic(const Context& c, SimResult& r) {
-  Traffic tp, pp, dps;
+  coll::Traffic tp, pp, dps;
   const int m = c.s.microbatches;
-  const CollectiveSpec spec{c.s.dp_algo, c.s.dp_servers, c.s.dp_rounds};
+  const CollectiveSpec spec = c.dp_spec();
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const int allreduces = ((c.s.recompute ? 6 : 4) * stage.layers + (stage.vocab_split ? stage.first + stage.last : 0)) * m;
     const double tp_bytes = c.activation_message() * allreduces;
     const double buckets = c.s.dp_bucket_bytes > 0 ? std::ceil(stage.buffer.total() * c.grad_bytes / c.s.dp_bucket_bytes) : 1;
     const double dp_wire = c.grad_wire(stage.buffer.total() / buckets) * buckets;
-    // A ring allgather sends half of what a ring allreduce of the same buffer sends.
     const double gathered = stage.vocab_split && stage.last ? c.micro_tokens() * 3 * sizeof(float) * c.g.tp * m : 0;
     for (int d = 0; d < c.g.dp; ++d) {
-      tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, tp_bytes);
-      if (gathered > 0) tp += allreduce_traffic(c.net, c.tp_group(st, d), kTpRing, gathered / 2);
+      const std::vector<int> group = c.tp_group(st, d);
+      tp += allreduce_traffic(c.net, group, kTpRing, tp_bytes);
+      if (gathered > 0)
+        tp += coll::traffic(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(int(group.size()), gathered, emit);
+        });
     }
-    for (int t = 0; t < c.g.tp; ++t) dps += allreduce_traffic(c.net, c.dp_group(st, t), spec, dp_wire);
+    for (int t = 0; t < c.g.tp; ++t) {
+      const std::vector<int> group = c.dp_group(st, t);
+      dps += allreduce_traffic(c.net, group, spec, dp_wire);
+      if (c.s.zero1)  // and the parameters back
+        dps += coll::traffic(c.net, group, [&](const coll::RoundSink& emit) {
+          coll::ring_allgather_rounds(c.g.dp, stage.buffer.total() * precision_bytes(c.s.param_precision), emit);
+        });
+    }
   }
   for (int d = 0; d < c.g.dp; ++d)
     for (int t = 0; t < c.g.tp; ++t) {
       for (int st = 0; st + 1 < c.g.pp; ++st) {
-        const int a = c.g.rank(t, d, st), b = c.g.rank(t, d, st + 1);
-        pp += p2p_traffic(c.net, a, b, m * c.activation_message());
-        pp += p2p_traffic(c.net, b, a, m * c.activation_message());
+        const int a = c.rank(t, d, st), b = c.rank(t, d, st + 1);
+        pp += coll::p2p_traffic(c.net, a, b, m * c.activation_message());
+        pp += coll::p2p_traffic(c.net, b, a, m * c.activation_message());
       }
       if (c.g.pp > 1) {
-        const int pair[2] = {c.g.rank(t, d, 0), c.g.rank(t, d, c.g.pp - 1)};
+        const int pair[2] = {c.rank(t, d, 0), c.rank(t, d, c.g.pp - 1)};
         dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].wte_rank * c.grad_bytes);
       }
     }
@@ -299,10 +497,15 @@ void count_traffic(const Context& c, SimResult& r) {
   r.tp_bytes = {tp.intra / w, tp.inter / w};
   r.pp_bytes = {pp.intra / w, pp.inter / w};
   r.dp_bytes = {dps.intra / w, dps.inter / w};
+  coll::Traffic all = tp;
+  all += pp;
+  all += dps;
+  r.slowest_link_Bps = all.worst_beta > 0 ? 1 / all.worst_beta : std::numeric_limits<double>::infinity();
+  r.largest_latency_s = all.worst_alpha;
 }
 
 // Splits the critical path of the slowest replica into the parts of StepTimes.
-void fill_times(const Context& c, const std::vector<Replica>& replicas, double norm, SimResult& r) {
+void fill_times(const Context& c, const std::vector<Replica>& replicas, double step, SimResult& r) {
   const Replica& slowest = *std::max_element(replicas.begin(), replicas.end(), [](const Replica& a, const Replica& b) {
     return a.times.sync_end() < b.times.sync_end();
   });
@@ -314,14 +517,18 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double n
   StepTimes& t = r.time;
   for (const Piece& p : w.fwd) t.compute_fwd += m * p.compute, t.tp += m * p.allreduce;
   for (const Piece& p : w.bwd) t.compute_bwd += m * p.compute, t.tp += m * p.allreduce;
-  t.optimizer = slowest.in.stages.front().start;  // stage 0 opens the pipeline
-  t.bubble = slowest.without_pp.end - m * w.work() - t.optimizer;
+  // Stage 0 opens the pipeline: its optimizer, after waiting for the previous step's norm
+  // to reach it, which counts to the norm's time.
+  const double start = slowest.in.stages.front().start;
+  t.optimizer = slowest.optimizer.front();
+  const double allgather = std::clamp(start - t.optimizer, 0.0, slowest.allgather.front());
+  t.bubble = slowest.without_pp.end - m * w.work() - start;
   t.pp_exposed = slowest.times.end - slowest.without_pp.end;
-  t.dp_exposed = slowest.times.sync_end() - slowest.times.end;
-  t.other = norm;
-  t.step = slowest.times.sync_end() + norm;
+  t.dp_exposed = slowest.times.sync_end() - slowest.times.end + allgather;
+  t.step = step;
+  t.other = step - slowest.times.sync_end() + (start - t.optimizer - allgather);
   for (const Replica& rep : replicas)
-    for (double busy : rep.times.dp_busy) t.dp_total = std::max(t.dp_total, busy);
+    for (size_t st = 0; st < rep.dp_own.size(); ++st) t.dp_total = std::max(t.dp_total, rep.dp_own[st] + rep.allgather[st]);
   for (size_t b = 0; b < slowest.in.forward.size(); ++b) {
     const Hop &f = slowest.in.forward[b], &back = slowest.in.backward[b];
     t.pp_total = std::max(t.pp_total, m * (f.latency + f.serialize + back.latency + back.serialize));
@@ -354,13 +561,18 @@ SimInputs load_inputs(const SimSettings& s) {
   const int world = s.grid.world();
   netem::Profile profile = s.net_path.empty() ? netem::uniform_profile(world, 0, 0)
                                               : netem::load_profile(find_file(s.net_path), world);
-  return {apply_overrides(std::move(profile), s.net), load_device(s.device)};
+  // The trainer's placement: which world rank plays each grid position, and its sites.
+  par::Placement placement =
+      s.placement.empty() ? par::identity_placement(world) : par::load_placement(find_file(s.placement), world);
+  par::place_sites(profile, placement, s.placement);
+  return {apply_overrides(std::move(profile), s.net), load_device(s.device), std::move(placement)};
 }
 
 SimResult simulate(const SimSettings& s, const SimInputs& in) {
   Context c(s, in);
   std::vector<Replica> replicas;
-  for (int d = 0; d < c.g.dp; ++d) replicas.push_back(run_replica(c, d));
+  for (int d = 0; d < c.g.dp; ++d) replicas.push_back(build_replica(c, d));
+  const double step = run_steps(c, replicas);
 
   SimResult r;
   r.net_name = in.profile.name;
@@ -373,12 +585,10 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   r.tokens_per_step = double(s.batch_size) * s.seq_len;
   r.peak_flops = c.peak;
   r.efficiency = c.rate / r.peak_flops;
-  fill_times(c, replicas, norm_allreduce(c), r);
+  fill_times(c, replicas, step, r);
   count_traffic(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
-  r.slowest_link_Bps = c.worst_used.beta > 0 ? 1 / c.worst_used.beta : std::numeric_limits<double>::infinity();
-  r.largest_latency_s = c.worst_used.alpha;
   return r;
 }
 

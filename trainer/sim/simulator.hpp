@@ -1,57 +1,63 @@
 #pragma once
 // dtbench's step-time simulator: one training step of the 3D-parallel trainer
 // (parallel/parallel_trainer.hpp) in steady state, predicted from the same network model
-// (netem) and collective cost formulas (collectives/) that the emulated runs use, and the
-// trainer's device model. It is a model of that trainer: where they differ, the trainer is
-// right (tests/test_sim_agreement.cpp holds them within 5% on 8 ranks). Term by term:
+// (netem), the collectives' own cost models (collectives/cost_model.hpp: each algorithm's
+// messages replayed over the links they take), the trainer's grid, placement, stage split
+// and schedule (parallel/grid.hpp, schedule.hpp), and its device model. It is a model of
+// that trainer: where they differ, the trainer is right (tests/test_sim_agreement.cpp
+// holds them within 5% on 8 and 16 ranks, on mixed links too). Term by term:
 //
 // - device: the rate is peak x efficiency (device.peak_gflops, or device.profile's peak at
 //   precision.compute; device.efficiency, or the profile's); compute is the FLOPs the
 //   trainer's kernels issue / that rate (model_costs.hpp: matmuls and attention; the LM
 //   head whole on every TP rank, or its vocabulary rows with parallel.vocab_parallel), per
-//   micro-batch.
+//   micro-batch; stages hold the trainer's split (par::stage_bounds, parallel.stages).
 // - vocabulary-parallel (parallel.vocab_parallel, TP > 1): the first stage's embedding is
 //   one more TP allreduce of (micro-batch x T x C) before its first layer; the last
 //   stage's cross-entropy a ring allgather of 3 floats per row and TP rank after the LM
 //   head, and its backward one more allreduce of (micro-batch x T x C) after the LM head's.
 // - TP (Megatron): per layer two allreduces of the (micro-batch x T x C) activations in
 //   forward and two in backward (two more with recomputation), ring over the TP group,
-//   blocking, at the points where the trainer makes them (pipeline.hpp: Piece).
+//   blocking, at the points where the trainer makes them (pipeline.hpp: Piece). They come
+//   back to back and a ring's ranks leave it at different times, so each costs the ring's
+//   steady pace (its common-start time on alike links).
 // - PP: each TP rank sends its micro-batch's activations (micro-batch x T x C) to the same
 //   TP rank of the next stage, and the gradient back, through netem's path rule; the
-//   schedule (GPipe or 1F1B) runs event by event for every DP replica with a compute
-//   stream and two channels (TP/PP, DP) per stage, as the trainer's Timeline (pipeline.hpp).
+//   trainer's schedule (GPipe or 1F1B) runs event by event for every DP replica with a
+//   compute stream and two channels (TP/PP, DP) per stage, as the trainer's Timeline
+//   (pipeline.hpp).
 // - bubble: the pipeline's time with free PP messages minus the busiest stage's work and
-//   the optimizer before it.
+//   what comes before stage 0's first operation.
 // - DP: each rank's gradient buffer (parallel/stage_model.hpp's local layout, at
 //   precision.grads, or the codec's encoded size) in buckets of parallel.bucket_mb MiB cut
-//   from its end, each allreduced over the DP group with net.algo's cost formula. A bucket
-//   is launched on the DP channel when the last micro-batch's backward has finished the
-//   layer that completes it; TP allreduces and PP sends go on beside it on the TP/PP
-//   channel. After its last backward, the first and the last stage allreduce the
-//   tied embedding's gradient (raw, ring of two), then the buckets holding the embeddings
-//   go, then compute waits for both channels. Replicas are simulated one by one, each as
-//   if its DP peers launched when it did (exact for replicas on alike links); the slowest
-//   sets the step. What ends after the pipeline is exposed.
-// - other: the grad-norm and loss allreduce over all ranks (ring of 8 bytes in rank order,
-//   blocking), summed over the 2(W-1) ring links that lead to rank 0, all ranks starting
-//   together (the latest one to arrive starts it).
+//   from its end, each allreduced over the DP group with net.algo's cost model (ZeRO-1:
+//   ring reduce-scattered). A bucket is launched on the DP channel when the last
+//   micro-batch's backward has finished the layer that completes it; TP allreduces and PP
+//   sends go on beside it on the TP/PP channel. After its last backward, the first and
+//   the last stage allreduce the tied embedding's gradient (raw, ring of two, each side
+//   done when the ring reaches it), then the buckets holding the embeddings go, then
+//   compute waits for both channels. The replicas' DP groups are coupled: each bucket is
+//   replayed with every replica's launch time from the previous pass (a late replica
+//   finds its peers waiting). What ends after the pipeline is exposed.
+// - other: the grad-norm and loss allreduce over all ranks (8 bytes, a binomial tree in
+//   world order, blocking), each rank entering when its stage joined (a TP rank whose DP
+//   group is faster, earlier).
 // - optimizer: AdamW is memory-bound: (2 x param bytes + grad bytes + 16, + 8 with an
-//   fp32 master copy) bytes per parameter of the rank at device.memory_gbs (or the
-//   profile's bandwidth; free without one). Each stage runs it before its first forward
-//   (steady state: it ends the previous step), so stage 0's is on the critical path and
-//   the others' only where they delay their stage's first input.
-// - the step is the latest stage's join + other; slowdown = step / the same step with
-//   every message free.
-// Placement: rank = tp + dp TP + pp TP DP (Megatron's order) on the profile's sites
-// (ranks fill the sites in order). The worst TP rank's link sets a boundary, the worst
-// group link a collective (exact on groups inside one site or one pair of sites).
+//   fp32 master copy) bytes per parameter it updates (ZeRO-1: its DP block) at
+//   device.memory_gbs (or the profile's bandwidth; free without one). Each rank runs it
+//   when it leaves the previous step's norm, then (ZeRO-1) the parameter allgather,
+//   replayed from when each DP rank gets there, then its first operation.
+// - steady state: the step runs a few times, each rank starting where it left the previous
+//   one (the tree's root first); the step is world rank 0's period, as the trainer's step
+//   line reads it; slowdown = step / the same step with every message free.
+// Placement: the trainer's (parallel.placement: which world rank plays each grid position,
+// optional sites per rank; Megatron's order by default) on the profile's sites. The worst
+// TP rank's link sets a PP boundary.
 // Not modelled: contention between concurrent collectives or PP sends on one NIC (sends
 // charge no sender time), jitter and loss, selective recomputation, interleaved 1F1B,
-// sequence parallelism, the compute of LayerNorm,
-// GELU, softmax and the embedding lookup (the trainer's device model charges none).
-// Refused (one line, exit 2) rather than predicted wrongly: parallel.zero1, parallel.stages
-// and parallel.placement (the trainer's ZeRO-1, unbalanced stages, placement files).
+// sequence parallelism, the compute of LayerNorm, GELU, softmax and the embedding lookup
+// (the trainer's device model charges none); one timeline per stage, its TP ranks meeting
+// in every TP allreduce.
 #include <string>
 
 #include "network.hpp"
@@ -72,7 +78,8 @@ struct StepTimes {  // seconds per step
          optimizer = 0;
   double step = 0;
   double pp_total = 0;  // one rank's PP messages on the wire (busiest boundary), hidden or not
-  double dp_total = 0;  // the DP buckets on the communication stream (busiest rank), hidden or not
+  double dp_total = 0;  // the DP buckets' own time on the comm stream (busiest rank, its group launching
+                        // together: a wait for a late peer is skew), hidden or not
   double ideal = 0;     // the same step with free communication
 };
 
@@ -107,8 +114,9 @@ struct SimResult {
 netem::NetworkModel closed_form_model(const netem::Profile& profile);
 
 struct SimInputs {
-  netem::Profile profile;  // for the layout's world size, net.* overrides applied
+  netem::Profile profile;  // for the layout's world size, the placement's sites and net.* overrides applied
   Device device;
+  par::Placement placement;  // parallel.placement, or the identity
 };
 // Throws UsageError for an unknown profile or device or a world the profile cannot hold.
 SimInputs load_inputs(const SimSettings& s);

@@ -79,21 +79,6 @@ std::vector<KeySpec> train_schema() {
 
 namespace {
 
-std::vector<int> parse_stage_layers(const Config& c) {
-  std::vector<int> out;
-  const std::string& text = c.get_string("parallel.stages");
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t comma = std::min(text.find(':', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    if (item.empty() || item.find_first_not_of("0123456789 ") != std::string::npos || item.size() > 6)
-      c.fail_constraint("parallel.stages", "must be layer counts separated by ':', e.g. '3:1'");
-    out.push_back(std::stoi(item));
-    start = comma + 1;
-  }
-  return out;
-}
-
 void read_parallel(const Config& c, TrainSettings& s) {
   ParallelSettings& p = s.parallel;
   p.dp = static_cast<int>(c.get_int("parallel.dp"));
@@ -101,7 +86,7 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.tp = static_cast<int>(c.get_int("parallel.tp"));
   p.microbatches = static_cast<int>(c.get_int("parallel.microbatches"));
   p.schedule = c.get_string("parallel.schedule");
-  p.stage_layers = parse_stage_layers(c);
+  p.stage_layers = stage_layers(c, p.pp, s.model.n_layer);
   p.bucket_mb = c.get_float("parallel.bucket_mb");
   p.zero1 = c.get_bool("parallel.zero1");
   p.vocab_parallel = c.get_bool("parallel.vocab_parallel");
@@ -137,17 +122,29 @@ void check_layout(const Config& c, const TrainSettings& s) {
                                               std::to_string(p.dp * p.microbatches));
   if (p.servers > p.dp)
     c.fail_constraint("net.servers", "must be at most parallel.dp = " + std::to_string(p.dp));
-  if (!p.stage_layers.empty()) {
-    int sum = 0, min = s.model.n_layer;
-    for (int l : p.stage_layers) sum += l, min = std::min(min, l);
-    if (int(p.stage_layers.size()) != p.pp || sum != s.model.n_layer || min < 1)
-      c.fail_constraint("parallel.stages", "must give parallel.pp = " + std::to_string(p.pp) +
-                                               " counts of >= 1 layer summing to model.n_layer = " +
-                                               std::to_string(s.model.n_layer));
-  }
 }
 
 }  // namespace
+
+std::vector<int> stage_layers(const Config& c, int pp, int n_layer) {
+  std::vector<int> out;
+  const std::string& text = c.get_string("parallel.stages");
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t comma = std::min(text.find(':', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    if (item.empty() || item.find_first_not_of("0123456789 ") != std::string::npos || item.size() > 6)
+      c.fail_constraint("parallel.stages", "must be layer counts separated by ':', e.g. '3:1'");
+    out.push_back(std::stoi(item));
+    start = comma + 1;
+  }
+  int sum = 0, min = n_layer;
+  for (int l : out) sum += l, min = std::min(min, l);
+  if (!out.empty() && (int(out.size()) != pp || sum != n_layer || min < 1))
+    c.fail_constraint("parallel.stages", "must give parallel.pp = " + std::to_string(pp) +
+                                             " counts of >= 1 layer summing to model.n_layer = " + std::to_string(n_layer));
+  return out;
+}
 
 TrainSettings train_settings(const Config& c) {
   TrainSettings s;

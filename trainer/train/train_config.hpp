@@ -55,5 +55,8 @@ struct TrainSettings {
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
 // T <= n_ctx, ...); throws UsageError naming the keys.
 TrainSettings train_settings(const Config& config);
+// parallel.stages: one layer count per stage ('' = balanced: empty), checked against PP and
+// N_LAYER (UsageError naming the key). The trainer and the simulator read it here.
+std::vector<int> stage_layers(const Config& c, int pp, int n_layer);
 
 }  // namespace dtb
