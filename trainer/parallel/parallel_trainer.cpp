@@ -147,8 +147,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   grad_sends_.resize(size_t(live_));
   summary_.config_yaml = config_yaml_;
   summary_.num_params = int64_t(num_parameters(s_.model));
-  summary_.flops_per_token = 6.0 * double(num_parameters(s_.model)) +
-                             6.0 * s_.model.n_layer * s_.model.n_embd * s_.seq_len;
+  summary_.flops_per_token = flops_per_token(s_.model, s_.seq_len);
   set_mfu_peak();
   summary_.layout = "dp=" + std::to_string(layout_.dp) + " pp=" + std::to_string(layout_.pp) +
                     " tp=" + std::to_string(layout_.tp) + " microbatches=" + std::to_string(s_.parallel.microbatches) +
@@ -246,7 +245,7 @@ void ParallelTrainer::wait_sends() {
 // stage), then the DP buckets that hold the embeddings, then compute waits for the DP sync.
 void ParallelTrainer::finish_backward() {
   wait_sends();
-  if (g_->embed) {
+  if (g_->embed && s_.model.tie_embeddings) {  // untied: the last stage's lm_head is its own
     const size_t n = model_->wte_size();  // wte is at local offset 0
     coll::Communicator& e = *g_->embed;
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
