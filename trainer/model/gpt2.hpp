@@ -55,8 +55,7 @@ class GPT {
  private:
   GPTConfig config_;
   int B_, T_;
-  // mutable: logits() hands out a view of the stage's activations, which is not const there.
-  mutable TransformerStage<T> stage_;
+  TransformerStage<T> stage_;  // the whole model, param_layout() order
 };
 
 extern template class GPT<float>;

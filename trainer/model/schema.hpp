@@ -18,6 +18,7 @@ struct GPTConfig {
   // true (GPT-2): wte is also the LM head. false (DT-FM): the last stage has its own LM
   // head, lm_head (V, C) without bias, and no gradient sync ties it to wte.
   bool tie_embeddings = true;
+  bool operator==(const GPTConfig&) const = default;  // the same model shape
 };
 
 // The parameter tensors, in buffer order. Per-layer tensors are stored (L, ...). lm_head

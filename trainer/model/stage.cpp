@@ -120,7 +120,7 @@ bool is_whole_model(const GPTConfig& c, const StageShard& s) {
 
 void validate(const GPTConfig& c, const StageShard& s, int rows, int T, int slots, StageLayout layout,
               bool real_is_float) {
-  auto fail = [](const std::string& what) { throw std::invalid_argument("GPT: " + what); };
+  auto fail = [](const std::string& what) { throw std::invalid_argument("model: " + what); };
   if (c.vocab_size < 1 || c.n_ctx < 1 || c.n_layer < 1 || c.n_head < 1 || c.n_embd < 1)
     fail("vocab_size, n_ctx, n_layer, n_head and n_embd must all be >= 1");
   if (c.n_embd % c.n_head != 0)
@@ -400,7 +400,7 @@ const Real* TransformerStage<Real>::output(int slot) {
   return block_x(slot_acts(slot), Lloc_ - 1).residual3;
 }
 template <typename Real>
-const Real* TransformerStage<Real>::logits(int slot) {
+const Real* TransformerStage<Real>::logits(int slot) const {
   return slot_acts(slot).logits;
 }
 

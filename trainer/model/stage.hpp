@@ -122,7 +122,7 @@ class TransformerStage {
 
   Real* input(int slot);         // (rows, T, C) residual entering the stage (non-first: fill it)
   const Real* output(int slot);  // (rows, T, C) residual leaving the stage (non-last)
-  const Real* logits(int slot);  // last stage: (rows, T, this rank's vocabulary) after forward
+  const Real* logits(int slot) const;  // last stage: (rows, T, this rank's vocabulary) after forward
   // (rows, T, C) the residual-stream gradient: before backward() on a non-last stage, the
   // gradient of output(slot) (fill it); after backward(), that of input(slot).
   Real* dresidual() { return dresidual_.data(); }
