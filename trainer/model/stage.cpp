@@ -350,10 +350,8 @@ std::vector<ShardRun> TransformerStage<Real>::shard_runs(const GPTConfig& c, con
                                                          StageLayout layout) {
   if (layout == StageLayout::kLayerMajor) return layer_major_runs(c, s);
   std::vector<ShardRun> runs;  // param_layout itself: every tensor where the checkpoint has it
-  for (size_t t = 0; t < param_layout(c).size(); ++t) {
-    const ParamTensorInfo& g = param_layout(c)[t];
-    runs.push_back({int(t), g.offset, g.offset, g.size, true});
-  }
+  const auto g = param_layout(c);
+  for (size_t t = 0; t < g.size(); ++t) runs.push_back({int(t), g[t].offset, g[t].offset, g[t].size, true});
   return runs;
 }
 
