@@ -98,6 +98,13 @@ TEST_CASE("a width the GPU kernels cannot tile is named before the machine is as
   CHECK(usage_error_of(train_config({"device.backend=cpu", "model.n_embd=132"})).empty());
 }
 
+TEST_CASE("untied embeddings on the GPU are refused before the machine is asked") {
+  // The GPU model ties its LM head to wte; an untied model trains on the CPU.
+  expect_refused("--set device.backend=cuda --set model.tie_embeddings=false",
+                 {"model.tie_embeddings", "must be true", "device.backend = cuda"});
+  CHECK(usage_error_of(train_config({"device.backend=cpu", "model.tie_embeddings=false"})).empty());
+}
+
 TEST_CASE("device.backend=cuda under the parallel trainer: refused, on any machine") {
   // More than one rank by the layout...
   expect_refused("--set device.backend=cuda --set parallel.dp=2",

@@ -14,6 +14,7 @@
 
 #include "cpu/kernels.hpp"
 #include "model/gpt2.hpp"
+#include "model/stage.hpp"
 
 using dtb::GPT;
 using dtb::GPTConfig;
@@ -231,8 +232,10 @@ GPTConfig tiny_config() {
 // below the tolerance, while the truncation error (~h^2) stays negligible.
 constexpr double kModelStep = 1e-5;
 
-TEST_CASE("gradcheck whole model, all parameters", "[gradcheck][model]") {
-  const GPTConfig cfg = tiny_config();
+TEST_CASE("gradcheck whole model, all parameters, tied and untied embeddings", "[gradcheck][model]") {
+  GPTConfig cfg = tiny_config();
+  cfg.tie_embeddings = GENERATE(true, false);  // untied: lm_head (V, C) is a tensor of its own
+  INFO("tie_embeddings " << cfg.tie_embeddings);
   const int B = 2, T = 5;
   GPT<double> model(cfg, B, T);
   std::mt19937_64 rng(7);
@@ -250,6 +253,7 @@ TEST_CASE("gradcheck whole model, all parameters", "[gradcheck][model]") {
   CHECK_THROWS_AS(model.backward(), std::logic_error);  // each backward needs its forward
   auto loss = [&] { return model.forward(inputs.data(), targets.data()); };
 
+  REQUIRE(dtb::param_layout(cfg).size() == (cfg.tie_embeddings ? 16u : 17u));
   for (const auto& t : dtb::param_layout(cfg)) {
     if (t.name == std::string("wpe")) {
       const size_t used = size_t(T) * cfg.n_embd;
@@ -349,4 +353,76 @@ TEST_CASE("model: identical steps are bitwise identical", "[model][determinism]"
   CHECK(std::memcmp(&la1, &lb, sizeof(float)) == 0);
   CHECK(std::memcmp(ga1.data(), ga2.data(), ga1.size() * sizeof(float)) == 0);
   CHECK(std::memcmp(ga1.data(), gb.data(), ga1.size() * sizeof(float)) == 0);
+}
+
+// The pipeline split run by hand in one process: stage 0 (layers 0-1, the embeddings) hands
+// its output to stage 1 (layer 2, lnf and the LM head), which hands back the gradient of
+// that output. The same kernels on the same numbers as the whole model, so the loss and
+// every gradient are bitwise the whole model's, except the tied wte: its two copies' sum
+// adds the embedding's and the LM head's gradients in another order.
+TEST_CASE("stages: a pipeline split computes the whole model, tied and untied", "[model][stage]") {
+  GPTConfig cfg{.vocab_size = 37, .n_ctx = 8, .n_layer = 3, .n_head = 2, .n_embd = 16};
+  cfg.tie_embeddings = GENERATE(true, false);
+  INFO("tie_embeddings " << cfg.tie_embeddings);
+  const int B = 2, T = 8;
+  std::mt19937_64 rng(12);
+  const auto inputs = random_tokens(B * T, cfg.vocab_size, rng);
+  const auto targets = random_tokens(B * T, cfg.vocab_size, rng);
+  GPT<float> whole(cfg, B, T);
+  whole.init_weights(3);
+  const float want = whole.forward(inputs.data(), targets.data());
+  whole.backward();
+
+  using Stage = dtb::TransformerStage<float>;
+  dtb::TpReduce& none = dtb::no_tensor_parallelism();
+  Stage s0(cfg, {0, 2, true, false, 0, 1, false}, B, T, 1);
+  Stage s1(cfg, {2, 3, false, true, 0, 1, false}, B, T, 1);
+  for (Stage* s : {&s0, &s1}) s->init_weights(3);
+  const size_t btc = size_t(B) * T * cfg.n_embd;
+  CHECK(s0.forward(0, inputs.data(), nullptr, none) == 0.0f);  // not the last stage: no loss
+  std::copy(s0.output(0), s0.output(0) + btc, s1.input(0));
+  const float loss = s1.forward(0, nullptr, targets.data(), none);
+  CHECK(std::memcmp(&loss, &want, sizeof loss) == 0);
+  s1.backward(0, 1.0f, none);
+  std::copy(s1.dresidual(), s1.dresidual() + btc, s0.dresidual());
+  s0.backward(0, 1.0f, none);
+
+  // Tied: the last stage's wte copy holds the LM head's gradient; the trainer sums the two.
+  CHECK(s1.wte_size() == (cfg.tie_embeddings ? size_t(cfg.vocab_size) * cfg.n_embd : 0u));
+  std::vector<float> wte_sum(size_t(cfg.vocab_size) * cfg.n_embd, 0.0f);
+  std::vector<int> seen(whole.num_params(), 0);
+  for (const Stage* s : {&s0, &s1})
+    for (const dtb::ShardRun& r : s->runs())
+      for (size_t i = 0; i < r.len; ++i) {
+        const float got = s->grads()[r.local + i], ref = whole.grads()[r.global + i];
+        CHECK(s->params()[r.local + i] == whole.params()[r.global + i]);
+        seen[r.global + i] += 1;
+        if (r.tensor == dtb::kWte)
+          wte_sum[r.global + i] += got;
+        else
+          REQUIRE(std::memcmp(&got, &ref, sizeof got) == 0);
+      }
+  for (size_t i = 0; i < wte_sum.size(); ++i)
+    REQUIRE(wte_sum[i] == Approx(whole.grads()[i]).epsilon(1e-5).margin(1e-7));
+  for (size_t i = 0; i < seen.size(); ++i)  // every element on a stage; only the tied wte on two
+    REQUIRE(seen[i] == (cfg.tie_embeddings && i < wte_sum.size() ? 2 : 1));
+}
+
+TEST_CASE("model: the counts are the stage's: parameters, memory and 6N + 6LCT", "[model]") {
+  GPTConfig cfg{.vocab_size = 50, .n_ctx = 16, .n_layer = 4, .n_head = 4, .n_embd = 32};
+  for (const bool tie : {true, false}) {
+    cfg.tie_embeddings = tie;
+    const size_t N = dtb::num_parameters(cfg);
+    // The whole model's N is what GPT holds; the stages of a split hold N plus the tied copy.
+    CHECK(dtb::rank_parameters(cfg, dtb::whole_model(cfg)) == N);
+    const size_t a = dtb::rank_parameters(cfg, {0, 1, true, false, 0, 1, false});
+    const size_t b = dtb::rank_parameters(cfg, {1, 4, false, true, 0, 1, false});
+    CHECK(a + b == N + (tie ? size_t(cfg.vocab_size) * cfg.n_embd : 0));
+    CHECK(GPT<float>(cfg, 2, 16).num_params() == N);
+    // 6 FLOPs per parameter and token, plus attention's 6 L C T (llm.c).
+    CHECK(dtb::flops_per_token(cfg, 16) == 6.0 * double(N) + 6.0 * 4 * 32 * 16);
+    const auto m = dtb::memory_breakdown(cfg, 2, 16, sizeof(float));
+    CHECK(m.params == N * sizeof(float));
+    CHECK(m.adam_m == m.params);
+  }
 }

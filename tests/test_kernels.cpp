@@ -175,16 +175,18 @@ TEST_CASE("model: parameter layout", "[model]") {
   const dtb::GPTConfig c = gpt2_124m();
   CHECK(dtb::num_parameters(c) == 124439808);  // llm.c's count for GPT-2 124M
   const auto layout = dtb::param_layout(c);
+  REQUIRE(layout.size() == 16);  // GPT-2's tensors: tied embeddings add no LM head
   size_t offset = 0;
-  for (int i = 0; i < dtb::kNumParamTensors; ++i) {
+  for (size_t i = 0; i < layout.size(); ++i) {
     size_t size = 1;
     for (size_t d : layout[i].shape) size *= d;
     CHECK(layout[i].name == std::string(dtb::kParamNames[i]));
     CHECK(layout[i].offset == offset);
     CHECK(layout[i].size == size);
     offset += size;
-    const bool matrix = i == dtb::kWte || i == dtb::kWpe || i == dtb::kQkvw ||
-                        i == dtb::kAttprojw || i == dtb::kFcw || i == dtb::kFcprojw;
+    const int t = int(i);
+    const bool matrix = t == dtb::kWte || t == dtb::kWpe || t == dtb::kQkvw ||
+                        t == dtb::kAttprojw || t == dtb::kFcw || t == dtb::kFcprojw;
     CHECK(layout[i].decay == matrix);
   }
   // The linear layers hold every parameter except wpe and the LayerNorms.
@@ -193,6 +195,19 @@ TEST_CASE("model: parameter layout", "[model]") {
     linear += size_t(s.count) * s.out * (s.in + (s.bias ? 1 : 0));
   const size_t layernorm = 2 * size_t(c.n_embd) * (2 * c.n_layer + 1);
   CHECK(linear + layout[dtb::kWpe].size + layernorm == dtb::num_parameters(c));
+
+  // Untied (DT-FM): one more tensor at the end, lm_head (V, C) with weight decay; the
+  // tensors before it keep their offsets, so tied checkpoints read the same.
+  dtb::GPTConfig untied = c;
+  untied.tie_embeddings = false;
+  const auto u = dtb::param_layout(untied);
+  REQUIRE(u.size() == 17);
+  for (size_t i = 0; i < layout.size(); ++i) CHECK(u[i].offset == layout[i].offset);
+  CHECK(u[dtb::kLmHead].name == std::string("lm_head"));
+  CHECK(u[dtb::kLmHead].offset == dtb::num_parameters(c));
+  CHECK(u[dtb::kLmHead].size == size_t(c.vocab_size) * c.n_embd);
+  CHECK(u[dtb::kLmHead].decay);
+  CHECK(dtb::num_parameters(untied) == 124439808 + 50257 * 768);
 
   const auto mem = dtb::memory_breakdown(c, 4, 64, sizeof(float));
   CHECK(mem.params == 124439808 * sizeof(float));

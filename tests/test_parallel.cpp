@@ -12,6 +12,7 @@
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
 #include "parallel/stage_model.hpp"
+#include "usage_error.hpp"
 
 using namespace dtb::par;
 namespace fs = std::filesystem;

@@ -100,18 +100,20 @@ struct Reference {
   std::vector<float> params;
 };
 
-// The single-rank Trainer on the same config, on rank 0.
+// The single-rank Trainer on the same config (plus SETS), on rank 0.
+Reference single_rank(const std::vector<std::string>& sets) {
+  Reference r;
+  if (root()) {
+    std::ostringstream log;
+    Trainer t(small(sets), log);
+    for (const StepRecord& s : t.run("reference").steps) r.losses.push_back(s.loss);
+    r.params.assign(t.model().params(), t.model().params() + t.model().num_params());
+  }
+  return r;
+}
+
 const Reference& reference() {
-  static Reference ref = [] {
-    Reference r;
-    if (root()) {
-      std::ostringstream log;
-      Trainer t(small({}), log);
-      for (const StepRecord& s : t.run("reference").steps) r.losses.push_back(s.loss);
-      r.params.assign(t.model().params(), t.model().params() + t.model().num_params());
-    }
-    return r;
-  }();
+  static const Reference ref = single_rank({});
   return ref;
 }
 
@@ -178,13 +180,7 @@ TEST_CASE("every layout trains the single-rank model", "[mpi][equivalence]") {
 TEST_CASE("vocabulary-parallel embedding and cross-entropy train the single-rank model", "[mpi][equivalence][vocab]") {
   // 259 rows: TP=2 holds 129 + 130, TP=4 64 + 65 + 65 + 65 (uneven slices on purpose).
   const std::vector<std::string> vocab = {"model.vocab_size=259"};
-  Reference ref;
-  if (root()) {
-    std::ostringstream log;
-    Trainer t(small(vocab), log);
-    for (const StepRecord& s : t.run("reference").steps) ref.losses.push_back(s.loss);
-    ref.params.assign(t.model().params(), t.model().params() + t.model().num_params());
-  }
+  const Reference ref = single_rank(vocab);
   const int layouts[][4] = {{1, 1, 2, 1}, {1, 2, 2, 2}, {2, 2, 2, 2}, {1, 1, 4, 2}, {2, 1, 4, 1}};
   for (const auto& l : layouts) {
     const RunResult r = run_layout(plus(layout(l[0], l[1], l[2], l[3]), plus(vocab, {"parallel.vocab_parallel=true"})));
@@ -192,6 +188,21 @@ TEST_CASE("vocabulary-parallel embedding and cross-entropy train the single-rank
     INFO("vocab-parallel layout dp=" << l[0] << " pp=" << l[1] << " tp=" << l[2] << " M=" << l[3]);
     check_losses(r.losses, ref.losses, 1e-5);
     check_params(r.params, ref.params, 1e-4, vocab);
+  }
+}
+
+// Untied embeddings (DT-FM's model): the last stage's own lm_head, no tied sync between the
+// first and the last stage; every layout still trains the single-rank (untied) model.
+TEST_CASE("untied embeddings train the single-rank model on every layout", "[mpi][equivalence][untied]") {
+  const std::vector<std::string> untied = {"model.tie_embeddings=false"};
+  const Reference ref = single_rank(untied);
+  const std::vector<std::string> vocab = {"parallel.vocab_parallel=true"};
+  for (const auto& sets : {layout(1, 2, 1, 2), layout(2, 2, 2, 2), plus(layout(1, 2, 2, 2), vocab)}) {
+    const RunResult r = run_layout(plus(sets, untied));
+    if (!root()) continue;
+    INFO("untied layout " << sets[0] << " " << sets[1] << " " << sets[2] << " " << sets[3] << " " << sets.size());
+    check_losses(r.losses, ref.losses, 1e-5);
+    check_params(r.params, ref.params, 1e-4, untied);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "data/dataset.hpp"
 #include "optim/adamw.hpp"
 #include "train/train.hpp"
+#include "usage_error.hpp"
 
 namespace fs = std::filesystem;
 
@@ -96,15 +97,20 @@ TEST_CASE("training on fortunes falls well below the unigram entropy", "[train]"
 }
 
 TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train]") {
-  const std::string ckpt = (scratch() / "resume.h5").string();
+  // Tied (GPT-2) and untied (the checkpoint holds lm_head and says so) embeddings.
+  const std::string tie = GENERATE(std::string("true"), std::string("false"));
+  const std::string ckpt = (scratch() / ("resume-" + tie + ".h5")).string();
   std::ostringstream log;
   dtb::Trainer straight(tiny({"train.steps=20", "train.val_every=0", "train.checkpoint=" + ckpt,
-                              "train.checkpoint_every=10"}), log);
+                              "train.checkpoint_every=10", "model.tie_embeddings=" + tie}), log);
   const auto losses = straight.run("test").steps;
   REQUIRE(losses.size() == 20);
 
-  dtb::Trainer resumed(tiny({"train.steps=20", "train.val_every=0"}), log);
+  dtb::Trainer resumed(tiny({"train.steps=20", "train.val_every=0", "model.tie_embeddings=" + tie}), log);
   resumed.resume(dtb::periodic_checkpoint_path(ckpt, 10));
+  dtb::Trainer other(tiny({"train.steps=20", "train.val_every=0", std::string("model.tie_embeddings=") +
+                                                                        (tie == "true" ? "false" : "true")}), log);
+  CHECK_THROWS_AS(other.resume(dtb::periodic_checkpoint_path(ckpt, 10)), dtb::UsageError);  // another model
   const auto& rest = resumed.run("test").steps;
   REQUIRE(rest.size() == 10);
   for (size_t i = 0; i < rest.size(); ++i) {

@@ -94,6 +94,9 @@ void check_backend(const Config& config) {
     config.fail_constraint("model.n_embd", "must be a multiple of " + std::to_string(cuda::kEmbdMultiple) +
                                                " with device.backend = cuda (the GPU kernels move rows in "
                                                "128-bit packs)");
+  if (has_key(config, "model.tie_embeddings") && !config.get_bool("model.tie_embeddings"))
+    config.fail_constraint("model.tie_embeddings", "must be true with device.backend = cuda (the GPU model ties its "
+                                                   "LM head to wte; untied runs on the CPU)");
   const std::string why = cuda::unavailable_reason();
   if (!why.empty()) config.fail_constraint("device.backend", why);
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cuda/check.hpp"
 #include "cuda/context.hpp"
@@ -160,7 +161,7 @@ size_t carve(const GPTConfig& c, int B, int T, int Vp, char* base, Buffers<float
 
 // Views of a flat parameter (or gradient) buffer of any element type, from param_layout.
 template <typename P>
-ParamViews<P> views_at(const std::array<ParamTensorInfo, kNumParamTensors>& l, P* base) {
+ParamViews<P> views_at(const std::vector<ParamTensorInfo>& l, P* base) {
   auto at = [&](int i) { return base + l[size_t(i)].offset; };
   return {at(kWte),  at(kWpe),  at(kLn1w), at(kLn1b), at(kQkvw),    at(kQkvb),    at(kAttprojw), at(kAttprojb),
           at(kLn2w), at(kLn2b), at(kFcw),  at(kFcb),  at(kFcprojw), at(kFcprojb), at(kLnfw),     at(kLnfb)};
@@ -208,7 +209,7 @@ struct Model::Impl {
   int B, T, Vp;
   Precision precision;
   Context ctx;
-  std::array<ParamTensorInfo, kNumParamTensors> layout;
+  std::vector<ParamTensorInfo> layout;
   size_t n;  // parameters
   DeviceBuffer<float> params, grads, adam_m, adam_v;
   DeviceBuffer<bf16> params_bf16;  // the compute copy (bf16 mode only)
@@ -373,6 +374,7 @@ Model::Model(const GPTConfig& config, int B, int T, Precision precision, int dev
     fail("vocab_size, n_ctx, n_layer, n_head and n_embd must all be >= 1");
   if (c.n_embd % c.n_head != 0)
     fail("n_embd (" + std::to_string(c.n_embd) + ") must be divisible by n_head (" + std::to_string(c.n_head) + ")");
+  if (!c.tie_embeddings) fail("untied embeddings (model.tie_embeddings = false) are CPU-only for now");
   if (c.n_embd % kEmbdMultiple != 0)
     fail("n_embd (" + std::to_string(c.n_embd) + ") must be a multiple of " + std::to_string(kEmbdMultiple) +
          " on the GPU");
@@ -526,10 +528,7 @@ int Model::batch() const { return impl_->B; }
 int Model::seq_len() const { return impl_->T; }
 Precision Model::precision() const { return impl_->precision; }
 size_t Model::num_params() const { return impl_->n; }
-double Model::flops_per_token() const {
-  const double L = impl_->c.n_layer, C = impl_->c.n_embd;
-  return 6.0 * double(impl_->n) + 6.0 * L * C * impl_->T;
-}
+double Model::flops_per_token() const { return dtb::flops_per_token(impl_->c, impl_->T); }
 size_t Model::device_bytes() const {
   const Impl& m = *impl_;
   return m.n * sizeof(float) * 4 + m.params_bf16.size() * sizeof(bf16) + m.storage_bytes + m.ctx.workspace_bytes();

@@ -6,15 +6,10 @@
 #include <cstdint>
 #include <span>
 
+#include "model/schema.hpp"  // ParamSegment
 #include "train/train_config.hpp"
 
 namespace dtb {
-
-// A contiguous run of parameters that share a weight-decay rule (one parameter tensor).
-struct ParamSegment {
-  size_t offset, size;
-  bool decay;
-};
 
 // Learning rate for optimizer step STEP (0-based) of STEPS: linear warm-up to the peak over
 // warmup_steps, then cosine decay to min_lr_ratio * peak at the last step.

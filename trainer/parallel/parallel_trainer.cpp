@@ -140,8 +140,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   grad_sends_.resize(size_t(live_));
   summary_.config_yaml = config_yaml_;
   summary_.num_params = int64_t(num_parameters(s_.model));
-  summary_.flops_per_token = 6.0 * double(num_parameters(s_.model)) +
-                             6.0 * s_.model.n_layer * s_.model.n_embd * s_.seq_len;
+  summary_.flops_per_token = flops_per_token(s_.model, s_.seq_len);
   set_mfu_peak();
   summary_.layout = "dp=" + std::to_string(layout_.dp) + " pp=" + std::to_string(layout_.pp) +
                     " tp=" + std::to_string(layout_.tp) + " microbatches=" + std::to_string(s_.parallel.microbatches) +
@@ -239,7 +238,7 @@ void ParallelTrainer::wait_sends() {
 // stage), then the DP buckets that hold the embeddings, then compute waits for the DP sync.
 void ParallelTrainer::finish_backward() {
   wait_sends();
-  if (g_->embed) {
+  if (g_->embed && s_.model.tie_embeddings) {  // untied: the last stage's lm_head is its own
     const size_t n = model_->wte_size();  // wte is at local offset 0
     coll::Communicator& e = *g_->embed;
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
@@ -480,8 +479,7 @@ void ParallelTrainer::resume(const std::string& path) {
   CheckpointState ck = load_checkpoint(path);
   const GPTConfig& a = ck.model;
   const GPTConfig& b = s_.model;
-  if (a.vocab_size != b.vocab_size || a.n_ctx != b.n_ctx || a.n_layer != b.n_layer || a.n_head != b.n_head ||
-      a.n_embd != b.n_embd)
+  if (a != b)
     throw UsageError(path + ": checkpoint model shape differs from the config's model.* keys");
   if (ck.seed != s_.seed)
     throw UsageError(path + ": checkpoint seed " + std::to_string(ck.seed) + " differs from train.seed = " +

@@ -46,7 +46,7 @@ ModelCosts model_costs(const SimSettings& s) {
 
   ModelCosts out;
   out.params = shape_params * scale;
-  out.flops_per_token = 6 * out.params + 6.0 * m.n_layer * C * T;
+  out.flops_per_token = flops_per_token(m, s.seq_len, scale);
   const std::vector<int> bounds = par::stage_bounds(m.n_layer, pp, s.stage_layers);  // the trainer's split
   for (int st = 0; st < pp; ++st) {
     Stage g;

@@ -14,6 +14,8 @@ void write_model_shape(h5::File& f, const GPTConfig& c) {
   f.set_attr("/", "model.n_layer", int64_t(c.n_layer));
   f.set_attr("/", "model.n_head", int64_t(c.n_head));
   f.set_attr("/", "model.n_embd", int64_t(c.n_embd));
+  // Only untied models record it, so tied (GPT-2) checkpoints stay what they were.
+  if (!c.tie_embeddings) f.set_attr("/", "model.tie_embeddings", int64_t(0));
 }
 
 GPTConfig read_model_shape(const h5::File& f) {
@@ -23,6 +25,7 @@ GPTConfig read_model_shape(const h5::File& f) {
   c.n_layer = int(f.attr_int("/", "model.n_layer"));
   c.n_head = int(f.attr_int("/", "model.n_head"));
   c.n_embd = int(f.attr_int("/", "model.n_embd"));
+  c.tie_embeddings = !f.has_attr("/", "model.tie_embeddings") || f.attr_int("/", "model.tie_embeddings") != 0;
   return c;
 }
 

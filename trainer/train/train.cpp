@@ -52,8 +52,7 @@ void Trainer::resume(const std::string& path) {
   CheckpointState ck = load_checkpoint(path);
   const GPTConfig& a = ck.model;
   const GPTConfig& b = s_.model;
-  if (a.vocab_size != b.vocab_size || a.n_ctx != b.n_ctx || a.n_layer != b.n_layer ||
-      a.n_head != b.n_head || a.n_embd != b.n_embd)
+  if (a != b)
     throw UsageError(path + ": checkpoint model shape differs from the config's model.* keys");
   if (ck.seed != s_.seed)
     throw UsageError(path + ": checkpoint seed " + std::to_string(ck.seed) +

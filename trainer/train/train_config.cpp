@@ -16,6 +16,8 @@ std::vector<KeySpec> train_schema() {
       {"model.n_layer", K::kInt, "2", 1, 1024, {}, "transformer blocks L"},
       {"model.n_head", K::kInt, "4", 1, 1024, {}, "attention heads (must divide n_embd)"},
       {"model.n_embd", K::kInt, "64", 1, 65536, {}, "model width C"},
+      {"model.tie_embeddings", K::kBool, "true", 0, 0, {},
+       "wte is also the LM head (GPT-2); false: the last stage has its own lm_head (DT-FM), no tied sync"},
       {"data.path", K::kString, "data/fortunes.h5", 1, 0, {}, "token dataset (dtbench prepare)"},
       {"train.batch_size", K::kInt, "8", 1, 1048576, {}, "global batch B, in sequences"},
       {"train.seq_len", K::kInt, "64", 1, 65536, {}, "sequence length T (<= model.n_ctx)"},
@@ -154,6 +156,7 @@ TrainSettings train_settings(const Config& c) {
   s.model.n_layer = static_cast<int>(c.get_int("model.n_layer"));
   s.model.n_head = static_cast<int>(c.get_int("model.n_head"));
   s.model.n_embd = static_cast<int>(c.get_int("model.n_embd"));
+  s.model.tie_embeddings = c.get_bool("model.tie_embeddings");
   s.batch_size = static_cast<int>(c.get_int("train.batch_size"));
   s.seq_len = static_cast<int>(c.get_int("train.seq_len"));
   s.steps = static_cast<int>(c.get_int("train.steps"));
