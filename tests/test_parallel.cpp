@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "model/gpt2.hpp"
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
+#include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
 
 using namespace dtb::par;
@@ -88,6 +90,118 @@ TEST_CASE("TP shards and stages draw exactly the full model's initial weights", 
         }
     }
   for (int n : covered) CHECK(n == 1);  // every element owned exactly once
+}
+
+namespace {
+
+// A Backend on the CPU (GPT<float> and AdamW, as the CUDA backend mirrors them), so the
+// seam a GPU is driven through (BackendStage) runs here, where no GPU does.
+class GptBackend final : public dtb::Backend {
+ public:
+  explicit GptBackend(const dtb::TrainSettings& s)
+      : optim_(s.optim), model_(s.model, s.batch_size, s.seq_len), m_(model_.num_params()), v_(m_.size()) {
+    for (const auto& t : dtb::param_layout(s.model)) segments_.push_back({t.offset, t.size, t.decay});
+    model_.init_weights(s.seed);
+  }
+  std::string describe() const override { return "gpt on the cpu"; }
+  float forward(const int32_t* inputs, const int32_t* targets) override { return model_.forward(inputs, targets); }
+  double backward() override {
+    model_.zero_grad();
+    model_.backward();
+    return std::sqrt(dtb::sum_of_squares(model_.grads(), model_.num_params()));
+  }
+  void update(double lr, int64_t t, double grad_scale) override {
+    dtb::adamw_update(model_.params(), model_.grads(), m_.data(), v_.data(), segments_, optim_, lr, t, grad_scale);
+  }
+  void get_state(float* params, float* m, float* v) const override {
+    std::copy_n(model_.params(), m_.size(), params);
+    std::copy(m_.begin(), m_.end(), m);
+    std::copy(v_.begin(), v_.end(), v);
+  }
+  void set_state(const float* params, const float* m, const float* v) override {
+    std::copy_n(params, m_.size(), model_.params());
+    std::copy_n(m, m_.size(), m_.begin());
+    std::copy_n(v, v_.size(), v_.begin());
+  }
+  double flops_per_token() const override { return model_.flops_per_token(); }
+
+ private:
+  dtb::OptimSettings optim_;
+  dtb::GPT<float> model_;
+  std::vector<float> m_, v_;
+  std::vector<dtb::ParamSegment> segments_;
+};
+
+struct NoTp final : TpReduce {  // one TP rank: the sums are the rank's own numbers
+  void allreduce(float*, size_t) override {}
+  void allgather(float*, size_t) override {}
+};
+
+// A compute's state in GPT's layout, through its runs.
+std::vector<float> global_of(const StageCompute& c, const std::vector<float>& local) {
+  std::vector<float> out(local.size());
+  for (const ShardRun& r : c.runs()) std::copy_n(local.begin() + ptrdiff_t(r.local), r.len, out.begin() + ptrdiff_t(r.global));
+  return out;
+}
+
+}  // namespace
+
+// The trainer calls a stage compute as below on one rank (forward, backward, the norm over
+// the whole buffer, AdamW, state for checkpoints); the CPU stage (StageModel at TP = 1,
+// bitwise GPT) and a Backend behind BackendStage must agree on every number.
+TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU stage does", "[parallel]") {
+  const dtb::Config config = dtb::load_config(
+      dtb::train_schema(), {},
+      {"model.n_layer=2", "model.n_embd=32", "model.n_head=4", "model.n_ctx=16", "model.vocab_size=64",
+       "train.seq_len=16", "train.batch_size=4", "optim.lr=0.01", "optim.grad_clip=0.5"});
+  const dtb::TrainSettings s = dtb::train_settings(config);
+  dtb::set_num_threads(1);
+  const auto cpu = make_stage_compute(s, {0, s.model.n_layer, true, true, 0, 1, false}, s.batch_size, 1);
+  const auto dev = make_backend_stage(std::make_unique<GptBackend>(s), s);
+  REQUIRE(cpu->num_params() == dev->num_params());
+  const size_t n = cpu->num_params();
+  std::vector<UpdatePiece> pieces;
+  for (const dtb::ParamSegment& g : dev->segments()) pieces.push_back({g.offset, g.size, g.offset, g.decay});
+  std::vector<UpdatePiece> cpu_pieces;
+  for (const dtb::ParamSegment& g : cpu->segments()) cpu_pieces.push_back({g.offset, g.size, g.offset, g.decay});
+  cpu->init_moments(n);
+  dev->init_moments(n);
+  std::vector<int32_t> in(size_t(s.batch_size) * s.seq_len), tg(in.size());
+  NoTp tp;
+  for (int step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < in.size(); ++i) in[i] = int32_t((i * 7 + step) % 64), tg[i] = int32_t((i * 5 + 3 * step) % 64);
+    std::vector<size_t> ready_cpu, ready_dev;
+    cpu->zero_grad();
+    dev->zero_grad();
+    const float loss_cpu = cpu->forward(0, in.data(), tg.data(), tp), loss_dev = dev->forward(0, in.data(), tg.data(), tp);
+    cpu->backward(0, 1.0f, tp, [&](size_t lo) { ready_cpu.push_back(lo); });
+    dev->backward(0, 1.0f, tp, [&](size_t lo) { ready_dev.push_back(lo); });
+    INFO("step " << step);
+    CHECK(loss_cpu == loss_dev);
+    CHECK(ready_dev == std::vector<size_t>{0});  // every gradient final at once: the DP sync's one bucket
+    const double ss_cpu = cpu->sum_of_squares({{0, n}}), ss_dev = dev->sum_of_squares({{0, n}});
+    CHECK(ss_dev == Approx(ss_cpu).epsilon(1e-12));
+    const double scale = dtb::clip_scale(std::sqrt(ss_dev), s.optim.grad_clip);
+    CHECK(scale < 1);  // clipping exercised
+    cpu->adamw(cpu_pieces, s.optim, 0.01, step + 1, scale);
+    dev->adamw(pieces, s.optim, 0.01, step + 1, scale);
+  }
+  std::vector<float> cp, cm, cv, dp, dm, dv;
+  cpu->get_state(&cp, &cm, &cv);
+  dev->get_state(&dp, &dm, &dv);
+  CHECK(global_of(*cpu, cp) == dp);
+  CHECK(global_of(*cpu, cm) == dm);
+  CHECK(global_of(*cpu, cv) == dv);
+  CHECK(global_of(*dev, dp) == dp);  // a device's local layout is GPT's
+  // Checkpoint round trip: the state set is the state read back.
+  std::vector<float> zeros(n, 0.0f), p2, m2, v2;
+  dev->set_state(cp, zeros, dv);
+  dev->get_state(&p2, &m2, &v2);
+  CHECK(p2 == cp);
+  CHECK(m2 == zeros);
+  CHECK(v2 == dv);
+  // Three steps of 6N + 6LCT FLOPs per token (the device-model clock charges these).
+  CHECK(dev->flops() == Approx(3 * GptBackend(s).flops_per_token() * s.batch_size * s.seq_len));
 }
 
 TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {

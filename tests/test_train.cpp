@@ -1,5 +1,8 @@
-// The single-rank trainer against independent references: ln(V) at initialisation, a
+// The trainer on a world of one, started as dtbench starts it without a launcher: MPI as a
+// singleton (no mpirun), the same ParallelTrainer as N ranks. Against independent
+// references: GPT<float> with its own few-line loop (bitwise), ln(V) at initialisation, a
 // memorised batch, the unigram entropy of the corpus, and an uninterrupted run (resume).
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
@@ -10,11 +13,23 @@
 
 #include "data/dataset.hpp"
 #include "optim/adamw.hpp"
-#include "train/train.hpp"
+#include "parallel/parallel_trainer.hpp"
+#include "train/checkpoint.hpp"
+#include "train_reference.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+// MPI_COMM_WORLD of this process alone, unshaped, on the wall clock as dtbench runs one rank.
+dtb::coll::Communicator& world() {
+  static dtb::coll::Communicator w(MPI_COMM_WORLD, dtb::netem::uniform_profile(1, 0, 0), dtb::netem::ClockKind::kWall);
+  return w;
+}
+
+struct Trainer : dtb::par::ParallelTrainer {
+  Trainer(const dtb::Config& c, std::ostream& log) : ParallelTrainer(c, world(), log) {}
+};
 
 fs::path scratch() {
   static fs::path dir = [] {
@@ -48,9 +63,30 @@ dtb::Config tiny(const std::vector<std::string>& sets) {
 
 }  // namespace
 
+// The norm is summed in the stage's layer-major order, GPT's loop in its tensor-major one:
+// the same sum up to double rounding, far below what float clipping factors can see.
+TEST_CASE("a world of one trains bitwise what GPT<float> trains", "[train]") {
+  const dtb::Config config = tiny({"train.steps=25", "train.val_every=0"});
+  const dtb::test::Reference want = dtb::test::reference_run(config);
+  std::ostringstream log;
+  Trainer trainer(config, log);
+  const auto& steps = trainer.run("test").steps;
+  REQUIRE(steps.size() == want.losses.size());
+  int clipped = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    INFO("step " << i << ": loss " << steps[i].loss << " vs " << want.losses[i] << ", norm " << steps[i].grad_norm
+                 << " vs " << want.norms[i]);
+    CHECK(std::memcmp(&steps[i].loss, &want.losses[i], sizeof(double)) == 0);
+    CHECK(std::abs(steps[i].grad_norm - want.norms[i]) <= 1e-14 * want.norms[i]);
+    clipped += want.norms[i] > 1.0;
+  }
+  CHECK(clipped > 5);  // clipping on the norm was exercised (optim.grad_clip = 1)
+  CHECK(trainer.gather_params() == want.params);
+}
+
 TEST_CASE("loss at initialisation is close to ln(V)", "[train]") {
   std::ostringstream log;
-  dtb::Trainer trainer(tiny({}), log);
+  Trainer trainer(tiny({}), log);
   const double loss = trainer.validate();
   INFO("val loss at init " << loss << ", ln(256) = " << std::log(256.0));
   CHECK(std::abs(loss - std::log(256.0)) < 0.1);
@@ -85,7 +121,7 @@ TEST_CASE("a single batch is memorised: loss under 0.1 within 300 steps", "[trai
 
 TEST_CASE("training on fortunes falls well below the unigram entropy", "[train]") {
   std::ostringstream log;
-  dtb::Trainer trainer(tiny({"train.steps=300", "train.val_every=300"}), log);
+  Trainer trainer(tiny({"train.steps=300", "train.val_every=300"}), log);
   const auto& run = trainer.run("test");
   dtb::TokenSplit val(fortunes(), "val", 256, 64);
   const double unigram = dtb::unigram_entropy(val);
@@ -98,12 +134,12 @@ TEST_CASE("training on fortunes falls well below the unigram entropy", "[train]"
 TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train]") {
   const std::string ckpt = (scratch() / "resume.h5").string();
   std::ostringstream log;
-  dtb::Trainer straight(tiny({"train.steps=20", "train.val_every=0", "train.checkpoint=" + ckpt,
+  Trainer straight(tiny({"train.steps=20", "train.val_every=0", "train.checkpoint=" + ckpt,
                               "train.checkpoint_every=10"}), log);
   const auto losses = straight.run("test").steps;
   REQUIRE(losses.size() == 20);
 
-  dtb::Trainer resumed(tiny({"train.steps=20", "train.val_every=0"}), log);
+  Trainer resumed(tiny({"train.steps=20", "train.val_every=0"}), log);
   resumed.resume(dtb::periodic_checkpoint_path(ckpt, 10));
   const auto& rest = resumed.run("test").steps;
   REQUIRE(rest.size() == 10);
@@ -113,6 +149,10 @@ TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train
     CHECK(std::memcmp(&rest[i].loss, &losses[10 + i].loss, sizeof(double)) == 0);
     CHECK(std::memcmp(&rest[i].grad_norm, &losses[10 + i].grad_norm, sizeof(double)) == 0);
   }
-  const size_t n = straight.model().num_params();
-  CHECK(std::memcmp(straight.model().params(), resumed.model().params(), n * sizeof(float)) == 0);
+  CHECK(straight.gather_params() == resumed.gather_params());
+}
+
+int main(int argc, char** argv) {
+  dtb::coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // a singleton: no mpirun
+  return Catch::Session().run(argc, argv);
 }
