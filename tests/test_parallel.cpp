@@ -14,6 +14,7 @@
 #include "parallel/schedule.hpp"
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
+#include "train_reference.hpp"
 
 using namespace dtb::par;
 namespace fs = std::filesystem;
@@ -94,44 +95,6 @@ TEST_CASE("TP shards and stages draw exactly the full model's initial weights", 
 
 namespace {
 
-// A Backend on the CPU (GPT<float> and AdamW, as the CUDA backend mirrors them), so the
-// seam a GPU is driven through (BackendStage) runs here, where no GPU does.
-class GptBackend final : public dtb::Backend {
- public:
-  explicit GptBackend(const dtb::TrainSettings& s)
-      : optim_(s.optim), model_(s.model, s.batch_size, s.seq_len), m_(model_.num_params()), v_(m_.size()) {
-    for (const auto& t : dtb::param_layout(s.model)) segments_.push_back({t.offset, t.size, t.decay});
-    model_.init_weights(s.seed);
-  }
-  std::string describe() const override { return "gpt on the cpu"; }
-  float forward(const int32_t* inputs, const int32_t* targets) override { return model_.forward(inputs, targets); }
-  double backward() override {
-    model_.zero_grad();
-    model_.backward();
-    return std::sqrt(dtb::sum_of_squares(model_.grads(), model_.num_params()));
-  }
-  void update(double lr, int64_t t, double grad_scale) override {
-    dtb::adamw_update(model_.params(), model_.grads(), m_.data(), v_.data(), segments_, optim_, lr, t, grad_scale);
-  }
-  void get_state(float* params, float* m, float* v) const override {
-    std::copy_n(model_.params(), m_.size(), params);
-    std::copy(m_.begin(), m_.end(), m);
-    std::copy(v_.begin(), v_.end(), v);
-  }
-  void set_state(const float* params, const float* m, const float* v) override {
-    std::copy_n(params, m_.size(), model_.params());
-    std::copy_n(m, m_.size(), m_.begin());
-    std::copy_n(v, v_.size(), v_.begin());
-  }
-  double flops_per_token() const override { return model_.flops_per_token(); }
-
- private:
-  dtb::OptimSettings optim_;
-  dtb::GPT<float> model_;
-  std::vector<float> m_, v_;
-  std::vector<dtb::ParamSegment> segments_;
-};
-
 struct NoTp final : TpReduce {  // one TP rank: the sums are the rank's own numbers
   void allreduce(float*, size_t) override {}
   void allgather(float*, size_t) override {}
@@ -157,7 +120,7 @@ TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU sta
   const dtb::TrainSettings s = dtb::train_settings(config);
   dtb::set_num_threads(1);
   const auto cpu = make_stage_compute(s, {0, s.model.n_layer, true, true, 0, 1, false}, s.batch_size, 1);
-  const auto dev = make_backend_stage(std::make_unique<GptBackend>(s), s);
+  const auto dev = make_backend_stage(std::make_unique<dtb::test::GptBackend>(s), s);
   REQUIRE(cpu->num_params() == dev->num_params());
   const size_t n = cpu->num_params();
   std::vector<UpdatePiece> pieces;
@@ -179,7 +142,8 @@ TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU sta
     INFO("step " << step);
     CHECK(loss_cpu == loss_dev);
     CHECK(ready_dev == std::vector<size_t>{0});  // every gradient final at once: the DP sync's one bucket
-    const double ss_cpu = cpu->sum_of_squares({{0, n}}), ss_dev = dev->sum_of_squares({{0, n}});
+    const std::vector<Range> buckets = {{n / 2, n - n / 2}, {0, n / 2}};  // as the DP sync cuts them
+    const double ss_cpu = cpu->sum_of_squares(buckets), ss_dev = dev->sum_of_squares(buckets);
     CHECK(ss_dev == Approx(ss_cpu).epsilon(1e-12));
     const double scale = dtb::clip_scale(std::sqrt(ss_dev), s.optim.grad_clip);
     CHECK(scale < 1);  // clipping exercised
@@ -201,7 +165,7 @@ TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU sta
   CHECK(m2 == zeros);
   CHECK(v2 == dv);
   // Three steps of 6N + 6LCT FLOPs per token (the device-model clock charges these).
-  CHECK(dev->flops() == Approx(3 * GptBackend(s).flops_per_token() * s.batch_size * s.seq_len));
+  CHECK(dev->flops() == Approx(3 * dtb::test::GptBackend(s).flops_per_token() * s.batch_size * s.seq_len));
 }
 
 TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {

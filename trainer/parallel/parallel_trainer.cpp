@@ -106,7 +106,8 @@ class ParallelTrainer::TpAllreduce final : public TpReduce {
   Timeline& tl_;
 };
 
-ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log)
+ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log,
+                                 const ComputeFactory& make_compute)
     : config_yaml_(config.to_yaml()),
       s_(train_settings(config)),
       log_(log),
@@ -128,7 +129,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   const bool embed = layout_.pp > 1 && (coord_.pp == 0 || coord_.pp == layout_.pp - 1);
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
 
-  model_ = make_stage_compute(s_, stage_shard(s_, coord_), rows_per_micro_, live_);
+  model_ = make_compute(s_, stage_shard(s_, coord_), rows_per_micro_, live_);
   const double mb = s_.parallel.bucket_mb;  // 0 = one bucket (GradSync's 0)
   const size_t bucket = mb > 0 ? std::max<size_t>(1, size_t(mb * 1048576.0 / sizeof(float))) : 0;
   coll::CollParams params;
@@ -166,13 +167,16 @@ ParallelTrainer::~ParallelTrainer() = default;
 // the CPU's own time, the OpenBLAS sgemm rate of this rank's largest block matmul (the MLP's
 // first linear, micro-batch rows x C -> 4C/TP, as the model runs it), measured by every
 // rank at once (oversubscribed ranks measure their share of the cores; one shape, so it
-// costs one gemm's time, not a step's) and the fastest taken, so all ranks agree.
+// costs one gemm's time, not a step's) and the fastest taken, so all ranks agree. A GPU's
+// peak is not measured: without one of the keys its MFU is n/a.
 void ParallelTrainer::set_mfu_peak() {
   const ParallelSettings& p = s_.parallel;
   if (p.mfu_peak_gflops > 0) {
     summary_.mfu_peak_gflops = p.mfu_peak_gflops, summary_.mfu_peak_source = "device.mfu_peak_gflops";
   } else if (p.device_gflops > 0) {
     summary_.mfu_peak_gflops = p.device_gflops, summary_.mfu_peak_source = "device.peak_gflops";
+  } else if (s_.backend != "cpu") {
+    summary_.mfu_peak_gflops = 0, summary_.mfu_peak_source = "none (device.backend = " + s_.backend + ")";
   } else {
     const int rows = rows_per_micro_ * s_.seq_len, C = s_.model.n_embd;
     const double mine = gemm_gflops(matmul_gemms(rows, C, 4 * C / layout_.tp, true)[0], 3);
@@ -478,7 +482,9 @@ void ParallelTrainer::gather_state(std::vector<float>* params, std::vector<float
         }
       }
       std::vector<float>* outs[3] = {params, m, v};
-      for (const ShardRun& r : StageModel::shard_runs(s_.model, shard))
+      // Rank 0's own buffer in its compute's layout (a device stage's is GPT's); the others' are StageModel's.
+      const std::vector<ShardRun> runs = src == 0 ? model_->runs() : StageModel::shard_runs(s_.model, shard);
+      for (const ShardRun& r : runs)
         if (r.owned)
           for (int k = 0; k < 3; ++k)
             std::copy_n(bufs[k].begin() + ptrdiff_t(r.local), r.len, outs[k]->begin() + ptrdiff_t(r.global));

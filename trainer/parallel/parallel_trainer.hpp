@@ -12,6 +12,7 @@
 // of those is its m-th B/(DP M) rows, and the loss gradient is scaled by 1/(DP M), so the
 // loss and the update are those of one rank on the whole batch, up to float rounding.
 // Checkpoints are single-rank files (rank 0 gathers): any layout loads any other's.
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -39,8 +40,13 @@ Placement run_placement(const TrainSettings& s, int world_size);
 
 class ParallelTrainer {
  public:
+  // Builds a rank's stage compute (stage_compute.hpp); tests pass their own.
+  using ComputeFactory =
+      std::function<std::unique_ptr<StageCompute>(const TrainSettings&, const StageShard&, int rows, int slots)>;
+
   // Collective over WORLD (its size must be dp x pp x tp). Checks every input first.
-  ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log);
+  ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log,
+                  const ComputeFactory& make_compute = make_stage_compute);
   ~ParallelTrainer();
 
   void resume(const std::string& checkpoint_path);  // every rank reads its slices
