@@ -105,12 +105,12 @@ TEST_CASE("untied embeddings on the GPU are refused before the machine is asked"
   CHECK(usage_error_of(train_config({"device.backend=cpu", "model.tie_embeddings=false"})).empty());
 }
 
-TEST_CASE("device.backend=cuda under the parallel trainer: refused, on any machine") {
-  // More than one rank by the layout...
+// The GPU holds one stage with every layer (parallel/stage_compute.hpp, BackendStage):
+// anything else is refused from the config alone, the same on every machine.
+TEST_CASE("device.backend=cuda beyond one rank, one micro-batch, a timed clock: refused, on any machine") {
   expect_refused("--set device.backend=cuda --set parallel.dp=2",
                  {"device.backend", "one rank only", "parallel.dp x parallel.pp x parallel.tp = 2"});
-  // ... or a launcher's environment (mpirun -np 1): refused before MPI would start.
-  ::setenv("OMPI_COMM_WORLD_SIZE", "1", 1);
-  expect_refused("--set device.backend=cuda", {"device.backend", "one rank only", "a launcher started 1 rank"});
-  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+  expect_refused("--set device.backend=cuda --set parallel.microbatches=2",
+                 {"device.backend", "one micro-batch", "parallel.microbatches = 2"});
+  expect_refused("--set device.backend=cuda --set net.clock=virtual", {"device.backend", "net.clock = wall"});
 }

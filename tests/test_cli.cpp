@@ -116,3 +116,33 @@ TEST_CASE("bad checkpoints exit 2", "[cli]") {
   REQUIRE(dtbench(base + " --set model.n_layer=1 --set train.checkpoint=" + ckpt).exit_code == 0);
   expect_usage_error(base + " --resume " + ckpt, {ckpt, "model shape"});
 }
+
+// A world of one is a run like any other: its network profile is loaded and checked.
+TEST_CASE("one rank checks net.profile: missing or bad, one line and exit 2", "[cli]") {
+  const std::string base = "train --config " + kTiny + " --set train.steps=1 --set train.val_every=0 --set data.path=" +
+                           small_dataset() + " --set train.results=" + (scratch() / "r3.h5").string();
+  expect_usage_error(base + " --set net.profile=/no/such/profile.yaml", {"/no/such/profile.yaml", "no such network profile"});
+  const std::string bad = write_file("bad_profile.yaml", "sites:\n  - {name: dc1, ranks: many}\n");
+  expect_usage_error(base + " --set net.profile=" + bad, {bad, "ranks"});
+  const std::string shipped = std::string(DTB_SOURCE_DIR) + "/configs/net/dtfm-3-two-dcs.yaml";
+  CHECK(dtbench(base + " --set net.profile=" + shipped).exit_code == 0);
+}
+
+// One step line for every world size, a world of one included, and one results file.
+TEST_CASE("one rank: the step line and results file of every run", "[cli]") {
+  const std::string results = (scratch() / "r4.h5").string();
+  const Outcome o = dtbench("train --config " + kTiny + " --set train.steps=2 --set train.val_every=0 --set data.path=" +
+                            small_dataset() + " --set train.results=" + results);
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("parameters on 1 rank (dp=1 pp=1 tp=1"));
+  CHECK_THAT(o.out, Contains("clock wall"));
+  const size_t at = o.out.find("step     2/2 | loss ");
+  REQUIRE(at != std::string::npos);
+  const std::string line = o.out.substr(at, o.out.find('\n', at) - at);
+  for (const char* field : {" | norm ", " | lr ", " ms | ", " tok/s | ", " GFLOP/s | ", " MFU | comm ", "% | exposed comm ",
+                            " ms | bubble "})
+    CHECK_THAT(line, Contains(field));
+  CHECK(line.find(" tok/s | ") < line.find(" GFLOP/s | "));
+  CHECK(line.find(" GFLOP/s | ") < line.find(" MFU | "));
+}

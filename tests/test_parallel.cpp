@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -11,8 +12,10 @@
 #include "model/gpt2.hpp"
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
+#include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
 #include "usage_error.hpp"
+#include "train_reference.hpp"
 
 using namespace dtb::par;
 namespace fs = std::filesystem;
@@ -89,6 +92,81 @@ TEST_CASE("TP shards and stages draw exactly the full model's initial weights", 
         }
     }
   for (int n : covered) CHECK(n == 1);  // every element owned exactly once
+}
+
+namespace {
+
+struct NoTp final : TpReduce {  // one TP rank: the sums are the rank's own numbers
+  void allreduce(float*, size_t) override {}
+  void allgather(float*, size_t) override {}
+};
+
+// A compute's state in GPT's layout, through its runs.
+std::vector<float> global_of(const StageCompute& c, const std::vector<float>& local) {
+  std::vector<float> out(local.size());
+  for (const ShardRun& r : c.runs()) std::copy_n(local.begin() + ptrdiff_t(r.local), r.len, out.begin() + ptrdiff_t(r.global));
+  return out;
+}
+
+}  // namespace
+
+// The trainer calls a stage compute as below on one rank (forward, backward, the norm over
+// the whole buffer, AdamW, state for checkpoints); the CPU stage (StageModel at TP = 1,
+// bitwise GPT) and a Backend behind BackendStage must agree on every number.
+TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU stage does", "[parallel]") {
+  const dtb::Config config = dtb::load_config(
+      dtb::train_schema(), {},
+      {"model.n_layer=2", "model.n_embd=32", "model.n_head=4", "model.n_ctx=16", "model.vocab_size=64",
+       "train.seq_len=16", "train.batch_size=4", "optim.lr=0.01", "optim.grad_clip=0.5"});
+  const dtb::TrainSettings s = dtb::train_settings(config);
+  dtb::set_num_threads(1);
+  const auto cpu = make_stage_compute(s, {0, s.model.n_layer, true, true, 0, 1, false}, s.batch_size, 1);
+  const auto dev = make_backend_stage(std::make_unique<dtb::test::GptBackend>(s), s);
+  REQUIRE(cpu->num_params() == dev->num_params());
+  const size_t n = cpu->num_params();
+  std::vector<UpdatePiece> pieces;
+  for (const dtb::ParamSegment& g : dev->segments()) pieces.push_back({g.offset, g.size, g.offset, g.decay});
+  std::vector<UpdatePiece> cpu_pieces;
+  for (const dtb::ParamSegment& g : cpu->segments()) cpu_pieces.push_back({g.offset, g.size, g.offset, g.decay});
+  cpu->init_moments(n);
+  dev->init_moments(n);
+  std::vector<int32_t> in(size_t(s.batch_size) * s.seq_len), tg(in.size());
+  NoTp tp;
+  for (int step = 0; step < 3; ++step) {
+    for (size_t i = 0; i < in.size(); ++i) in[i] = int32_t((i * 7 + step) % 64), tg[i] = int32_t((i * 5 + 3 * step) % 64);
+    std::vector<size_t> ready_cpu, ready_dev;
+    cpu->zero_grad();
+    dev->zero_grad();
+    const float loss_cpu = cpu->forward(0, in.data(), tg.data(), tp), loss_dev = dev->forward(0, in.data(), tg.data(), tp);
+    cpu->backward(0, 1.0f, tp, [&](size_t lo) { ready_cpu.push_back(lo); });
+    dev->backward(0, 1.0f, tp, [&](size_t lo) { ready_dev.push_back(lo); });
+    INFO("step " << step);
+    CHECK(loss_cpu == loss_dev);
+    CHECK(ready_dev == std::vector<size_t>{0});  // every gradient final at once: the DP sync's one bucket
+    const std::vector<Range> buckets = {{n / 2, n - n / 2}, {0, n / 2}};  // as the DP sync cuts them
+    const double ss_cpu = cpu->sum_of_squares(buckets), ss_dev = dev->sum_of_squares(buckets);
+    CHECK(ss_dev == Approx(ss_cpu).epsilon(1e-12));
+    const double scale = dtb::clip_scale(std::sqrt(ss_dev), s.optim.grad_clip);
+    CHECK(scale < 1);  // clipping exercised
+    cpu->adamw(cpu_pieces, s.optim, 0.01, step + 1, scale);
+    dev->adamw(pieces, s.optim, 0.01, step + 1, scale);
+  }
+  std::vector<float> cp, cm, cv, dp, dm, dv;
+  cpu->get_state(&cp, &cm, &cv);
+  dev->get_state(&dp, &dm, &dv);
+  CHECK(global_of(*cpu, cp) == dp);
+  CHECK(global_of(*cpu, cm) == dm);
+  CHECK(global_of(*cpu, cv) == dv);
+  CHECK(global_of(*dev, dp) == dp);  // a device's local layout is GPT's
+  // Checkpoint round trip: the state set is the state read back.
+  std::vector<float> zeros(n, 0.0f), p2, m2, v2;
+  dev->set_state(cp, zeros, dv);
+  dev->get_state(&p2, &m2, &v2);
+  CHECK(p2 == cp);
+  CHECK(m2 == zeros);
+  CHECK(v2 == dv);
+  // Three steps of 6N + 6LCT FLOPs per token (the device-model clock charges these).
+  CHECK(dev->flops() == Approx(3 * dtb::test::GptBackend(s).flops_per_token() * s.batch_size * s.seq_len));
 }
 
 TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {

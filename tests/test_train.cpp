@@ -1,8 +1,12 @@
-// The single-rank trainer against independent references: ln(V) at initialisation, a
+// The trainer on a world of one, started as dtbench starts it without a launcher: MPI as a
+// singleton (no mpirun), the same ParallelTrainer as N ranks. Against independent
+// references: GPT<float> with its own few-line loop (bitwise), ln(V) at initialisation, a
 // memorised batch, the unigram entropy of the corpus, and an uninterrupted run (resume).
+#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -10,12 +14,32 @@
 
 #include "data/dataset.hpp"
 #include "optim/adamw.hpp"
-#include "train/train.hpp"
+#include "parallel/parallel_trainer.hpp"
+#include "train/checkpoint.hpp"
+#include "train_reference.hpp"
 #include "usage_error.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
+
+// MPI_COMM_WORLD of this process alone, unshaped, on the wall clock as dtbench runs one rank.
+dtb::coll::Communicator& world() {
+  static dtb::coll::Communicator w(MPI_COMM_WORLD, dtb::netem::uniform_profile(1, 0, 0), dtb::netem::ClockKind::kWall);
+  return w;
+}
+
+// Elements whose bits differ (a CHECK on the vectors themselves would print all of them).
+size_t differing(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::max(a.size(), b.size());
+  size_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  return n;
+}
+
+struct Trainer : dtb::par::ParallelTrainer {
+  Trainer(const dtb::Config& c, std::ostream& log) : ParallelTrainer(c, world(), log) {}
+};
 
 fs::path scratch() {
   static fs::path dir = [] {
@@ -49,9 +73,63 @@ dtb::Config tiny(const std::vector<std::string>& sets) {
 
 }  // namespace
 
+// The norm is summed in the stage's layer-major order, GPT's loop in its tensor-major one:
+// the same sum up to double rounding, far below what float clipping factors can see.
+TEST_CASE("a world of one trains bitwise what GPT<float> trains", "[train]") {
+  const dtb::Config config = tiny({"train.steps=25", "train.val_every=0"});
+  const dtb::test::Reference want = dtb::test::reference_run(config);
+  std::ostringstream log;
+  Trainer trainer(config, log);
+  const auto& steps = trainer.run("test").steps;
+  REQUIRE(steps.size() == want.losses.size());
+  int clipped = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    INFO("step " << i << ": loss " << steps[i].loss << " vs " << want.losses[i] << ", norm " << steps[i].grad_norm
+                 << " vs " << want.norms[i]);
+    CHECK(std::memcmp(&steps[i].loss, &want.losses[i], sizeof(double)) == 0);
+    CHECK(std::abs(steps[i].grad_norm - want.norms[i]) <= 1e-14 * want.norms[i]);
+    clipped += want.norms[i] > 1.0;
+  }
+  CHECK(clipped > 5);  // clipping on the norm was exercised (optim.grad_clip = 1)
+  CHECK(differing(trainer.gather_params(), want.params) == 0);
+}
+
+// The loop as device.backend=cuda runs it (a Backend behind BackendStage), on the CPU:
+// a GPT<float> Backend trains, validates, checkpoints and resumes bitwise as the CPU stage.
+TEST_CASE("through BackendStage, a world of one trains, validates and resumes as the CPU stage", "[train]") {
+  const std::string ckpt = (scratch() / "backend.h5").string();
+  const dtb::Config config = tiny({"train.steps=12", "train.val_every=6", "train.val_batches=2",
+                                   "train.checkpoint=" + ckpt, "train.checkpoint_every=6"});
+  const auto backend = [](const dtb::TrainSettings& s, const dtb::par::StageShard&, int, int) {
+    return dtb::par::make_backend_stage(std::make_unique<dtb::test::GptBackend>(s), s);
+  };
+  std::ostringstream log;
+  Trainer cpu(config, log);
+  const dtb::TrainRunSummary want = cpu.run("cpu");
+  dtb::par::ParallelTrainer device(config, world(), log, backend);
+  const dtb::TrainRunSummary got = device.run("backend");
+  REQUIRE(got.steps.size() == want.steps.size());
+  for (size_t i = 0; i < got.steps.size(); ++i) {
+    INFO("step " << i);
+    CHECK(std::memcmp(&got.steps[i].loss, &want.steps[i].loss, sizeof(double)) == 0);
+    CHECK(std::abs(got.steps[i].grad_norm - want.steps[i].grad_norm) <= 1e-14 * want.steps[i].grad_norm);
+  }
+  REQUIRE(got.val.size() == 2);
+  CHECK(got.val[0].loss == want.val[0].loss);
+  CHECK(got.val[1].loss == want.val[1].loss);
+  CHECK(differing(device.gather_params(), cpu.gather_params()) == 0);
+  // The CPU stage's checkpoint continues through the Backend (set_state), as a GPU resumes it.
+  dtb::par::ParallelTrainer resumed(tiny({"train.steps=12", "train.val_every=0"}), world(), log, backend);
+  resumed.resume(dtb::periodic_checkpoint_path(ckpt, 6));
+  const auto& rest = resumed.run("resumed").steps;
+  REQUIRE(rest.size() == 6);
+  for (size_t i = 0; i < rest.size(); ++i) CHECK(rest[i].loss == want.steps[6 + i].loss);
+  CHECK(differing(resumed.gather_params(), cpu.gather_params()) == 0);
+}
+
 TEST_CASE("loss at initialisation is close to ln(V)", "[train]") {
   std::ostringstream log;
-  dtb::Trainer trainer(tiny({}), log);
+  Trainer trainer(tiny({}), log);
   const double loss = trainer.validate();
   INFO("val loss at init " << loss << ", ln(256) = " << std::log(256.0));
   CHECK(std::abs(loss - std::log(256.0)) < 0.1);
@@ -86,7 +164,7 @@ TEST_CASE("a single batch is memorised: loss under 0.1 within 300 steps", "[trai
 
 TEST_CASE("training on fortunes falls well below the unigram entropy", "[train]") {
   std::ostringstream log;
-  dtb::Trainer trainer(tiny({"train.steps=300", "train.val_every=300"}), log);
+  Trainer trainer(tiny({"train.steps=300", "train.val_every=300"}), log);
   const auto& run = trainer.run("test");
   dtb::TokenSplit val(fortunes(), "val", 256, 64);
   const double unigram = dtb::unigram_entropy(val);
@@ -101,15 +179,15 @@ TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train
   const std::string tie = GENERATE(std::string("true"), std::string("false"));
   const std::string ckpt = (scratch() / ("resume-" + tie + ".h5")).string();
   std::ostringstream log;
-  dtb::Trainer straight(tiny({"train.steps=20", "train.val_every=0", "train.checkpoint=" + ckpt,
+  Trainer straight(tiny({"train.steps=20", "train.val_every=0", "train.checkpoint=" + ckpt,
                               "train.checkpoint_every=10", "model.tie_embeddings=" + tie}), log);
   const auto losses = straight.run("test").steps;
   REQUIRE(losses.size() == 20);
 
-  dtb::Trainer resumed(tiny({"train.steps=20", "train.val_every=0", "model.tie_embeddings=" + tie}), log);
+  Trainer resumed(tiny({"train.steps=20", "train.val_every=0", "model.tie_embeddings=" + tie}), log);
   resumed.resume(dtb::periodic_checkpoint_path(ckpt, 10));
-  dtb::Trainer other(tiny({"train.steps=20", "train.val_every=0", std::string("model.tie_embeddings=") +
-                                                                        (tie == "true" ? "false" : "true")}), log);
+  Trainer other(tiny({"train.steps=20", "train.val_every=0", std::string("model.tie_embeddings=") +
+                                                                   (tie == "true" ? "false" : "true")}), log);
   CHECK_THROWS_AS(other.resume(dtb::periodic_checkpoint_path(ckpt, 10)), dtb::UsageError);  // another model
   const auto& rest = resumed.run("test").steps;
   REQUIRE(rest.size() == 10);
@@ -119,6 +197,10 @@ TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train
     CHECK(std::memcmp(&rest[i].loss, &losses[10 + i].loss, sizeof(double)) == 0);
     CHECK(std::memcmp(&rest[i].grad_norm, &losses[10 + i].grad_norm, sizeof(double)) == 0);
   }
-  const size_t n = straight.model().num_params();
-  CHECK(std::memcmp(straight.model().params(), resumed.model().params(), n * sizeof(float)) == 0);
+  CHECK(differing(straight.gather_params(), resumed.gather_params()) == 0);
+}
+
+int main(int argc, char** argv) {
+  dtb::coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // a singleton: no mpirun
+  return Catch::Session().run(argc, argv);
 }

@@ -19,7 +19,7 @@
 #include "cuda/availability.hpp"
 #include "dtbench_runner.hpp"
 #include "h5file.hpp"
-#include "train/train.hpp"  // periodic_checkpoint_path
+#include "train/checkpoint.hpp"  // periodic_checkpoint_path
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-// device.backend = cuda: the single-rank Trainer's step on one GPU through cuda::Model
+// device.backend = cuda: a one-rank run's stage on one GPU through cuda::Model
 // (-DDTB_CUDA=ON builds only). The weights are drawn on the host by GPT<float>::init_weights,
 // exactly as on the CPU, and uploaded; checkpoints copy the fp32 master weights and moments
 // back in param_layout() order, so GPU and CPU checkpoints are interchangeable.
@@ -20,11 +20,11 @@ class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const TrainSettings& s)
       : optim_(s.optim),
-        gpu_(s.model, s.batch_size, s.seq_len, cuda::parse_precision(s.precision)),
-        host_(s.model, 1, 1) {  // B = T = 1: the host copy holds weights, not activations
-    host_.init_weights(s.seed);
-    const std::vector<float> zeros(host_.num_params(), 0.0f);
-    set_state(host_.params(), zeros.data(), zeros.data());
+        gpu_(s.model, s.batch_size, s.seq_len, cuda::parse_precision(s.precision)) {
+    GPT<float> host(s.model, 1, 1);  // B = T = 1: the initial weights, no activations
+    host.init_weights(s.seed);
+    const std::vector<float> zeros(host.num_params(), 0.0f);
+    set_state(host.params(), zeros.data(), zeros.data());
   }
 
   std::string describe() const override {
@@ -50,18 +50,12 @@ class CudaBackend final : public Backend {
     gpu_.set_params(params);
     gpu_.set_adam_state(m, v);
   }
-  const GPT<float>& host_model() const override {
-    gpu_.get_params(host_.params());
-    return host_;
-  }
   double flops_per_token() const override { return gpu_.flops_per_token(); }
 
  private:
   OptimSettings optim_;
-  // mutable: context() is not const (it hands out the stream), and host_model() refreshes
-  // the host copy; neither changes the training state.
+  // mutable: context() is not const (it hands out the stream); that changes no state.
   mutable cuda::Model gpu_;
-  mutable GPT<float> host_;
 };
 
 }  // namespace

@@ -93,14 +93,14 @@ std::vector<UpdatePiece> GradSync::update_pieces(const std::vector<ParamSegment>
   return out;
 }
 
-double GradSync::owned_sum_of_squares(const float* grads, const std::vector<Range>& owned) const {
-  double sum = 0;
+std::vector<Range> GradSync::owned_blocks(const std::vector<Range>& owned) const {
+  std::vector<Range> out;
   for (const Range& blk : blocks_)
     for (const Range& o : owned) {
       const size_t lo = std::max(o.offset, blk.offset), hi = std::min(o.offset + o.size, blk.offset + blk.size);
-      if (lo < hi) sum += sum_of_squares(grads + lo, hi - lo);
+      if (lo < hi) out.push_back({lo, hi - lo});
     }
-  return sum;
+  return out;
 }
 
 }  // namespace dtb::par

@@ -54,8 +54,8 @@ class GradSync {
   std::vector<float> shard_state(const std::vector<float>& full) const;
 
   std::vector<UpdatePiece> update_pieces(const std::vector<ParamSegment>& segments) const;
-  // Sum of squares over this rank's DP blocks, of the elements in OWNED (the norm's share).
-  double owned_sum_of_squares(const float* grads, const std::vector<Range>& owned) const;
+  // The elements of this rank's DP blocks that are in OWNED, block by block (the norm's share).
+  std::vector<Range> owned_blocks(const std::vector<Range>& owned) const;
 
  private:
   void sync_bucket(float* grads, size_t b);

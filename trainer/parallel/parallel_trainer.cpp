@@ -1,20 +1,23 @@
 #include "parallel/parallel_trainer.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
 
 #include "algorithms.hpp"
 #include "cpu/kernels.hpp"
+#include "provenance.hpp"
 #include "train/bench.hpp"
 #include "train/checkpoint.hpp"
-#include "train/train.hpp"
 
 namespace dtb::par {
 namespace {
 
 constexpr int kGatherTag = 7;
+// Validation batches come from their own stream, so they never depend on training.
+constexpr uint64_t kValSeedSalt = 0x76616c69646174ULL;
 // AdamW's memory traffic per parameter (fp32): reads param, grad, m, v; writes param, m, v.
 constexpr double kAdamBytesPerParam = 7 * sizeof(float);
 
@@ -26,17 +29,20 @@ Layout checked_layout(const TrainSettings& s, int world) {
   if (l.world() != world)
     throw UsageError("parallel.dp x parallel.pp x parallel.tp = " + std::to_string(l.dp) + " x " +
                      std::to_string(l.pp) + " x " + std::to_string(l.tp) + " = " + std::to_string(l.world()) +
-                     " ranks, but the run has " + std::to_string(world) + " (mpirun -np)");
+                     " ranks, but the run has " + std::to_string(world) +
+                     (world == 1 ? " (launch it with mpirun -np " + std::to_string(l.world()) + ")" : " (mpirun -np)"));
   return l;
 }
 
-// Under MPI each rank runs one kernel thread unless train.threads says otherwise; the
-// virtual clock charges the main thread's CPU time, which would miss other threads' work.
+// A rank alone on the wall clock takes every core (train.threads = 0) unless told otherwise;
+// ranks that share a machine run one kernel thread each; the virtual clock charges the main
+// thread's CPU time, which would miss other threads' work.
 int rank_threads(const TrainSettings& s) {
-  const int threads = s.threads_set ? s.threads : 1;
+  const bool alone = s.parallel.world() == 1 && s.parallel.clock == "wall";
+  const int threads = s.threads_set || alone ? s.threads : 1;
   if (threads != 1 && s.parallel.clock == "virtual" && s.parallel.device_gflops == 0)
     throw UsageError("train.threads = " + std::to_string(threads) +
-                     ": must be 1 under MPI with net.clock=virtual and no device model (the clock "
+                     ": must be 1 with net.clock=virtual and no device model (the clock "
                      "charges the main thread's CPU time)");
   return threads;
 }
@@ -93,7 +99,8 @@ class ParallelTrainer::TpAllreduce final : public TpReduce {
   Timeline& tl_;
 };
 
-ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log)
+ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log,
+                                 const ComputeFactory& make_compute)
     : config_yaml_(config.to_yaml()),
       s_(train_settings(config)),
       log_(log),
@@ -115,8 +122,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   const bool embed = layout_.pp > 1 && (coord_.pp == 0 || coord_.pp == layout_.pp - 1);
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
 
-  model_ = std::make_unique<StageModel>(s_.model, stage_shard(s_, coord_), rows_per_micro_, s_.seq_len, live_);
-  model_->init_weights(s_.seed);
+  model_ = make_compute(s_, stage_shard(s_, coord_), rows_per_micro_, live_);
   const double mb = s_.parallel.bucket_mb;  // 0 = one bucket (GradSync's 0)
   const size_t bucket = mb > 0 ? std::max<size_t>(1, size_t(mb * 1048576.0 / sizeof(float))) : 0;
   coll::CollParams params;
@@ -125,9 +131,8 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   sync_ = std::make_unique<GradSync>(model_->num_params(), bucket, &*g_->dp, s_.parallel.zero1,
                                      s_.parallel.dp_algo, s_.parallel.codec, params);
   pieces_ = sync_->update_pieces(model_->segments());
-  owned_ = owned_ranges(model_->runs());
-  adam_m_.assign(sync_->state_size(), 0.0f);
-  adam_v_.assign(sync_->state_size(), 0.0f);
+  norm_ranges_ = sync_->owned_blocks(owned_ranges(model_->runs()));
+  model_->init_moments(sync_->state_size());
   const double efficiency = s_.parallel.device_efficiency > 0 ? s_.parallel.device_efficiency : 1.0;
   const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
   timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
@@ -154,13 +159,16 @@ ParallelTrainer::~ParallelTrainer() = default;
 // the CPU's own time, the OpenBLAS sgemm rate of this rank's largest block matmul (the MLP's
 // first linear, micro-batch rows x C -> 4C/TP, as the model runs it), measured by every
 // rank at once (oversubscribed ranks measure their share of the cores; one shape, so it
-// costs one gemm's time, not a step's) and the fastest taken, so all ranks agree.
+// costs one gemm's time, not a step's) and the fastest taken, so all ranks agree. A GPU's
+// peak is not measured: without one of the keys its MFU is n/a.
 void ParallelTrainer::set_mfu_peak() {
   const ParallelSettings& p = s_.parallel;
   if (p.mfu_peak_gflops > 0) {
     summary_.mfu_peak_gflops = p.mfu_peak_gflops, summary_.mfu_peak_source = "device.mfu_peak_gflops";
   } else if (p.device_gflops > 0) {
     summary_.mfu_peak_gflops = p.device_gflops, summary_.mfu_peak_source = "device.peak_gflops";
+  } else if (s_.backend != "cpu") {
+    summary_.mfu_peak_gflops = 0, summary_.mfu_peak_source = "none (device.backend = " + s_.backend + ")";
   } else {
     const int rows = rows_per_micro_ * s_.seq_len, C = s_.model.n_embd;
     const double mine = gemm_gflops(matmul_gemms(rows, C, 4 * C / layout_.tp, true)[0], 3);
@@ -187,7 +195,7 @@ void ParallelTrainer::pp_recv(std::span<std::byte> data, int src, int tag) {
 }
 
 void ParallelTrainer::forward_micro(int m, const int32_t* inputs, const int32_t* targets, float& loss_sum) {
-  StageModel& model = *model_;
+  StageCompute& model = *model_;
   coll::Communicator& pp = *g_->pp;
   const int slot = m % live_;
   const size_t btc = size_t(rows_per_micro_) * s_.seq_len * s_.model.n_embd;
@@ -206,7 +214,7 @@ void ParallelTrainer::forward_micro(int m, const int32_t* inputs, const int32_t*
 }
 
 void ParallelTrainer::backward_micro(int m, bool last) {
-  StageModel& model = *model_;
+  StageCompute& model = *model_;
   coll::Communicator& pp = *g_->pp;
   const int slot = m % live_;
   const size_t btc = size_t(rows_per_micro_) * s_.seq_len * s_.model.n_embd;
@@ -248,6 +256,18 @@ void ParallelTrainer::finish_backward() {
   timeline_->join();
 }
 
+// The scalars cross the network as floats, as they always have, so every layout's numbers
+// stay what they were; a world of one sends nothing and keeps its sums in double, the
+// numbers a single rank has always printed. Returns the time compute waited.
+double ParallelTrainer::sum_over_world(std::span<double> values) {
+  if (world_.size() == 1) return 0;
+  std::vector<float> wire(values.begin(), values.end());
+  // A few floats: a binomial tree, 2 floor(log2 W) latencies where a ring takes 2 (W - 1).
+  const double wait = timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(wire)); });
+  std::copy(wire.begin(), wire.end(), values.begin());
+  return wait;
+}
+
 RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   Timeline& tl = *timeline_;
   tl.start_step(world_.rank(), step_);
@@ -264,24 +284,17 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   finish_backward();
 
   // The global grad norm and the loss: each element counted once (its owner, its DP block).
-  // Two floats: a binomial tree, 2 floor(log2 W) latencies where a ring takes 2 (W - 1).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
-  float norm_loss[2] = {float(sync_->owned_sum_of_squares(model_->grads(), owned_)),
-                        reports_loss ? loss_sum / float(layout_.dp * M) : 0.0f};
-  tl.record().other_comm += tl.blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(norm_loss, 2)); });
+  double norm_loss[2] = {model_->sum_of_squares(norm_ranges_), reports_loss ? loss_sum / float(layout_.dp * M) : 0.0f};
+  tl.record().other_comm += sum_over_world(norm_loss);
   r.step = step_;
   r.loss = norm_loss[1];
-  r.grad_norm = std::sqrt(double(norm_loss[0]));
+  r.grad_norm = std::sqrt(norm_loss[0]);
   r.lr = learning_rate(s_.optim, int(step_), s_.steps);
 
   tl.set_phase(Phase::kOptimizer);
-  const double scale = clip_scale(r.grad_norm, s_.optim.grad_clip);
-  for (const UpdatePiece& p : pieces_) {
-    const ParamSegment seg{0, p.size, p.decay};
-    adamw_update(model_->params() + p.offset, model_->grads() + p.offset, adam_m_.data() + p.state,
-                 adam_v_.data() + p.state, std::span(&seg, 1), s_.optim, r.lr, step_ + 1, scale);
-    tl.charge_memory(double(p.size) * kAdamBytesPerParam);
-  }
+  model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+  for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });
     tl.record().dp_total += wait;
@@ -306,11 +319,10 @@ std::string ParallelTrainer::step_line(const StepRecord& r, const RankStepRecord
   if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r.gflops / (peak * layout_.world()));
   char buf[300];
   std::snprintf(buf, sizeof buf,
-                "step %5lld/%d | loss %.4f | norm %.4f | lr %.2e | %.1f ms | comm %.1f%% | exposed comm %.2f ms | "
-                "bubble %.2f ms | %s MFU | %.0f tok/s",
-                static_cast<long long>(r.step + 1), s_.steps, r.loss, r.grad_norm, r.lr, r.time_ms,
-                t.step_time > 0 ? 100.0 * comm / t.step_time : 0.0, exposed * 1e3, t.bubble * 1e3, mfu,
-                r.tokens_per_s);
+                "step %5lld/%d | loss %.4f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s | %.1f GFLOP/s | %s MFU | "
+                "comm %.1f%% | exposed comm %.2f ms | bubble %.2f ms",
+                static_cast<long long>(r.step + 1), s_.steps, r.loss, r.grad_norm, r.lr, r.time_ms, r.tokens_per_s,
+                r.gflops, mfu, t.step_time > 0 ? 100.0 * comm / t.step_time : 0.0, exposed * 1e3, t.bubble * 1e3);
   return buf;
 }
 
@@ -357,13 +369,14 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   if (const std::string w = netem::single_site_warning(world_.network().profile()); root && !w.empty()) log_ << w << "\n";
   if (root)
     log_ << "model " << s_.name << ": " << summary_.num_params << " parameters on " << layout_.world()
-         << " ranks (" << summary_.layout << "), " << num_threads() << " thread(s) per rank, clock "
-         << s_.parallel.clock
-         << (!timeline_->wall()           ? ""
-             : timeline_->comm_thread() ? " (DP buckets on a comm thread)"
-                                        : " (DP buckets synchronous: MPI granted no MPI_THREAD_MULTIPLE)")
-         << ", dataset " << s_.data_path << ", MFU peak " << summary_.mfu_peak_gflops
-         << " GFLOP/s per rank (" << summary_.mfu_peak_source << ")\n";
+         << (layout_.world() == 1 ? " rank (" : " ranks (") << summary_.layout << "), " << model_->describe()
+         << ", clock " << s_.parallel.clock
+         << (!timeline_->wall() || layout_.dp == 1 ? ""
+             : timeline_->comm_thread()            ? " (DP buckets on a comm thread)"
+                                                   : " (DP buckets synchronous: MPI granted no MPI_THREAD_MULTIPLE)")
+         << ", dataset " << s_.data_path << " (" << train_split_.size() << " train / " << val_split_.size()
+         << " val tokens), MFU peak " << summary_.mfu_peak_gflops << " GFLOP/s per rank (" << summary_.mfu_peak_source
+         << ")\n";
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {
     StepRecord r{};
@@ -384,7 +397,7 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   summary_.rank_steps = gather_records(mine);
   if (root) {
     log_ << rank_table(summary_.rank_steps);
-    const std::string results = s_.results_path.empty() ? "results/runs/" + s_.name + "-parallel.h5" : s_.results_path;
+    const std::string results = s_.results_path.empty() ? default_results_path() : s_.results_path;
     write_train_results(results, summary_);
     log_ << "results " << results << "\n";
   }
@@ -393,17 +406,28 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
 
 double ParallelTrainer::validate() {
   const int M = s_.parallel.microbatches;
-  float total = 0;
+  double total = 0;
   for (int i = 0; i < s_.val_batches; ++i) {
     val_split_.batch(s_.seed ^ kValSeedSalt, uint64_t(i), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp,
                      inputs_.data(), targets_.data());
     float loss_sum = 0;
     for (int m = 0; m < M; ++m) forward_micro(m, inputs_.data(), targets_.data(), loss_sum);
     if (model_->shard().last && coord_.tp == 0) total += loss_sum / float(layout_.dp * M);
+    // Kept in the precision it travels in (sum_over_world): float where ranks send it (the
+    // double sum of two floats is exact, so this rounds as a float sum would), double alone.
+    if (world_.size() > 1) total = float(total);
   }
   wait_sends();
-  timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(&total, 1)); });
-  return double(total) / s_.val_batches;
+  sum_over_world(std::span<double>(&total, 1));
+  return total / s_.val_batches;
+}
+
+// results/runs/<name>-<date>-<time>.h5, e.g. tiny-20261122-101503.h5 (UTC).
+std::string ParallelTrainer::default_results_path() const {
+  std::string compact;
+  for (char c : utc_timestamp())  // 2026-11-22T10:15:03Z
+    if (std::isdigit(static_cast<unsigned char>(c))) compact += c;
+  return "results/runs/" + s_.name + "-" + compact.substr(0, 8) + "-" + compact.substr(8) + ".h5";
 }
 
 std::vector<RankStepRecord> ParallelTrainer::gather_records(const std::vector<RankStepRecord>& mine) {
@@ -426,12 +450,15 @@ std::vector<RankStepRecord> ParallelTrainer::gather_records(const std::vector<Ra
 // Full GPT-layout params and moments on world rank 0, from the DP-rank-0 replica of every
 // (stage, TP) shard; each global element from its owner.
 void ParallelTrainer::gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v) {
-  const std::vector<float> local_m = sync_->gather_state(adam_m_), local_v = sync_->gather_state(adam_v_);
+  std::vector<float> local_p, local_m, local_v;
+  model_->get_state(&local_p, &local_m, &local_v);
+  local_m = sync_->gather_state(local_m);
+  local_v = sync_->gather_state(local_v);
   const size_t total = num_parameters(s_.model);
   const bool root = world_.rank() == 0;
   if (coord_.dp == 0 && !root)
-    for (const float* p : {static_cast<const float*>(model_->params()), local_m.data(), local_v.data()})
-      world_.send(0, bytes_of(p, model_->num_params()), kGatherTag);
+    for (const std::vector<float>* p : {&local_p, &local_m, &local_v})
+      world_.send(0, bytes_of(p->data(), p->size()), kGatherTag);
   if (!root) return;
   for (auto* out : {params, m, v}) out->assign(total, 0.0f);
   for (int pp = 0; pp < layout_.pp; ++pp)
@@ -442,15 +469,16 @@ void ParallelTrainer::gather_state(std::vector<float>* params, std::vector<float
       std::vector<float> bufs[3];
       for (int k = 0; k < 3; ++k) {
         if (src == 0) {
-          bufs[k] = k == 0 ? std::vector<float>(model_->params(), model_->params() + model_->num_params())
-                           : (k == 1 ? local_m : local_v);
+          bufs[k] = k == 0 ? local_p : (k == 1 ? local_m : local_v);
         } else {
           bufs[k].resize(StageModel::shard_size(s_.model, shard));
           world_.recv(src, bytes_of(bufs[k].data(), bufs[k].size()), kGatherTag);
         }
       }
       std::vector<float>* outs[3] = {params, m, v};
-      for (const ShardRun& r : StageModel::shard_runs(s_.model, shard))
+      // Rank 0's own buffer in its compute's layout (a device stage's is GPT's); the others' are StageModel's.
+      const std::vector<ShardRun> runs = src == 0 ? model_->runs() : StageModel::shard_runs(s_.model, shard);
+      for (const ShardRun& r : runs)
         if (r.owned)
           for (int k = 0; k < 3; ++k)
             std::copy_n(bufs[k].begin() + ptrdiff_t(r.local), r.len, outs[k]->begin() + ptrdiff_t(r.global));
@@ -484,14 +512,13 @@ void ParallelTrainer::resume(const std::string& path) {
   if (ck.seed != s_.seed)
     throw UsageError(path + ": checkpoint seed " + std::to_string(ck.seed) + " differs from train.seed = " +
                      std::to_string(s_.seed) + "; the data order would not continue");
-  std::vector<float> m(model_->num_params()), v(model_->num_params());
+  std::vector<float> p(model_->num_params()), m(p.size()), v(p.size());
   for (const ShardRun& r : model_->runs()) {
-    std::copy_n(ck.params.begin() + ptrdiff_t(r.global), r.len, model_->params() + r.local);
+    std::copy_n(ck.params.begin() + ptrdiff_t(r.global), r.len, p.begin() + ptrdiff_t(r.local));
     std::copy_n(ck.adam_m.begin() + ptrdiff_t(r.global), r.len, m.begin() + ptrdiff_t(r.local));
     std::copy_n(ck.adam_v.begin() + ptrdiff_t(r.global), r.len, v.begin() + ptrdiff_t(r.local));
   }
-  adam_m_ = sync_->shard_state(m);
-  adam_v_ = sync_->shard_state(v);
+  model_->set_state(p, sync_->shard_state(m), sync_->shard_state(v));
   step_ = ck.step;
   if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
 }

@@ -1,14 +1,18 @@
 #pragma once
-// The 3D-parallel training loop under MPI: DP x PP x TP ranks (grid.hpp), each holding its
-// stage's TP slices (stage_model.hpp), running a pipeline schedule (schedule.hpp), syncing
-// gradients in DP buckets (grad_sync.hpp) and accounting every step's time
-// (timeline.hpp). All communication goes through collectives/ and so through netem.
+// The training loop, one for any world: DP x PP x TP ranks (grid.hpp), each holding its
+// stage's TP slices (stage_compute.hpp: the CPU's StageModel, or a one-rank device backend),
+// running a pipeline schedule (schedule.hpp), syncing gradients in DP buckets
+// (grad_sync.hpp) and accounting every step's time (timeline.hpp). All communication goes
+// through collectives/ and so through netem. A single rank is the world of one
+// (dp = pp = tp = 1): the same loop, step line, results file and checkpoints, with nothing
+// to send (dtbench train starts MPI as a singleton when no launcher started it).
 //
 // The same config trains the same model on any layout: train.batch_size is the global
 // batch, DP rank d reads rows [d B/DP, (d+1) B/DP) of it (TokenSplit::batch), micro-batch m
 // of those is its m-th B/(DP M) rows, and the loss gradient is scaled by 1/(DP M), so the
 // loss and the update are those of one rank on the whole batch, up to float rounding.
 // Checkpoints are single-rank files (rank 0 gathers): any layout loads any other's.
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -21,6 +25,7 @@
 #include "parallel/grad_sync.hpp"
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
+#include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
 #include "parallel/timeline.hpp"
 #include "profile.hpp"
@@ -35,8 +40,13 @@ Placement run_placement(const TrainSettings& s, int world_size);
 
 class ParallelTrainer {
  public:
+  // Builds a rank's stage compute (stage_compute.hpp); tests pass their own.
+  using ComputeFactory =
+      std::function<std::unique_ptr<StageCompute>(const TrainSettings&, const StageShard&, int rows, int slots)>;
+
   // Collective over WORLD (its size must be dp x pp x tp). Checks every input first.
-  ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log);
+  ParallelTrainer(const Config& config, coll::Communicator& world, std::ostream& log,
+                  const ComputeFactory& make_compute = make_stage_compute);
   ~ParallelTrainer();
 
   void resume(const std::string& checkpoint_path);  // every rank reads its slices
@@ -61,7 +71,9 @@ class ParallelTrainer {
   void launch(const std::function<void()>& fn) { timeline_->launch(fn); }
   void gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v);
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
+  double sum_over_world(std::span<double> values);
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
+  std::string default_results_path() const;
   void set_mfu_peak();
 
   std::string config_yaml_;
@@ -75,13 +87,12 @@ class ParallelTrainer {
   std::unique_ptr<Groups> g_;
   TokenSplit train_split_, val_split_;
   int rows_per_dp_, rows_per_micro_, live_;
-  std::unique_ptr<StageModel> model_;
+  std::unique_ptr<StageCompute> model_;
   std::unique_ptr<GradSync> sync_;
   std::unique_ptr<Timeline> timeline_;
   std::unique_ptr<TpAllreduce> tp_;
   std::vector<UpdatePiece> pieces_;
-  std::vector<Range> owned_;
-  std::vector<float> adam_m_, adam_v_;
+  std::vector<Range> norm_ranges_;  // the gradient elements whose squares this rank adds to the norm
   std::vector<int32_t> inputs_, targets_;
   std::vector<std::vector<float>> grad_send_;  // per slot: the gradient sent to the previous stage
   std::vector<coll::Request> act_sends_, grad_sends_;  // per slot

@@ -1,10 +1,10 @@
 #pragma once
-// What a single-rank training step runs on (device.backend): the CPU (GPT<float> and
-// optim/adamw) or one GPU (cuda::Model, in -DDTB_CUDA=ON builds). The Trainer keeps one loop
-// (data, validation, step lines, results, checkpoints) and calls only this interface, so a
-// backend adds no second copy of it. Both backends hold the parameters and the AdamW moments
-// in param_layout() order: a checkpoint is the same file whichever backend wrote it, and
-// resumes on either.
+// A device that holds the whole model and its optimizer on one rank: one GPU (cuda::Model,
+// device.backend = cuda, in -DDTB_CUDA=ON builds). The trainer drives it through its stage
+// seam (parallel/stage_compute.hpp, BackendStage) with the same loop as every CPU layout:
+// data, validation, step lines, results and checkpoints are not repeated here. It holds
+// the parameters and the AdamW moments in param_layout() order, so a checkpoint is the same
+// file whichever device wrote it, and resumes on either.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -30,19 +30,12 @@ class Backend {
   // Parameters, AdamW m and v: num_parameters(model) floats each, param_layout() order.
   virtual void get_state(float* params, float* m, float* v) const = 0;
   virtual void set_state(const float* params, const float* m, const float* v) = 0;
-  // The parameters as a CPU model: the model itself on the CPU; on a GPU a host copy,
-  // refreshed by every call (for tests and tools that read weights).
-  virtual const GPT<float>& host_model() const = 0;
   virtual double flops_per_token() const = 0;  // 6N + 6LCT at train.seq_len
 };
 
-// The backend S.backend names, with GPT-2's initial weights from S.seed (GPT::init_weights,
-// drawn on the host for every backend) and zero moments. train_settings() has already
-// refused a backend this build or machine cannot run.
-std::unique_ptr<Backend> make_backend(const TrainSettings& s);
-
-// The CPU backend (backend_cpu.cpp) and, in CUDA builds, the GPU one (cuda/backend.cpp).
-std::unique_ptr<Backend> make_cpu_backend(const TrainSettings& s);
+// The GPU backend (cuda/backend.cpp, CUDA builds only), with GPT-2's initial weights from
+// S.seed (GPT::init_weights, drawn on the host) and zero moments. train_settings() has
+// already refused a backend this build or machine cannot run.
 std::unique_ptr<Backend> make_cuda_backend(const TrainSettings& s);
 
 }  // namespace dtb

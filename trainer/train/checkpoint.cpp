@@ -1,5 +1,8 @@
 #include "train/checkpoint.hpp"
 
+#include <cstdio>
+#include <filesystem>
+
 #include "h5file.hpp"
 
 namespace dtb {
@@ -66,6 +69,13 @@ CheckpointState load_checkpoint(const std::string& path) {
   if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
     throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");
   return s;
+}
+
+std::string periodic_checkpoint_path(const std::string& final_path, int64_t step) {
+  std::filesystem::path p(final_path);
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "-step%06lld", static_cast<long long>(step));
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
 }
 
 }  // namespace dtb

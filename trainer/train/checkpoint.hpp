@@ -28,4 +28,8 @@ void save_checkpoint(const std::string& path, const CheckpointState& state);
 // Throws UsageError for a missing, foreign or inconsistent file.
 CheckpointState load_checkpoint(const std::string& path);
 
+// Where train.checkpoint_every writes: "ck/tiny.h5" at step 10 -> "ck/tiny-step000010.h5".
+// The final checkpoint goes to train.checkpoint itself.
+std::string periodic_checkpoint_path(const std::string& final_path, int64_t step);
+
 }  // namespace dtb

@@ -23,7 +23,8 @@ std::vector<KeySpec> train_schema() {
       {"train.seq_len", K::kInt, "64", 1, 65536, {}, "sequence length T (<= model.n_ctx)"},
       {"train.steps", K::kInt, "300", 0, kMaxInt, {}, "optimizer steps"},
       {"train.seed", K::kInt, "1337", 0, 9007199254740992.0, {}, "seed for weights and data order"},
-      {"train.threads", K::kInt, "0", 0, 1024, {}, "kernel threads (0 = all cores)"},
+      {"train.threads", K::kInt, "0", 0, 1024, {},
+       "kernel threads per rank (0 = all cores; unless set: all cores for one rank on the wall clock, else 1)"},
       {"train.log_every", K::kInt, "1", 1, kMaxInt, {}, "print a step line every N steps"},
       {"train.val_every", K::kInt, "50", 0, kMaxInt, {}, "validation every N steps (0 = never)"},
       {"train.val_batches", K::kInt, "8", 1, kMaxInt, {}, "batches per validation"},
@@ -56,7 +57,8 @@ std::vector<KeySpec> train_schema() {
       {"parallel.placement", K::kString, "", 1, 0, {},
        "placement YAML: ranks (grid order), sites (per rank) ('' = identity)"},
       {"net.profile", K::kString, "", 1, 0, {}, "network profile configs/net/*.yaml ('' = unshaped)"},
-      {"net.clock", K::kChoice, "virtual", 0, 0, {"virtual", "wall"}, "time of the emulated network"},
+      {"net.clock", K::kChoice, "virtual", 0, 0, {"virtual", "wall"},
+       "time of the emulated network (a world of one rank, unless set: wall, its own step time)"},
       {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
        "allreduce algorithm of the DP gradient sync"},
       {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
@@ -94,7 +96,8 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   p.placement = c.get_string("parallel.placement");
   p.net_profile = c.get_string("net.profile");
-  p.clock = c.get_string("net.clock");
+  // One rank sends nothing: its step time is its own, on the wall clock, unless asked.
+  p.clock = p.world() == 1 && c.origin("net.clock") == "default" ? "wall" : c.get_string("net.clock");
   p.dp_algo = c.get_string("net.algo");
   p.codec = c.get_string("net.codec");
   p.servers = static_cast<int>(c.get_int("net.servers"));
@@ -103,6 +106,23 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.device_efficiency = c.get_float("device.efficiency");
   p.device_memory_gbs = c.get_float("device.memory_gbs");
   p.mfu_peak_gflops = c.get_float("device.mfu_peak_gflops");
+}
+
+// device.backend = cuda runs one stage holding every layer (parallel/stage_compute.hpp,
+// BackendStage): one rank, one micro-batch, timed on the wall clock or a device model.
+// Checked on the config alone, so the answer is the same on every machine.
+void check_cuda_layout(const Config& c, const TrainSettings& s) {
+  if (s.backend != "cuda") return;
+  const ParallelSettings& p = s.parallel;
+  if (p.world() != 1)
+    c.fail_constraint("device.backend", "cuda trains on one rank only (here parallel.dp x parallel.pp x parallel.tp = " +
+                                            std::to_string(p.world()) + "): use device.backend = cpu");
+  if (p.microbatches != 1)
+    c.fail_constraint("device.backend", "cuda trains one micro-batch per step (here parallel.microbatches = " +
+                                            std::to_string(p.microbatches) + ")");
+  if (p.clock == "virtual" && p.device_gflops == 0)
+    c.fail_constraint("device.backend", "cuda needs net.clock = wall or a device model (device.peak_gflops): the "
+                                        "virtual clock charges the CPU time of the main thread, not the GPU's");
 }
 
 // The layout must split the model and the batch exactly: checked before any work.
@@ -192,6 +212,7 @@ TrainSettings train_settings(const Config& c) {
   if (s.data_path.empty()) c.fail_constraint("data.path", "must name a token dataset");
   s.backend = c.get_string("device.backend");
   s.precision = c.get_string("device.precision");
+  check_cuda_layout(c, s);
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
 }
