@@ -16,6 +16,7 @@
 #include "algorithms.hpp"
 #include "dtbench_runner.hpp"
 #include "h5file.hpp"
+#include "model/stage.hpp"
 #include "network.hpp"
 #include "sim/article.hpp"
 #include "sim/model_costs.hpp"
@@ -135,19 +136,28 @@ TEST_CASE("the parts of the step add up to the step", "[sim]") {
 }
 
 TEST_CASE("the stages' FLOPs add up to 6N + 6LCT and their parameters to N", "[sim]") {
-  for (int pp : {1, 3, 7}) {
-    const SimSettings s = sim_settings(config({"parallel.pp=" + std::to_string(pp)}, "gpt3-xl"));
-    const ModelCosts m = model_costs(s);
-    double flops = 0, params = 0;
-    for (const Stage& st : m.stages) flops += st.flops_per_token, params += st.params;
-    const GPTConfig& g = s.model;
-    CHECK(m.params == double(num_parameters(g)));
-    CHECK(flops == Approx(6 * m.params + 6.0 * g.n_layer * g.n_embd * s.seq_len).epsilon(1e-12));
-    // With PP > 1 the last stage holds its own copy of the tied embedding.
-    const double copy = pp > 1 ? double(g.vocab_size) * g.n_embd : 0;
-    CHECK(m.stages.front().tied_params == copy);
-    CHECK(params == Approx(m.params + copy).epsilon(1e-12));
-  }
+  for (const std::string tie : {"true", "false"})
+    for (int pp : {1, 3, 7}) {
+      const SimSettings s =
+          sim_settings(config({"parallel.pp=" + std::to_string(pp), "model.tie_embeddings=" + tie}, "gpt3-xl"));
+      const ModelCosts m = model_costs(s);
+      double flops = 0, params = 0;
+      for (const Stage& st : m.stages) flops += st.flops_per_token, params += st.params;
+      const GPTConfig& g = s.model;
+      INFO("tie_embeddings " << tie << ", pp " << pp);
+      CHECK(m.params == double(num_parameters(g)));
+      CHECK(flops == Approx(6 * m.params + 6.0 * g.n_layer * g.n_embd * s.seq_len).epsilon(1e-12));
+      // Tied with PP > 1, the last stage holds its own copy of wte; untied, its lm_head is in N.
+      const double copy = tie == "true" && pp > 1 ? double(g.vocab_size) * g.n_embd : 0;
+      CHECK(m.stages.front().tied_params == copy);
+      CHECK(params == Approx(m.params + copy).epsilon(1e-12));
+      // Each rank's buffer is the trainer's own count of what the stage holds (model/stage.hpp).
+      const std::vector<int> bounds = par::stage_bounds(g.n_layer, pp);
+      for (int st = 0; st < pp; ++st) {
+        const StageShard shard{bounds[size_t(st)], bounds[size_t(st) + 1], st == 0, st == pp - 1, 0, 1, false};
+        CHECK(m.stages[size_t(st)].buffer.total() == double(rank_parameters(g, shard)));
+      }
+    }
   // model.params rescales the parameter count; the shape keeps the attention term.
   const SimSettings s = sim_settings(config({"model.params=175e9"}, "gpt3-175b"));
   CHECK(model_costs(s).params == 175e9);

@@ -232,6 +232,11 @@ TEST_CASE("the simulator's step agrees with the trainer's virtual clock within 5
     check_case({1, 1, 2, 1, "1f1b", "1", true}, profile);
     check_case({2, 2, 2, 2, "1f1b", "1", true}, profile);
   }
+  // Untied embeddings (DT-FM's model): the last stage's own head, no tied sync across the pipeline.
+  for (const std::string& profile : {slow, wan}) {
+    check_case({2, 2, 2, 2, "1f1b", "1", false, {"model.tie_embeddings=false"}}, profile);
+    check_case({1, 4, 2, 4, "gpipe", "1", true, {"model.tie_embeddings=false", "model.n_layer=4"}}, profile);
+  }
 }
 
 // Where decentralized runs live: groups across three sites, uneven placements, unbalanced

@@ -54,16 +54,22 @@ ModelCosts model_costs(const SimSettings& s) {
     g.layers = bounds[size_t(st) + 1] - bounds[size_t(st)];
     const bool first = st == 0, last = st == pp - 1;
     g.first = first, g.last = last, g.vocab_split = vocab_split;
-    g.wte_rank = first || last ? vocab_rows * C * scale : 0;
+    // Tied (GPT-2): the LM head is wte, so a last stage that is not first holds a copy of
+    // it. Untied (DT-FM): the last stage holds its own lm_head (V x C) at its buffer's end.
+    const bool tied = m.tie_embeddings;
+    g.wte_rank = first || (last && tied) ? vocab_rows * C * scale : 0;
     double params = g.layers * per_layer + (first ? wte + wpe : 0) + (last ? lnf : 0);
-    if (pp > 1 && (first || last)) g.tied_params = wte * scale;
-    if (pp > 1 && last) params += wte;
+    if (tied && pp > 1 && (first || last)) g.tied_params = wte * scale;
+    if (last && (!tied || pp > 1)) params += wte;  // the copy of wte, or lm_head (also V x C)
     g.params = params * scale;
+    // The stages' shares of 6N + 6LCT: the embeddings and lnf count where the whole-model
+    // formula counts them (N holds lm_head too when untied), on the last stage.
     g.flops_per_token = 6 * g.layers * per_layer * scale + 6.0 * g.layers * C * T +
-                        (last ? 6 * (wte + wpe + lnf) * scale : 0);
+                        (last ? 6 * (wte + wpe + lnf + (tied ? 0 : wte)) * scale : 0);
     g.layer_flops = layer_flops(C, T, s.grid.tp, scale);
     g.head_flops = last ? 6 * vocab_rows * C * scale : 0;
-    g.buffer.embeddings = g.wte_rank + (first ? wpe * scale : 0);
+    g.buffer.embeddings = (first || (last && tied) ? g.wte_rank : 0) + (first ? wpe * scale : 0);
+    g.buffer.head = last && !tied ? vocab_rows * C * scale : 0;
     g.buffer.layer = rank_layer_params(C, s.grid.tp) * scale;
     g.buffer.lnf = last ? lnf * scale : 0;
     g.buffer.layers = g.layers;

@@ -32,9 +32,10 @@ struct LayerFlops {
 struct RankBuffer {
   double embeddings = 0;  // wte + wpe at the start
   double layer = 0;       // one layer
-  double lnf = 0;         // at the end
+  double lnf = 0;         // after the layers
+  double head = 0;        // untied embeddings: the last stage's own lm_head, at the end
   int layers = 0;
-  double total() const { return embeddings + layers * layer + lnf; }
+  double total() const { return embeddings + layers * layer + lnf + head; }
   double layer_offset(int local_layer) const { return embeddings + local_layer * layer; }
 };
 
@@ -44,7 +45,7 @@ struct Stage {
   double head_flops = 0;       // per token, forward + backward: the LM head (last stage)
   RankBuffer buffer;           // one TP rank's parameters
   double params = 0;           // parameters it holds, all TP ranks together
-  double tied_params = 0;      // of which its copy of wte (first and last stage when PP > 1)
+  double tied_params = 0;      // of which its copy of wte (first and last stage when PP > 1, tied)
   double wte_rank = 0;         // elements of wte one TP rank holds (first and last stage)
   bool first = false, last = false;
   bool vocab_split = false;    // wte split by vocabulary rows over TP > 1 ranks

@@ -28,7 +28,7 @@ std::vector<KeySpec> own_keys() {
       {"parallel.micro_batch", K::kInt, "0", 0, 1048576, {},
        "sequences per micro-batch; when > 0 it sets parallel.microbatches = batch / (DP x this), so a DP sweep keeps it"},
       {"net.bandwidth", K::kString, "", 1, 0, {},
-       "every link's bandwidth and any NIC cap, e.g. 10Gbps ('' = as in the profile)"},
+       "every link's bandwidth and any NIC cap (a rank's or a host's), e.g. 10Gbps ('' = as in the profile)"},
       {"net.latency", K::kString, "", 1, 0, {}, "every link's one-way latency, e.g. 5ms ('' = as in the profile)"},
       {"net.inter_bandwidth", K::kString, "", 1, 0, {}, "bandwidth of the links between sites only"},
       {"net.inter_latency", K::kString, "", 1, 0, {}, "latency of the links between sites only"},
@@ -47,7 +47,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
-    "parallel.placement", "parallel.zero1"};
+    "parallel.placement", "parallel.zero1", "model.tie_embeddings"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -155,8 +155,7 @@ SimSettings sim_settings(const Config& c) {
   SimSettings s;
   auto get_int = [&](const char* key) { return int(c.get_int(key)); };
   s.name = c.get_string("model.name");
-  s.model = {get_int("model.vocab_size"), get_int("model.n_ctx"), get_int("model.n_layer"),
-             get_int("model.n_head"), get_int("model.n_embd")};
+  s.model = model_config(c);
   s.params = c.get_float("model.params");
   s.batch_size = get_int("train.batch_size");
   s.seq_len = get_int("train.seq_len");

@@ -138,7 +138,7 @@ std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar, co
 std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, const VocabComm& v) {
   std::vector<Piece> out;
   const RankBuffer& b = st.buffer;
-  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), v.head_grad, b.total() - b.lnf});
+  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), v.head_grad, b.layer_offset(st.layers)});
   for (int l = st.layers - 1; l >= 0; --l) {
     if (c.s.recompute) layer_forward(c, st, ar, out);
     out.push_back({c.compute(st.layer_flops.bwd_a), ar});
@@ -178,7 +178,7 @@ std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
 // and the last stage of replica DP (PP > 1; null otherwise): a ring of two per TP rank,
 // each end done when the ring reaches it (the latest of the TP ranks').
 TiedSync tied_embedding_sync(const Context& c, int dp) {
-  if (c.g.pp == 1) return nullptr;
+  if (c.g.pp == 1 || !c.s.model.tie_embeddings) return nullptr;  // untied: nothing ties the stages
   const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
   return [&c, dp, bytes](double first_ready, double last_ready) {
     std::pair<double, double> done{first_ready, last_ready};
@@ -488,7 +488,7 @@ void count_traffic(const Context& c, SimResult& r) {
         pp += coll::p2p_traffic(c.net, a, b, m * c.activation_message());
         pp += coll::p2p_traffic(c.net, b, a, m * c.activation_message());
       }
-      if (c.g.pp > 1) {
+      if (c.g.pp > 1 && c.s.model.tie_embeddings) {
         const int pair[2] = {c.rank(t, d, 0), c.rank(t, d, c.g.pp - 1)};
         dps += allreduce_traffic(c.net, pair, kTpRing, c.model.stages[0].wte_rank * c.grad_bytes);
       }
@@ -550,9 +550,9 @@ netem::Profile apply_overrides(netem::Profile p, const NetOverrides& o) {
     set_link(link, o.bandwidth, o.latency);
     set_link(link, o.inter_bandwidth, o.inter_latency);
   }
-  if (o.bandwidth) {  // a NIC cap follows the links, or it would cap every faster setting
-    if (p.nic_egress_Bps > 0) p.nic_egress_Bps = *o.bandwidth;
-    if (p.nic_ingress_Bps > 0) p.nic_ingress_Bps = *o.bandwidth;
+  if (o.bandwidth) {  // a NIC cap (a rank's, a host's) follows the links, or it would cap every faster setting
+    for (double* cap : {&p.nic_egress_Bps, &p.nic_ingress_Bps, &p.hosts.egress_Bps, &p.hosts.ingress_Bps})
+      if (*cap > 0) *cap = *o.bandwidth;
   }
   return p;
 }

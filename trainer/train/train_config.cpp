@@ -168,15 +168,21 @@ std::vector<int> stage_layers(const Config& c, int pp, int n_layer) {
   return out;
 }
 
+GPTConfig model_config(const Config& c) {
+  GPTConfig m;
+  m.vocab_size = static_cast<int>(c.get_int("model.vocab_size"));
+  m.n_ctx = static_cast<int>(c.get_int("model.n_ctx"));
+  m.n_layer = static_cast<int>(c.get_int("model.n_layer"));
+  m.n_head = static_cast<int>(c.get_int("model.n_head"));
+  m.n_embd = static_cast<int>(c.get_int("model.n_embd"));
+  m.tie_embeddings = c.get_bool("model.tie_embeddings");
+  return m;
+}
+
 TrainSettings train_settings(const Config& c) {
   TrainSettings s;
   s.name = c.get_string("model.name");
-  s.model.vocab_size = static_cast<int>(c.get_int("model.vocab_size"));
-  s.model.n_ctx = static_cast<int>(c.get_int("model.n_ctx"));
-  s.model.n_layer = static_cast<int>(c.get_int("model.n_layer"));
-  s.model.n_head = static_cast<int>(c.get_int("model.n_head"));
-  s.model.n_embd = static_cast<int>(c.get_int("model.n_embd"));
-  s.model.tie_embeddings = c.get_bool("model.tie_embeddings");
+  s.model = model_config(c);
   s.batch_size = static_cast<int>(c.get_int("train.batch_size"));
   s.seq_len = static_cast<int>(c.get_int("train.seq_len"));
   s.steps = static_cast<int>(c.get_int("train.steps"));

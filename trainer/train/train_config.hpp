@@ -54,6 +54,8 @@ struct TrainSettings {
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
 // T <= n_ctx, ...); throws UsageError naming the keys.
+// The model.* shape keys as a GPTConfig (the trainer and the simulator read them alike).
+GPTConfig model_config(const Config& config);
 TrainSettings train_settings(const Config& config);
 // parallel.stages: one layer count per stage ('' = balanced: empty), checked against PP and
 // N_LAYER (UsageError naming the key). The trainer and the simulator read it here.
