@@ -1,5 +1,5 @@
 #pragma once
-// MPI point-to-point with every message timed by netem (see ../shared/ARCHITECTURE.md,
+// MPI point-to-point with every message timed by netem (see docs/ARCHITECTURE.md,
 // "Time: one network model, two clocks").
 //
 // A message is two MPI messages with the same tag, in MPI's non-overtaking order: a

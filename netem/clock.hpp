@@ -1,5 +1,5 @@
 #pragma once
-// Two clocks behind one interface (see ../shared/ARCHITECTURE.md, "Time").
+// Two clocks behind one interface (see docs/ARCHITECTURE.md, "Time: two clocks, three streams").
 //
 // A rank has three streams: compute, and two communication channels, as real trainers run
 // the data-parallel gradient sync on a communicator and stream of its own beside TP and PP

@@ -81,7 +81,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-// The FLOPs per token the trainer's kernels issue on one rank (stage_model.cpp): every
+// The FLOPs per token the trainer's kernels issue on one rank (model/stage.cpp): every
 // matmul weight 6 times (12C^2 per layer, the LM head's CV), attention 6TC per layer.
 double issued_flops_per_token(const GPTConfig& m, int T) {
   const double C = m.n_embd;

@@ -192,7 +192,8 @@ std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const 
     case Launcher::kMpirun:
       out = {"mpirun", "-np", n};
       // Defaults for a workstation: more ranks than cores, and idle ranks must yield the
-      // cores (busy polling starves the others: ../shared/RECIPES.md).
+      // cores (busy polling starves the others: on 2 cores a 1-byte
+      // round trip took ~8 ms without mpi_yield_when_idle, 0.03 ms with it).
       if (custom.empty()) options = {"--oversubscribe", "--mca", "mpi_yield_when_idle", "1"};
       if (geteuid() == 0) options.push_back("--allow-run-as-root");
       break;

@@ -1,5 +1,5 @@
 #pragma once
-// Where one rank's step goes, on the clock of its Communicator (ARCHITECTURE.md, "Time").
+// Where one rank's step goes, on the clock of its Communicator (docs/ARCHITECTURE.md, "Time: two clocks, three streams").
 //
 // Compute is charged in segments: every call that ends one (charge(), and each
 // communication, which charges first) adds the work since the previous mark to the current

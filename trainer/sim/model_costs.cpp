@@ -16,7 +16,7 @@ double layer_activations(const GPTConfig& m, int seq_len, int tp) {
   return 4 * C + (12 * C + double(m.n_head) * seq_len) / tp;
 }
 
-// The trainer's kernels' FLOPs (stage_model.cpp): matmul 2 x weights forward, 4 x
+// The trainer's kernels' FLOPs (model/stage.cpp): matmul 2 x weights forward, 4 x
 // backward; attention 2TC/TP forward, 4TC/TP backward. SCALE: model.params / the shape's.
 LayerFlops layer_flops(double C, double T, int tp, double scale) {
   const double w = C * C * scale / tp, att = T * C / tp;
@@ -24,7 +24,7 @@ LayerFlops layer_flops(double C, double T, int tp, double scale) {
 }
 
 // One TP rank's layer: the column- and row-parallel weights and biases split, the
-// LayerNorms and the row-parallel biases (6C) replicated (stage_model.cpp).
+// LayerNorms and the row-parallel biases (6C) replicated (model/stage.cpp).
 double rank_layer_params(double C, int tp) { return 6 * C + (12 * C * C + 3 * C + 4 * C) / tp; }
 
 }  // namespace
@@ -74,7 +74,7 @@ ModelCosts model_costs(const SimSettings& s) {
     g.buffer.lnf = last ? lnf * scale : 0;
     g.buffer.layers = g.layers;
     // The last stage also keeps the logits and their softmax for the loss (its vocabulary
-    // rows per token, twice: stage_model.cpp's logits and probs).
+    // rows per token, twice: model/stage.cpp's logits and probs).
     const double logits = last ? 2 * vocab_rows : 0;
     g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;
     g.checkpoint_per_token = g.layers * C;

@@ -1,12 +1,12 @@
 #pragma once
-// What one pipeline stage of the GPT (trainer/model/gpt2.hpp: GPT-2 layout, tied LM head)
-// holds and computes. Layers are split into contiguous, balanced stages (the first
-// L mod PP stages take one more). Stage 0 holds the embeddings (wte, wpe); the last stage
-// the final LayerNorm and, when PP > 1, its own copy of wte for the tied LM head (as in
-// Megatron-LM; the two copies' gradients are summed after the DP sync).
+// What one pipeline stage of the GPT (trainer/model/stage.hpp) holds and computes. Layers
+// are split as the trainer splits them (par::stage_bounds: balanced, or parallel.stages).
+// Stage 0 holds the embeddings (wte, wpe); the last stage the final LayerNorm and the LM
+// head: tied (GPT-2), a copy of wte when PP > 1 (as in Megatron-LM; the two copies'
+// gradients are summed after the DP sync); untied (DT-FM), its own lm_head, no sync.
 //
 // FLOPs per token: 6N + 6LCT (llm.c, PaLM) is the model's figure, for MFU. The time is
-// charged for the FLOPs the trainer's kernels issue (parallel/stage_model.cpp, which its
+// charged for the FLOPs the trainer's kernels issue (model/stage.cpp, which its
 // device model divides by the rate): the matmuls, 2 per weight in forward and 4 in
 // backward, and attention's QK^T and AV, 2TC per layer and token in forward, 4TC in
 // backward; LayerNorm, GELU, biases, the embedding lookup and the softmax issue none. Per
@@ -26,9 +26,10 @@ struct LayerFlops {
   double fwd_a = 0, fwd_b = 0, bwd_a = 0, bwd_b = 0;
 };
 
-// One TP rank's flat buffer (elements), as parallel/stage_model.cpp lays it out:
-// [wte: first or last stage][wpe: first][layers][lnf: last]. The backward finishes it from
-// the end: the DP buckets (cut from the end) are ready after the layer that completes them.
+// One TP rank's flat buffer (elements), as model/stage.cpp lays it out:
+// [wte: first, or last when tied][wpe: first][layers][lnf: last][lm_head: last when untied].
+// The backward finishes it from the end: the DP buckets (cut from the end) are ready after
+// the layer that completes them.
 struct RankBuffer {
   double embeddings = 0;  // wte + wpe at the start
   double layer = 0;       // one layer

@@ -28,7 +28,7 @@
 //   (pipeline.hpp).
 // - bubble: the pipeline's time with free PP messages minus the busiest stage's work and
 //   what comes before stage 0's first operation.
-// - DP: each rank's gradient buffer (parallel/stage_model.hpp's local layout, at
+// - DP: each rank's gradient buffer (model/stage.hpp's layer-major layout, at
 //   precision.grads, or the codec's encoded size) in buckets of parallel.bucket_mb MiB cut
 //   from its end, each allreduced over the DP group with net.algo's cost model (ZeRO-1:
 //   ring reduce-scattered). A bucket is launched on the DP channel when the last
