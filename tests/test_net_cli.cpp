@@ -79,3 +79,16 @@ TEST_CASE("net placement: the trainer warns once, on rank 0", "[net][placement][
   CHECK(cities.exit_code == 0);
   CHECK(count(cities.out + cities.err, kWarning) == 0);
 }
+
+TEST_CASE("net placement: the simulator warns once, as the trainer does", "[net][placement][cli][sim]") {
+  const std::string sim = "sim --out none --set model.n_layer=2 --set parallel.dp=2 --set net.profile=";
+  // DT-FM scenario 1 fills its 8-GPU nodes: both ranks on node0.
+  const Outcome node = dtbench(sim + shipped("dtfm-1-dc-ondemand"));
+  INFO(node.out << node.err);
+  CHECK(node.exit_code == 0);
+  CHECK(count(node.out, kWarning) == 1);
+  CHECK_THAT(node.out, Contains("'dtfm-1-dc-ondemand' has 8 sites but puts all 2 ranks on 'node0'"));
+  const Outcome cities = dtbench(sim + shipped("dtfm-5-cities"));
+  CHECK(cities.exit_code == 0);
+  CHECK(count(cities.out, kWarning) == 0);
+}

@@ -8,6 +8,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "profile.hpp"
 #include "provenance.hpp"
 #include "sim/article.hpp"
 #include "sim/device.hpp"
@@ -17,6 +18,7 @@
 #include "sim/report.hpp"
 #include "sim/results.hpp"
 #include "sim/sim_config.hpp"
+#include "sim/simulator.hpp"
 #include "sim/sweep.hpp"
 
 namespace dtb {
@@ -188,7 +190,9 @@ int cmd_sim(int argc, char** argv) {
     const std::string plot = option_or(args, "plot", (out == "none" ? stem : out.substr(0, out.rfind('.'))) + ".svg");
     run_sweep(args, base, s, plot, run);
   } else {
-    run.points.push_back({s.name, 0, sim::simulate(s)});
+    const sim::SimInputs in = sim::load_inputs(s);
+    if (const std::string w = netem::single_site_warning(in.profile); !w.empty()) std::cout << "# " << w << "\n";
+    run.points.push_back({s.name, 0, sim::simulate(s, in)});
     sim::print_result(std::cout, s, run.points.front().result);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
