@@ -5,7 +5,7 @@
 // layout up to 8 ranks, GPipe and 1F1B, one bucket and many, on a data-centre profile, a
 // two-site WAN and a slow uniform network: the trainer's steady-state step (rank 0, the
 // mean over the steps after the first) and the sim's agree within 5%, and so do the DP
-// buckets' time on the comm stream. Each layout runs on the first DP x PP x TP of 8 ranks.
+// buckets' time on the DP channel. Each layout runs on the first DP x PP x TP of 8 ranks.
 // Then mixed links where decentralized runs live: three interleaved sites (DP, TP and PP
 // groups of 3+ ranks across sites), uneven placement files (ranks permuted, sites given
 // per rank), unbalanced stages and ZeRO-1; and, under 16 ranks, the 16-rank layouts on
@@ -120,7 +120,7 @@ Config make_config(const std::vector<std::string>& sets) {
 
 struct Measured {
   double step = 0;      // rank 0, mean over the steps after the first
-  // The DP sync on the comm stream, mean over those steps, on the rank that waited least
+  // The DP sync on the DP channel, mean over those steps, on the rank that waited least
   // for its peers (the latest to launch: a collective's time on the others includes their
   // wait for it, which the sim counts as pipeline skew, not as DP).
   double dp_total = 0;
@@ -199,7 +199,7 @@ void check_case(const Case& c, const std::string& profile) {
   CHECK(trainer.step > 0);
   CHECK(std::abs(err) <= kTolerance);
   if (!c.check_dp) return;
-  // The DP sync on the comm stream: the same buckets at the same cost formula.
+  // The DP sync on the DP channel: the same buckets at the same cost formula.
   INFO("dp_total: trainer " << trainer.dp_total << " s, sim " << sim.time.dp_total << " s");
   CHECK(std::abs(sim.time.dp_total - trainer.dp_total) <= kTolerance * std::max(trainer.dp_total, 1e-9));
 }

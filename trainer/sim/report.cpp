@@ -55,7 +55,7 @@ void print_result(std::ostream& out, const SimSettings& s, const SimResult& r) {
   row(out, "step", t.step, t.step, nullptr);
   const double hidden = t.dp_total > 0 ? 1 - t.dp_exposed / t.dp_total : 0;
   out << "\n  PP messages on the wire   " << format_seconds(t.pp_total) << " per rank (busiest boundary)\n"
-      << "  DP sync on the comm stream " << format_seconds(t.dp_total) << ", " << format_percent(std::max(0.0, hidden))
+      << "  DP sync on the DP channel " << format_seconds(t.dp_total) << ", " << format_percent(std::max(0.0, hidden))
       << " of it hidden behind backward\n"
       << "  throughput  " << format_count(r.tokens_per_s()) << " tokens/s, MFU " << format_percent(r.mfu()) << " of "
       << r.world << " x " << format_flops(r.peak_flops) << "/s\n"

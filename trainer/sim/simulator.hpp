@@ -78,7 +78,7 @@ struct StepTimes {  // seconds per step
          optimizer = 0;
   double step = 0;
   double pp_total = 0;  // one rank's PP messages on the wire (busiest boundary), hidden or not
-  double dp_total = 0;  // the DP buckets' own time on the comm stream (busiest rank, its group launching
+  double dp_total = 0;  // the DP buckets' own time on the DP channel (busiest rank, its group launching
                         // together: a wait for a late peer is skew), hidden or not
   double ideal = 0;     // the same step with free communication
 };
