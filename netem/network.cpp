@@ -83,7 +83,8 @@ NicQueue::Booking NicQueue::book(int channel, double ready, double seconds) {
   // channel nothing is booked after its own last end, so this is start = t, end = t + s.
   std::vector<Interval> taken;
   double left = seconds;
-  auto it = std::find_if(busy_.begin(), busy_.end(), [&](const Interval& i) { return i.end > t; });
+  // Disjoint and in time order, so their ends are sorted too: the first one ending after T.
+  auto it = std::partition_point(busy_.begin(), busy_.end(), [&](const Interval& i) { return i.end <= t; });
   for (;;) {
     if (it != busy_.end() && it->start <= t) {
       t = std::max(t, it->end);  // inside a busy interval: skip to its end
@@ -91,7 +92,9 @@ NicQueue::Booking NicQueue::book(int channel, double ready, double seconds) {
       continue;
     }
     const double gap_end = it == busy_.end() ? kInf : it->start;
-    if (gap_end - t >= left) {
+    // A gap that fits the rest up to rounding takes it (t + left may pass gap_end by an ulp:
+    // the touching intervals then merge), rather than leave a sliver after the next interval.
+    if (gap_end - t >= left * (1 - 1e-12)) {
       taken.push_back({t, t + left});
       break;
     }
@@ -101,10 +104,20 @@ NicQueue::Booking NicQueue::book(int channel, double ready, double seconds) {
   }
   for (const Interval& i : taken) insert(i);
   channel_free_[channel] = taken.back().end;
+  drop_unreachable();
   return {taken.front().start, taken.back().end};
 }
 
-void NicQueue::hold(int channel, double t) { channel_free_[channel] = std::max(channel_free_[channel], t); }
+void NicQueue::hold(int channel, double t) {
+  channel_free_[channel] = std::max(channel_free_[channel], t);
+  drop_unreachable();
+}
+
+void NicQueue::drop_unreachable() {
+  const double floor = *std::min_element(std::begin(channel_free_), std::end(channel_free_));
+  busy_.erase(busy_.begin(),
+              std::partition_point(busy_.begin(), busy_.end(), [&](const Interval& i) { return i.end <= floor; }));
+}
 
 void NicQueue::insert(Interval busy) {
   auto it = std::lower_bound(busy_.begin(), busy_.end(), busy.start,

@@ -75,13 +75,18 @@ class NicQueue {
   void hold(int channel, double t);
 
  private:
-  // At most this many busy intervals are kept; beyond it the two oldest merge (their gap
-  // counted busy). Both channels move forward in time, so gaps that old go unused.
-  static constexpr size_t kMaxIntervals = 64;
+  // Every booking of a channel starts at or after that channel's last end, so intervals
+  // that end before both channels' last ends can never be consulted again: they are
+  // dropped. What remains is what one channel has booked ahead of the other. Beyond this
+  // many (a channel thousands of messages ahead, or a single-channel run whose other
+  // channel never books) the two oldest merge, their gap counted busy: pessimistic for the
+  // idle channel's first message, never early.
+  static constexpr size_t kMaxIntervals = 4096;
   struct Interval {
     double start, end;
   };
   void insert(Interval busy);
+  void drop_unreachable();  // the intervals no booking can reach any more
   std::vector<Interval> busy_;  // disjoint, in time order
   double channel_free_[kNumChannels] = {0, 0};
 };

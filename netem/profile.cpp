@@ -308,18 +308,18 @@ void read_links(const Reader& r, const YAML::Node& links, const std::map<std::st
 bool is_per_rank(const YAML::Node& sites) { return sites.IsScalar() && sites.Scalar() == "per_rank"; }
 
 void load_per_rank(const Reader& r, const YAML::Node& root, int world, Profile& p) {
-  for (const char* key : {"links", "rank_sites", "placement"})
+  for (const char* key : {"links", "rank_sites", "placement", "hosts"})
     if (YAML::Node v = root[key])
       r.fail(v, key,
-             std::string("not allowed with 'sites: per_rank' (every rank is its own site; the link between "
-                         "any two is 'default_link')"));
+             std::string("not allowed with 'sites: per_rank' (every rank is its own site and its own host; "
+                         "the link between any two is 'default_link')"));
   const YAML::Node link = root["default_link"];
   if (!link.IsDefined())
     r.fail(root["sites"], "default_link",
            "missing: 'sites: per_rank' needs the link between any two ranks, e.g. "
            "default_link: {latency: 50ms, bandwidth: 1Gbps}");
   for (int rank = 0; rank < world; ++rank) {
-    p.sites.push_back(Site{"rank" + std::to_string(rank), LinkSpec{}});
+    p.sites.push_back(Site{"rank" + std::to_string(rank), LinkSpec{}, false});
     p.rank_site.push_back(rank);
   }
   p.inter.assign(1, r.link_map(link, "default_link"));  // one link for every pair of sites
@@ -336,15 +336,17 @@ std::vector<int> ranks_per_site(const std::vector<int>& rank_site, size_t n_site
 std::vector<LinkSpec> complete_links(const Reader& r, const YAML::Node& root,
                                      const std::vector<std::optional<LinkSpec>>& given,
                                      const std::vector<SiteEntry>& sites,
-                                     const std::vector<int>& held) {
+                                     const std::vector<int>& held, std::vector<char>& from_file) {
   std::optional<LinkSpec> fallback;
   if (YAML::Node d = root["default_link"]) fallback = r.link_map(d, "default_link");
   const size_t n = sites.size();
   std::vector<LinkSpec> inter(n * n);
+  from_file.assign(n * n, 0);
   for (size_t a = 0; a < n; ++a)
     for (size_t b = 0; b < n; ++b) {
       if (a == b) continue;
       const auto& link = given[a * n + b];
+      from_file[a * n + b] = link || fallback;
       if (link)
         inter[a * n + b] = *link;
       else if (fallback)
@@ -453,7 +455,7 @@ std::vector<Site> finish_sites(const Reader& r, const std::vector<SiteEntry>& en
       r.fail(entries[s].node, item("sites", s) + ".intra",
              "missing: site '" + name + "' holds " + std::to_string(held[s]) +
                  " ranks; give e.g. intra: {latency: 5us, bandwidth: 100Gbps}");
-    sites.push_back(Site{name, entries[s].intra.value_or(LinkSpec{})});
+    sites.push_back(Site{name, entries[s].intra.value_or(LinkSpec{}), entries[s].intra.has_value()});
   }
   return sites;
 }
@@ -470,7 +472,7 @@ void read_network(const Reader& r, const YAML::Node& root, int world, Profile& p
 
   std::vector<std::optional<LinkSpec>> given(entries.size() * entries.size());
   if (YAML::Node links = root["links"]) read_links(r, links, index, given, entries.size());
-  p.inter = complete_links(r, root, given, entries, held);
+  p.inter = complete_links(r, root, given, entries, held, p.inter_given);
 }
 
 }  // namespace
@@ -516,8 +518,25 @@ Profile load_profile(const std::string& path, int world_size) {
   return p;
 }
 
+void check_links(const Profile& p, const std::string& where) {
+  const std::vector<int> held = ranks_per_site(p.rank_site, p.sites.size());
+  const size_t n = p.sites.size();
+  for (size_t s = 0; s < n; ++s)
+    if (held[s] >= 2 && !p.sites[s].intra_given)
+      throw UsageError(where + ": site '" + p.sites[s].name + "' now holds " + std::to_string(held[s]) +
+                       " ranks, but the network profile '" + p.name +
+                       "' gives it no intra link (give the site intra: {latency: ..., bandwidth: ...})");
+  if (p.inter_given.empty()) return;
+  for (size_t a = 0; a < n; ++a)
+    for (size_t b = a + 1; b < n; ++b)
+      if (held[a] > 0 && held[b] > 0 && !p.inter_given[a * n + b])
+        throw UsageError(where + ": sites '" + p.sites[a].name + "' and '" + p.sites[b].name +
+                         "' now both hold ranks, but the network profile '" + p.name +
+                         "' has no link between them (add it to 'links', or give 'default_link')");
+}
+
 std::string single_site_warning(const Profile& p) {
-  if (p.sites.size() < 2 || p.rank_site.empty()) return "";
+  if (p.sites.size() < 2 || p.rank_site.size() < 2) return "";  // one rank: nothing could cross
   const int first = p.rank_site.front();
   if (std::any_of(p.rank_site.begin(), p.rank_site.end(), [&](int s) { return s != first; })) return "";
   return "warning: network profile '" + p.name + "' has " + std::to_string(p.sites.size()) + " sites but puts all " +

@@ -23,6 +23,7 @@ struct LinkSpec {
 struct Site {
   std::string name;
   LinkSpec intra;            // between two ranks of this site
+  bool intra_given = true;   // false: the file gave none (the site held fewer than 2 ranks)
 };
 
 // Machines: every RANKS consecutive ranks of a site (in rank order) are one host, whose
@@ -43,6 +44,9 @@ struct Profile {
   // pair of sites has the same link (`sites: per_rank`, so that a world of thousands of
   // ranks does not hold millions of copies). Read it through link().
   std::vector<LinkSpec> inter;
+  // Like inter: whether the file gave that link (or default_link); the loader fills the
+  // pairs of sites its placement leaves empty with unlimited links. Empty: all given.
+  std::vector<char> inter_given;
   double nic_egress_Bps = 0;           // per rank; 0 = unlimited
   double nic_ingress_Bps = 0;
   Hosts hosts;
@@ -73,6 +77,11 @@ Profile load_profile(const std::string& path, int world_size);
 // crosses between sites, which is rarely what a multi-site profile is for), saying how to
 // spread them; empty otherwise. Start-up prints it once (rank 0).
 std::string single_site_warning(const Profile& profile);
+
+// After ranks were moved to other sites than the profile's own placement put them on (a
+// placement file's sites): every site now holding 2+ ranks must have its intra link and
+// every pair of sites holding ranks a link from the file. Throws UsageError naming WHERE.
+void check_links(const Profile& profile, const std::string& where);
 
 // A profile with one site holding every rank, all links alike (tests, the unshaped baseline).
 Profile uniform_profile(int world_size, double latency_s, double bandwidth_Bps);

@@ -47,16 +47,25 @@ TEST_CASE("net placement: a bad value is refused with one line and exit code 2",
                                 {"spread.yaml:1", "key 'placement'", "expected one of fill, round_robin, blocks, got 'spread'"});
 }
 
-TEST_CASE("net placement: one warning line when every rank sits on one site", "[net][placement][cli]") {
-  const std::string out = "--out " + (scratch() / "coll.h5").string();
-  const Outcome one_site = dtbench("coll -b 8 -e 8 --clock virtual " + out + " --net " + shipped("dtfm-5-cities"));
+TEST_CASE("net placement: one warning line when every rank sits on one site", "[net][placement][cli][mpi]") {
+  const std::string coll = "mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1 " + dtb::test::dtbench_binary() +
+                           " coll -b 8 -e 8 --clock virtual --out " + (scratch() / "coll.h5").string() + " --net ";
+  setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
+  // DT-FM scenario 1 fills its 8-GPU nodes: both ranks on node0.
+  const Outcome one_site = dtb::test::run_shell(coll + shipped("dtfm-1-dc-ondemand"), scratch());
   INFO(one_site.out << one_site.err);
   CHECK(one_site.exit_code == 0);
   CHECK(count(one_site.out, kWarning) == 1);
-  CHECK_THAT(one_site.out, Contains("'dtfm-5-cities' has 8 sites but puts all 1 ranks on 'OR'"));
-  const Outcome central = dtbench("coll -b 8 -e 8 --clock virtual " + out + " --net " + shipped("centralized-25g"));
+  CHECK_THAT(one_site.out, Contains("'dtfm-1-dc-ondemand' has 8 sites but puts all 2 ranks on 'node0'"));
+  const Outcome central = dtb::test::run_shell(coll + shipped("centralized-25g"), scratch());
   CHECK(central.exit_code == 0);
   CHECK(count(central.out, kWarning) == 0);
+  // One rank alone: nothing could cross sites, so nothing to warn about.
+  const Outcome alone = dtbench("coll -b 8 -e 8 --clock virtual --out " + (scratch() / "coll1.h5").string() +
+                                " --net " + shipped("dtfm-5-cities"));
+  CHECK(alone.exit_code == 0);
+  CHECK(count(alone.out, kWarning) == 0);
 }
 
 TEST_CASE("net placement: the trainer warns once, on rank 0", "[net][placement][cli][mpi]") {

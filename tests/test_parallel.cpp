@@ -6,11 +6,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "dtbench_runner.hpp"
 #include "model/gpt2.hpp"
 #include "parallel/grid.hpp"
+#include "profile.hpp"
 #include "parallel/schedule.hpp"
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
@@ -59,6 +61,30 @@ TEST_CASE("stages: balanced and given; placements checked", "[parallel]") {
   CHECK_THROWS_AS(check_placement({{0, 1, 1, 3}, {}}, 4, "p"), dtb::UsageError);
   CHECK_THROWS_AS(check_placement({{0, 1, 2}, {}}, 4, "p"), dtb::UsageError);
   CHECK(grid_rank_of({{3, 1, 2, 0}, {}}, 3) == 0);
+}
+
+TEST_CASE("placement sites: a rank moved to a site the profile gives no link refuses", "[parallel][placement]") {
+  // Sites a and b, no link between them: the profile's own placement fills a with both
+  // ranks, so it loads; a placement file moving rank 1 to b must not get a free link.
+  const fs::path dir = dtb::test::scratch_dir("test_parallel_sites");
+  const std::string path = (dir / "ab.yaml").string();
+  std::ofstream(path) << "sites:\n  - {name: a, ranks: 2, intra: {latency: 1ms, bandwidth: 1Gbps}}\n"
+                         "  - {name: b, ranks: 2, intra: {latency: 1ms, bandwidth: 1Gbps}}\n";
+  dtb::netem::Profile profile = dtb::netem::load_profile(path, 2);
+  CHECK_NOTHROW(place_sites(profile, {{0, 1}, {"a", "a"}}, "place.yaml"));
+  try {
+    place_sites(profile, {{0, 1}, {"a", "b"}}, "place.yaml");
+    FAIL("a rank on b got a link the profile does not give");
+  } catch (const dtb::UsageError& e) {
+    CHECK_THAT(e.what(), Catch::Matchers::Contains("place.yaml: sites 'a' and 'b' now both hold ranks"));
+  }
+  // Both ranks on b, whose intra link is given: fine. A site without intra holding two: refused.
+  CHECK_NOTHROW(place_sites(profile, {{0, 1}, {"b", "b"}}, "place.yaml"));
+  std::ofstream(path) << "sites:\n  - {name: a, ranks: 2, intra: {latency: 1ms, bandwidth: 1Gbps}}\n"
+                         "  - {name: b, ranks: 1}\ndefault_link: {latency: 5ms, bandwidth: 1Gbps}\n";
+  profile = dtb::netem::load_profile(path, 2);
+  CHECK_THROWS_WITH(place_sites(profile, {{0, 1}, {"b", "b"}}, "place.yaml"),
+                    Catch::Matchers::Contains("site 'b' now holds 2 ranks"));
 }
 
 TEST_CASE("schedules: GPipe and 1F1B (warm-up min(PP - stage - 1, M))", "[parallel]") {

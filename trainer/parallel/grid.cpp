@@ -99,6 +99,7 @@ void place_sites(netem::Profile& profile, const Placement& p, const std::string&
       throw UsageError(where + ": site '" + p.sites[r] + "' is not in the network profile");
     profile.rank_site[r] = int(it - profile.sites.begin());
   }
+  if (!p.sites.empty()) netem::check_links(profile, where);
 }
 
 }  // namespace dtb::par

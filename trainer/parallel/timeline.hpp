@@ -6,8 +6,10 @@
 // phase and advances the compute stream by it: the thread CPU time of the segment, or,
 // with a device model, the FLOPs the stage issued in it / (peak x efficiency), plus the
 // bytes of memory-bound work (AdamW, charge_memory()) / the device's memory bandwidth
-// (the optimizer issues no FLOPs; without a bandwidth it is free). Ranks run
-// one kernel thread each under MPI so that the thread's CPU time is all of the work.
+// (the optimizer issues no FLOPs; without a bandwidth it is free). Measured CPU time
+// needs one kernel thread per rank (the thread's CPU time is then all of the work;
+// rank_threads in parallel_trainer.cpp enforces it); a rank alone on the wall clock may
+// use every core, since the wall clock does not read CPU time.
 //
 // Communication runs on two channels of the rank (netem/clock.hpp), each FIFO, sharing
 // the rank's NIC: the DP channel (Stream::kDp: traffic kDp, on the DP communicator, which
