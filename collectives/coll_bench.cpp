@@ -128,7 +128,7 @@ BenchRow run_size(Communicator& comm, const Algorithm& algo, const BenchOptions&
   row.algbw = seconds > 0 ? double(row.bytes) / seconds / 1e9 : std::numeric_limits<double>::infinity();
   row.busbw = row.algbw * busbw_factor(o.op, comm.size());
   const double wire = codec ? double(codec->encoded_bytes(row.count)) : double(row.bytes);
-  row.model_us = algo.model && comm.timed() ? 1e6 * algo.model(comm.network(), comm.ranks(), wire, o.params) : std::nan("");
+  row.model_us = algo.rounds && comm.timed() ? 1e6 * algo.model(comm.network(), comm.ranks(), wire, o.params) : std::nan("");
   return row;
 }
 

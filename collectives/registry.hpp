@@ -25,14 +25,19 @@ struct Algorithm {
   const char* name;
   const char* summary;
   void (*run)(Communicator& comm, std::span<float> data, const CollParams& params, Compression c);
-  // Cost-model time for WIRE_BYTES on the wire over RANKS (netem ranks, in local order), or
-  // null (MPI's own: no model); and the messages it replays (cost_model.hpp).
-  double (*model)(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
-                  const CollParams& params);
+  // Its messages round by round for WIRE_BYTES on the wire over RANKS (netem ranks, in local
+  // order), or null (MPI's own: no model). Its cost model is their replay (cost_model.hpp).
   void (*rounds)(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
                  const CollParams& params, const RoundSink& emit);
   bool uses_transport;  // false for MPI's own: no netem timing, no codec (time it on a real clock)
   bool estimate;        // gossip: exact only when every rank starts from the same buffer
+
+  // ROUNDS bound to one group and size, for replay() and traffic(). Needs a model (rounds).
+  Rounds messages(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
+                  const CollParams& params) const;
+  // Cost-model time: the replay of its messages (its *_model function). Needs a model.
+  double model(const netem::NetworkModel& net, std::span<const int> ranks, double wire_bytes,
+               const CollParams& params) const;
 };
 
 std::span<const Algorithm> all_algorithms();

@@ -245,7 +245,7 @@ TEST_CASE("virtual clock: each algorithm takes what its cost model says, on unif
     Communicator comm = make_comm(profile);
     const size_t count = 25000;
     for (const Algorithm& algo : all_algorithms()) {
-      if (!algo.model) continue;
+      if (!algo.rounds) continue;
       for (const CollParams& params : params_for(algo, p)) {
         std::vector<float> data(count, 1.0f);
         comm.sync_clocks();

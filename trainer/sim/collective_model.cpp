@@ -23,14 +23,12 @@ double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks
 
 std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<const int> ranks,
                                    const CollectiveSpec& spec, double n, std::span<const double> start) {
-  const coll::CollParams p = params(spec, int(ranks.size()));
-  return coll::replay_each(net, ranks, [&](const coll::RoundSink& emit) { algorithm(spec).rounds(net, ranks, n, p, emit); }, start);
+  return coll::replay_each(net, ranks, algorithm(spec).messages(net, ranks, n, params(spec, int(ranks.size()))), start);
 }
 
 coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
                                 const CollectiveSpec& spec, double n) {
-  const coll::CollParams p = params(spec, int(ranks.size()));
-  return coll::traffic(net, ranks, [&](const coll::RoundSink& emit) { algorithm(spec).rounds(net, ranks, n, p, emit); });
+  return coll::traffic(net, ranks, algorithm(spec).messages(net, ranks, n, params(spec, int(ranks.size()))));
 }
 
 }  // namespace dtb::sim
