@@ -35,6 +35,13 @@ std::string utc_timestamp() {
   return buf;
 }
 
+std::string utc_file_stamp() {
+  std::string digits;
+  for (char c : utc_timestamp())
+    if (c >= '0' && c <= '9') digits += c;
+  return digits.substr(0, 8) + "-" + digits.substr(8);
+}
+
 void write_provenance(h5::File& file, const std::string& format, int64_t version,
                       const std::string& kind, const std::string& command_line) {
   file.set_attr("/", "format", format);

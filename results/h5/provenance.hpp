@@ -10,6 +10,8 @@ namespace dtb {
 std::string git_commit();        // at configure time; "unknown" outside a git checkout
 std::string host_description();  // "hostname: CPU model, N cores"
 std::string utc_timestamp();     // "2026-11-22T10:15:03Z"
+// The same time for file names: "20261122-101503".
+std::string utc_file_stamp();
 
 // Writes format, version, kind, dtbench_version, git_commit, host, created_utc and
 // command_line as root attributes.

@@ -49,11 +49,7 @@ int positive(const cxxopts::ParseResult& args, const char* key, int min) {
 }
 
 std::string default_out(const coll::BenchOptions& o) {
-  std::string compact;  // 2026-11-22T10:15:03Z -> 20261122-101503
-  for (char c : utc_timestamp())
-    if (std::isdigit(static_cast<unsigned char>(c))) compact += c;
-  return "results/runs/coll-" + std::string(coll::op_name(o.op)) + "-" + o.algo + "-" + compact.substr(0, 8) +
-         "-" + compact.substr(8) + ".h5";
+  return "results/runs/coll-" + std::string(coll::op_name(o.op)) + "-" + o.algo + "-" + utc_file_stamp() + ".h5";
 }
 
 std::string algorithm_help() {

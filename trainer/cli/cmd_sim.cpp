@@ -1,7 +1,6 @@
 // dtbench sim: the step-time simulator (trainer/sim/). One config -> one step's breakdown;
 // --sweep -> a table and a plot; --preset article -> the article's arithmetic. No MPI.
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -44,13 +43,6 @@ void add_options(cxxopts::Options& options) {
        cxxopts::value<std::string>(), "FILE")
       ("h,help", "print this help");
   add_config_options(options);
-}
-
-std::string compact_time() {  // 2026-11-22T10:15:03Z -> 20261122-101503
-  std::string digits;
-  for (char c : utc_timestamp())
-    if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
-  return digits.substr(0, 8) + "-" + digits.substr(8);
 }
 
 std::string option_or(const cxxopts::ParseResult& args, const char* key, const std::string& fallback) {
@@ -128,7 +120,7 @@ int run_article(const cxxopts::ParseResult& args, const std::string& command_lin
     throw UsageError("--preset article: a fixed table; it takes no --sweep, --mark, --config or --set");
   const std::vector<sim::ArticleRow> rows = sim::article_rows();
   sim::print_article(std::cout, rows);
-  const std::string out = option_or(args, "out", "results/runs/sim-article-" + compact_time() + ".h5");
+  const std::string out = option_or(args, "out", "results/runs/sim-article-" + utc_file_stamp() + ".h5");
   if (out != "none") {
     sim::write_article_results(out, command_line, rows);
     std::cout << "# results: " << out << "\n";
@@ -183,7 +175,7 @@ int cmd_sim(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   const Config base = build_config(args);
   const sim::SimSettings s = sim::sim_settings(base);
-  const std::string stem = "results/runs/sim-" + s.name + "-" + compact_time();
+  const std::string stem = "results/runs/sim-" + s.name + "-" + utc_file_stamp();
   const std::string out = option_or(args, "out", stem + ".h5");
   sim::SimRun run{command_line, option_or(args, "preset", ""), base.to_yaml(), sim::find_file(s.net_path), "", "", {}, {}};
   if (args.count("sweep")) {

@@ -1,7 +1,6 @@
 #include "parallel/parallel_trainer.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ostream>
@@ -424,10 +423,7 @@ double ParallelTrainer::validate() {
 
 // results/runs/<name>-<date>-<time>.h5, e.g. tiny-20261122-101503.h5 (UTC).
 std::string ParallelTrainer::default_results_path() const {
-  std::string compact;
-  for (char c : utc_timestamp())  // 2026-11-22T10:15:03Z
-    if (std::isdigit(static_cast<unsigned char>(c))) compact += c;
-  return "results/runs/" + s_.name + "-" + compact.substr(0, 8) + "-" + compact.substr(8) + ".h5";
+  return "results/runs/" + s_.name + "-" + utc_file_stamp() + ".h5";
 }
 
 std::vector<RankStepRecord> ParallelTrainer::gather_records(const std::vector<RankStepRecord>& mine) {
