@@ -23,6 +23,7 @@ struct Queues {
 
   struct InFlight {
     double arrival, first_byte;
+    double ingress;  // the receiver's NIC cap for this message, seconds per byte (0: none)
   };
   // The sender's side of M, ready at READY; moves the sender's round end to its sender free.
   InFlight send(const Message& m, double ready, double round_bytes, std::vector<double>& ends) {
@@ -37,14 +38,13 @@ struct Queues {
     path = depart;
     ends[size_t(m.from)] = std::max(ends[size_t(m.from)], sender_free);
     const double arrival = depart + net.alpha(a, b);
-    return {arrival, arrival - m.bytes * std::max(beta, nic.egress)};
+    return {arrival, arrival - m.bytes * std::max(beta, nic.egress), nic.ingress};
   }
   // The receiver's side: through its ingress NIC, in order of arrival.
-  double receive(const Message& m, const InFlight& f, double round_bytes) {
-    const NicBeta nic = nic_betas(net, ranks[size_t(m.from)], ranks[size_t(m.to)], round_bytes);
-    if (nic.ingress == 0) return f.arrival;  // no ingress cap, no ingress queue (netem's rule)
+  double receive(const Message& m, const InFlight& f) {
+    if (f.ingress == 0) return f.arrival;  // no ingress cap, no ingress queue (netem's rule)
     double& free = ingress_free[size_t(m.to)];
-    free = std::max(f.arrival, std::max(free, f.first_byte) + m.bytes * nic.ingress);
+    free = std::max(f.arrival, std::max(free, f.first_byte) + m.bytes * f.ingress);
     return free;
   }
 };
@@ -63,7 +63,7 @@ void run_round(Queues& q, std::span<const Message> round) {
                    [&](size_t x, size_t y) { return flights[x].arrival < flights[y].arrival; });
   for (size_t i : order) {
     const Message& m = round[i];
-    ends[size_t(m.to)] = std::max(ends[size_t(m.to)], q.receive(m, flights[i], largest));
+    ends[size_t(m.to)] = std::max(ends[size_t(m.to)], q.receive(m, flights[i]));
   }
   q.time = std::move(ends);
 }
