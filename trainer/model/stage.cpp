@@ -363,10 +363,10 @@ void TransformerStage<Real>::init_weights(uint64_t seed) {
 }
 
 template <typename Real>
-std::vector<ParamSegment> TransformerStage<Real>::segments() const {
-  const auto g = param_layout(c_);
+std::vector<ParamSegment> TransformerStage<Real>::run_segments(const GPTConfig& c, const std::vector<ShardRun>& runs) {
+  const auto g = param_layout(c);
   std::vector<ParamSegment> out;
-  for (const ShardRun& r : runs_) {
+  for (const ShardRun& r : runs) {
     const bool decay = g[size_t(r.tensor)].decay;
     if (!out.empty() && out.back().offset + out.back().size == r.local && out.back().decay == decay)
       out.back().size += r.len;

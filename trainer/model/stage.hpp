@@ -114,7 +114,9 @@ class TransformerStage {
   static std::vector<ShardRun> shard_runs(const GPTConfig& c, const StageShard& s,
                                           StageLayout layout = StageLayout::kLayerMajor);
   static size_t shard_size(const GPTConfig& c, const StageShard& s) { return rank_parameters(c, s); }
-  std::vector<ParamSegment> segments() const;  // the local tensor pieces, each with its decay rule
+  std::vector<ParamSegment> segments() const { return run_segments(c_, runs_); }
+  // The local tensor pieces of RUNS, each with its decay rule (adjacent alike ones merged).
+  static std::vector<ParamSegment> run_segments(const GPTConfig& c, const std::vector<ShardRun>& runs);
   // Layer-major only (the pipeline's DP buckets):
   size_t layer_offset(int local_layer) const;  // start of a local layer in the buffer
   size_t lnf_offset() const;                   // start of lnfw (= end of the layers)

@@ -79,16 +79,11 @@ class BackendStage final : public StageCompute {
   BackendStage(std::unique_ptr<Backend> backend, const TrainSettings& s)
       : backend_(std::move(backend)),
         model_(s.model),
-        shard_{0, s.model.n_layer, true, true, 0, 1, false},
-        tokens_(double(s.batch_size) * s.seq_len) {
-    size_t n = 0;
-    for (const ParamTensorInfo& t : param_layout(model_)) {
-      runs_.push_back({int(runs_.size()), t.offset, t.offset, t.size, true});
-      segments_.push_back({t.offset, t.size, t.decay});
-      n += t.size;
-    }
-    num_params_ = n;
-  }
+        shard_(whole_model(s.model)),
+        tokens_(double(s.batch_size) * s.seq_len),
+        num_params_(rank_parameters(model_, shard_)),
+        runs_(StageModel::shard_runs(model_, shard_, StageLayout::kTensorMajor)),
+        segments_(StageModel::run_segments(model_, runs_)) {}
 
   std::string describe() const override { return backend_->describe(); }
   const StageShard& shard() const override { return shard_; }
@@ -143,7 +138,7 @@ class BackendStage final : public StageCompute {
   GPTConfig model_;
   StageShard shard_;
   double tokens_;
-  size_t num_params_ = 0;
+  size_t num_params_;
   std::vector<ShardRun> runs_;
   std::vector<ParamSegment> segments_;
   double norm_ = 0, flops_ = 0;
