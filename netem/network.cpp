@@ -174,19 +174,6 @@ double NetworkModel::ingress_rate(int a, int b) const {
   return host_of(a) == host_of(b) ? nic : std::min(nic, host_ingress(b));
 }
 
-NetworkModel::NicRates NetworkModel::slowest_nic(std::span<const int> ranks) const {
-  NicRates slowest{rate_or_inf(profile_.nic_egress_Bps), rate_or_inf(profile_.nic_ingress_Bps)};
-  if (ranks.size() < 2) return slowest;
-  // Every rank of a group on two hosts or more has a peer on another host.
-  const bool spans_hosts = std::any_of(ranks.begin(), ranks.end(), [&](int r) { return host_of(r) != host_of(ranks[0]); });
-  if (spans_hosts)
-    for (int r : ranks) {
-      slowest.egress = std::min(slowest.egress, host_egress(r));
-      slowest.ingress = std::min(slowest.ingress, host_ingress(r));
-    }
-  return slowest;
-}
-
 int NetworkModel::site_of(int rank) const { return profile_.rank_site.at(size_t(rank)); }
 
 uint64_t NetworkModel::wire_bytes(uint64_t payload) const {

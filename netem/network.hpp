@@ -50,7 +50,6 @@
 // is really busy. With one channel this is exactly the FIFO rule above. Paths are per rank
 // pair, not per channel (a DP and a PP message to one peer queue on one path).
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -123,11 +122,6 @@ class NetworkModel {
   // (nic:, and the host's share when a and b are on different hosts); +infinity if none.
   double egress_rate(int a, int b) const;
   double ingress_rate(int a, int b) const;
-  struct NicRates {
-    double egress, ingress;
-  };
-  // The slowest of those over the messages between any two of RANKS (cost formulas).
-  NicRates slowest_nic(std::span<const int> ranks) const;
   int host_of(int rank) const { return host_[size_t(rank)]; }
 
   const Profile& profile() const { return profile_; }
