@@ -142,6 +142,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   grad_send_.assign(size_t(live_), std::vector<float>(size_t(rows_per_micro_) * s_.seq_len * s_.model.n_embd));
   act_sends_.resize(size_t(live_));
   grad_sends_.resize(size_t(live_));
+  setup_data_and_pp();
   summary_.config_yaml = config_yaml_;
   summary_.num_params = int64_t(num_parameters(s_.model));
   summary_.flops_per_token = flops_per_token(s_.model, s_.seq_len);
@@ -200,16 +201,23 @@ void ParallelTrainer::forward_micro(int m, const int32_t* inputs, const int32_t*
   const size_t btc = size_t(rows_per_micro_) * s_.seq_len * s_.model.n_embd;
   if (act_sends_[size_t(slot)].pending())  // the slot's last activation must be out before it is overwritten
     timeline_->post(Traffic::kPp, [&] { pp.wait(act_sends_[size_t(slot)]); });
-  if (!model.shard().first) pp_recv(bytes_of(model.input(slot), btc), pp.rank() - 1, 2 * m);
+  if (!model.shard().first && pp_codec_) {  // parallel.pp_compress: its message, decoded
+    const std::span<std::byte> wire = pp_codec_->recv_buffer(pp_codec_->forward_bytes(m));
+    pp_recv(wire, pp.rank() - 1, 2 * m);
+    pp_codec_->decode_forward(m, wire, model.input(slot));
+  } else if (!model.shard().first) {
+    pp_recv(bytes_of(model.input(slot), btc), pp.rank() - 1, 2 * m);
+  }
   timeline_->set_phase(Phase::kForward);
   const size_t offset = size_t(m) * rows_per_micro_ * s_.seq_len;
   const float loss = model.forward(slot, inputs + offset, targets + offset, *tp_);
   timeline_->set_phase(Phase::kHarness);
   if (model.shard().last) loss_sum += loss;
-  else
-    timeline_->post(Traffic::kPp, [&] {
-      act_sends_[size_t(slot)] = pp.isend(pp.rank() + 1, bytes_of(model.output(slot), btc), 2 * m);
-    });
+  else {
+    const std::span<const std::byte> wire =
+        pp_codec_ ? pp_codec_->encode_forward(slot, m, model.output(slot)) : bytes_of(model.output(slot), btc);
+    timeline_->post(Traffic::kPp, [&] { act_sends_[size_t(slot)] = pp.isend(pp.rank() + 1, wire, 2 * m); });
+  }
 }
 
 void ParallelTrainer::backward_micro(int m, bool last) {
@@ -217,7 +225,13 @@ void ParallelTrainer::backward_micro(int m, bool last) {
   coll::Communicator& pp = *g_->pp;
   const int slot = m % live_;
   const size_t btc = size_t(rows_per_micro_) * s_.seq_len * s_.model.n_embd;
-  if (!model.shard().last) pp_recv(bytes_of(model.dresidual(), btc), pp.rank() + 1, 2 * m + 1);
+  if (!model.shard().last && pp_codec_) {
+    const std::span<std::byte> wire = pp_codec_->recv_buffer(pp_codec_->backward_bytes());
+    pp_recv(wire, pp.rank() + 1, 2 * m + 1);
+    pp_codec_->decode_backward(wire, model.dresidual());
+  } else if (!model.shard().last) {
+    pp_recv(bytes_of(model.dresidual(), btc), pp.rank() + 1, 2 * m + 1);
+  }
   timeline_->set_phase(Phase::kBackward);
   const float scale = 1.0f / float(layout_.dp * s_.parallel.microbatches);
   // The DP sync fires on the last micro-batch, bucket by bucket as the backward finishes them.
@@ -229,10 +243,10 @@ void ParallelTrainer::backward_micro(int m, bool last) {
   if (model.shard().first) return;
   std::vector<float>& out = grad_send_[size_t(slot)];
   if (grad_sends_[size_t(slot)].pending()) timeline_->post(Traffic::kPp, [&] { pp.wait(grad_sends_[size_t(slot)]); });
-  std::copy_n(model.dresidual(), out.size(), out.begin());
-  timeline_->post(Traffic::kPp, [&] {
-    grad_sends_[size_t(slot)] = pp.isend(pp.rank() - 1, bytes_of(out.data(), out.size()), 2 * m + 1);
-  });
+  if (!pp_codec_) std::copy_n(model.dresidual(), out.size(), out.begin());
+  const std::span<const std::byte> wire =
+      pp_codec_ ? pp_codec_->encode_backward(slot, m, model.dresidual()) : bytes_of(out.data(), out.size());
+  timeline_->post(Traffic::kPp, [&] { grad_sends_[size_t(slot)] = pp.isend(pp.rank() - 1, wire, 2 * m + 1); });
 }
 
 void ParallelTrainer::wait_sends() {
@@ -270,8 +284,13 @@ double ParallelTrainer::sum_over_world(std::span<double> values) {
 RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   Timeline& tl = *timeline_;
   tl.start_step(world_.rank(), step_);
-  train_split_.batch(s_.seed, uint64_t(step_), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp, inputs_.data(),
-                     targets_.data());
+  if (sampler_)
+    sampler_->batch(s_.seed, uint64_t(step_), s_.batch_size, coord_.dp, layout_.dp, inputs_.data(), targets_.data(),
+                    sample_ids_.data());
+  else
+    train_split_.batch(s_.seed, uint64_t(step_), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp, inputs_.data(),
+                       targets_.data());
+  if (pp_codec_) pp_codec_->begin_step(step_, sample_ids_);
   model_->zero_grad();
   sync_->begin_step();
   float loss_sum = 0;
@@ -394,8 +413,9 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
     if (root) log_ << "checkpoint " << s_.checkpoint_path << "\n";
   }
   summary_.rank_steps = gather_records(mine);
+  const std::string buffers = pp_buffer_report();
   if (root) {
-    log_ << rank_table(summary_.rank_steps);
+    log_ << rank_table(summary_.rank_steps) << buffers;
     const std::string results = s_.results_path.empty() ? default_results_path() : s_.results_path;
     write_train_results(results, summary_);
     log_ << "results " << results << "\n";
@@ -406,6 +426,7 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
 double ParallelTrainer::validate() {
   const int M = s_.parallel.microbatches;
   double total = 0;
+  if (pp_codec_) pp_codec_->begin_validation();
   for (int i = 0; i < s_.val_batches; ++i) {
     val_split_.batch(s_.seed ^ kValSeedSalt, uint64_t(i), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp,
                      inputs_.data(), targets_.data());
@@ -490,12 +511,20 @@ std::vector<float> ParallelTrainer::gather_params() {
 void ParallelTrainer::save(const std::string& path) {
   CheckpointState ck;
   gather_state(&ck.params, &ck.adam_m, &ck.adam_v);
+  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
+    ck.pp_buffers = gather_pp_buffers(world_, layout_, placement_, coord_, *pp_codec_,
+                                      stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers));
   if (world_.rank() != 0) return;
   ck.model = s_.model;
   ck.step = step_;
   ck.seed = s_.seed;
   ck.data_cursor = uint64_t(step_);
   ck.config_yaml = config_yaml_;
+  if (sampler_) {
+    const EpochCursor at = sampler_->cursor(uint64_t(step_), s_.batch_size);
+    ck.sampler = s_.sampler, ck.epoch_samples = sampler_->size(), ck.epoch = at.epoch, ck.epoch_position = at.position;
+  }
+  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd") ck.pp_compress = "aqsgd", ck.pp_buffer_width = int64_t(pp_codec_->row_values());
   save_checkpoint(path, ck);
 }
 
@@ -515,6 +544,13 @@ void ParallelTrainer::resume(const std::string& path) {
     std::copy_n(ck.adam_v.begin() + ptrdiff_t(r.global), r.len, v.begin() + ptrdiff_t(r.local));
   }
   model_->set_state(p, sync_->shard_state(m), sync_->shard_state(v));
+  if (ck.sampler != s_.sampler || (sampler_ && ck.epoch_samples != sampler_->size()))
+    throw UsageError(path + ": checkpoint drew its batches with data.sampler = " + ck.sampler +
+                     (ck.sampler == "epoch" ? " of " + std::to_string(ck.epoch_samples) + " samples" : "") +
+                     "; this run's data.sampler / data.epoch_samples differ: the data order would not continue");
+  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
+    load_pp_buffers(ck, path, *pp_codec_, stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers),
+                    coord_.pp);
   step_ = ck.step;
   if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
 }

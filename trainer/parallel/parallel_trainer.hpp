@@ -22,8 +22,10 @@
 #include "communicator.hpp"
 #include "config.hpp"
 #include "data/dataset.hpp"
+#include "data/epoch_sampler.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/grid.hpp"
+#include "parallel/pp_compress.hpp"
 #include "parallel/schedule.hpp"
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
@@ -98,6 +100,13 @@ class ParallelTrainer {
   std::vector<coll::Request> act_sends_, grad_sends_;  // per slot
   int64_t step_ = 0;
   TrainRunSummary summary_;
+  // data.sampler = epoch (null: windows) and its rows' sample ids; parallel.pp_compress
+  // (null: none) on the stage boundaries' sends and receives.
+  std::unique_ptr<EpochSampler> sampler_;
+  std::vector<uint32_t> sample_ids_;
+  std::unique_ptr<PpCompressor> pp_codec_;
+  void setup_data_and_pp();
+  std::string pp_buffer_report();
 };
 
 }  // namespace dtb::par

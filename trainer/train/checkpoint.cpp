@@ -32,6 +32,67 @@ GPTConfig read_model_shape(const h5::File& f) {
   return c;
 }
 
+void write_epoch_cursor(h5::File& f, const CheckpointState& s) {
+  if (s.sampler == "windows") return;  // windows checkpoints stay as they were
+  f.set_attr("/", "data.sampler", s.sampler);
+  f.set_attr("/", "data.epoch_samples", int64_t(s.epoch_samples));
+  f.set_attr("/", "data.epoch", int64_t(s.epoch));
+  f.set_attr("/", "data.epoch_position", int64_t(s.epoch_position));
+}
+
+void read_epoch_cursor(const h5::File& f, CheckpointState& s) {
+  if (!f.has_attr("/", "data.sampler")) return;
+  s.sampler = f.attr_string("/", "data.sampler");
+  s.epoch_samples = uint64_t(f.attr_int("/", "data.epoch_samples"));
+  s.epoch = uint64_t(f.attr_int("/", "data.epoch"));
+  s.epoch_position = uint64_t(f.attr_int("/", "data.epoch_position"));
+}
+
+void write_pp_buffers(h5::File& f, const CheckpointState& s) {
+  if (s.pp_compress != "aqsgd") return;
+  f.set_attr("/", "pp_compress", s.pp_compress);
+  f.set_attr("/", "pp_buffer_width", s.pp_buffer_width);
+  std::vector<int64_t> layers, counts;
+  std::vector<uint32_t> ids;
+  std::vector<float> values;
+  for (const PpBufferSet& b : s.pp_buffers) {
+    layers.push_back(b.layer);
+    counts.push_back(int64_t(b.ids.size()));
+    ids.insert(ids.end(), b.ids.begin(), b.ids.end());
+    values.insert(values.end(), b.values.begin(), b.values.end());
+  }
+  f.write<int64_t>("pp_buffers/layers", layers);
+  f.write<int64_t>("pp_buffers/counts", counts);
+  if (ids.empty()) return;  // no sample has crossed yet
+  f.write<uint32_t>("pp_buffers/ids", ids);
+  f.write<float>("pp_buffers/values", values);
+}
+
+void read_pp_buffers(const h5::File& f, CheckpointState& s) {
+  if (!f.has_attr("/", "pp_compress")) return;
+  s.pp_compress = f.attr_string("/", "pp_compress");
+  s.pp_buffer_width = f.attr_int("/", "pp_buffer_width");
+  const std::vector<int64_t> layers = f.read<int64_t>("pp_buffers/layers");
+  const std::vector<int64_t> counts = f.read<int64_t>("pp_buffers/counts");
+  const bool any = f.exists("pp_buffers/ids");
+  const std::vector<uint32_t> ids = any ? f.read<uint32_t>("pp_buffers/ids") : std::vector<uint32_t>{};
+  const std::vector<float> values = any ? f.read<float>("pp_buffers/values") : std::vector<float>{};
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  if (layers.size() != counts.size() || size_t(total) != ids.size() ||
+      values.size() != ids.size() * size_t(s.pp_buffer_width))
+    throw UsageError(f.path() + ": pp_buffers/* do not agree in size (layers, counts, ids, values x width)");
+  size_t at = 0;
+  for (size_t b = 0; b < layers.size(); ++b) {
+    PpBufferSet set{layers[b], {}, {}};
+    set.ids.assign(ids.begin() + ptrdiff_t(at), ids.begin() + ptrdiff_t(at) + counts[b]);
+    const size_t w = size_t(s.pp_buffer_width);
+    set.values.assign(values.begin() + ptrdiff_t(at * w), values.begin() + ptrdiff_t((at + size_t(counts[b])) * w));
+    at += size_t(counts[b]);
+    s.pp_buffers.push_back(std::move(set));
+  }
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const CheckpointState& s) {
@@ -46,6 +107,8 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   f.write<float>("adam/m", s.adam_m);
   f.write<float>("adam/v", s.adam_v);
   f.write_string("config", s.config_yaml);
+  write_epoch_cursor(f, s);
+  write_pp_buffers(f, s);
   f.commit();
 }
 
@@ -65,6 +128,8 @@ CheckpointState load_checkpoint(const std::string& path) {
   s.adam_m = f.read<float>("adam/m");
   s.adam_v = f.read<float>("adam/v");
   s.config_yaml = f.read_string("config");
+  read_epoch_cursor(f, s);
+  read_pp_buffers(f, s);
   const size_t n = num_parameters(s.model);
   if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
     throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");

@@ -6,6 +6,14 @@
 //   seed, data_cursor (the next global batch index), the model shape (model.*).
 // The data loader is counter-based: (seed, data_cursor) is its whole random state, and
 // training draws no other random numbers, so that pair is the RNG state.
+// Runs with data.sampler = epoch also record data.sampler, data.epoch_samples and where the
+// cursor falls (data.epoch, data.epoch_position: informative, both follow from the cursor).
+// Runs with parallel.pp_compress = aqsgd also hold AQ-SGD's buffers (pp_compress.hpp), one
+// set per pipeline boundary, named by the layers before it (the stage split's cut):
+//   /pp_buffers/layers, /pp_buffers/counts   int64 per boundary: its cut, its samples
+//   /pp_buffers/ids, /pp_buffers/values      uint32 sample ids, float32 (count, T x C) rows,
+//                                            the boundaries one after another
+//   root attributes: pp_compress = "aqsgd", pp_buffer_width (T x C)
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,6 +22,13 @@
 
 namespace dtb {
 
+// AQ-SGD's m(x_i) of one pipeline boundary: LAYER layers before it; per id, T x C values.
+struct PpBufferSet {
+  int64_t layer = 0;
+  std::vector<uint32_t> ids;
+  std::vector<float> values;  // (ids.size(), width)
+};
+
 struct CheckpointState {
   GPTConfig model;
   int64_t step = 0;         // optimizer steps already taken
@@ -21,6 +36,11 @@ struct CheckpointState {
   uint64_t data_cursor = 0; // next global batch index
   std::vector<float> params, adam_m, adam_v;
   std::string config_yaml;
+  std::string sampler = "windows";  // data.sampler
+  uint64_t epoch_samples = 0, epoch = 0, epoch_position = 0;  // sampler = epoch only
+  std::string pp_compress = "none";  // "aqsgd": the buffers below are saved
+  int64_t pp_buffer_width = 0;       // T x C
+  std::vector<PpBufferSet> pp_buffers;
 };
 
 // Written to a temporary name, flushed and renamed.

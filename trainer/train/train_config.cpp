@@ -19,6 +19,10 @@ std::vector<KeySpec> train_schema() {
       {"model.tie_embeddings", K::kBool, "true", 0, 0, {},
        "wte is also the LM head (GPT-2); false: the last stage has its own lm_head (DT-FM), no tied sync"},
       {"data.path", K::kString, "data/fortunes.h5", 1, 0, {}, "token dataset (dtbench prepare)"},
+      {"data.sampler", K::kChoice, "windows", 0, 0, {"windows", "epoch"},
+       "windows: a fresh random window per row; epoch: a fixed set of sequences with ids, shuffled per epoch"},
+      {"data.epoch_samples", K::kInt, "0", 0, kMaxInt, {},
+       "data.sampler=epoch: sequences per epoch, the first N disjoint windows (0 = all that fit)"},
       {"train.batch_size", K::kInt, "8", 1, 1048576, {}, "global batch B, in sequences"},
       {"train.seq_len", K::kInt, "64", 1, 65536, {}, "sequence length T (<= model.n_ctx)"},
       {"train.steps", K::kInt, "300", 0, kMaxInt, {}, "optimizer steps"},
@@ -54,6 +58,14 @@ std::vector<KeySpec> train_schema() {
       {"parallel.zero1", K::kBool, "false", 0, 0, {}, "ZeRO-1: AdamW moments sharded across DP ranks"},
       {"parallel.vocab_parallel", K::kBool, "false", 0, 0, {},
        "embedding and LM head split by vocabulary rows across TP ranks, with a parallel cross-entropy"},
+      {"parallel.pp_compress", K::kChoice, "none", 0, 0, {"none", "directq", "aqsgd"},
+       "pipeline-boundary compression: directq quantizes activations, aqsgd their change per sample (needs data.sampler=epoch)"},
+      {"parallel.pp_fw_bits", K::kInt, "4", 2, 32, {}, "parallel.pp_compress: bits per forward activation value"},
+      {"parallel.pp_bw_bits", K::kInt, "8", 2, 32, {}, "parallel.pp_compress: bits per backward gradient value"},
+      {"parallel.pp_warmup_steps", K::kInt, "0", 0, kMaxInt, {},
+       "parallel.pp_compress: first steps sent in fp32 (aqsgd fills its buffers)"},
+      {"parallel.pp_rounding", K::kChoice, "nearest", 0, 0, {"nearest", "stochastic"},
+       "parallel.pp_compress: round to nearest even, or stochastically (seeded by train.seed)"},
       {"parallel.placement", K::kString, "", 1, 0, {},
        "placement YAML: ranks (grid order), sites (per rank) ('' = identity)"},
       {"net.profile", K::kString, "", 1, 0, {}, "network profile configs/net/*.yaml ('' = unshaped)"},
@@ -106,6 +118,26 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.device_efficiency = c.get_float("device.efficiency");
   p.device_memory_gbs = c.get_float("device.memory_gbs");
   p.mfu_peak_gflops = c.get_float("device.mfu_peak_gflops");
+  p.pp_compress = c.get_string("parallel.pp_compress");
+  p.pp_fw_bits = static_cast<int>(c.get_int("parallel.pp_fw_bits"));
+  p.pp_bw_bits = static_cast<int>(c.get_int("parallel.pp_bw_bits"));
+  p.pp_warmup_steps = static_cast<int>(c.get_int("parallel.pp_warmup_steps"));
+  p.pp_rounding = c.get_string("parallel.pp_rounding");
+}
+
+// Pipeline compression needs a pipeline, and AQ-SGD samples that come back (ids), on one
+// replica: the epoch shuffle moves a sample between DP replicas, whose buffers are their own.
+void check_pp_compress(const Config& c, const TrainSettings& s) {
+  const ParallelSettings& p = s.parallel;
+  if (p.pp_compress == "none") return;
+  if (p.pp < 2)
+    c.fail_constraint("parallel.pp_compress", p.pp_compress + " compresses pipeline boundaries: needs parallel.pp >= 2");
+  if (p.pp_compress != "aqsgd") return;
+  if (s.sampler != "epoch")
+    c.fail_constraint("parallel.pp_compress", "aqsgd keeps a buffer per training sample: needs data.sampler = epoch");
+  if (p.dp != 1)
+    c.fail_constraint("parallel.pp_compress", "aqsgd needs parallel.dp = 1 (the epoch shuffle moves samples "
+                                              "between replicas, and each replica's buffers are its own)");
 }
 
 // device.backend = cuda runs one stage holding every layer (parallel/stage_compute.hpp,
@@ -205,8 +237,11 @@ TrainSettings train_settings(const Config& c) {
   s.optim.grad_clip = c.get_float("optim.grad_clip");
 
   s.threads_set = c.origin("train.threads") != "default";
+  s.sampler = c.get_string("data.sampler");
+  s.epoch_samples = c.get_int("data.epoch_samples");
   read_parallel(c, s);
   check_layout(c, s);
+  check_pp_compress(c, s);
   if (s.model.n_embd % s.model.n_head != 0)
     c.fail_constraint("model.n_head", "must divide model.n_embd = " +
                                           std::to_string(s.model.n_embd));

@@ -35,6 +35,10 @@ struct ParallelSettings {
   double device_efficiency = 1;    // fraction of the peak the kernels reach
   double device_memory_gbs = 0;    // device model memory bandwidth, GB/s (0: optimizer free)
   double mfu_peak_gflops = 0;      // per-rank peak for MFU (0: device_gflops; both 0: n/a)
+  // Pipeline-boundary compression (parallel/pp_compress.hpp): none | directq | aqsgd.
+  std::string pp_compress = "none";
+  int pp_fw_bits = 4, pp_bw_bits = 8, pp_warmup_steps = 0;
+  std::string pp_rounding = "nearest";  // nearest | stochastic
   int world() const { return dp * pp * tp; }
 };
 
@@ -50,6 +54,8 @@ struct TrainSettings {
   bool threads_set = false;  // train.threads given explicitly (not the default)
   std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
+  std::string sampler = "windows";  // data.sampler: windows | epoch (data/epoch_sampler.hpp)
+  int64_t epoch_samples = 0;        // data.epoch_samples: sequences per epoch (0 = all)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,

@@ -1,0 +1,45 @@
+// The training loop's data sampler and pipeline-boundary compression (issue 11): set up
+// from the config, and the buffers' memory reported. The hooks themselves sit in
+// parallel_trainer.cpp's forward_micro / backward_micro, train_step, save and resume.
+#include <cstdio>
+
+#include "parallel/parallel_trainer.hpp"
+
+namespace dtb::par {
+
+void ParallelTrainer::setup_data_and_pp() {
+  if (s_.sampler == "epoch") {
+    sampler_ = std::make_unique<EpochSampler>(train_split_, s_.seq_len, s_.epoch_samples);
+    sample_ids_.resize(size_t(rows_per_dp_));
+  }
+  const ParallelSettings& p = s_.parallel;
+  if (p.pp_compress == "none") return;  // today's wire: no codec at all
+  PpCompressSettings c;
+  c.mode = parse_pp_mode(p.pp_compress);
+  c.fw_bits = p.pp_fw_bits, c.bw_bits = p.pp_bw_bits, c.warmup_steps = p.pp_warmup_steps;
+  c.stochastic = p.pp_rounding == "stochastic";
+  c.seed = s_.seed;
+  pp_codec_ = std::make_unique<PpCompressor>(c, rows_per_micro_, s_.seq_len, s_.model.n_embd, live_, coord_.pp,
+                                             layout_.pp);
+}
+
+// Collective. Rank 0's line: what the pipeline boundaries sent and AQ-SGD's buffers' memory
+// (every rank's buffers, both ends of every boundary; "" without compression).
+std::string ParallelTrainer::pp_buffer_report() {
+  if (!pp_codec_) return "";
+  const int64_t mine = int64_t(pp_codec_->buffer_bytes());
+  const int64_t total = world_.untimed_sum(mine);
+  const double most = world_.untimed_max(double(mine));
+  const ParallelSettings& p = s_.parallel;
+  char buf[300];
+  std::snprintf(buf, sizeof buf,
+                "pp_compress %s: fw %d bits, bw %d bits, %d warm-up steps, %s rounding; buffers %.2f MiB on the "
+                "fullest rank, %.2f MiB over the world (%zu of %llu samples at this rank's boundaries)\n",
+                p.pp_compress.c_str(), p.pp_fw_bits, p.pp_bw_bits, p.pp_warmup_steps, p.pp_rounding.c_str(),
+                most / 1048576.0, double(total) / 1048576.0,
+                std::max(pp_codec_->sent().size(), pp_codec_->received().size()),
+                static_cast<unsigned long long>(sampler_ ? sampler_->size() : 0));
+  return buf;
+}
+
+}  // namespace dtb::par
