@@ -47,7 +47,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
-    "parallel.placement", "parallel.zero1", "model.tie_embeddings"};
+    "parallel.placement", "parallel.zero1", "model.tie_embeddings",
+    "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -177,6 +178,9 @@ SimSettings sim_settings(const Config& c) {
   s.param_precision = parse_precision(c.get_string("precision.params"));
   s.grad_precision = parse_precision(c.get_string("precision.grads"));
   s.vocab_parallel = c.get_bool("parallel.vocab_parallel");
+  s.pp_compress = c.get_string("parallel.pp_compress");
+  s.pp_fw_bits = int(c.get_int("parallel.pp_fw_bits"));
+  s.pp_bw_bits = int(c.get_int("parallel.pp_bw_bits"));
   read_dp_sync(c, s);
   check_layout(c, s);
   return s;

@@ -55,6 +55,8 @@ struct SimSettings {
   int dp_servers = 1;          // net.servers: ps shards
   int dp_rounds = 10;          // net.rounds: gossip
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
+  std::string pp_compress = "none";  // parallel.pp_compress: none | directq | aqsgd
+  int pp_fw_bits = 4, pp_bw_bits = 8;  // parallel.pp_fw_bits / pp_bw_bits
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

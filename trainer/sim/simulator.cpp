@@ -9,6 +9,7 @@
 #include "algorithms.hpp"
 #include "codec.hpp"
 #include "network.hpp"
+#include "parallel/pp_compress.hpp"
 #include "sim/collective_model.hpp"
 #include "sim/model_costs.hpp"
 #include "sim/paths.hpp"
@@ -49,6 +50,14 @@ struct Context {
 
   double micro_tokens() const { return double(s.micro_batch()) * s.seq_len; }
   double activation_message() const { return micro_tokens() * s.model.n_embd * act_bytes; }
+  // One pipeline message: the activation (FORWARD) or its gradient, as precision.compute
+  // stores it, or parallel.pp_compress's wire in steady state (after the warm-up and the
+  // first epoch, every sample quantized): the trainer's own count, pp_compress.hpp.
+  double pp_message(bool forward) const {
+    if (s.pp_compress == "none") return activation_message();
+    const int bits = forward ? s.pp_fw_bits : s.pp_bw_bits;
+    return double(par::pp_wire_bytes(size_t(s.micro_batch()), 0, s.seq_len, s.model.n_embd, bits));
+  }
   // Seconds for FLOPS_PER_TOKEN of one micro-batch.
   double compute(double flops_per_token) const { return flops_per_token * micro_tokens() / rate; }
   // Gradient bytes on the wire for ELEMENTS values: the codec's encoded size, or raw.
@@ -209,7 +218,7 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
     int a = c.rank(t, dp, st), b = c.rank(t, dp, st + 1);
     if (!forward) std::swap(a, b);
     worst.latency = std::max(worst.latency, c.net.alpha(a, b));
-    worst.serialize = std::max(worst.serialize, c.activation_message() * c.net.beta(a, b));
+    worst.serialize = std::max(worst.serialize, c.pp_message(forward) * c.net.beta(a, b));
   }
   return worst;
 }
@@ -485,8 +494,8 @@ void count_traffic(const Context& c, SimResult& r) {
     for (int t = 0; t < c.g.tp; ++t) {
       for (int st = 0; st + 1 < c.g.pp; ++st) {
         const int a = c.rank(t, d, st), b = c.rank(t, d, st + 1);
-        pp += coll::p2p_traffic(c.net, a, b, m * c.activation_message());
-        pp += coll::p2p_traffic(c.net, b, a, m * c.activation_message());
+        pp += coll::p2p_traffic(c.net, a, b, m * c.pp_message(true));
+        pp += coll::p2p_traffic(c.net, b, a, m * c.pp_message(false));
       }
       if (c.g.pp > 1 && c.s.model.tie_embeddings) {
         const int pair[2] = {c.rank(t, d, 0), c.rank(t, d, c.g.pp - 1)};
