@@ -272,6 +272,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   tl.start_step(world_.rank(), step_);
   train_split_.batch(s_.seed, uint64_t(step_), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp, inputs_.data(),
                      targets_.data());
+  if (hooks_) hooks_->after_batch(*this, inputs_, targets_);
   model_->zero_grad();
   sync_->begin_step();
   float loss_sum = 0;
@@ -379,7 +380,9 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {
     StepRecord r{};
+    if (hooks_) hooks_->before_step(*this);
     mine.push_back(train_step(r));
+    if (hooks_) hooks_->after_step(*this);
     summary_.steps.push_back(r);
     if (root && (step_ % s_.log_every == 0 || step_ == s_.steps)) log_ << step_line(r, mine.back()) << "\n";
     if (s_.val_every > 0 && (step_ % s_.val_every == 0 || step_ == s_.steps)) {
@@ -397,10 +400,20 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   if (root) {
     log_ << rank_table(summary_.rank_steps);
     const std::string results = s_.results_path.empty() ? default_results_path() : s_.results_path;
+    if (hooks_) hooks_->before_results(summary_);
     write_train_results(results, summary_);
     log_ << "results " << results << "\n";
   }
   return summary_;
+}
+
+void ParallelTrainer::run_steps(int64_t until) {
+  while (step_ < until) {
+    StepRecord r{};
+    if (hooks_) hooks_->before_step(*this);
+    train_step(r);
+    if (hooks_) hooks_->after_step(*this);
+  }
 }
 
 double ParallelTrainer::validate() {
@@ -487,20 +500,28 @@ std::vector<float> ParallelTrainer::gather_params() {
   return p;
 }
 
-void ParallelTrainer::save(const std::string& path) {
+CheckpointState ParallelTrainer::checkpoint_state() {
   CheckpointState ck;
   gather_state(&ck.params, &ck.adam_m, &ck.adam_v);
-  if (world_.rank() != 0) return;
   ck.model = s_.model;
   ck.step = step_;
   ck.seed = s_.seed;
   ck.data_cursor = uint64_t(step_);
   ck.config_yaml = config_yaml_;
-  save_checkpoint(path, ck);
+  return ck;
+}
+
+void ParallelTrainer::save(const std::string& path) {
+  const CheckpointState ck = checkpoint_state();
+  if (world_.rank() == 0) save_checkpoint(path, ck);
 }
 
 void ParallelTrainer::resume(const std::string& path) {
-  CheckpointState ck = load_checkpoint(path);
+  restore(load_checkpoint(path), path);
+  if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
+}
+
+void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path) {
   const GPTConfig& a = ck.model;
   const GPTConfig& b = s_.model;
   if (a != b)
@@ -516,7 +537,6 @@ void ParallelTrainer::resume(const std::string& path) {
   }
   model_->set_state(p, sync_->shard_state(m), sync_->shard_state(v));
   step_ = ck.step;
-  if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
 }
 
 }  // namespace dtb::par

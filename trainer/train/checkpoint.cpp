@@ -46,6 +46,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   f.write<float>("adam/m", s.adam_m);
   f.write<float>("adam/v", s.adam_v);
   f.write_string("config", s.config_yaml);
+  for (const auto& [name, value] : s.attrs) f.set_attr("/", name, value);
   f.commit();
 }
 

@@ -8,6 +8,7 @@
 // training draws no other random numbers, so that pair is the RNG state.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/gpt2.hpp"
@@ -21,6 +22,8 @@ struct CheckpointState {
   uint64_t data_cursor = 0; // next global batch index
   std::vector<float> params, adam_m, adam_v;
   std::string config_yaml;
+  // More string attributes of the root, written as given (verify/: the state's hash).
+  std::vector<std::pair<std::string, std::string>> attrs;
 };
 
 // Written to a temporary name, flushed and renamed.
