@@ -101,7 +101,7 @@ TEST_CASE("the hasher is libsodium's BLAKE2b-256 over a length-prefixed domain",
   CHECK_THROWS_AS(dtb::verify::from_hex("xyz"), dtb::UsageError);
 }
 
-TEST_CASE("Merkle roots equal hand-built trees; every proof verifies, tampered ones fail", "[verify]") {
+TEST_CASE("Merkle roots equal hand-built trees, every proof verifies and tampered ones fail", "[verify]") {
   using namespace dtb::verify;
   std::vector<Digest> leaves;
   for (int i = 0; i < 9; ++i) leaves.push_back(Hasher("leaf").u64(uint64_t(i)).finish());
@@ -153,7 +153,8 @@ TEST_CASE("commitments change no number: a run with them is bitwise the run with
   const auto c = dtb::verify::Commitment::read((scratch() / "on.h5").string());
   CHECK(c.state.size() == 13);
   CHECK(c.checkpoint_steps == std::vector<int64_t>{0, 4, 8, 12});
-  CHECK(c.op_names.size() == 1 + 2 + 1 + 1 + 2 + 2);  // embed, 2 blocks, logits, head bwd, 2 blocks bwd, grads, update
+  // tokens, embedding, 2 blocks, logits, head backward, 2 blocks backward, gradients, update
+  CHECK(c.op_names.size() == 1 + 1 + 2 + 1 + 1 + 2 + 2);
   for (int64_t s : c.checkpoint_steps) {
     const auto ck = dtb::load_checkpoint(dtb::verify::segment_checkpoint_path(c.checkpoint_dir, s));
     CHECK(dtb::verify::state_hash(ck, c.config_digest) == c.state[size_t(s)]);
@@ -180,7 +181,7 @@ TEST_CASE("every cheat is caught at p = 1, and the dispute finds its step and la
   struct Case {
     std::string cheat, op;
   };
-  const Case k = GENERATE(Case{"skip_step", "update (AdamW)"}, Case{"other_data", "microbatch 0: embedding forward"},
+  const Case k = GENERATE(Case{"skip_step", "update (AdamW)"}, Case{"other_data", "batch tokens (inputs, targets)"},
                           Case{"low_precision", "microbatch 0: block 0 forward"},
                           Case{"perturb_param", "update (AdamW)"}, Case{"skip_layer", "microbatch 0: block 1 forward"},
                           Case{"corrupt_checkpoint", ""});
@@ -207,7 +208,7 @@ TEST_CASE("every cheat is caught at p = 1, and the dispute finds its step and la
   CHECK(d.step == 5);
   CHECK(d.step_rounds == 2);  // log2 K for K = 4
   CHECK(d.op == k.op);
-  CHECK(d.op_rounds <= 4);    // ceil(log2(1 + 9 operations))
+  CHECK(d.op_rounds <= 4);    // ceil(log2(1 + 11 operations))
   CHECK(d.referee_seconds <= d.step_seconds);
   // The proofs tie each claim to its root; a tampered one no longer does.
   dtb::verify::MerkleProof bad_proof = d.worker.op_proof;
@@ -220,7 +221,7 @@ TEST_CASE("every cheat is caught at p = 1, and the dispute finds its step and la
   CHECK(dtb::verify::dispute_record(d, w).find(k.op) != std::string::npos);
 }
 
-TEST_CASE("sampling: each segment with probability p; detection follows 1 - (1 - p)^m", "[verify]") {
+TEST_CASE("sampling takes each segment with probability p and detection follows 1 - (1 - p)^m", "[verify]") {
   const auto chosen = dtb::verify::sample_segments(20000, 0.25, 7);
   const double share = double(std::count(chosen.begin(), chosen.end(), true)) / 20000.0;
   CHECK(std::abs(share - 0.25) < 4 * std::sqrt(0.25 * 0.75 / 20000));

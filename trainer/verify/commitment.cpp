@@ -60,8 +60,8 @@ Digest step_leaf(int64_t step, const Digest& state, const Digest& trace_root) {
   return Hasher("dtbench-step-v1").u64(uint64_t(step)).digest(state).digest(trace_root).finish();
 }
 
-Digest op_leaf(int64_t step, size_t index, const std::string& name, const float* data, size_t n) {
-  return Hasher("dtbench-op-v1").u64(uint64_t(step)).u64(index).text(name).floats({data, n}).finish();
+Digest op_leaf(int64_t step, size_t index, const std::string& name, std::span<const std::byte> data) {
+  return Hasher("dtbench-op-v1").u64(uint64_t(step)).u64(index).text(name).bytes(data).finish();
 }
 
 std::string segment_checkpoint_path(const std::string& dir, int64_t step) {

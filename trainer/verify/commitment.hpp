@@ -7,7 +7,9 @@
 // phase); one Merkle root over all leaves; and a checkpoint at every K-th step, from which
 // a verifier re-runs the segment that follows it. Stored as the /verify group of the run's
 // results file (results/README.md) and as attributes of each segment checkpoint.
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,7 +49,7 @@ struct Commitment {
 
 Digest state_hash(const CheckpointState& ck, const Digest& config_digest);
 Digest step_leaf(int64_t step, const Digest& state, const Digest& trace_root);
-Digest op_leaf(int64_t step, size_t index, const std::string& name, const float* data, size_t n);
+Digest op_leaf(int64_t step, size_t index, const std::string& name, std::span<const std::byte> data);
 // DIR/seg-step000010.h5
 std::string segment_checkpoint_path(const std::string& dir, int64_t step);
 

@@ -41,16 +41,15 @@ void Recorder::attach(par::ParallelTrainer& t) {
 
 void Recorder::on_probe(ProbePoint at, int layer, float* data, size_t n) {
   if (!in_step_) return;  // validation's forward passes change no state
-  if (at == ProbePoint::kEmbed && !names_.empty()) ++microbatch_;
-  if (at == ProbePoint::kEmbed && names_.empty()) microbatch_ = 0;
+  if (at == ProbePoint::kEmbed) ++microbatch_;  // each micro-batch's forward starts there
   cheat_.probe(step_, at, layer, data, n);
-  if (v_.trace) record_op(op_name(at, layer, microbatch_), data, n);
+  if (v_.trace) record_op(op_name(at, layer, microbatch_), std::as_bytes(std::span(data, n)));
 }
 
-void Recorder::record_op(const std::string& name, const float* data, size_t n) {
+void Recorder::record_op(const std::string& name, std::span<const std::byte> data) {
   op_seconds_.push_back(seconds_since(last_));
   const Clock::time_point start = Clock::now();
-  ops_.push_back(op_leaf(step_, ops_.size(), name, data, n));
+  ops_.push_back(op_leaf(step_, ops_.size(), name, data));
   names_.push_back(name);
   last_ = Clock::now();
   hashing_ += std::chrono::duration<double>(last_ - start).count();
@@ -64,6 +63,7 @@ void Recorder::before_step(par::ParallelTrainer& t) {
   cheat_.before_step(t);
   step_ = t.step();
   ops_.clear(), names_.clear(), op_seconds_.clear();
+  microbatch_ = -1;
   hashing_ = 0;
   in_step_ = true;
   last_ = Clock::now();
@@ -71,6 +71,10 @@ void Recorder::before_step(par::ParallelTrainer& t) {
 
 void Recorder::after_batch(par::ParallelTrainer& t, std::span<int32_t> inputs, std::span<int32_t> targets) {
   cheat_.after_batch(t, inputs, targets);
+  if (!v_.trace) return;  // the data the step trains on: the first operation of its trace
+  std::vector<int32_t> tokens(inputs.begin(), inputs.end());
+  tokens.insert(tokens.end(), targets.begin(), targets.end());
+  record_op("batch tokens (inputs, targets)", std::as_bytes(std::span(tokens)));
 }
 
 void Recorder::after_step(par::ParallelTrainer& t) {
@@ -78,7 +82,7 @@ void Recorder::after_step(par::ParallelTrainer& t) {
   cheat_.after_step(t);
   if (v_.trace) {  // the step's last two operations: the summed gradient, then the update (below)
     par::StageCompute& s = t.compute();
-    record_op("gradients (after the backward and the DP sum)", s.grads(), s.num_params());
+    record_op("gradients (after the backward and the DP sum)", std::as_bytes(std::span(s.grads(), s.num_params())));
   }
   record_state(t);
 }

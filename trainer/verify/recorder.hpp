@@ -30,7 +30,7 @@ class Recorder final : public par::StepHooks {
  private:
   using Clock = std::chrono::steady_clock;
   void record_state(par::ParallelTrainer& t);
-  void record_op(const std::string& name, const float* data, size_t n);
+  void record_op(const std::string& name, std::span<const std::byte> data);
   void on_probe(ProbePoint at, int layer, float* data, size_t n);
 
   VerifySettings v_;
@@ -39,7 +39,7 @@ class Recorder final : public par::StepHooks {
   Commitment c_;
   bool root_ = false, in_step_ = false;
   int64_t step_ = 0;                     // the step being made
-  int microbatch_ = 0;                   // of the embedding the probe saw last
+  int microbatch_ = -1;                  // the micro-batch the probe is in (its embedding seen last)
   std::vector<Digest> ops_;              // this step's operation hashes so far
   std::vector<std::string> names_;       // and their names
   std::vector<double> op_seconds_;

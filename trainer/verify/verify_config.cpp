@@ -12,7 +12,7 @@ std::vector<KeySpec> key_specs() {
       {"verify.dir", K::kString, "", 1, 0, {},
        "folder of the segment checkpoints ('' = checkpoints/<model.name>-verify)"},
       {"verify.trace", K::kBool, "false", 0, 0, {},
-       "also hash each layer's forward output and backward gradient (the dispute's second phase; one rank)"},
+       "also hash the tokens, each layer's forward output and backward gradient (the dispute's second phase; one rank)"},
       {"verify.cheat", K::kChoice, "none", 0, 0,
        {"none", "skip_step", "other_data", "low_precision", "perturb_param", "skip_layer", "corrupt_checkpoint"},
        "TEST AND EXPERIMENT KNOB: a dishonest worker's cheat at verify.cheat_step, for dtbench verify to catch"},
