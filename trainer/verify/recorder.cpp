@@ -81,6 +81,9 @@ void Recorder::after_step(par::ParallelTrainer& t) {
   in_step_ = false;
   cheat_.after_step(t);
   if (v_.trace) {  // the step's last two operations: the summed gradient, then the update (below)
+    // The trainer has already run the optimizer: the time since the last probe (the last
+    // backward, the DP sum, the norm, AdamW) is charged to both, an upper bound for each.
+    tail_seconds_ = seconds_since(last_);
     par::StageCompute& s = t.compute();
     record_op("gradients (after the backward and the DP sum)", std::as_bytes(std::span(s.grads(), s.num_params())));
   }
@@ -91,14 +94,13 @@ void Recorder::after_step(par::ParallelTrainer& t) {
 // trace, its leaf and, every K steps, the segment checkpoint the verifier starts from.
 void Recorder::record_state(par::ParallelTrainer& t) {
   const Clock::time_point start = Clock::now();
-  const double update_seconds = seconds_since(last_);
   CheckpointState ck = t.checkpoint_state();
   if (!root_) return;
   const Digest state = state_hash(ck, c_.config_digest);
   Digest trace{};
   std::vector<Digest> ops;
   if (v_.trace && !c_.state.empty()) {
-    op_seconds_.push_back(update_seconds);
+    op_seconds_.push_back(tail_seconds_);
     ops = ops_;
     ops.push_back(Hasher("dtbench-op-v1").u64(uint64_t(step_)).u64(ops.size()).text("update (AdamW)").digest(state).finish());
     names_.push_back("update (AdamW)");

@@ -45,6 +45,7 @@ class Recorder final : public par::StepHooks {
   std::vector<double> op_seconds_;
   Clock::time_point last_;               // the end of the last probe: the next op's start
   double hashing_ = 0;                   // this step's hashing time so far
+  double tail_seconds_ = 0;              // from the last backward probe to the step's end
 };
 
 // The recorder a `dtbench train` config asks for (null when verify.segment = 0), attached.
