@@ -9,6 +9,7 @@ PACKAGES=(
   libhdf5-dev                                 # datasets, checkpoints, results
   libcxxopts-dev libyaml-cpp-dev              # command line, configs
   libopenblas-dev                             # sgemm for the CPU kernels
+  libsodium-dev                               # BLAKE2b for verify/ commitments (crypto_generichash)
   catch2                                      # unit tests (v2, header only)
   fortunes                                    # the default text corpus
   gnuplot-nox                                 # plots (dtbench sim sweeps, dtbench report)

@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "communicator.hpp"
 #include "parallel/parallel_trainer.hpp"
+#include "verify/recorder.hpp"
 
 namespace dtb {
 namespace {
@@ -24,6 +25,7 @@ int run(const Config& config, const cxxopts::ParseResult& args, const std::strin
   log << "# resolved config\n" << config.to_yaml() << std::flush;
   par::ParallelTrainer trainer(config, comm, log);
   if (args.count("resume")) trainer.resume(args["resume"].as<std::string>());
+  const auto commitments = verify::attach_recorder(config, trainer);  // verify.segment > 0 only
   trainer.run(command_line);
   return 0;
 }

@@ -10,4 +10,5 @@ int cmd_coll(int argc, char** argv);  // the only one that starts MPI
 int cmd_sim(int argc, char** argv);
 int cmd_run(int argc, char** argv);     // experiments: launches dtbench train / coll as child processes
 int cmd_report(int argc, char** argv);
+int cmd_verify(int argc, char** argv);  // re-executes sampled segments of a committed run (verify/)
 }  // namespace dtb

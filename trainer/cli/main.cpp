@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"sim", "step-time simulator: a training step at any scale on paper; sweeps; the article's arithmetic", dtb::cmd_sim},
     {"run", "run an experiment (configs/experiments/*.yaml): each run under mpirun or srun, then its report", dtb::cmd_run},
     {"report", "tables and figures of a results folder (report.md, SVG)", dtb::cmd_report},
+    {"verify", "verify a committed run: re-execute sampled segments, bisect disputes to the step and layer", dtb::cmd_verify},
 };
 
 std::string usage(const cxxopts::Options& options) {
@@ -42,7 +43,7 @@ int run_main(int argc, char** argv) {
       return c.run(argc - 1, argv + 1);
     }
     throw dtb::UsageError(std::string("dtbench: unknown command '") + argv[1] +
-                          "'; commands: prepare, train, bench, coll, sim, run, report (see dtbench --help)");
+                          "'; commands: prepare, train, bench, coll, sim, run, report, verify (see dtbench --help)");
   }
   cxxopts::Options options("dtbench", "dtbench: reference GPT trainer and decentralized-training benchmark");
   options.custom_help("[--help] [--version] COMMAND [OPTIONS]");

@@ -520,14 +520,21 @@ Real TransformerStage<Real>::forward(int slot, const int32_t* inputs, const int3
   if (shard_.last) check_tokens(targets, "target");
   inputs_[size_t(slot)] = inputs;
   targets_[size_t(slot)] = targets;
-  if (shard_.first) embed(a, inputs, tp);
+  const size_t btc = size_t(BT_) * C_;
+  if (shard_.first) {
+    embed(a, inputs, tp);
+    probe(ProbePoint::kEmbed, -1, a.input, btc);
+  }
   const Real* residual = a.input;
   for (int li = 0; li < Lloc_; ++li) {
     block_forward(a, li, residual, tp);
     residual = block_x(a, li).residual3;
+    probe(ProbePoint::kBlockForward, shard_.layer_begin + li, block_x(a, li).residual3, btc);
   }
   if (!shard_.last) return Real(0);
-  return lm_head_forward(a, residual, targets, tp);
+  const Real loss = lm_head_forward(a, residual, targets, tp);
+  probe(ProbePoint::kLogits, -1, a.logits, size_t(BT_) * (vocab_.hi - vocab_.lo));
+  return loss;
 }
 
 // On entry dresidual is the gradient of the block's output, on exit that of its input. A
@@ -597,10 +604,12 @@ void TransformerStage<Real>::backward(int slot, Real loss_scale, TpReduce& tp,
   };
   if (shard_.last) {
     lm_head_backward(a, slot, loss_scale, tp);
+    probe(ProbePoint::kHeadBackward, -1, dresidual_.data(), dresidual_.size());
     done_from(lnf_offset());
   }
   for (int li = Lloc_ - 1; li >= 0; --li) {
     block_backward(a, li, li == 0 ? a.input : block_x(a, li - 1).residual3, tp);
+    probe(ProbePoint::kBlockBackward, shard_.layer_begin + li, dresidual_.data(), dresidual_.size());
     done_from(layer_offset(li));
   }
   if (shard_.first)

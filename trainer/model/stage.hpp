@@ -60,6 +60,11 @@ VocabSlice vocab_slice(const GPTConfig& c, const StageShard& s);
 
 enum class StageLayout { kLayerMajor, kTensorMajor };
 
+// The points inside a step where a probe (TransformerStage::set_probe) sees a layer's output:
+// the embedding, each block's forward output, the logits, the LM head's input gradient and
+// each block's input gradient (the residual stream's gradient leaving the block).
+enum class ProbePoint { kEmbed, kBlockForward, kLogits, kHeadBackward, kBlockBackward };
+
 // LEN elements of GPT tensor TENSOR at LOCAL in this rank's buffer, GLOBAL in GPT's buffer.
 // OWNED: this rank is the one that counts them (the grad norm, checkpoints): TP-replicated
 // tensors on TP rank 0, the tied wte on the first stage.
@@ -143,6 +148,13 @@ class TransformerStage {
 
   double flops() const { return flops_; }  // FLOPs issued so far (the device-model clock)
 
+  // An observer of each layer's output (verify/ hashes them for its dispute's second phase;
+  // its test-only cheats may alter them in place): LAYER is the global block (-1 outside the
+  // blocks), DATA the (rows, T, C) tensor (the logits: (rows, T, this rank's vocabulary)).
+  // Unset (the default) it is never called, and the numbers are those of a stage without it.
+  using Probe = std::function<void(ProbePoint, int layer, Real* data, size_t n)>;
+  void set_probe(Probe probe) { probe_ = std::move(probe); }
+
   // Elements of the activations (SLOTS micro-batches) and of the activation gradients a
   // stage of this shape allocates (rank_memory's count).
   struct ActivationCount {
@@ -193,6 +205,10 @@ class TransformerStage {
   std::vector<Real> ce_stats_;  // vocabulary-parallel: (TP, B T, 3) cross-entropy statistics
   std::vector<const int32_t*> inputs_, targets_;
   double flops_ = 0;
+  Probe probe_;
+  void probe(ProbePoint at, int layer, Real* data, size_t n) {
+    if (probe_) probe_(at, layer, data, n);
+  }
 };
 
 extern template class TransformerStage<float>;

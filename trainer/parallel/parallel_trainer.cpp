@@ -291,6 +291,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     train_split_.batch(s_.seed, uint64_t(step_), s_.batch_size, s_.seq_len, coord_.dp, layout_.dp, inputs_.data(),
                        targets_.data());
   if (pp_codec_) pp_codec_->begin_step(step_, sample_ids_);
+  if (hooks_) hooks_->after_batch(*this, inputs_, targets_);
   model_->zero_grad();
   sync_->begin_step();
   float loss_sum = 0;
@@ -398,7 +399,9 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {
     StepRecord r{};
+    if (hooks_) hooks_->before_step(*this);
     mine.push_back(train_step(r));
+    if (hooks_) hooks_->after_step(*this);
     summary_.steps.push_back(r);
     if (root && (step_ % s_.log_every == 0 || step_ == s_.steps)) log_ << step_line(r, mine.back()) << "\n";
     if (s_.val_every > 0 && (step_ % s_.val_every == 0 || step_ == s_.steps)) {
@@ -417,10 +420,20 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   if (root) {
     log_ << rank_table(summary_.rank_steps) << buffers;
     const std::string results = s_.results_path.empty() ? default_results_path() : s_.results_path;
+    if (hooks_) hooks_->before_results(summary_);
     write_train_results(results, summary_);
     log_ << "results " << results << "\n";
   }
   return summary_;
+}
+
+void ParallelTrainer::run_steps(int64_t until) {
+  while (step_ < until) {
+    StepRecord r{};
+    if (hooks_) hooks_->before_step(*this);
+    train_step(r);
+    if (hooks_) hooks_->after_step(*this);
+  }
 }
 
 double ParallelTrainer::validate() {
@@ -508,13 +521,12 @@ std::vector<float> ParallelTrainer::gather_params() {
   return p;
 }
 
-void ParallelTrainer::save(const std::string& path) {
+CheckpointState ParallelTrainer::checkpoint_state() {
   CheckpointState ck;
   gather_state(&ck.params, &ck.adam_m, &ck.adam_v);
   if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
     ck.pp_buffers = gather_pp_buffers(world_, layout_, placement_, coord_, *pp_codec_,
                                       stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers));
-  if (world_.rank() != 0) return;
   ck.model = s_.model;
   ck.step = step_;
   ck.seed = s_.seed;
@@ -525,11 +537,20 @@ void ParallelTrainer::save(const std::string& path) {
     ck.sampler = s_.sampler, ck.epoch_samples = sampler_->size(), ck.epoch = at.epoch, ck.epoch_position = at.position;
   }
   if (pp_codec_ && s_.parallel.pp_compress == "aqsgd") ck.pp_compress = "aqsgd", ck.pp_buffer_width = int64_t(pp_codec_->row_values());
-  save_checkpoint(path, ck);
+  return ck;
+}
+
+void ParallelTrainer::save(const std::string& path) {
+  const CheckpointState ck = checkpoint_state();
+  if (world_.rank() == 0) save_checkpoint(path, ck);
 }
 
 void ParallelTrainer::resume(const std::string& path) {
-  CheckpointState ck = load_checkpoint(path);
+  restore(load_checkpoint(path), path);
+  if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
+}
+
+void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path) {
   const GPTConfig& a = ck.model;
   const GPTConfig& b = s_.model;
   if (a != b)
@@ -552,7 +573,6 @@ void ParallelTrainer::resume(const std::string& path) {
     load_pp_buffers(ck, path, *pp_codec_, stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers),
                     coord_.pp);
   step_ = ck.step;
-  if (world_.rank() == 0) log_ << "resumed from " << path << " at step " << step_ << "\n";
 }
 
 }  // namespace dtb::par

@@ -16,6 +16,7 @@
 #include <iosfwd>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "parallel/stage_model.hpp"
 #include "parallel/timeline.hpp"
 #include "profile.hpp"
+#include "train/checkpoint.hpp"
 #include "train/results.hpp"
 #include "train/train_config.hpp"
 
@@ -39,6 +41,19 @@ namespace dtb::par {
 // The network profile of a run (net.profile, or unshaped), with the placement's sites.
 netem::Profile run_profile(const TrainSettings& s, int world_size);
 Placement run_placement(const TrainSettings& s, int world_size);
+
+class ParallelTrainer;
+
+// Observers of a run, called on every rank (verify/: commitments, and its test-only cheats).
+class StepHooks {
+ public:
+  virtual ~StepHooks() = default;
+  virtual void before_step(ParallelTrainer&) {}
+  // The step's tokens, just read (this DP rank's rows): a cheat may replace them.
+  virtual void after_batch(ParallelTrainer&, std::span<int32_t> /*inputs*/, std::span<int32_t> /*targets*/) {}
+  virtual void after_step(ParallelTrainer&) {}  // before validation and checkpoints
+  virtual void before_results(TrainRunSummary&) {}  // rank 0, before the results file is written
+};
 
 class ParallelTrainer {
  public:
@@ -52,12 +67,19 @@ class ParallelTrainer {
   ~ParallelTrainer();
 
   void resume(const std::string& checkpoint_path);  // every rank reads its slices
+  // The same from a state in memory (every rank); SOURCE names it in errors.
+  void restore(const CheckpointState& state, const std::string& source = "checkpoint state");
+  CheckpointState checkpoint_state();                // collective; complete on rank 0
+  void set_hooks(StepHooks* hooks) { hooks_ = hooks; }
+  void run_steps(int64_t until);  // train up to step UNTIL: no logs, validation, checkpoints or results
+  StageCompute& compute() { return *model_; }
   const TrainRunSummary& run(const std::string& command_line);  // the table is complete on rank 0
   double validate();                                // collective; the same on every rank
   void save(const std::string& path);               // collective; rank 0 writes
   std::vector<float> gather_params();               // collective; GPT's layout on rank 0, else empty
   int64_t step() const { return step_; }
   const Coord& coord() const { return coord_; }
+  int world_rank() const { return world_.rank(); }
   const TrainSettings& settings() const { return s_; }
 
  private:
@@ -107,6 +129,7 @@ class ParallelTrainer {
   std::unique_ptr<PpCompressor> pp_codec_;
   void setup_data_and_pp();
   std::string pp_buffer_report();
+  StepHooks* hooks_ = nullptr;
 };
 
 }  // namespace dtb::par

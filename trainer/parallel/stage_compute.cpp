@@ -65,6 +65,7 @@ class CpuStage final : public StageCompute {
     m_ = m;
     v_ = v;
   }
+  void set_probe(StageModel::Probe probe) override { model_.set_probe(std::move(probe)); }
 
  private:
   StageModel model_;
@@ -145,6 +146,10 @@ class BackendStage final : public StageCompute {
 };
 
 }  // namespace
+
+void StageCompute::set_probe(StageModel::Probe) {
+  throw std::logic_error("this device stage has no layer probe (verify.trace needs device.backend = cpu)");
+}
 
 std::unique_ptr<StageCompute> make_backend_stage(std::unique_ptr<Backend> backend, const TrainSettings& s) {
   return std::make_unique<BackendStage>(std::move(backend), s);

@@ -65,6 +65,8 @@ class StageCompute {
   virtual void get_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v) = 0;
   virtual void set_state(const std::vector<float>& params, const std::vector<float>& m,
                          const std::vector<float>& v) = 0;
+  // The stage's layer probe (model/stage.hpp; verify/'s traces): the CPU stage only.
+  virtual void set_probe(StageModel::Probe probe);
 };
 
 // The stage device.backend names, with GPT-2's initial weights from S.seed. ROWS sequences

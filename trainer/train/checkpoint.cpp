@@ -109,6 +109,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   f.write_string("config", s.config_yaml);
   write_epoch_cursor(f, s);
   write_pp_buffers(f, s);
+  for (const auto& [name, value] : s.attrs) f.set_attr("/", name, value);
   f.commit();
 }
 

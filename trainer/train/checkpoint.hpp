@@ -16,6 +16,7 @@
 //   root attributes: pp_compress = "aqsgd", pp_buffer_width (T x C)
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/gpt2.hpp"
@@ -41,6 +42,8 @@ struct CheckpointState {
   std::string pp_compress = "none";  // "aqsgd": the buffers below are saved
   int64_t pp_buffer_width = 0;       // T x C
   std::vector<PpBufferSet> pp_buffers;
+  // More string attributes of the root, written as given (verify/: the state's hash).
+  std::vector<std::pair<std::string, std::string>> attrs;
 };
 
 // Written to a temporary name, flushed and renamed.

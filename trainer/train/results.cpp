@@ -62,6 +62,7 @@ void write_train_results(const std::string& path, const TrainRunSummary& run) {
   f.write<int64_t>("val/step", column(run.val, &ValRecord::step));
   f.write<double>("val/loss", column(run.val, &ValRecord::loss));
   if (!run.rank_steps.empty()) write_rank_steps(f, run);
+  if (run.write_more) run.write_more(f);
   f.commit();
 }
 

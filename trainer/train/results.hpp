@@ -1,10 +1,14 @@
 #pragma once
 // The per-run results file of `dtbench train` (layout in results/README.md, "Training runs").
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace dtb {
+namespace h5 {
+class File;
+}
 
 struct StepRecord {
   int64_t step;        // 0-based optimizer step
@@ -44,6 +48,7 @@ struct TrainRunSummary {
   std::string layout;                      // under MPI: "dp=2 pp=2 tp=2 ..."
   double mfu_peak_gflops = 0;              // under MPI: per rank, what MFU is counted against
   std::string mfu_peak_source;             // where that peak comes from
+  std::function<void(h5::File&)> write_more;  // more groups in the same file (verify/: commitments)
 };
 
 // Written to a temporary name and renamed.

@@ -3,13 +3,14 @@
 #include <algorithm>
 
 #include "cuda/availability.hpp"
+#include "verify/verify_config.hpp"
 
 namespace dtb {
 
 std::vector<KeySpec> train_schema() {
   using K = KeyType;
   const double kMaxInt = 1e9;
-  return {
+  std::vector<KeySpec> keys = {
       {"model.name", K::kString, "tiny", 1, 0, {}, "model name, used in result and checkpoint names"},
       {"model.vocab_size", K::kInt, "256", 2, 16777216, {}, "vocabulary size V"},
       {"model.n_ctx", K::kInt, "64", 1, 65536, {}, "maximum sequence length (position table rows)"},
@@ -91,6 +92,8 @@ std::vector<KeySpec> train_schema() {
       backend_key_spec(),    // device.backend: cpu | cuda (cuda/availability.hpp)
       precision_key_spec(),  // device.precision: fp32 | bf16
   };
+  for (KeySpec& k : verify::key_specs()) keys.push_back(std::move(k));  // verify.* (verify/verify_config.hpp)
+  return keys;
 }
 
 namespace {
@@ -254,6 +257,7 @@ TrainSettings train_settings(const Config& c) {
   s.backend = c.get_string("device.backend");
   s.precision = c.get_string("device.precision");
   check_cuda_layout(c, s);
+  verify::verify_settings(c);  // the verify.* keys, checked here with the rest
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
 }

@@ -1,0 +1,54 @@
+#pragma once
+// The worker's side of verification: a StepHooks (parallel_trainer.hpp) that hashes the
+// state after every step (and, with verify.trace, every layer's output inside the step)
+// into a Commitment (commitment.hpp), writes a checkpoint every K steps, applies the
+// configured cheat, and puts the commitments into the results file. The verifier re-runs
+// segments with the same recorder (no checkpoints, no cheat) and compares.
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "parallel/parallel_trainer.hpp"
+#include "verify/cheat.hpp"
+#include "verify/commitment.hpp"
+
+namespace dtb::verify {
+
+class Recorder final : public par::StepHooks {
+ public:
+  // SAVE_CHECKPOINTS: the worker writes them (into V.dir); a verifier's re-run does not.
+  Recorder(const VerifySettings& v, const Digest& config_digest, int threads, bool save_checkpoints);
+  // Hooks T (and, with traces, its stage's probe). T must outlive the recorder's use.
+  void attach(par::ParallelTrainer& t);
+  const Commitment& commitment() const { return c_; }
+
+  void before_step(par::ParallelTrainer& t) override;
+  void after_batch(par::ParallelTrainer& t, std::span<int32_t> inputs, std::span<int32_t> targets) override;
+  void after_step(par::ParallelTrainer& t) override;
+  void before_results(TrainRunSummary& run) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void record_state(par::ParallelTrainer& t);
+  void record_op(const std::string& name, std::span<const std::byte> data);
+  void on_probe(ProbePoint at, int layer, float* data, size_t n);
+
+  VerifySettings v_;
+  bool save_;
+  Cheat cheat_;
+  Commitment c_;
+  bool root_ = false, in_step_ = false;
+  int64_t step_ = 0;                     // the step being made
+  int microbatch_ = -1;                  // the micro-batch the probe is in (its embedding seen last)
+  std::vector<Digest> ops_;              // this step's operation hashes so far
+  std::vector<std::string> names_;       // and their names
+  std::vector<double> op_seconds_;
+  Clock::time_point last_;               // the end of the last probe: the next op's start
+  double hashing_ = 0;                   // this step's hashing time so far
+  double tail_seconds_ = 0;              // from the last backward probe to the step's end
+};
+
+// The recorder a `dtbench train` config asks for (null when verify.segment = 0), attached.
+std::unique_ptr<Recorder> attach_recorder(const Config& config, par::ParallelTrainer& t);
+
+}  // namespace dtb::verify
