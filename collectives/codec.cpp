@@ -54,6 +54,12 @@ std::unique_ptr<Codec> make_codec(const std::string& spec) {
   bad_codec(spec, "unknown codec");
 }
 
+CodecScope parse_codec_scope(const std::string& name) {
+  if (name == "everywhere") return CodecScope::kEverywhere;
+  if (name == "across_sites") return CodecScope::kAcrossSites;
+  throw UsageError("codec scope '" + name + "': allowed: everywhere, across_sites");
+}
+
 float exact_input(const Codec* codec, int rank, size_t i) {
   if (codec) return codec->exact_input(rank, i);
   // Integers in [-8, 8]: a sum over 8 ranks stays within +-64, exact in fp16 and bf16.

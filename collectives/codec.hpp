@@ -55,12 +55,21 @@ struct CodecState {
   uint64_t calls = 0;           // collective calls so far; advances the random stream
 };
 
+// Where a codec applies. Only the hierarchical allreduce has levels to choose from: with
+// kAcrossSites its trees inside a site move raw fp32 and only the site leaders' ring (the
+// bytes that cross sites) is compressed; every other algorithm compresses every message
+// (the trainer refuses kAcrossSites with them, train_config.cpp).
+enum class CodecScope { kEverywhere, kAcrossSites };
+
 // What a collective call compresses with: CODEC null means raw fp32 (no copies at all);
 // STATE null means no error feedback.
 struct Compression {
   const Codec* codec = nullptr;
   CodecState* state = nullptr;
+  CodecScope scope = CodecScope::kEverywhere;
 };
+// "everywhere" | "across_sites"; anything else throws dtb::UsageError.
+CodecScope parse_codec_scope(const std::string& name);
 
 // "none" (returns null), "fp16", "bf16", "int8[:BUCKET]", "int8sr[:BUCKET]" (stochastic
 // rounding), "topk[:RATIO]", "sign[:BUCKET]". Anything else throws dtb::UsageError.

@@ -47,7 +47,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
-    "parallel.placement", "parallel.zero1", "model.tie_embeddings"};
+    "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
+    "strategy.name",      "strategy.inner_steps"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -85,7 +86,12 @@ void read_dp_sync(const Config& c, SimSettings& s) {
   } catch (const UsageError& e) {
     c.fail_constraint("net.codec", e.what());
   }
+  s.dp_codec_across_sites = c.get_string("net.codec_scope") == "across_sites";
+  if (s.dp_codec_across_sites && s.dp_algo != Algo::kHier)  // as the trainer (train_config.cpp)
+    c.fail_constraint("net.codec_scope", std::string("across_sites needs net.algo = hier, not '") +
+                                             algo_name(s.dp_algo) + "'");
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
+  s.inner_steps = c.get_string("strategy.name") == "diloco" ? int(c.get_int("strategy.inner_steps")) : 0;
   s.dp_servers = int(c.get_int("net.servers"));
   s.dp_rounds = int(c.get_int("net.rounds"));
 }

@@ -51,10 +51,12 @@ struct SimSettings {
             grad_precision = Precision::kFp32;
   Algo dp_algo = Algo::kRing;    // net.algo
   std::string dp_codec = "none";  // net.codec
+  bool dp_codec_across_sites = false;  // net.codec_scope = across_sites (hier: raw trees inside a site)
   double dp_bucket_bytes = 0;  // parallel.bucket_mb; 0 = one bucket: the whole gradient after the backward
   int dp_servers = 1;          // net.servers: ps shards
   int dp_rounds = 10;          // net.rounds: gossip
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
+  int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

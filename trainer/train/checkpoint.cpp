@@ -1,5 +1,6 @@
 #include "train/checkpoint.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -46,6 +47,12 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   f.write<float>("adam/m", s.adam_m);
   f.write<float>("adam/v", s.adam_v);
   f.write_string("config", s.config_yaml);
+  std::string names;
+  for (const auto& [name, values] : s.strategy) {
+    f.write<float>("strategy/" + name, values);
+    names += (names.empty() ? "" : ",") + name;
+  }
+  if (!names.empty()) f.set_attr("/", "strategy_arrays", names);
   f.commit();
 }
 
@@ -65,10 +72,23 @@ CheckpointState load_checkpoint(const std::string& path) {
   s.adam_m = f.read<float>("adam/m");
   s.adam_v = f.read<float>("adam/v");
   s.config_yaml = f.read_string("config");
+  const std::string names = f.has_attr("/", "strategy_arrays") ? f.attr_string("/", "strategy_arrays") : "";
+  for (size_t start = 0; start < names.size();) {
+    const size_t comma = std::min(names.find(',', start), names.size());
+    const std::string name = names.substr(start, comma - start);
+    s.strategy.emplace_back(name, f.read<float>("strategy/" + name));
+    start = comma + 1;
+  }
   const size_t n = num_parameters(s.model);
   if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
     throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");
   return s;
+}
+
+const std::vector<float>* CheckpointState::strategy_array(const std::string& name) const {
+  for (const auto& [n, values] : strategy)
+    if (n == name) return &values;
+  return nullptr;
 }
 
 std::string periodic_checkpoint_path(const std::string& final_path, int64_t step) {

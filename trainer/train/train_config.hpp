@@ -30,12 +30,24 @@ struct ParallelSettings {
   std::string clock = "virtual";   // virtual | wall
   std::string dp_algo = "ring";    // allreduce algorithm of the DP gradient sync
   std::string codec = "none";      // compression of the DP gradient sync
+  std::string codec_scope = "everywhere";  // everywhere | across_sites (net.algo = hier only)
+  bool error_feedback = true;      // net.error_feedback: lossy codecs carry what they lost
   int servers = 1, rounds = 10;    // ps: server shards; gossip: rounds
   double device_gflops = 0;        // device model peak (0: charge measured thread CPU time)
   double device_efficiency = 1;    // fraction of the peak the kernels reach
   double device_memory_gbs = 0;    // device model memory bandwidth, GB/s (0: optimizer free)
   double mfu_peak_gflops = 0;      // per-rank peak for MFU (0: device_gflops; both 0: n/a)
   int world() const { return dp * pp * tp; }
+};
+
+// The DP strategy (strategy.*; parallel/dp_strategy.hpp): ddp syncs gradients every step,
+// diloco takes inner_steps local steps per outer step.
+struct StrategySettings {
+  std::string name = "ddp";      // ddp | diloco
+  int inner_steps = 500;         // H: inner steps per outer step
+  double outer_lr = 0.7;         // the outer Nesterov step's learning rate
+  double outer_momentum = 0.9;   // its momentum mu
+  bool local() const { return name != "ddp"; }  // no per-step gradient sync across DP
 };
 
 struct TrainSettings {
@@ -47,6 +59,7 @@ struct TrainSettings {
   std::string data_path, checkpoint_path, results_path;
   OptimSettings optim;
   ParallelSettings parallel;
+  StrategySettings strategy;
   bool threads_set = false;  // train.threads given explicitly (not the default)
   std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
