@@ -58,7 +58,9 @@ Profile three_sites() {
 
 const size_t kCounts[] = {0, 1, 7, 13, 1031, 65537};
 
-std::vector<std::string> codec_specs() { return {"none", "fp16", "bf16", "int8:64", "int8sr:64", "topk:0.25", "sign:64"}; }
+std::vector<std::string> codec_specs() {
+  return {"none", "fp16", "bf16", "int8:64", "int8sr:64", "int4:64", "topk:0.25", "sign:64"};
+}
 
 // Runs ALGO on CODEC's exact inputs (gossip: the same on every rank); returns the elements
 // that differ from the exactly known result.

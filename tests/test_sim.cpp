@@ -333,6 +333,22 @@ TEST_CASE("DiLoCo: bytes per step H x less than DDP (500x, INTELLECT-1's 400x), 
   }
 }
 
+// Streaming DiLoCo: the same bytes per step on average (F syncs of N / F per H steps);
+// one fragment without overlap is DiLoCo; each sync hidden behind tau steps when those
+// last longer than it (DiLoCo's preset: a fragment of 4 takes about 5 s, 20 steps 7.6 s).
+TEST_CASE("Streaming DiLoCo: DiLoCo's bytes, the outer step hidden behind tau steps", "[sim][diloco][streaming]") {
+  const SimResult d = run({}, "diloco");
+  const SimResult one = run({"strategy.name=streaming_diloco", "strategy.fragments=1", "strategy.overlap_steps=0"}, "diloco");
+  CHECK(one.time.step == d.time.step);
+  CHECK(one.dp_bytes.total() == d.dp_bytes.total());
+  const SimResult hidden =
+      run({"strategy.name=streaming_diloco", "strategy.fragments=4", "strategy.overlap_steps=20"}, "diloco");
+  const SimResult alone = run({"parallel.dp=1", "train.batch_size=64"}, "diloco");
+  CHECK(hidden.dp_bytes.total() == Approx(d.dp_bytes.total()).epsilon(1e-9));
+  CHECK(hidden.time.step == Approx(alone.time.step).epsilon(1e-12));
+  CHECK(hidden.time.dp_total > 0);
+}
+
 TEST_CASE("codec across sites only: hier's trees raw, its leaders' ring compressed", "[sim][scope]") {
   const std::vector<std::string> base = {"parallel.dp=8", "train.batch_size=8", "net.profile=" + two_sites(),
                                          "net.algo=hier", "parallel.bucket_mb=0"};

@@ -261,7 +261,7 @@ void ParallelTrainer::finish_backward() {
     split_pp_wait(wait, coll::ring_allreduce_model(e.network(), e.ranks(), double(n * sizeof(float))));
   }
   sync_->ready(0, model_->grads(), [this](const std::function<void()>& fn) { launch(fn); });
-  timeline_->join();
+  if (!diloco_) timeline_->join();  // DiLoCo's syncs are joined where they land (diloco_step)
 }
 
 // The scalars cross the network as floats, as they always have, so every layout's numbers
@@ -314,7 +314,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     tl.record().dp_total += wait;
     tl.record().dp_exposed += wait;
   }
-  if (diloco_ && diloco_->due(step_ + 1)) outer_step();
+  if (diloco_) diloco_step();
   ++step_;
   const RankStepRecord& t = tl.finish_step();
   const double tokens = double(s_.batch_size) * s_.seq_len;
@@ -324,17 +324,34 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   return t;
 }
 
-// DiLoCo's outer step, on the DP channel, blocking (every worker needs the new anchor
-// before its next inner step): its time is DP time, all of it exposed.
-void ParallelTrainer::outer_step() {
+// DiLoCo's syncs after a step (dp_strategy.hpp). tau = 0 (DiLoCo): blocking on the DP
+// channel, all of it exposed. tau > 0: the pseudo-gradient goes out on the DP channel
+// while the next inner steps compute; tau steps later compute waits for the channel (the
+// part not hidden is exposed) and the outer step lands. Landings first, then new starts.
+void ParallelTrainer::diloco_step() {
   Timeline& tl = *timeline_;
+  const int64_t done = step_ + 1;
+  const int tau = s_.strategy.overlap_steps;
+  const std::span<float> params(model_->params(), model_->num_params());
   constexpr double kOuterBytesPerParam = 8 * sizeof(float);  // anchor, params, momentum, delta: read and written
-  tl.charge_memory(double(model_->num_params()) * kOuterBytesPerParam);
-  const double wait = tl.blocking(Traffic::kDp, [&] {
-    diloco_->outer_step(std::span<float>(model_->params(), model_->num_params()));
-  });
-  tl.record().dp_total += wait;
-  tl.record().dp_exposed += wait;
+  tl.charge_memory(double(params.size()) / diloco_->fragments() * kOuterBytesPerParam);
+  for (int f = 0; f < diloco_->fragments(); ++f)
+    if (tau > 0 && diloco_->lands(done, f)) {
+      tl.join();
+      diloco_->land(f, params);
+    }
+  for (int f = 0; f < diloco_->fragments(); ++f) {
+    if (!diloco_->starts(done, f)) continue;
+    diloco_->take(f, params);
+    if (tau > 0) {
+      launch([this, f] { diloco_->send(f); });
+      continue;
+    }
+    const double wait = tl.blocking(Traffic::kDp, [&] { diloco_->send(f); });
+    tl.record().dp_total += wait;
+    tl.record().dp_exposed += wait;
+    diloco_->land(f, params);
+  }
 }
 
 // ------------------------------------------------------------------ the loop
@@ -578,11 +595,14 @@ std::string worker_array(int worker, const char* what) { return "diloco/worker" 
 void ParallelTrainer::save_strategy(CheckpointState& ck) {
   std::vector<float> p, m, v;
   model_->get_state(&p, &m, &v);
+  if (timeline_->comm_thread()) timeline_->join();  // syncs in flight on the comm thread: their sums are in
   const std::vector<float> residual = diloco_->residual();
-  std::vector<std::vector<float>> shared = gather_worker({&diloco_->anchor(), &diloco_->momentum()}, 0);
+  std::vector<std::vector<float>> shared =
+      gather_worker({&diloco_->anchor(), &diloco_->momentum(), &diloco_->in_flight()}, 0);
   if (world_.rank() == 0) {
     ck.strategy.emplace_back("diloco/anchor", std::move(shared[0]));
     ck.strategy.emplace_back("diloco/outer_momentum", std::move(shared[1]));
+    ck.strategy.emplace_back("diloco/in_flight", std::move(shared[2]));
   }
   for (int d = 0; d < layout_.dp; ++d) {
     std::vector<std::vector<float>> w = gather_worker({&p, &m, &v, &residual}, d);
@@ -611,14 +631,14 @@ void ParallelTrainer::resume_strategy(const CheckpointState& ck, const std::stri
   };
   model_->set_state(localize(array("params", ck.params)), localize(array("adam_m", ck.adam_m)),
                     localize(array("adam_v", ck.adam_v)));
+  const std::vector<float> zeros(model_->num_params(), 0.0f);
   if (!has) {
-    diloco_->restore(localize(ck.params), std::vector<float>(model_->num_params(), 0.0f),
-                     std::vector<float>(model_->num_params(), 0.0f), 0);
+    diloco_->restore(localize(ck.params), zeros, zeros, zeros, step_);
     return;
   }
   diloco_->restore(localize(*ck.strategy_array("diloco/anchor")), localize(*ck.strategy_array("diloco/outer_momentum")),
                    localize(*ck.strategy_array(worker_array(d, "residual"))),
-                   uint64_t(step_ / s_.strategy.inner_steps));
+                   localize(*ck.strategy_array("diloco/in_flight")), step_);
 }
 
 }  // namespace dtb::par

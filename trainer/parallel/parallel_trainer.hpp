@@ -74,8 +74,8 @@ class ParallelTrainer {
   void gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v);
   std::vector<std::vector<float>> gather_worker(const std::vector<const std::vector<float>*>& local, int worker);
   std::vector<float> localize(const std::vector<float>& global) const;
-  // DiLoCo's hooks (dp_strategy.hpp): the outer step, its checkpoint state.
-  void outer_step();
+  // DiLoCo's hooks (dp_strategy.hpp): the fragments' syncs after a step, checkpoint state.
+  void diloco_step();
   void save_strategy(CheckpointState& ck);
   void resume_strategy(const CheckpointState& ck, const std::string& path);
   int grad_replicas() const { return diloco_ ? 1 : layout_.dp; }  // replicas a gradient is averaged over

@@ -48,7 +48,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
     "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
-    "strategy.name",      "strategy.inner_steps"};
+    "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -91,7 +91,12 @@ void read_dp_sync(const Config& c, SimSettings& s) {
     c.fail_constraint("net.codec_scope", std::string("across_sites needs net.algo = hier, not '") +
                                              algo_name(s.dp_algo) + "'");
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
-  s.inner_steps = c.get_string("strategy.name") == "diloco" ? int(c.get_int("strategy.inner_steps")) : 0;
+  const std::string& strategy = c.get_string("strategy.name");
+  s.inner_steps = strategy != "ddp" ? int(c.get_int("strategy.inner_steps")) : 0;
+  if (strategy == "streaming_diloco") {
+    s.fragments = int(c.get_int("strategy.fragments"));
+    s.overlap_steps = int(c.get_int("strategy.overlap_steps"));
+  }
   s.dp_servers = int(c.get_int("net.servers"));
   s.dp_rounds = int(c.get_int("net.rounds"));
 }

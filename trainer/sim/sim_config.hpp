@@ -57,6 +57,8 @@ struct SimSettings {
   int dp_rounds = 10;          // net.rounds: gossip
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
   int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
+  int fragments = 1;            // streaming_diloco: strategy.fragments F
+  int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

@@ -554,25 +554,28 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double s
 // pseudo-gradient (N elements of its stage, the codec's size on the wire) over its DP
 // group, blocking, after the optimizer; amortised over H, per step that adds the slowest
 // group's allreduce time / H to the step and to exposed DP time, and its bytes / H.
+// Streaming DiLoCo: F syncs of N / F elements per H steps, each overlapping tau steps of
+// the step without it: only what exceeds tau steps is exposed.
 void add_outer_step(const Context& c, SimResult& r) {
   if (c.s.inner_steps == 0 || c.g.dp == 1) return;
-  const double h = c.s.inner_steps;
-  double outer = 0;
+  const double h = c.s.inner_steps, f = c.s.fragments;
+  double sync = 0;
   coll::Traffic bytes;
   for (int st = 0; st < c.g.pp; ++st) {
-    const double n = c.model.stages[size_t(st)].buffer.total();
+    const double n = c.model.stages[size_t(st)].buffer.total() / f;
     for (int t = 0; t < c.g.tp; ++t) {
       const std::vector<int> group = c.dp_group(st, t);
-      outer = std::max(outer, allreduce_time(c.net, group, c.dp_spec(n), c.grad_wire(n)));
+      sync = std::max(sync, allreduce_time(c.net, group, c.dp_spec(n), c.grad_wire(n)));
       bytes += allreduce_traffic(c.net, group, c.dp_spec(n), c.grad_wire(n));
     }
   }
+  const double exposed = std::max(0.0, sync - c.s.overlap_steps * r.time.step);
   const double w = c.g.world();
-  r.time.step += outer / h;
-  r.time.dp_exposed += outer / h;
-  r.time.dp_total = outer / h;
-  r.dp_bytes.intra += bytes.intra / w / h;
-  r.dp_bytes.inter += bytes.inter / w / h;
+  r.time.step += f * exposed / h;
+  r.time.dp_exposed += f * exposed / h;
+  r.time.dp_total = f * sync / h;
+  r.dp_bytes.intra += f * bytes.intra / w / h;
+  r.dp_bytes.inter += f * bytes.inter / w / h;
 }
 
 }  // namespace

@@ -68,12 +68,19 @@ std::vector<KeySpec> train_schema() {
        "lossy codecs keep what an encoding lost and add it to the next send (EF-SGD)"},
       {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
       {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
-      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco"},
+      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco"},
        "DP strategy: ddp (gradients allreduced every step), diloco (H local AdamW steps, then an outer Nesterov step "
-       "on the averaged pseudo-gradient; net.codec compresses it)"},
+       "on the averaged pseudo-gradient; net.codec compresses it), streaming_diloco (fragments synced in turn, "
+       "overlapping inner steps)"},
       {"strategy.inner_steps", K::kInt, "500", 1, kMaxInt, {}, "diloco: inner steps H per outer step"},
       {"strategy.outer_lr", K::kFloat, "0.7", 0, 10, {}, "diloco: outer Nesterov learning rate"},
       {"strategy.outer_momentum", K::kFloat, "0.9", 0, 0.999999, {}, "diloco: outer Nesterov momentum"},
+      {"strategy.fragments", K::kInt, "2", 1, 65536, {},
+       "streaming_diloco: fragments (contiguous slices of each rank's buffer) synced in turn, H/F steps apart"},
+      {"strategy.overlap_steps", K::kInt, "1", 0, kMaxInt, {},
+       "streaming_diloco: inner steps a fragment's sync overlaps before it lands (tau < H)"},
+      {"strategy.mix", K::kFloat, "0.5", 0, 1, {},
+       "streaming_diloco: a landed fragment = mix x local + (1 - mix) x the outer step's result"},
       {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
        "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time; the sim: "
        "device.profile's peak at precision.compute)"},
@@ -168,6 +175,20 @@ void read_strategy(const Config& c, TrainSettings& s) {
   st.inner_steps = static_cast<int>(c.get_int("strategy.inner_steps"));
   st.outer_lr = c.get_float("strategy.outer_lr");
   st.outer_momentum = c.get_float("strategy.outer_momentum");
+  if (st.name == "streaming_diloco") {
+    st.fragments = static_cast<int>(c.get_int("strategy.fragments"));
+    st.overlap_steps = static_cast<int>(c.get_int("strategy.overlap_steps"));
+    st.mix = c.get_float("strategy.mix");
+    if (st.fragments > st.inner_steps)
+      c.fail_constraint("strategy.fragments", "must be at most strategy.inner_steps = " + std::to_string(st.inner_steps) +
+                                                  " (one fragment's sync per H / F steps)");
+    if (st.overlap_steps >= st.inner_steps)
+      c.fail_constraint("strategy.overlap_steps", "must be below strategy.inner_steps = " + std::to_string(st.inner_steps) +
+                                                      " (a fragment's sync lands before its next one starts)");
+  } else {
+    for (const char* k : {"strategy.fragments", "strategy.overlap_steps", "strategy.mix"})
+      if (c.origin(k) != "default") c.fail_constraint(k, "needs strategy.name = streaming_diloco");
+  }
   if (!st.local()) return;
   if (s.parallel.zero1)
     c.fail_constraint("strategy.name", st.name + " keeps a whole replica per worker; parallel.zero1 shards "
