@@ -456,6 +456,7 @@ MemoryPerRank memory_per_rank(const Context& c) {
     m.params = n * p;
     m.grads = n * c.grad_bytes;
     m.optimizer = c.updated(st) * (8 + master);  // Adam's m and v in fp32, and the master copy (ZeRO-1: its block)
+    if (c.s.inner_steps > 0) m.optimizer += n * 12;  // DiLoCo: fp32 anchor, outer momentum, pseudo-gradient
     const int in_flight = par::live_microbatches(c.s.schedule, st, c.g.pp, c.s.microbatches);
     const double per_token = c.s.recompute
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
