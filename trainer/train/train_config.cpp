@@ -61,7 +61,7 @@ std::vector<KeySpec> train_schema() {
        "time of the emulated network (a world of one rank, unless set: wall, its own step time)"},
       {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
        "allreduce algorithm of the DP gradient sync"},
-      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
+      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient (diloco: pseudo-gradient) compression: none, fp16, bf16, int8[:B], int4[:B], topk[:R], sign[:B]"},
       {"net.codec_scope", K::kChoice, "everywhere", 0, 0, {"everywhere", "across_sites"},
        "where net.codec applies: every message, or (net.algo = hier) only the site leaders' ring across sites"},
       {"net.error_feedback", K::kChoice, "on", 0, 0, {"on", "off"},
