@@ -333,8 +333,8 @@ void ParallelTrainer::diloco_step() {
   const int64_t done = step_ + 1;
   const int tau = s_.strategy.overlap_steps;
   const std::span<float> params(model_->params(), model_->num_params());
-  constexpr double kOuterBytesPerParam = 8 * sizeof(float);  // anchor, params, momentum, delta: read and written
-  tl.charge_memory(double(params.size()) / diloco_->fragments() * kOuterBytesPerParam);
+  // Memory-bound, once per sync: anchor, params, momentum, delta, read and written.
+  constexpr double kOuterBytesPerParam = 8 * sizeof(float);
   for (int f = 0; f < diloco_->fragments(); ++f)
     if (tau > 0 && diloco_->lands(done, f)) {
       tl.join();
@@ -342,6 +342,7 @@ void ParallelTrainer::diloco_step() {
     }
   for (int f = 0; f < diloco_->fragments(); ++f) {
     if (!diloco_->starts(done, f)) continue;
+    tl.charge_memory(double(params.size()) / diloco_->fragments() * kOuterBytesPerParam);
     diloco_->take(f, params);
     if (tau > 0) {
       launch([this, f] { diloco_->send(f); });
