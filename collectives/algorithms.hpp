@@ -87,9 +87,10 @@ void halving_doubling_allreduce_rounds(int p, double n, const RoundSink& emit);
 void tree_reduce_rounds(int p, double n, int root, const RoundSink& emit);
 void tree_broadcast_rounds(int p, double n, int root, const RoundSink& emit);
 void tree_allreduce_rounds(int p, double n, const RoundSink& emit);
-// The sites of RANKS come from NET.
+// The sites of RANKS come from NET. SITE_N: the bytes of the trees inside a site, where
+// they differ from the leaders' ring's N (a codec across sites only); < 0: N.
 void hierarchical_allreduce_rounds(const netem::NetworkModel& net, std::span<const int> ranks, double n,
-                                   const RoundSink& emit);
+                                   const RoundSink& emit, double site_n = -1);
 void param_server_allreduce_rounds(int p, double n, int servers, const RoundSink& emit);
 void gossip_allreduce_rounds(int p, double n, int rounds, const RoundSink& emit);
 void barrier_rounds(int p, const RoundSink& emit);

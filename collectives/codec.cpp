@@ -8,7 +8,8 @@
 namespace dtb::coll {
 
 const char* const kCodecHelp =
-    "none, fp16, bf16, int8[:BUCKET], int8sr[:BUCKET] (stochastic rounding), topk[:RATIO], sign[:BUCKET]";
+    "none, fp16, bf16, int8[:BUCKET], int8sr[:BUCKET] (stochastic rounding), int4[:BUCKET], topk[:RATIO], "
+    "sign[:BUCKET]";
 
 namespace {
 
@@ -42,16 +43,23 @@ std::unique_ptr<Codec> make_codec(const std::string& spec) {
   const std::string name = spec.substr(0, colon);
   const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
   if (colon != std::string::npos && arg.empty()) bad_codec(spec, "empty parameter after ':'");
-  const bool takes_arg = name == "int8" || name == "int8sr" || name == "topk" || name == "sign";
+  const bool takes_arg = name == "int8" || name == "int8sr" || name == "int4" || name == "topk" || name == "sign";
   if (!arg.empty() && !takes_arg) bad_codec(spec, "'" + name + "' takes no parameter");
   if (name == "none") return nullptr;
   if (name == "fp16") return make_fp16_codec();
   if (name == "bf16") return make_bf16_codec();
   if (name == "int8") return make_int8_codec(parse_bucket(spec, arg), false);
   if (name == "int8sr") return make_int8_codec(parse_bucket(spec, arg), true);
+  if (name == "int4") return make_int4_codec(parse_bucket(spec, arg));
   if (name == "topk") return make_topk_codec(parse_ratio(spec, arg));
   if (name == "sign") return make_sign_codec(parse_bucket(spec, arg));
   bad_codec(spec, "unknown codec");
+}
+
+CodecScope parse_codec_scope(const std::string& name) {
+  if (name == "everywhere") return CodecScope::kEverywhere;
+  if (name == "across_sites") return CodecScope::kAcrossSites;
+  throw UsageError("codec scope '" + name + "': allowed: everywhere, across_sites");
 }
 
 float exact_input(const Codec* codec, int rank, size_t i) {

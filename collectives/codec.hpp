@@ -11,6 +11,7 @@
 //   bf16     round to nearest even: |e_i| <= 2^-8 |x_i| (+ 2^-134 for fp32 subnormals)
 //   int8     a scale s = M_b / 127 per bucket b of `bucket` elements, q = round(x / s):
 //            |e_i| <= s/2 (deterministic), < s (stochastic, unbiased: E[decode] = x)
+//   int4     the same with s = M_b / 7, two values per byte: |e_i| <= s/2
 //   topk     the k = ceil(ratio n) largest |x_i| of the chunk exactly, the rest 0:
 //            |e_i| <= |x_i| <= M, and ||e||^2 <= (1 - k/n) ||x||^2
 //   sign     one bit per element and a scale s = mean |x| per bucket, decoded +-s:
@@ -55,15 +56,24 @@ struct CodecState {
   uint64_t calls = 0;           // collective calls so far; advances the random stream
 };
 
+// Where a codec applies. Only the hierarchical allreduce has levels to choose from: with
+// kAcrossSites its trees inside a site move raw fp32 and only the site leaders' ring (the
+// bytes that cross sites) is compressed; every other algorithm compresses every message
+// (the trainer refuses kAcrossSites with them, train_config.cpp).
+enum class CodecScope { kEverywhere, kAcrossSites };
+
 // What a collective call compresses with: CODEC null means raw fp32 (no copies at all);
 // STATE null means no error feedback.
 struct Compression {
   const Codec* codec = nullptr;
   CodecState* state = nullptr;
+  CodecScope scope = CodecScope::kEverywhere;
 };
+// "everywhere" | "across_sites"; anything else throws dtb::UsageError.
+CodecScope parse_codec_scope(const std::string& name);
 
 // "none" (returns null), "fp16", "bf16", "int8[:BUCKET]", "int8sr[:BUCKET]" (stochastic
-// rounding), "topk[:RATIO]", "sign[:BUCKET]". Anything else throws dtb::UsageError.
+// rounding), "int4[:BUCKET]", "topk[:RATIO]", "sign[:BUCKET]". Anything else throws dtb::UsageError.
 std::unique_ptr<Codec> make_codec(const std::string& spec);
 extern const char* const kCodecHelp;  // the list above, for --help and errors
 
@@ -75,6 +85,7 @@ float exact_input(const Codec* codec, int rank, size_t i);
 std::unique_ptr<Codec> make_fp16_codec();
 std::unique_ptr<Codec> make_bf16_codec();
 std::unique_ptr<Codec> make_int8_codec(size_t bucket, bool stochastic);
+std::unique_ptr<Codec> make_int4_codec(size_t bucket);
 std::unique_ptr<Codec> make_topk_codec(double ratio);
 std::unique_ptr<Codec> make_sign_codec(size_t bucket);
 

@@ -4,7 +4,9 @@
 // broadcast inside each site. Only the leaders' ring crosses the slow links, and it
 // sends 2(m-1)/m n bytes over them in 2(m-1) latencies, where a flat ring over all p
 // ranks pays 2(p-1) latencies of the slowest hop. With a codec the leaders' ring blocks
-// are broadcast still encoded, so every rank decodes the same bits.
+// are broadcast still encoded, so every rank decodes the same bits. With the codec's scope
+// across sites only (CodecScope::kAcrossSites), the trees inside a site move raw fp32 (the
+// leaders broadcast their decoded sums), and only the leaders' ring is compressed.
 #include <functional>
 #include <vector>
 
@@ -43,7 +45,8 @@ void merged_rounds(const std::vector<std::vector<int>>& groups,
 // them), a ring among the site leaders in local order, and the trees back: each level on
 // its own links, the leaders' ring starting when each leader's site has reduced.
 void hierarchical_allreduce_rounds(const netem::NetworkModel& net, std::span<const int> ranks, double n,
-                                   const RoundSink& emit) {
+                                   const RoundSink& emit, double site_n) {
+  if (site_n < 0) site_n = n;
   std::vector<std::vector<int>> sites(net.profile().sites.size());
   std::vector<int> leaders;
   for (size_t i = 0; i < ranks.size(); ++i) {
@@ -52,17 +55,32 @@ void hierarchical_allreduce_rounds(const netem::NetworkModel& net, std::span<con
     site.push_back(int(i));
   }
   std::erase_if(sites, [](const std::vector<int>& s) { return s.empty(); });
-  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_reduce_rounds(p, n, 0, e); }, emit);
+  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_reduce_rounds(p, site_n, 0, e); }, emit);
   merged_rounds({leaders}, [&](int p, const RoundSink& e) { ring_allreduce_rounds(p, n, e); }, emit);
-  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_broadcast_rounds(p, n, 0, e); }, emit);
+  merged_rounds(sites, [&](int p, const RoundSink& e) { tree_broadcast_rounds(p, site_n, 0, e); }, emit);
 }
 
 double hierarchical_allreduce_model(const Net& net, std::span<const int> ranks, double n) {
   return replay(net, ranks, [&](const RoundSink& emit) { hierarchical_allreduce_rounds(net, ranks, n, emit); });
 }
 
+// The codec on the leaders' ring only; raw trees. One site: nothing crosses, nothing is
+// compressed.
+void across_sites_allreduce(Communicator& comm, std::span<float> data, Compression c) {
+  SiteGroups& g = comm.site_groups();
+  FloatWire raw(comm, data, {});
+  detail::tree_reduce(g.site, raw, 0);
+  if (g.leaders && g.num_sites > 1) {
+    FloatWire wire(comm, data, c);
+    detail::ring_reduce_scatter(*g.leaders, wire);
+    detail::ring_allgather(*g.leaders, wire);  // the leader's DATA: the decoded sums
+  }
+  detail::tree_broadcast_bytes(g.site, std::as_writable_bytes(data), 0);
+}
+
 void hierarchical_allreduce(Communicator& comm, std::span<float> data, Compression c) {
   if (comm.size() == 1) return;
+  if (c.codec && c.scope == CodecScope::kAcrossSites) return across_sites_allreduce(comm, data, c);
   SiteGroups& g = comm.site_groups();
   FloatWire wire(comm, data, c);
   detail::tree_reduce(g.site, wire, 0);

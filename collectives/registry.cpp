@@ -21,7 +21,7 @@ const Algorithm kAlgorithms[] = {
      [](const Net&, Ranks r, double n, P, const RoundSink& e) { tree_allreduce_rounds(int(r.size()), n, e); }, true, false},
     {Op::kAllreduce, "hier", "tree inside each site, ring among site leaders, tree back",
      [](Communicator& c, std::span<float> d, P, Compression z) { hierarchical_allreduce(c, d, z); },
-     [](const Net& net, Ranks r, double n, P, const RoundSink& e) { hierarchical_allreduce_rounds(net, r, n, e); }, true, false},
+     [](const Net& net, Ranks r, double n, P p, const RoundSink& e) { hierarchical_allreduce_rounds(net, r, n, e, p.site_bytes); }, true, false},
     {Op::kAllreduce, "ps", "sharded parameter server (--servers)",
      [](Communicator& c, std::span<float> d, P p, Compression z) { param_server_allreduce(c, d, p.servers, z); },
      [](const Net&, Ranks r, double n, P p, const RoundSink& e) { param_server_allreduce_rounds(int(r.size()), n, p.servers, e); }, true, false},

@@ -18,6 +18,9 @@ struct CollParams {
   int servers = 1;  // parameter server: shards / server ranks
   int rounds = 10;  // gossip
   int root = 0;     // broadcast
+  // hier: the bytes its trees inside a site carry when they differ from the wire bytes
+  // (a codec across sites only: raw there, encoded on the leaders' ring); < 0: the same.
+  double site_bytes = -1;
 };
 
 struct Algorithm {

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -53,7 +54,9 @@ double sq_norm(std::span<const float> x) {
   return s;
 }
 
-std::vector<std::string> all_codec_specs() { return {"fp16", "bf16", "int8:64", "int8sr:64", "topk:0.25", "sign:64"}; }
+std::vector<std::string> all_codec_specs() {
+  return {"fp16", "bf16", "int8:64", "int8sr:64", "int4:64", "topk:0.25", "sign:64"};
+}
 
 }  // namespace
 
@@ -122,6 +125,32 @@ TEST_CASE("int8: per bucket, |error| <= s/2 rounding to nearest, < s and unbiase
   for (size_t i = 0; i < few.size(); ++i) CHECK(std::fabs(mean[i] - few[i]) <= 0.05 * s);
   CHECK(roundtrip(*sr, few, 11) == roundtrip(*sr, few, 11));
   CHECK(roundtrip(*sr, few, 11) != roundtrip(*sr, few, 12));
+}
+
+TEST_CASE("int4: the exact bytes of a hand-written case, |error| <= s/2 with s = max|x| / 7", "[coll][codec]") {
+  auto codec = make_codec("int4:4");
+  // Bucket 1: max 7, s = 1: q = 7, -7, 3 (3.4), -1 (-0.6); bucket 2 (short): max 1.4, s = 0.2: q = -7, 1 (0.25).
+  const std::vector<float> x = {7.0f, -7.0f, 3.4f, -0.6f, -1.4f, 0.25f};
+  CHECK(codec->encoded_bytes(x.size()) == 4 + 2 + 4 + 1);
+  std::vector<std::byte> wire(codec->encoded_bytes(x.size()));
+  codec->encode(x, wire, 0);
+  float s1, s2;
+  std::memcpy(&s1, wire.data(), 4);
+  std::memcpy(&s2, wire.data() + 6, 4);
+  CHECK(s1 == 1.0f);
+  CHECK(s2 == 1.4f / 7.0f);
+  CHECK(wire[4] == std::byte{0x97});  // 7 | (-7 = 0x9) << 4, low nibble first
+  CHECK(wire[5] == std::byte{0xF3});  // 3 | (-1 = 0xF) << 4
+  CHECK(wire[10] == std::byte{0x19});  // -7 = 0x9 | 1 << 4
+  CHECK(roundtrip(*codec, x) == std::vector<float>{7.0f, -7.0f, 3.0f, -1.0f, -7 * s2, s2});
+  const auto r = random_floats(1000, 2.0f, 9);
+  auto c64 = make_codec("int4:64");
+  const auto y = roundtrip(*c64, r);
+  for (size_t b0 = 0; b0 < r.size(); b0 += 64) {
+    const auto xb = std::span(r).subspan(b0, std::min<size_t>(64, r.size() - b0));
+    for (size_t i = b0; i < b0 + xb.size(); ++i) CHECK(std::fabs(y[i] - r[i]) <= max_abs(xb) / 7 / 2 * (1 + 1e-6));
+  }
+  CHECK(c64->error_bound(7.0) == Approx(0.5));
 }
 
 TEST_CASE("topk: keeps the k largest exactly, drops at most (1 - k/n) of the energy", "[coll][codec]") {

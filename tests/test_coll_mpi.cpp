@@ -58,7 +58,9 @@ Profile three_sites() {
 
 const size_t kCounts[] = {0, 1, 7, 13, 1031, 65537};
 
-std::vector<std::string> codec_specs() { return {"none", "fp16", "bf16", "int8:64", "int8sr:64", "topk:0.25", "sign:64"}; }
+std::vector<std::string> codec_specs() {
+  return {"none", "fp16", "bf16", "int8:64", "int8sr:64", "int4:64", "topk:0.25", "sign:64"};
+}
 
 // Runs ALGO on CODEC's exact inputs (gossip: the same on every rank); returns the elements
 // that differ from the exactly known result.
@@ -405,6 +407,94 @@ TEST_CASE("wall clock: a message of n bytes takes at least L + n/B, and not much
     // 2 cores; oversubscribed ranks may wait tens of ms for a core (seen in CI at 3-8
     // ranks), so there it only catches a gross error such as a lost wake-up.
     CHECK(elapsed < (p == 2 ? 2 * model : model + 0.5));
+  }
+}
+
+TEST_CASE("codec across sites only: raw inside a site, the codec on the leaders' ring", "[mpi][codec][scope]") {
+  Communicator comm = make_comm(three_sites());
+  const size_t count = 1031;
+  const auto codec = make_codec("int8:64");
+  const std::vector<float> x = random_input(comm.rank(), count);
+  struct Sent {
+    int64_t intra, inter;
+  };
+  auto run = [&](const Codec* c, CodecScope scope, std::vector<float>& data) {
+    const LinkStats before = comm.stats();
+    CodecState state;
+    hierarchical_allreduce(comm, data, {c, &state, scope});
+    const LinkStats& after = comm.stats();
+    return Sent{comm.untimed_sum(int64_t(after.bytes_intra - before.bytes_intra)),
+                comm.untimed_sum(int64_t(after.bytes_inter - before.bytes_inter))};
+  };
+  std::vector<float> raw_data(x), every_data(x), across_data(x);
+  const Sent raw = run(nullptr, CodecScope::kEverywhere, raw_data);
+  const Sent every = run(codec.get(), CodecScope::kEverywhere, every_data);
+  const Sent across = run(codec.get(), CodecScope::kAcrossSites, across_data);
+  INFO("p " << comm.size() << " intra raw/every/across " << raw.intra << "/" << every.intra << "/" << across.intra
+            << " inter " << raw.inter << "/" << every.inter << "/" << across.inter);
+  CHECK(across.intra == raw.intra);    // the trees inside a site: untouched by the codec
+  CHECK(across.inter == every.inter);  // the leaders' ring: compressed as before
+  if (comm.size() >= 4) CHECK(every.intra < raw.intra);  // a site with two ranks: everywhere compresses there
+  if (comm.size() >= 2) CHECK(across.inter < raw.inter);
+  // The model charges the same: raw trees (SITE_BYTES) around the codec's ring.
+  const double wire = double(codec->encoded_bytes(count));
+  const Traffic model = traffic(comm.network(), comm.ranks(), [&](const RoundSink& emit) {
+    hierarchical_allreduce_rounds(comm.network(), comm.ranks(), wire, emit, 4.0 * count);
+  });
+  CHECK(model.intra == Approx(double(raw.intra)));
+  // Correct and identical everywhere: one encoding per element (the ring's) instead of the trees' too.
+  std::vector<double> truth(count, 0.0);
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto xr = random_input(r, count);
+    for (size_t i = 0; i < count; ++i) truth[i] += xr[i];
+  }
+  double worst = 0;
+  for (size_t i = 0; i < count; ++i) worst = std::max(worst, std::fabs(across_data[i] - truth[i]));
+  CHECK(worst <= 2 * comm.size() * codec->error_bound(comm.size()) + 1e-5 * comm.size());
+  CHECK(identical_on_all_ranks(comm, across_data));
+}
+
+TEST_CASE("error feedback: off keeps nothing; on carries exactly what the encoding lost", "[mpi][codec][ef]") {
+  Communicator comm = unshaped();
+  const int p = comm.size(), r = comm.rank();
+  const size_t count = 300;
+  const auto codec = make_codec("int8:64");
+  const std::vector<float> x = random_input(r, count);
+  CodecState off, on;
+  off.error_feedback = false;
+  std::vector<float> off1(x), off2(x), on1(x), on2(x);
+  ring_allreduce(comm, off1, {codec.get(), &off});
+  ring_allreduce(comm, off2, {codec.get(), &off});
+  ring_allreduce(comm, on1, {codec.get(), &on});
+  ring_allreduce(comm, on2, {codec.get(), &on});
+  CHECK(off.residual.empty());
+  CHECK(off1 == off2);  // nothing carried: every call the same
+  CHECK(on1 == off1);   // a zero residual changes nothing
+  if (p > 1) CHECK(on2 != off2);
+  if (p != 2) return;
+  // Two ranks, a hand-written reference of the ring reduce-scatter: rank r sends block
+  // 1 - r once, Q(x + e); keeps e' = (x + e) - Q(x + e) there and nothing on its own block.
+  auto q = [&](std::vector<float> v) {  // decode(encode(v))
+    std::vector<std::byte> wire(codec->encoded_bytes(v.size()));
+    codec->encode(v, wire, 0);
+    codec->decode(wire, v, DecodeMode::kAssign);
+    return v;
+  };
+  CodecState ef;
+  const Range mine = block_range(count, 2, r), theirs = block_range(count, 2, 1 - r);
+  std::vector<float> e(theirs.count, 0.0f), y(x);
+  for (int call = 0; call < 3; ++call) {
+    std::vector<float> data(x);
+    ring_reduce_scatter(comm, data, {codec.get(), &ef});
+    std::vector<float> sent(theirs.count);
+    for (size_t i = 0; i < theirs.count; ++i) sent[i] = x[theirs.offset + i] + e[i];
+    const std::vector<float> got = q(sent);
+    for (size_t i = 0; i < theirs.count; ++i) e[i] = sent[i] - got[i];
+    INFO("call " << call);
+    CHECK(std::vector<float>(ef.residual.begin() + ptrdiff_t(theirs.offset),
+                             ef.residual.begin() + ptrdiff_t(theirs.offset + theirs.count)) == e);
+    CHECK(std::all_of(ef.residual.begin() + ptrdiff_t(mine.offset),
+                      ef.residual.begin() + ptrdiff_t(mine.offset + mine.count), [](float v) { return v == 0.0f; }));
   }
 }
 

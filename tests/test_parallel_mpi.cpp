@@ -12,10 +12,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "algorithms.hpp"
 #include "parallel/parallel_trainer.hpp"
+#include "h5file.hpp"
+#include "partition.hpp"
 #include "train/checkpoint.hpp"
 #include "train_reference.hpp"
 
@@ -391,6 +394,192 @@ TEST_CASE("checkpoints: resume on the same layout bitwise, and on another layout
     check_params(cross.params, reference().params, 1e-4);
     check_params(single.params, reference().params, 1e-4);
   }
+}
+
+// ------------------------------------------------------------------ DiLoCo (dp_strategy.hpp)
+
+std::vector<std::string> diloco(int h, double lr, double mu) {
+  return {"strategy.name=diloco", "strategy.inner_steps=" + std::to_string(h), "strategy.outer_lr=" + std::to_string(lr),
+          "strategy.outer_momentum=" + std::to_string(mu)};
+}
+
+// With one worker the pseudo-gradient is its own delta, and with outer lr 1 and momentum
+// 0 the outer step sets params = anchor - (anchor - params): the same parameters up to the
+// rounding of that subtraction (not bitwise: a - (a - p) != p in floats when a and p
+// differ by more than a factor of two, e.g. across zero). Inside the worker: TP x PP.
+TEST_CASE("DiLoCo: one worker, outer lr 1, momentum 0 is plain training, for any H", "[mpi][diloco]") {
+  for (const auto& l : {layout(1, 1, 1, 1), layout(1, 2, 2, 2)}) {
+    const RunResult plain = run_layout(plus(l, {"train.steps=6"}));
+    for (int h : {1, 2, 4}) {
+      const RunResult d = run_layout(plus(plus(l, {"train.steps=6"}), diloco(h, 1.0, 0.0)));
+      if (!root()) continue;
+      INFO("H = " << h);
+      check_losses(d.losses, plain.losses, 1e-5);
+      check_params(d.params, plain.params, 1e-5);
+    }
+  }
+}
+
+// A token split of exactly T + 1 tokens (the fortunes' first): every row of every batch
+// is the same window, so every worker sees the same data, whatever its rows.
+std::string one_window_dataset() {
+  const fs::path path = scratch() / "one-window.h5";
+  if (root()) {
+    h5::File in = h5::File::open_read((scratch() / "fortunes.h5").string());
+    const std::vector<uint16_t> train = in.read<uint16_t>("train/tokens"), val = in.read<uint16_t>("val/tokens");
+    h5::File out = h5::File::create(path.string());
+    out.write<uint16_t>("train/tokens", std::span(train).first(17));
+    out.write<uint16_t>("val/tokens", std::span(val).first(17));
+    for (const char* a : {"format", "tokenizer", "source", "dtype"}) out.set_attr("/", a, in.attr_string("/", a));
+    for (const char* a : {"version", "vocab_size"}) out.set_attr("/", a, in.attr_int("/", a));
+    out.commit();
+  }
+  world().untimed_max(0);
+  return path.string();
+}
+
+// Identical data: every worker takes the same inner steps, the average of two equal
+// deltas is exactly them ((d + d) / 2), so two workers are one, bitwise.
+TEST_CASE("DiLoCo: identical data on every worker equals one worker, bitwise", "[mpi][diloco]") {
+  const std::vector<std::string> common =
+      plus(diloco(2, 0.7, 0.9), {"data.path=" + one_window_dataset(), "train.steps=6", "train.val_every=3"});
+  for (int pp : {1, 2}) {
+    const RunResult one = run_layout(plus(plus(layout(1, pp, 1, 1), common), {"train.batch_size=1"}));
+    const RunResult two = run_layout(plus(plus(layout(2, pp, 1, 1), common), {"train.batch_size=2"}));
+    const RunResult plain = run_layout(plus(layout(1, pp, 1, 1), {"data.path=" + one_window_dataset(),
+                                                                  "train.steps=6", "train.batch_size=1"}));
+    if (!root()) continue;
+    INFO("pp " << pp);
+    CHECK(two.losses == one.losses);
+    check_losses(two.val, one.val, 1e-6);  // a world of one keeps validation sums in double, ranks send floats
+    CHECK(two.params == one.params);
+    CHECK(one.params != plain.params);  // the outer steps did something
+  }
+}
+
+// The checkpoint holds every worker's replica and moments, the anchor, the outer momentum
+// and the codec's residual: a resume between outer steps continues bitwise.
+TEST_CASE("DiLoCo: resume in the middle of an outer step is bitwise an uninterrupted run", "[mpi][diloco][checkpoint]") {
+  const std::string ck = (scratch() / "diloco.h5").string();
+  for (const auto& l : {plus(layout(2, 2, 1, 2), diloco(3, 0.7, 0.9)),
+                        plus(layout(4, 1, 1, 1), plus(diloco(2, 0.7, 0.9), {"net.codec=int8:64"}))}) {
+    const RunResult whole = run_layout(plus(l, {"train.checkpoint=" + ck, "train.checkpoint_every=3"}));
+    const RunResult resumed = run_layout(l, periodic_checkpoint_path(ck, 3));
+    if (!root()) continue;
+    CHECK(resumed.params == whole.params);
+    CHECK(resumed.losses == std::vector<double>(whole.losses.begin() + 3, whole.losses.end()));
+  }
+}
+
+// Bytes: nothing on inner steps; on an outer step the ring allreduce of the N-element
+// pseudo-gradient, each of its blocks sent 2 (p-1) times over all ranks: with a site per
+// rank, 2 (p-1) sum_b wire(block b) bytes across sites (4N raw; the codec's per block).
+// DDP sends the same every step: H times DiLoCo's per step.
+TEST_CASE("DiLoCo: bytes across sites per outer step are the formula's, H times less than DDP", "[mpi][diloco][bytes]") {
+  const std::string profile = std::string(DTB_SOURCE_DIR) + "/configs/net/decentralized-1g.yaml";
+  const int p = 4, h = 2;
+  const size_t n = num_parameters(train_settings(small({})).model);
+  for (const std::string codec : {"none", "int8:64"}) {
+    const std::vector<std::string> l = plus(layout(p, 1, 1, 1), {"net.profile=" + profile, "net.codec=" + codec});
+    const netem::Profile prof = par::run_profile(train_settings(small(l)), coll::MpiSession::world_size());
+    const RunResult d = run_layout(plus(l, diloco(h, 0.7, 0.9)), "", &prof);
+    const RunResult ddp = run_layout(plus(l, {"parallel.bucket_mb=0"}), "", &prof);
+    if (!root()) continue;
+    const auto c = coll::make_codec(codec);
+    double blocks = 0;
+    for (int b = 0; b < p; ++b) {
+      const size_t len = coll::block_range(n, p, b).count;
+      blocks += c ? double(c->encoded_bytes(len)) : 4.0 * len;
+    }
+    const double formula = par::ring_allreduce_bytes_sent(p, blocks);
+    std::map<int64_t, uint64_t> dp_bytes, ddp_bytes, inter;
+    for (const RankStepRecord& x : d.ranks) dp_bytes[x.step] += x.bytes_dp, inter[x.step] += x.bytes_inter;
+    for (const RankStepRecord& x : ddp.ranks) ddp_bytes[x.step] += x.bytes_dp;
+    for (const auto& [step, bytes] : dp_bytes) {
+      INFO("codec " << codec << " step " << step << ": " << bytes << " bytes, formula " << formula);
+      CHECK(double(bytes) == ((step + 1) % h == 0 ? formula : 0.0));
+      CHECK(inter[step] >= bytes);  // a site per rank: all of it crosses
+      CHECK(double(ddp_bytes[step]) == formula);
+    }
+  }
+}
+
+// What error feedback does must show: int8 with it on and off train different models,
+// both with losses near the uncompressed run's (parameters are not compared per tensor:
+// Adam turns a flipped sign of a tiny gradient into a step of lr either way).
+TEST_CASE("error feedback is a switch: on and off differ, both near fp32", "[mpi][ef]") {
+  const std::vector<std::string> l = plus(layout(4, 1, 1, 1), {"net.codec=int8:16", "parallel.bucket_mb=0"});
+  const RunResult on = run_layout(l);
+  const RunResult off = run_layout(plus(l, {"net.error_feedback=off"}));
+  const RunResult raw = run_layout(layout(4, 1, 1, 1));
+  if (!root()) return;
+  CHECK(on.params != off.params);
+  check_losses(on.losses, raw.losses, 1e-2);
+  check_losses(off.losses, raw.losses, 1e-2);
+}
+
+// ------------------------------------------------------------------ Streaming DiLoCo
+
+std::vector<std::string> streaming(int h, int fragments, int tau, double mix) {
+  return {"strategy.name=streaming_diloco", "strategy.inner_steps=" + std::to_string(h),
+          "strategy.fragments=" + std::to_string(fragments), "strategy.overlap_steps=" + std::to_string(tau),
+          "strategy.mix=" + std::to_string(mix)};
+}
+
+TEST_CASE("Streaming DiLoCo: one fragment, no overlap, no mixing is DiLoCo, bitwise", "[mpi][diloco][streaming]") {
+  const std::vector<std::string> l = plus(layout(2, 2, 1, 1), {"train.steps=6"});
+  const RunResult d = run_layout(plus(l, diloco(2, 0.7, 0.9)));
+  const RunResult st = run_layout(plus(l, plus(streaming(2, 1, 0, 0.0), {"strategy.outer_lr=0.7"})));
+  if (!root()) return;
+  CHECK(st.losses == d.losses);
+  CHECK(st.params == d.params);
+}
+
+// H = 4, F = 2: fragment 0 starts after steps 4 and 8, fragment 1 after 2 and 6 (H / F
+// earlier); each moves 2 (p-1) sum_b wire(its ring block b) bytes, a half of DiLoCo's
+// whole buffer, in the step that starts it. Overlapped (tau = 1), less DP time is exposed.
+TEST_CASE("Streaming DiLoCo: fragments take turns, each a fragment's bytes; overlap hides time",
+          "[mpi][diloco][streaming][bytes]") {
+  const std::string profile = std::string(DTB_SOURCE_DIR) + "/configs/net/decentralized-1g.yaml";
+  const int p = 4;
+  const size_t n = num_parameters(train_settings(small({})).model);
+  const std::vector<std::string> l =
+      plus(layout(p, 1, 1, 1), {"net.profile=" + profile, "train.steps=8", "device.peak_gflops=1000000"});
+  const netem::Profile prof = par::run_profile(train_settings(small(l)), coll::MpiSession::world_size());
+  const RunResult overlapped = run_layout(plus(l, streaming(4, 2, 1, 0.5)), "", &prof);
+  const RunResult blocking = run_layout(plus(l, streaming(4, 2, 0, 0.5)), "", &prof);
+  if (!root()) return;
+  auto fragment_bytes = [&](int f) {
+    const coll::Range frag = coll::block_range(n, 2, f);
+    double blocks = 0;
+    for (int b = 0; b < p; ++b) blocks += 4.0 * coll::block_range(frag.count, p, b).count;
+    return par::ring_allreduce_bytes_sent(p, blocks);
+  };
+  std::map<int64_t, uint64_t> bytes;
+  double exposed_overlapped = 0, exposed_blocking = 0;
+  for (const RankStepRecord& x : overlapped.ranks) bytes[x.step] += x.bytes_dp, exposed_overlapped += x.dp_exposed;
+  for (const RankStepRecord& x : blocking.ranks) exposed_blocking += x.dp_exposed;
+  const std::map<int64_t, int> starts = {{1, 1}, {3, 0}, {5, 1}, {7, 0}};  // step index -> fragment
+  for (const auto& [step, sent] : bytes) {
+    INFO("step " << step << ": " << sent << " bytes");
+    const auto it = starts.find(step);
+    CHECK(double(sent) == (it == starts.end() ? 0.0 : fragment_bytes(it->second)));
+  }
+  INFO("DP exposed, all ranks and steps: overlapped " << exposed_overlapped << " s, blocking " << exposed_blocking);
+  CHECK(exposed_overlapped < exposed_blocking);
+}
+
+// A checkpoint after step 4 holds fragment 0's sync in flight (started after step 4,
+// landing after step 5): its summed pseudo-gradient is in the checkpoint.
+TEST_CASE("Streaming DiLoCo: resume with a sync in flight is bitwise an uninterrupted run",
+          "[mpi][diloco][streaming][checkpoint]") {
+  const std::string ck = (scratch() / "streaming.h5").string();
+  const std::vector<std::string> l = plus(layout(2, 2, 1, 1), plus(streaming(4, 2, 1, 0.5), {"train.steps=8"}));
+  const RunResult whole = run_layout(plus(l, {"train.checkpoint=" + ck, "train.checkpoint_every=4"}));
+  const RunResult resumed = run_layout(l, periodic_checkpoint_path(ck, 4));
+  if (!root()) return;
+  CHECK(resumed.params == whole.params);
+  CHECK(resumed.losses == std::vector<double>(whole.losses.begin() + 4, whole.losses.end()));
 }
 
 int main(int argc, char** argv) {

@@ -283,6 +283,100 @@ Table files_table(const Folder& f) {
   return t;
 }
 
+// ------------------------------------------------------------------ quality against time
+
+// Runs that validated: what the DP strategies (issue 12) are judged by. Time is the run's
+// own clock summed over its steps (the virtual clock: the emulated network's time).
+std::vector<const ResultFile*> validated(const std::vector<const ResultFile*>& runs) {
+  std::vector<const ResultFile*> out;
+  for (const ResultFile* r : runs)
+    if (!r->train.val_loss.empty()) out.push_back(r);
+  return out;
+}
+
+// (seconds since the start, validation loss) after each validation: the clock summed over
+// the steps before it.
+std::vector<std::pair<double, double>> val_against_time(const TrainData& t) {
+  std::vector<std::pair<double, double>> out;
+  for (size_t v = 0; v < t.val_step.size(); ++v) {
+    double ms = 0;
+    for (size_t i = 0; i < t.step.size() && t.step[i] < t.val_step[v]; ++i) ms += t.time_ms[i];
+    out.emplace_back(ms / 1e3, t.val_loss[v]);
+  }
+  return out;
+}
+
+// The target every run is timed to: the highest final validation loss among the runs, so
+// every run reaches it; the question is how soon.
+double target_loss(const std::vector<const ResultFile*>& runs) {
+  double target = -std::numeric_limits<double>::infinity();
+  for (const ResultFile* r : runs) target = std::max(target, r->train.val_loss.back());
+  return target;
+}
+
+// The first validation at or below TARGET: its time on the run's clock; NaN if never.
+double time_to(const TrainData& t, double target) {
+  for (const auto& [seconds, loss] : val_against_time(t))
+    if (loss <= target) return seconds;
+  return kNaN;
+}
+
+std::string strategy_text(const TrainData& t) {
+  std::string s = config_value(t, "strategy.name");
+  if (s.empty()) s = "ddp";
+  if (s != "ddp") s += " H=" + config_value(t, "strategy.inner_steps");
+  const std::string codec = config_value(t, "net.codec");
+  if (!codec.empty() && codec != "none") s += " " + codec;
+  if (config_value(t, "net.codec_scope") == "across_sites") s += " across sites";
+  if (config_value(t, "net.error_feedback") == "off") s += " no EF";
+  return s;
+}
+
+// Step time over that of plain DP (ddp, no codec) with the same layout, clock and device
+// on the baseline profile.
+double slowdown_against_dp(const Folder& f, const std::vector<const ResultFile*>& runs, const TrainData& t) {
+  static const char* const kKeys[] = {"parallel.dp", "parallel.pp", "parallel.tp", "net.clock", "device.peak_gflops",
+                                      "train.steps", "train.batch_size"};
+  const std::string baseline = fs::path(f.baseline_net).stem().string();
+  for (const ResultFile* r : runs) {
+    const TrainData& b = r->train;
+    const std::string strategy = config_value(b, "strategy.name"), codec = config_value(b, "net.codec");
+    if (network_text(b) != baseline || (!strategy.empty() && strategy != "ddp") || (!codec.empty() && codec != "none"))
+      continue;
+    bool same = true;
+    for (const char* k : kKeys) same = same && config_value(b, k) == config_value(t, k);
+    if (same) return mean(t.time_ms) / mean(b.time_ms);
+  }
+  return kNaN;
+}
+
+Table quality_table(const Folder& f, const std::vector<const ResultFile*>& runs, double target) {
+  Table t{{"run", "strategy", "network", "step time", "across sites/step", "slowdown vs central DP", "final val loss",
+           "time to target"},
+          {false, false, false, true, true, true, true, true},
+          {}};
+  for (const ResultFile* r : runs) {
+    const TrainData& d = r->train;
+    const TrainNumbers n = numbers_of(d);
+    t.rows.push_back({r->name, strategy_text(d), network_text(d), or_na(n.step_s, sim::format_seconds),
+                      or_na(n.bytes_inter, sim::format_bytes), or_na(slowdown_against_dp(f, runs, d), times),
+                      fixed4(d.val_loss.back()), or_na(time_to(d, target), sim::format_seconds)});
+  }
+  return t;
+}
+
+LineChart val_time_chart(const std::vector<const ResultFile*>& runs, double target) {
+  LineChart c{"Validation loss against time (target " + fixed4(target) + ")", "time on the run's clock (s)",
+              "validation loss (nats)", true, false, {}, {}};
+  for (const ResultFile* r : runs) {
+    Series s{r->name, {}};
+    for (const auto& [seconds, loss] : val_against_time(r->train))
+      if (seconds > 0) s.points.emplace_back(seconds, loss);  // a log axis: the first point is at time 0
+    c.series.push_back(s);
+  }
+  return c;
+}
+
 // ------------------------------------------------------------------ figures
 
 StackedBars breakdown_chart(const std::vector<const ResultFile*>& runs) {
@@ -364,7 +458,7 @@ void write_atomically(const std::string& path, const std::string& text) {
 
 struct Figures {
   std::vector<std::string> lines;  // what was drawn, for the terminal
-  std::string breakdown, share, loss, busbw;  // markdown image lines ("" when not drawn)
+  std::string breakdown, share, loss, busbw, val_time;  // markdown image lines ("" when not drawn)
 };
 
 Figures draw_figures(const Folder& f, const std::vector<const ResultFile*>& train,
@@ -379,12 +473,24 @@ Figures draw_figures(const Folder& f, const std::vector<const ResultFile*>& trai
     add(script(bars, "breakdown.svg"), "breakdown", "Step-time breakdown per run", out.breakdown);
     add(script(share_chart(bars), "breakdown-share.svg"), "breakdown-share", "Step-time shares per run", out.share);
     add(script(loss_chart(train), "loss.svg"), "loss", "Training loss per run", out.loss);
+    if (const auto val = validated(train); !val.empty())
+      add(script(val_time_chart(val, target_loss(val)), "val-time.svg"), "val-time",
+          "Validation loss against time per run", out.val_time);
   }
   if (!coll.empty()) add(script(busbw_chart(coll), "busbw.svg"), "busbw", "busbw against size", out.busbw);
   return out;
 }
 
-std::string document(const Folder& f, const std::string& train_md, const std::string& coll_md, const Figures& fig) {
+const char* const kQualityColumns =
+    "Strategy: strategy.name (DiLoCo: H inner steps per outer step), net.codec, where it applies and whether "
+    "error feedback is off. Across sites/step: bytes sent between sites per step, all ranks together, over every "
+    "step of the run (DiLoCo's outer steps amortised). Slowdown vs central DP: step time over that of plain DP "
+    "(ddp, no codec) with the same layout, clock and device on the baseline profile. Time to target: the run's "
+    "clock summed up to its first validation at or below the target, the highest final validation loss among "
+    "these runs (so every run reaches it), at the granularity of train.val_every.";
+
+std::string document(const Folder& f, const std::string& train_md, const std::string& coll_md, const Figures& fig,
+                     const std::string& quality_md) {
   std::ostringstream d;
   d << "# " << f.title << "\n\n";
   if (!f.description.empty()) d << f.description << "\n\n";
@@ -395,6 +501,8 @@ std::string document(const Folder& f, const std::string& train_md, const std::st
   if (!train_md.empty())
     d << "## Training runs\n\n" << train_md << "\n" << kTrainColumns << "\n\n" << fig.breakdown << "\n" << fig.share << "\n"
       << fig.loss << "\n";
+  if (!quality_md.empty())
+    d << "## Quality against time\n\n" << quality_md << "\n" << kQualityColumns << "\n\n" << fig.val_time << "\n";
   if (!coll_md.empty())
     d << "## Collective benchmarks (`dtbench coll`)\n\n" << coll_md << "\nTime: mean per iteration of the slowest rank. "
       << "busbw: bytes / time x the operation's bus factor (nccl-tests' definition).\n\n" << fig.busbw << "\n";
@@ -413,10 +521,14 @@ ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostre
   const std::vector<const ResultFile*> train = of_kind(f, "train"), coll = of_kind(f, "coll");
   const std::string train_md = train.empty() ? "" : markdown(train_table(f, train));
   const std::string coll_md = coll.empty() ? "" : markdown(coll_table(coll));
+  const std::vector<const ResultFile*> val = validated(train);
+  const std::string quality_md = val.empty() ? "" : markdown(quality_table(f, val, target_loss(val)));
   const Figures fig = draw_figures(f, train, coll);
   ReportOutcome o{(fs::path(dir) / "report.md").string(), f.results.size(), f.skipped.size()};
-  write_atomically(o.path, document(f, train_md, coll_md, fig));
+  write_atomically(o.path, document(f, train_md, coll_md, fig, quality_md));
   if (!train_md.empty()) out << "\nTraining runs (" << f.title << "):\n" << train_md;
+  if (!quality_md.empty())
+    out << "\nQuality against time (target val loss " << fixed4(target_loss(val)) << "):\n" << quality_md;
   if (!coll_md.empty()) out << "\nCollective benchmarks:\n" << coll_md;
   out << "\nfigures:\n";
   for (const std::string& line : fig.lines) out << line << "\n";

@@ -80,6 +80,10 @@ TrainData read_train(const h5::File& f) {
   t.time_ms = f.read<double>("steps/time_ms");
   if (t.loss.size() != t.step.size() || t.time_ms.size() != t.step.size())
     throw UsageError(f.path() + ": /steps/loss, /steps/time_ms and /steps/step differ in length (a damaged result?)");
+  t.val_step = read_or_empty(f, "val/step");
+  t.val_loss = read_or_empty(f, "val/loss");
+  if (t.val_step.size() != t.val_loss.size())
+    throw UsageError(f.path() + ": /val/step and /val/loss differ in length (a damaged result?)");
   read_ranks(f, t);
   return t;
 }

@@ -14,6 +14,7 @@ struct TrainData {
   double flops_per_token = 0;                 // @flops_per_token
   double mfu_peak_gflops = 0;                 // @mfu_peak_gflops (0: none, or an older file)
   std::vector<double> step, loss, time_ms;    // /steps/*
+  std::vector<double> val_step, val_loss;     // /val/* (empty: no validation)
   // The per-rank step accounting (/ranks/*, runs under MPI): each part's mean over ranks
   // and steps, in seconds, in step_parts() order; empty when the file has none.
   std::vector<double> parts;

@@ -8,9 +8,10 @@
 namespace dtb::par {
 
 GradSync::GradSync(size_t count, size_t bucket_elems, coll::Communicator* dp, bool zero1,
-                   const std::string& algo, const std::string& codec, const coll::CollParams& params)
+                   const std::string& algo, const std::string& codec, const coll::CollParams& params,
+                   coll::CodecScope scope, bool error_feedback)
     : dp_(dp), zero1_(zero1), algo_(&coll::find_algorithm(coll::Op::kAllreduce, algo)), params_(params),
-      codec_(coll::make_codec(codec)) {
+      codec_(coll::make_codec(codec)), scope_(scope) {
   if (bucket_elems == 0) bucket_elems = std::max<size_t>(count, 1);
   for (size_t hi = count; hi > 0;) {
     const size_t lo = hi > bucket_elems ? hi - bucket_elems : 0;
@@ -23,6 +24,7 @@ GradSync::GradSync(size_t count, size_t bucket_elems, coll::Communicator* dp, bo
     blocks_.push_back({b.offset + blk.offset, blk.count});
   }
   codec_state_.resize(buckets_.size());
+  for (coll::CodecState& st : codec_state_) st.error_feedback = error_feedback;
 }
 
 size_t GradSync::state_size() const {
@@ -35,7 +37,7 @@ size_t GradSync::state_size() const {
 void GradSync::sync_bucket(float* grads, size_t b) {
   if (!dp_ || dp_->size() == 1) return;
   const std::span<float> data(grads + buckets_[b].offset, buckets_[b].size);
-  const coll::Compression z{codec_.get(), codec_ ? &codec_state_[b] : nullptr};
+  const coll::Compression z{codec_.get(), codec_ ? &codec_state_[b] : nullptr, scope_};
   if (zero1_) coll::ring_reduce_scatter(*dp_, data, z);
   else algo_->run(*dp_, data, params_, z);
 }

@@ -35,8 +35,10 @@ struct UpdatePiece {
 class GradSync {
  public:
   // BUCKET_ELEMS 0 = one bucket; PARAMS: ps servers and gossip rounds.
+  // SCOPE: where the codec applies (codec.hpp); ERROR_FEEDBACK: whether it carries its losses.
   GradSync(size_t count, size_t bucket_elems, coll::Communicator* dp, bool zero1,
-           const std::string& algo, const std::string& codec, const coll::CollParams& params);
+           const std::string& algo, const std::string& codec, const coll::CollParams& params,
+           coll::CodecScope scope = coll::CodecScope::kEverywhere, bool error_feedback = true);
 
   const std::vector<Range>& buckets() const { return buckets_; }  // from the buffer's end
   // Elements this DP rank reduces (ZeRO: the only ones it holds summed): its block of each bucket.
@@ -66,6 +68,7 @@ class GradSync {
   const coll::Algorithm* algo_;
   coll::CollParams params_;
   std::unique_ptr<coll::Codec> codec_;
+  coll::CodecScope scope_;
   std::vector<coll::CodecState> codec_state_;  // error feedback, one per bucket
   size_t launched_ = 0;
 };

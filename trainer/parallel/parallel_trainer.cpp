@@ -81,6 +81,7 @@ netem::Profile run_profile(const TrainSettings& s, int world_size) {
 // embedding's pair {first stage, last stage} (PP > 1 only).
 struct ParallelTrainer::Groups {
   std::optional<coll::Communicator> tp, dp, pp, embed;
+  std::optional<coll::Communicator> worker;  // DiLoCo: this DP replica's TP x PP ranks
 };
 
 class ParallelTrainer::TpAllreduce final : public TpReduce {
@@ -120,6 +121,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   g_->pp = world.split(pp_color(layout_, coord_), coord_.pp);
   const bool embed = layout_.pp > 1 && (coord_.pp == 0 || coord_.pp == layout_.pp - 1);
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
+  if (s_.strategy.local()) g_->worker = world.split(coord_.dp, coord_.tp + coord_.pp * layout_.tp);
 
   model_ = make_compute(s_, stage_shard(s_, coord_), rows_per_micro_, live_);
   const double mb = s_.parallel.bucket_mb;  // 0 = one bucket (GradSync's 0)
@@ -127,11 +129,18 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   coll::CollParams params;
   params.servers = s_.parallel.servers;
   params.rounds = s_.parallel.rounds;
-  sync_ = std::make_unique<GradSync>(model_->num_params(), bucket, &*g_->dp, s_.parallel.zero1,
-                                     s_.parallel.dp_algo, s_.parallel.codec, params);
+  // DiLoCo's workers sync no gradients: no DP group for the buckets, so each rank's norm
+  // blocks are its whole buffer; the DP group averages pseudo-gradients instead.
+  sync_ = std::make_unique<GradSync>(model_->num_params(), bucket, s_.strategy.local() ? nullptr : &*g_->dp, s_.parallel.zero1,
+                                     s_.parallel.dp_algo, s_.parallel.codec, params,
+                                     coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback);
   pieces_ = sync_->update_pieces(model_->segments());
   norm_ranges_ = sync_->owned_blocks(owned_ranges(model_->runs()));
   model_->init_moments(sync_->state_size());
+  if (s_.strategy.local())
+    diloco_ = std::make_unique<DiLoCo>(s_.strategy, *g_->dp, s_.parallel.dp_algo, params, s_.parallel.codec,
+                                       coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback,
+                                       std::span<const float>(model_->params(), model_->num_params()));
   const double efficiency = s_.parallel.device_efficiency > 0 ? s_.parallel.device_efficiency : 1.0;
   const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
   timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
@@ -233,7 +242,7 @@ void ParallelTrainer::backward_micro(int m, bool last) {
     pp_recv(bytes_of(model.dresidual(), btc), pp.rank() + 1, 2 * m + 1);
   }
   timeline_->set_phase(Phase::kBackward);
-  const float scale = 1.0f / float(layout_.dp * s_.parallel.microbatches);
+  const float scale = 1.0f / float(grad_replicas() * s_.parallel.microbatches);
   // The DP sync fires on the last micro-batch, bucket by bucket as the backward finishes them.
   auto ready = [&](size_t lo) {
     if (last) sync_->ready(lo, model.grads(), [this](const std::function<void()>& fn) { launch(fn); });
@@ -266,17 +275,19 @@ void ParallelTrainer::finish_backward() {
     split_pp_wait(wait, coll::ring_allreduce_model(e.network(), e.ranks(), double(n * sizeof(float))));
   }
   sync_->ready(0, model_->grads(), [this](const std::function<void()>& fn) { launch(fn); });
-  timeline_->join();
+  if (!diloco_) timeline_->join();  // DiLoCo's syncs are joined where they land (diloco_step)
 }
 
 // The scalars cross the network as floats, as they always have, so every layout's numbers
 // stay what they were; a world of one sends nothing and keeps its sums in double, the
 // numbers a single rank has always printed. Returns the time compute waited.
-double ParallelTrainer::sum_over_world(std::span<double> values) {
-  if (world_.size() == 1) return 0;
+double ParallelTrainer::sum_over_world(std::span<double> values) { return sum_over(world_, values); }
+
+double ParallelTrainer::sum_over(coll::Communicator& comm, std::span<double> values) {
+  if (comm.size() == 1) return 0;
   std::vector<float> wire(values.begin(), values.end());
   // A few floats: a binomial tree, 2 floor(log2 W) latencies where a ring takes 2 (W - 1).
-  const double wait = timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(world_, std::span<float>(wire)); });
+  const double wait = timeline_->blocking(Traffic::kOther, [&] { coll::tree_allreduce(comm, std::span<float>(wire)); });
   std::copy(wire.begin(), wire.end(), values.begin());
   return wait;
 }
@@ -304,8 +315,12 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
 
   // The global grad norm and the loss: each element counted once (its owner, its DP block).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
-  double norm_loss[2] = {model_->sum_of_squares(norm_ranges_), reports_loss ? loss_sum / float(layout_.dp * M) : 0.0f};
-  tl.record().other_comm += sum_over_world(norm_loss);
+  // DiLoCo: each worker clips by its own norm and reports its own loss (rank 0: worker 0's,
+  // on its rows of the batch); nothing crosses between workers until the outer step.
+  coll::Communicator& scalars = diloco_ ? *g_->worker : world_;
+  double norm_loss[2] = {model_->sum_of_squares(norm_ranges_),
+                         reports_loss ? loss_sum / float(grad_replicas() * M) : 0.0f};
+  tl.record().other_comm += sum_over(scalars, norm_loss);
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
@@ -319,6 +334,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     tl.record().dp_total += wait;
     tl.record().dp_exposed += wait;
   }
+  if (diloco_) diloco_step();
   ++step_;
   const RankStepRecord& t = tl.finish_step();
   const double tokens = double(s_.batch_size) * s_.seq_len;
@@ -326,6 +342,37 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   r.tokens_per_s = t.step_time > 0 ? tokens / t.step_time : 0;
   r.gflops = t.step_time > 0 ? summary_.flops_per_token * tokens / t.step_time / 1e9 : 0;
   return t;
+}
+
+// DiLoCo's syncs after a step (dp_strategy.hpp). tau = 0 (DiLoCo): blocking on the DP
+// channel, all of it exposed. tau > 0: the pseudo-gradient goes out on the DP channel
+// while the next inner steps compute; tau steps later compute waits for the channel (the
+// part not hidden is exposed) and the outer step lands. Landings first, then new starts.
+void ParallelTrainer::diloco_step() {
+  Timeline& tl = *timeline_;
+  const int64_t done = step_ + 1;
+  const int tau = s_.strategy.overlap_steps;
+  const std::span<float> params(model_->params(), model_->num_params());
+  // Memory-bound, once per sync: anchor, params, momentum, delta, read and written.
+  constexpr double kOuterBytesPerParam = 8 * sizeof(float);
+  for (int f = 0; f < diloco_->fragments(); ++f)
+    if (tau > 0 && diloco_->lands(done, f)) {
+      tl.join();
+      diloco_->land(f, params);
+    }
+  for (int f = 0; f < diloco_->fragments(); ++f) {
+    if (!diloco_->starts(done, f)) continue;
+    tl.charge_memory(double(params.size()) / diloco_->fragments() * kOuterBytesPerParam);
+    diloco_->take(f, params);
+    if (tau > 0) {
+      launch([this, f] { diloco_->send(f); });
+      continue;
+    }
+    const double wait = tl.blocking(Traffic::kDp, [&] { diloco_->send(f); });
+    tl.record().dp_total += wait;
+    tl.record().dp_exposed += wait;
+    diloco_->land(f, params);
+  }
 }
 
 // ------------------------------------------------------------------ the loop
@@ -484,35 +531,51 @@ void ParallelTrainer::gather_state(std::vector<float>* params, std::vector<float
   model_->get_state(&local_p, &local_m, &local_v);
   local_m = sync_->gather_state(local_m);
   local_v = sync_->gather_state(local_v);
-  const size_t total = num_parameters(s_.model);
+  std::vector<std::vector<float>> full = gather_worker({&local_p, &local_m, &local_v}, 0);
+  if (world_.rank() != 0) return;
+  *params = std::move(full[0]), *m = std::move(full[1]), *v = std::move(full[2]);
+}
+
+// Arrays laid out like this rank's parameters (LOCAL), of DP replica WORKER, in GPT's
+// layout on world rank 0 (empty elsewhere); each global element from its owner. Collective.
+std::vector<std::vector<float>> ParallelTrainer::gather_worker(const std::vector<const std::vector<float>*>& local,
+                                                               int worker) {
+  const size_t total = num_parameters(s_.model), k = local.size();
   const bool root = world_.rank() == 0;
-  if (coord_.dp == 0 && !root)
-    for (const std::vector<float>* p : {&local_p, &local_m, &local_v})
-      world_.send(0, bytes_of(p->data(), p->size()), kGatherTag);
-  if (!root) return;
-  for (auto* out : {params, m, v}) out->assign(total, 0.0f);
+  if (coord_.dp == worker && !root)
+    for (const std::vector<float>* a : local) world_.send(0, bytes_of(a->data(), a->size()), kGatherTag);
+  if (!root) return {};
+  std::vector<std::vector<float>> out(k, std::vector<float>(total, 0.0f));
   for (int pp = 0; pp < layout_.pp; ++pp)
     for (int tp = 0; tp < layout_.tp; ++tp) {
-      const Coord c{0, pp, tp};
+      const Coord c{worker, pp, tp};
       const StageShard shard = stage_shard(s_, c);
       const int src = placement_.ranks[size_t(grid_rank(layout_, c))];
-      std::vector<float> bufs[3];
-      for (int k = 0; k < 3; ++k) {
+      std::vector<std::vector<float>> bufs(k);
+      for (size_t a = 0; a < k; ++a) {
         if (src == 0) {
-          bufs[k] = k == 0 ? local_p : (k == 1 ? local_m : local_v);
+          bufs[a] = *local[a];
         } else {
-          bufs[k].resize(StageModel::shard_size(s_.model, shard));
-          world_.recv(src, bytes_of(bufs[k].data(), bufs[k].size()), kGatherTag);
+          bufs[a].resize(StageModel::shard_size(s_.model, shard));
+          world_.recv(src, bytes_of(bufs[a].data(), bufs[a].size()), kGatherTag);
         }
       }
-      std::vector<float>* outs[3] = {params, m, v};
       // Rank 0's own buffer in its compute's layout (a device stage's is GPT's); the others' are StageModel's.
       const std::vector<ShardRun> runs = src == 0 ? model_->runs() : StageModel::shard_runs(s_.model, shard);
       for (const ShardRun& r : runs)
         if (r.owned)
-          for (int k = 0; k < 3; ++k)
-            std::copy_n(bufs[k].begin() + ptrdiff_t(r.local), r.len, outs[k]->begin() + ptrdiff_t(r.global));
+          for (size_t a = 0; a < k; ++a)
+            std::copy_n(bufs[a].begin() + ptrdiff_t(r.local), r.len, out[a].begin() + ptrdiff_t(r.global));
     }
+  return out;
+}
+
+// This rank's slices of a GPT-layout array.
+std::vector<float> ParallelTrainer::localize(const std::vector<float>& global) const {
+  std::vector<float> local(model_->num_params());
+  for (const ShardRun& r : model_->runs())
+    std::copy_n(global.begin() + ptrdiff_t(r.global), r.len, local.begin() + ptrdiff_t(r.local));
+  return local;
 }
 
 std::vector<float> ParallelTrainer::gather_params() {
@@ -537,6 +600,7 @@ CheckpointState ParallelTrainer::checkpoint_state() {
     ck.sampler = s_.sampler, ck.epoch_samples = sampler_->size(), ck.epoch = at.epoch, ck.epoch_position = at.position;
   }
   if (pp_codec_ && s_.parallel.pp_compress == "aqsgd") ck.pp_compress = "aqsgd", ck.pp_buffer_width = int64_t(pp_codec_->row_values());
+  if (diloco_) save_strategy(ck);
   return ck;
 }
 
@@ -558,13 +622,12 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   if (ck.seed != s_.seed)
     throw UsageError(path + ": checkpoint seed " + std::to_string(ck.seed) + " differs from train.seed = " +
                      std::to_string(s_.seed) + "; the data order would not continue");
-  std::vector<float> p(model_->num_params()), m(p.size()), v(p.size());
-  for (const ShardRun& r : model_->runs()) {
-    std::copy_n(ck.params.begin() + ptrdiff_t(r.global), r.len, p.begin() + ptrdiff_t(r.local));
-    std::copy_n(ck.adam_m.begin() + ptrdiff_t(r.global), r.len, m.begin() + ptrdiff_t(r.local));
-    std::copy_n(ck.adam_v.begin() + ptrdiff_t(r.global), r.len, v.begin() + ptrdiff_t(r.local));
+  step_ = ck.step;
+  if (diloco_) {
+    resume_strategy(ck, path);
+  } else {
+    model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }
-  model_->set_state(p, sync_->shard_state(m), sync_->shard_state(v));
   if (ck.sampler != s_.sampler || (sampler_ && ck.epoch_samples != sampler_->size()))
     throw UsageError(path + ": checkpoint drew its batches with data.sampler = " + ck.sampler +
                      (ck.sampler == "epoch" ? " of " + std::to_string(ck.epoch_samples) + " samples" : "") +
@@ -572,7 +635,67 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
     load_pp_buffers(ck, path, *pp_codec_, stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers),
                     coord_.pp);
-  step_ = ck.step;
+}
+
+}  // namespace dtb::par
+
+namespace dtb::par {
+
+// ------------------------------------------------------------------ DiLoCo's checkpoint state
+
+namespace {
+std::string worker_array(int worker, const char* what) { return "diloco/worker" + std::to_string(worker) + "/" + what; }
+}  // namespace
+
+// Worker 0's parameters and moments are the checkpoint's own; every other worker's, every
+// worker's error-feedback residual, and the shared anchor and outer momentum go beside them.
+void ParallelTrainer::save_strategy(CheckpointState& ck) {
+  std::vector<float> p, m, v;
+  model_->get_state(&p, &m, &v);
+  if (timeline_->comm_thread()) timeline_->join();  // syncs in flight on the comm thread: their sums are in
+  const std::vector<float> residual = diloco_->residual();
+  std::vector<std::vector<float>> shared =
+      gather_worker({&diloco_->anchor(), &diloco_->momentum(), &diloco_->in_flight()}, 0);
+  if (world_.rank() == 0) {
+    ck.strategy.emplace_back("diloco/anchor", std::move(shared[0]));
+    ck.strategy.emplace_back("diloco/outer_momentum", std::move(shared[1]));
+    ck.strategy.emplace_back("diloco/in_flight", std::move(shared[2]));
+  }
+  for (int d = 0; d < layout_.dp; ++d) {
+    std::vector<std::vector<float>> w = gather_worker({&p, &m, &v, &residual}, d);
+    if (world_.rank() != 0) continue;
+    if (d > 0) {
+      ck.strategy.emplace_back(worker_array(d, "params"), std::move(w[0]));
+      ck.strategy.emplace_back(worker_array(d, "adam_m"), std::move(w[1]));
+      ck.strategy.emplace_back(worker_array(d, "adam_v"), std::move(w[2]));
+    }
+    ck.strategy.emplace_back(worker_array(d, "residual"), std::move(w[3]));
+  }
+}
+
+// Each rank takes its worker's replica. A checkpoint without DiLoCo state (a DDP run's)
+// starts every worker, and the anchor, from its parameters.
+void ParallelTrainer::resume_strategy(const CheckpointState& ck, const std::string& path) {
+  const int d = coord_.dp;
+  const bool has = ck.strategy_array("diloco/anchor") != nullptr;
+  int workers = 0;
+  while (ck.strategy_array(worker_array(workers, "residual"))) ++workers;
+  if (has && workers != layout_.dp)
+    throw UsageError(path + ": holds " + std::to_string(workers) + " DiLoCo workers, the run has parallel.dp = " +
+                     std::to_string(layout_.dp) + " (resume with the same DP, or from a checkpoint at an outer step's end)");
+  auto array = [&](const char* what, const std::vector<float>& own) -> const std::vector<float>& {
+    return has && d > 0 ? *ck.strategy_array(worker_array(d, what)) : own;
+  };
+  model_->set_state(localize(array("params", ck.params)), localize(array("adam_m", ck.adam_m)),
+                    localize(array("adam_v", ck.adam_v)));
+  const std::vector<float> zeros(model_->num_params(), 0.0f);
+  if (!has) {
+    diloco_->restore(localize(ck.params), zeros, zeros, zeros, step_);
+    return;
+  }
+  diloco_->restore(localize(*ck.strategy_array("diloco/anchor")), localize(*ck.strategy_array("diloco/outer_momentum")),
+                   localize(*ck.strategy_array(worker_array(d, "residual"))),
+                   localize(*ck.strategy_array("diloco/in_flight")), step_);
 }
 
 }  // namespace dtb::par

@@ -24,6 +24,7 @@
 #include "config.hpp"
 #include "data/dataset.hpp"
 #include "data/epoch_sampler.hpp"
+#include "parallel/dp_strategy.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/grid.hpp"
 #include "parallel/pp_compress.hpp"
@@ -94,8 +95,16 @@ class ParallelTrainer {
   void split_pp_wait(double wait, double transfer);
   void launch(const std::function<void()>& fn) { timeline_->launch(fn); }
   void gather_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v);
+  std::vector<std::vector<float>> gather_worker(const std::vector<const std::vector<float>*>& local, int worker);
+  std::vector<float> localize(const std::vector<float>& global) const;
+  // DiLoCo's hooks (dp_strategy.hpp): the fragments' syncs after a step, checkpoint state.
+  void diloco_step();
+  void save_strategy(CheckpointState& ck);
+  void resume_strategy(const CheckpointState& ck, const std::string& path);
+  int grad_replicas() const { return diloco_ ? 1 : layout_.dp; }  // replicas a gradient is averaged over
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   double sum_over_world(std::span<double> values);
+  double sum_over(coll::Communicator& comm, std::span<double> values);  // over COMM's ranks
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
   std::string default_results_path() const;
   void set_mfu_peak();
@@ -113,6 +122,7 @@ class ParallelTrainer {
   int rows_per_dp_, rows_per_micro_, live_;
   std::unique_ptr<StageCompute> model_;
   std::unique_ptr<GradSync> sync_;
+  std::unique_ptr<DiLoCo> diloco_;  // strategy.name = diloco
   std::unique_ptr<Timeline> timeline_;
   std::unique_ptr<TpAllreduce> tp_;
   std::vector<UpdatePiece> pieces_;

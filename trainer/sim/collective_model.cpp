@@ -11,6 +11,7 @@ coll::CollParams params(const CollectiveSpec& spec, int p) {
   coll::CollParams out;
   out.servers = spec.servers > 0 ? spec.servers : p;
   out.rounds = spec.rounds;
+  out.site_bytes = spec.site_bytes;
   return out;
 }
 

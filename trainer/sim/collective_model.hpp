@@ -18,6 +18,7 @@ struct CollectiveSpec {
   int servers = 0;  // ps: 0 = one per rank
   int rounds = 10;  // gossip
   coll::Op op = coll::Op::kAllreduce;  // ZeRO-1's buckets: kReduceScatter
+  double site_bytes = -1;  // hier: its trees' bytes inside a site (a codec across sites only); < 0: as the wire
 };
 
 // Seconds for the collective (an allreduce, or SPEC.op) of N bytes on the wire (the codec's

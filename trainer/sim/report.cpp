@@ -25,7 +25,11 @@ void print_inputs(std::ostream& out, const SimSettings& s, const SimResult& r) {
       << "  network  " << r.net_name << (s.net_path.empty() ? " (no limits)" : " (" + s.net_path + ")")
       << "; slowest link used " << format_rate(r.slowest_link_Bps * 8) << ", largest latency "
       << format_seconds(r.largest_latency_s) << "\n"
-      << "  DP sync  " << algo_name(s.dp_algo) << ", codec " << s.dp_codec << ", grads "
+      << "  DP sync  "
+      << (s.inner_steps > 0 ? "DiLoCo, the pseudo-gradient every " + std::to_string(s.inner_steps) +
+                                  " steps (amortised per step below), "
+                            : std::string())
+      << algo_name(s.dp_algo) << ", codec " << s.dp_codec << ", grads "
       << kPrecisionNames[size_t(s.grad_precision)] << ", " << r.dp_buckets << " bucket"
       << (r.dp_buckets == 1 ? "" : "s") << " per rank\n\n";
 }

@@ -47,7 +47,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
-    "parallel.placement", "parallel.zero1", "model.tie_embeddings",
+    "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
+    "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
@@ -86,7 +87,17 @@ void read_dp_sync(const Config& c, SimSettings& s) {
   } catch (const UsageError& e) {
     c.fail_constraint("net.codec", e.what());
   }
+  s.dp_codec_across_sites = c.get_string("net.codec_scope") == "across_sites";
+  if (s.dp_codec_across_sites && s.dp_algo != Algo::kHier)  // as the trainer (train_config.cpp)
+    c.fail_constraint("net.codec_scope", std::string("across_sites needs net.algo = hier, not '") +
+                                             algo_name(s.dp_algo) + "'");
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
+  const std::string& strategy = c.get_string("strategy.name");
+  s.inner_steps = strategy != "ddp" ? int(c.get_int("strategy.inner_steps")) : 0;
+  if (strategy == "streaming_diloco") {
+    s.fragments = int(c.get_int("strategy.fragments"));
+    s.overlap_steps = int(c.get_int("strategy.overlap_steps"));
+  }
   s.dp_servers = int(c.get_int("net.servers"));
   s.dp_rounds = int(c.get_int("net.rounds"));
 }

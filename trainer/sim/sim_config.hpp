@@ -51,12 +51,16 @@ struct SimSettings {
             grad_precision = Precision::kFp32;
   Algo dp_algo = Algo::kRing;    // net.algo
   std::string dp_codec = "none";  // net.codec
+  bool dp_codec_across_sites = false;  // net.codec_scope = across_sites (hier: raw trees inside a site)
   double dp_bucket_bytes = 0;  // parallel.bucket_mb; 0 = one bucket: the whole gradient after the backward
   int dp_servers = 1;          // net.servers: ps shards
   int dp_rounds = 10;          // net.rounds: gossip
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
   std::string pp_compress = "none";  // parallel.pp_compress: none | directq | aqsgd
   int pp_fw_bits = 4, pp_bw_bits = 8;  // parallel.pp_fw_bits / pp_bw_bits
+  int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
+  int fragments = 1;            // streaming_diloco: strategy.fragments F
+  int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

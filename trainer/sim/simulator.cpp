@@ -74,9 +74,11 @@ struct Context {
   std::vector<int> tp_group(int pp, int dp) const { return world_ranks(par::tp_group(g, {dp, pp, 0})); }
   std::vector<int> dp_group(int pp, int tp) const { return world_ranks(par::dp_group(g, {0, pp, tp})); }
 
-  // The DP buckets' collective: net.algo's allreduce, or ZeRO-1's ring reduce-scatter.
-  CollectiveSpec dp_spec() const {
-    return {s.dp_algo, s.dp_servers, s.dp_rounds, s.zero1 ? coll::Op::kReduceScatter : coll::Op::kAllreduce};
+  // The DP buckets' collective for buckets of ELEMENTS: net.algo's allreduce, or ZeRO-1's
+  // ring reduce-scatter; with the codec across sites only, hier's trees carry them raw.
+  CollectiveSpec dp_spec(double elements) const {
+    return {s.dp_algo, s.dp_servers, s.dp_rounds, s.zero1 ? coll::Op::kReduceScatter : coll::Op::kAllreduce,
+            s.dp_codec_across_sites ? elements * grad_bytes : -1};
   }
   // Elements per DP bucket of a buffer of N (parallel.bucket_mb; 0 = one bucket).
   double bucket_elements(double n) const {
@@ -160,17 +162,16 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
 // (parallel/grad_sync.cpp), each allreduced over the DP group with net.algo's cost model:
 // when DP's rank of the group is done, all starting together (the latest of the TP ranks').
 std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
-  if (c.g.dp == 1) return {};
+  if (c.g.dp == 1 || c.s.inner_steps > 0) return {};  // DiLoCo: no per-step sync (add_outer_step)
   const double n = c.model.stages[size_t(st)].buffer.total();
   const double per = c.bucket_elements(n);
   if (n / per > 1e6)
     throw UsageError("parallel.bucket_mb = " + std::to_string(c.s.dp_bucket_bytes / 1048576.0) + ": " +
                      std::to_string(int64_t(std::ceil(n / per))) + " buckets per rank; the simulator takes at most 1e6");
-  const CollectiveSpec spec = c.dp_spec();
   auto cost = [&](double elements) {
     double worst = 0;
     for (int t = 0; t < c.g.tp; ++t)
-      worst = std::max(worst, allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements))[size_t(dp)]);
+      worst = std::max(worst, allreduce_each(c.net, c.dp_group(st, t), c.dp_spec(elements), c.grad_wire(elements))[size_t(dp)]);
     return worst;
   };
   std::vector<Bucket> out;
@@ -320,9 +321,23 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
     if (std::abs(done - slowest) <= 1e-12 * std::max(1.0, done))  // the DP sync ends the stage
       start[size_t(r)] = done - (slowest - dp[size_t(at.tp)]);
   }
-  return coll::replay_each(c.net, world, [&](const coll::RoundSink& emit) {
-    coll::tree_allreduce_rounds(c.g.world(), 2 * sizeof(float), emit);
-  }, start);
+  auto tree = [&](const std::vector<int>& ranks, const std::vector<double>& at) {
+    return coll::replay_each(c.net, ranks, [&](const coll::RoundSink& emit) {
+      coll::tree_allreduce_rounds(int(ranks.size()), 2 * sizeof(float), emit);
+    }, at);
+  };
+  if (c.s.inner_steps == 0) return tree(world, start);
+  // DiLoCo: each worker's own ranks (the same DP index) only; nothing crosses between workers.
+  std::vector<double> end(world.size());
+  for (int d = 0; d < c.g.dp; ++d) {
+    std::vector<int> ranks;
+    std::vector<double> at;
+    for (int r = 0; r < c.g.world(); ++r)
+      if (c.coords[size_t(r)].dp == d) ranks.push_back(r), at.push_back(start[size_t(r)]);
+    const std::vector<double> left = tree(ranks, at);
+    for (size_t i = 0; i < ranks.size(); ++i) end[size_t(ranks[i])] = left[i];
+  }
+  return end;
 }
 
 // The DP buckets as the replicas launched them in the previous pass: each group's
@@ -333,14 +348,14 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
 // long there), so that a launch that moved since does not carry a wait twice. Launch
 // patterns repeat from bucket to bucket: each distinct one is replayed once.
 void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
-  if (c.g.dp == 1) return;
-  const CollectiveSpec spec = c.dp_spec();
+  if (c.g.dp == 1 || c.s.inner_steps > 0) return;
   constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
   for (int st = 0; st < c.g.pp; ++st) {
     const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
     auto replay = [&](double elements, const std::vector<double>& start) {  // [tp][dp]: when each is done
       std::vector<std::vector<double>> done;
-      for (int t = 0; t < c.g.tp; ++t) done.push_back(allreduce_each(c.net, c.dp_group(st, t), spec, c.grad_wire(elements), start));
+      for (int t = 0; t < c.g.tp; ++t)
+        done.push_back(allreduce_each(c.net, c.dp_group(st, t), c.dp_spec(elements), c.grad_wire(elements), start));
       return done;
     };
     auto latest = [](const std::vector<std::vector<double>>& done, size_t d) {
@@ -450,6 +465,7 @@ MemoryPerRank memory_per_rank(const Context& c) {
     m.params = n * p;
     m.grads = n * c.grad_bytes;
     m.optimizer = c.updated(st) * (8 + master);  // Adam's m and v in fp32, and the master copy (ZeRO-1: its block)
+    if (c.s.inner_steps > 0) m.optimizer += n * 12;  // DiLoCo: fp32 anchor, outer momentum, pseudo-gradient
     const int in_flight = par::live_microbatches(c.s.schedule, st, c.g.pp, c.s.microbatches);
     const double per_token = c.s.recompute
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
@@ -465,7 +481,6 @@ MemoryPerRank memory_per_rank(const Context& c) {
 void count_traffic(const Context& c, SimResult& r) {
   coll::Traffic tp, pp, dps;
   const int m = c.s.microbatches;
-  const CollectiveSpec spec = c.dp_spec();
   for (int st = 0; st < c.g.pp; ++st) {
     const Stage& stage = c.model.stages[size_t(st)];
     const int allreduces = ((c.s.recompute ? 6 : 4) * stage.layers + (stage.vocab_split ? stage.first + stage.last : 0)) * m;
@@ -481,9 +496,9 @@ void count_traffic(const Context& c, SimResult& r) {
           coll::ring_allgather_rounds(int(group.size()), gathered, emit);
         });
     }
-    for (int t = 0; t < c.g.tp; ++t) {
+    for (int t = 0; t < c.g.tp && c.s.inner_steps == 0; ++t) {  // DiLoCo's: add_outer_step
       const std::vector<int> group = c.dp_group(st, t);
-      dps += allreduce_traffic(c.net, group, spec, dp_wire);
+      dps += allreduce_traffic(c.net, group, c.dp_spec(stage.buffer.total()), dp_wire);
       if (c.s.zero1)  // and the parameters back
         dps += coll::traffic(c.net, group, [&](const coll::RoundSink& emit) {
           coll::ring_allgather_rounds(c.g.dp, stage.buffer.total() * precision_bytes(c.s.param_precision), emit);
@@ -545,6 +560,34 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double s
   t.ideal = ideal_step(slowest);
 }
 
+// DiLoCo (parallel/dp_strategy.hpp): every H steps each rank allreduces its whole
+// pseudo-gradient (N elements of its stage, the codec's size on the wire) over its DP
+// group, blocking, after the optimizer; amortised over H, per step that adds the slowest
+// group's allreduce time / H to the step and to exposed DP time, and its bytes / H.
+// Streaming DiLoCo: F syncs of N / F elements per H steps, each overlapping tau steps of
+// the step without it: only what exceeds tau steps is exposed.
+void add_outer_step(const Context& c, SimResult& r) {
+  if (c.s.inner_steps == 0 || c.g.dp == 1) return;
+  const double h = c.s.inner_steps, f = c.s.fragments;
+  double sync = 0;
+  coll::Traffic bytes;
+  for (int st = 0; st < c.g.pp; ++st) {
+    const double n = c.model.stages[size_t(st)].buffer.total() / f;
+    for (int t = 0; t < c.g.tp; ++t) {
+      const std::vector<int> group = c.dp_group(st, t);
+      sync = std::max(sync, allreduce_time(c.net, group, c.dp_spec(n), c.grad_wire(n)));
+      bytes += allreduce_traffic(c.net, group, c.dp_spec(n), c.grad_wire(n));
+    }
+  }
+  const double exposed = std::max(0.0, sync - c.s.overlap_steps * r.time.step);
+  const double w = c.g.world();
+  r.time.step += f * exposed / h;
+  r.time.dp_exposed += f * exposed / h;
+  r.time.dp_total = f * sync / h;
+  r.dp_bytes.intra += f * bytes.intra / w / h;
+  r.dp_bytes.inter += f * bytes.inter / w / h;
+}
+
 }  // namespace
 
 netem::NetworkModel closed_form_model(const netem::Profile& profile) { return netem::NetworkModel(profile, 1); }
@@ -596,6 +639,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   r.efficiency = c.rate / r.peak_flops;
   fill_times(c, replicas, step, r);
   count_traffic(c, r);
+  add_outer_step(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
   return r;

@@ -47,6 +47,11 @@
 //   device.memory_gbs (or the profile's bandwidth; free without one). Each rank runs it
 //   when it leaves the previous step's norm, then (ZeRO-1) the parameter allgather,
 //   replayed from when each DP rank gets there, then its first operation.
+// - DiLoCo (strategy.name = diloco | streaming_diloco): no per-step buckets; the norm and
+//   loss over each worker's own ranks; every H steps one allreduce of each rank's whole
+//   pseudo-gradient, its time and bytes amortised over H (streaming: F syncs of N / F,
+//   each exposed only beyond tau steps); 12 more bytes per parameter (anchor, outer
+//   momentum, pseudo-gradient, fp32).
 // - steady state: the step runs a few times, each rank starting where it left the previous
 //   one (the tree's root first); the step is world rank 0's period, as the trainer's step
 //   line reads it; slowdown = step / the same step with every message free.

@@ -1,5 +1,6 @@
 #include "train/checkpoint.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -110,6 +111,12 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   write_epoch_cursor(f, s);
   write_pp_buffers(f, s);
   for (const auto& [name, value] : s.attrs) f.set_attr("/", name, value);
+  std::string names;
+  for (const auto& [name, values] : s.strategy) {
+    f.write<float>("strategy/" + name, values);
+    names += (names.empty() ? "" : ",") + name;
+  }
+  if (!names.empty()) f.set_attr("/", "strategy_arrays", names);
   f.commit();
 }
 
@@ -131,10 +138,23 @@ CheckpointState load_checkpoint(const std::string& path) {
   s.config_yaml = f.read_string("config");
   read_epoch_cursor(f, s);
   read_pp_buffers(f, s);
+  const std::string names = f.has_attr("/", "strategy_arrays") ? f.attr_string("/", "strategy_arrays") : "";
+  for (size_t start = 0; start < names.size();) {
+    const size_t comma = std::min(names.find(',', start), names.size());
+    const std::string name = names.substr(start, comma - start);
+    s.strategy.emplace_back(name, f.read<float>("strategy/" + name));
+    start = comma + 1;
+  }
   const size_t n = num_parameters(s.model);
   if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
     throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");
   return s;
+}
+
+const std::vector<float>* CheckpointState::strategy_array(const std::string& name) const {
+  for (const auto& [n, values] : strategy)
+    if (n == name) return &values;
+  return nullptr;
 }
 
 std::string periodic_checkpoint_path(const std::string& final_path, int64_t step) {

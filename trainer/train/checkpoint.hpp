@@ -2,6 +2,9 @@
 // Checkpoints in HDF5: everything a run needs to continue bit for bit.
 //   /params, /adam/m, /adam/v   float32, flat, in param_layout() order
 //   /config                     the resolved config (YAML text)
+//   /strategy/<name>            float32, flat: a DP strategy's own state (dp_strategy.hpp:
+//                               DiLoCo's outer anchor and momentum, every worker's own
+//                               replica), listed in the root attribute strategy_arrays
 //   root attributes: format = "dtbench-checkpoint", version, step (optimizer steps done),
 //   seed, data_cursor (the next global batch index), the model shape (model.*).
 // The data loader is counter-based: (seed, data_cursor) is its whole random state, and
@@ -44,6 +47,9 @@ struct CheckpointState {
   std::vector<PpBufferSet> pp_buffers;
   // More string attributes of the root, written as given (verify/: the state's hash).
   std::vector<std::pair<std::string, std::string>> attrs;
+  // A DP strategy's state: (name, values), in param_layout() order where per parameter.
+  std::vector<std::pair<std::string, std::vector<float>>> strategy;
+  const std::vector<float>* strategy_array(const std::string& name) const;  // null if absent
 };
 
 // Written to a temporary name, flushed and renamed.

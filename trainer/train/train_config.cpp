@@ -74,9 +74,26 @@ std::vector<KeySpec> train_schema() {
        "time of the emulated network (a world of one rank, unless set: wall, its own step time)"},
       {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
        "allreduce algorithm of the DP gradient sync"},
-      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient compression: none, fp16, bf16, int8[:B], topk[:R], sign[:B]"},
+      {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient (diloco: pseudo-gradient) compression: none, fp16, bf16, int8[:B], int4[:B], topk[:R], sign[:B]"},
+      {"net.codec_scope", K::kChoice, "everywhere", 0, 0, {"everywhere", "across_sites"},
+       "where net.codec applies: every message, or (net.algo = hier) only the site leaders' ring across sites"},
+      {"net.error_feedback", K::kChoice, "on", 0, 0, {"on", "off"},
+       "lossy codecs keep what an encoding lost and add it to the next send (EF-SGD)"},
       {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
       {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
+      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco"},
+       "DP strategy: ddp (gradients allreduced every step), diloco (H local AdamW steps, then an outer Nesterov step "
+       "on the averaged pseudo-gradient; net.codec compresses it), streaming_diloco (fragments synced in turn, "
+       "overlapping inner steps)"},
+      {"strategy.inner_steps", K::kInt, "500", 1, kMaxInt, {}, "diloco: inner steps H per outer step"},
+      {"strategy.outer_lr", K::kFloat, "0.7", 0, 10, {}, "diloco: outer Nesterov learning rate"},
+      {"strategy.outer_momentum", K::kFloat, "0.9", 0, 0.999999, {}, "diloco: outer Nesterov momentum"},
+      {"strategy.fragments", K::kInt, "2", 1, 65536, {},
+       "streaming_diloco: fragments (contiguous slices of each rank's buffer) synced in turn, H/F steps apart"},
+      {"strategy.overlap_steps", K::kInt, "1", 0, kMaxInt, {},
+       "streaming_diloco: inner steps a fragment's sync overlaps before it lands (tau < H)"},
+      {"strategy.mix", K::kFloat, "0.5", 0, 1, {},
+       "streaming_diloco: a landed fragment = mix x local + (1 - mix) x the outer step's result"},
       {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
        "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time; the sim: "
        "device.profile's peak at precision.compute)"},
@@ -115,6 +132,8 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.clock = p.world() == 1 && c.origin("net.clock") == "default" ? "wall" : c.get_string("net.clock");
   p.dp_algo = c.get_string("net.algo");
   p.codec = c.get_string("net.codec");
+  p.codec_scope = c.get_string("net.codec_scope");
+  p.error_feedback = c.get_string("net.error_feedback") == "on";
   p.servers = static_cast<int>(c.get_int("net.servers"));
   p.rounds = static_cast<int>(c.get_int("net.rounds"));
   p.device_gflops = c.get_float("device.peak_gflops");
@@ -179,6 +198,40 @@ void check_layout(const Config& c, const TrainSettings& s) {
                                               std::to_string(p.dp * p.microbatches));
   if (p.servers > p.dp)
     c.fail_constraint("net.servers", "must be at most parallel.dp = " + std::to_string(p.dp));
+  if (p.codec_scope == "across_sites" && p.dp_algo != "hier")
+    c.fail_constraint("net.codec_scope", "across_sites needs net.algo = hier (the only algorithm whose messages "
+                                         "inside a site and across sites are separate levels), not '" + p.dp_algo + "'");
+}
+
+// strategy.*: the DP strategy and what it cannot be combined with.
+void read_strategy(const Config& c, TrainSettings& s) {
+  StrategySettings& st = s.strategy;
+  st.name = c.get_string("strategy.name");
+  st.inner_steps = static_cast<int>(c.get_int("strategy.inner_steps"));
+  st.outer_lr = c.get_float("strategy.outer_lr");
+  st.outer_momentum = c.get_float("strategy.outer_momentum");
+  if (st.name == "streaming_diloco") {
+    st.fragments = static_cast<int>(c.get_int("strategy.fragments"));
+    st.overlap_steps = static_cast<int>(c.get_int("strategy.overlap_steps"));
+    st.mix = c.get_float("strategy.mix");
+    if (st.fragments > st.inner_steps)
+      c.fail_constraint("strategy.fragments", "must be at most strategy.inner_steps = " + std::to_string(st.inner_steps) +
+                                                  " (one fragment's sync per H / F steps)");
+    if (st.overlap_steps >= st.inner_steps)
+      c.fail_constraint("strategy.overlap_steps", "must be below strategy.inner_steps = " + std::to_string(st.inner_steps) +
+                                                      " (a fragment's sync lands before its next one starts)");
+  } else {
+    for (const char* k : {"strategy.fragments", "strategy.overlap_steps", "strategy.mix"})
+      if (c.origin(k) != "default") c.fail_constraint(k, "needs strategy.name = streaming_diloco");
+  }
+  if (!st.local()) return;
+  if (s.parallel.zero1)
+    c.fail_constraint("strategy.name", st.name + " keeps a whole replica per worker; parallel.zero1 shards "
+                                       "the moments across DP ranks: use one or the other");
+  if (s.backend != "cpu")
+    c.fail_constraint("strategy.name", st.name + " needs device.backend = cpu (it reads the parameters)");
+  if (s.parallel.dp_algo == "mpi")
+    c.fail_constraint("strategy.name", st.name + " averages through netem; net.algo = mpi runs outside it");
 }
 
 }  // namespace
@@ -256,6 +309,7 @@ TrainSettings train_settings(const Config& c) {
   if (s.data_path.empty()) c.fail_constraint("data.path", "must name a token dataset");
   s.backend = c.get_string("device.backend");
   s.precision = c.get_string("device.precision");
+  read_strategy(c, s);
   check_cuda_layout(c, s);
   verify::verify_settings(c);  // the verify.* keys, checked here with the rest
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits

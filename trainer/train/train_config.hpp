@@ -30,6 +30,8 @@ struct ParallelSettings {
   std::string clock = "virtual";   // virtual | wall
   std::string dp_algo = "ring";    // allreduce algorithm of the DP gradient sync
   std::string codec = "none";      // compression of the DP gradient sync
+  std::string codec_scope = "everywhere";  // everywhere | across_sites (net.algo = hier only)
+  bool error_feedback = true;      // net.error_feedback: lossy codecs carry what they lost
   int servers = 1, rounds = 10;    // ps: server shards; gossip: rounds
   double device_gflops = 0;        // device model peak (0: charge measured thread CPU time)
   double device_efficiency = 1;    // fraction of the peak the kernels reach
@@ -42,6 +44,20 @@ struct ParallelSettings {
   int world() const { return dp * pp * tp; }
 };
 
+// The DP strategy (strategy.*; parallel/dp_strategy.hpp): ddp syncs gradients every step,
+// diloco takes inner_steps local steps per outer step, streaming_diloco syncs fragments in
+// turn, each overlapping the next inner steps.
+struct StrategySettings {
+  std::string name = "ddp";      // ddp | diloco | streaming_diloco
+  int inner_steps = 500;         // H: inner steps per outer step
+  double outer_lr = 0.7;         // the outer Nesterov step's learning rate
+  double outer_momentum = 0.9;   // its momentum mu
+  int fragments = 1;             // streaming: fragments synced in turn (diloco: 1)
+  int overlap_steps = 0;         // streaming: inner steps a sync overlaps, tau (diloco: 0)
+  double mix = 0;                // streaming: a landed fragment = mix local + (1 - mix) anchor (diloco: 0)
+  bool local() const { return name != "ddp"; }  // no per-step gradient sync across DP
+};
+
 struct TrainSettings {
   std::string name;          // model.name
   GPTConfig model;
@@ -51,6 +67,7 @@ struct TrainSettings {
   std::string data_path, checkpoint_path, results_path;
   OptimSettings optim;
   ParallelSettings parallel;
+  StrategySettings strategy;
   bool threads_set = false;  // train.threads given explicitly (not the default)
   std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
