@@ -2,6 +2,7 @@
 // DP x PP layout on a network profile, ranks the best candidates with the simulator,
 // writes the winner as a placement file (parallel.placement) and prints its cost beside
 // Megatron's order and random placements. No MPI.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -22,6 +23,8 @@ void add_options(cxxopts::Options& options) {
       ("net", "network profile (same as --set net.profile=FILE)", cxxopts::value<std::string>(), "FILE")
       ("device", "device profile (same as --set device.profile=NAME)", cxxopts::value<std::string>(), "NAME")
       ("out", "the plan's placement file (default results/runs/plan-<name>-<time>.yaml; 'none' = no file)",
+       cxxopts::value<std::string>(), "FILE")
+      ("out-random", "also write the slowest simulated random placement (for comparison runs)",
        cxxopts::value<std::string>(), "FILE")
       ("seed", "seeds the search and the random placements", cxxopts::value<uint64_t>()->default_value("1"), "N")
       ("random", "random placements to compare with", cxxopts::value<int>()->default_value("20"), "N")
@@ -74,6 +77,16 @@ int cmd_plan(int argc, char** argv) {
                             std::to_string(s.grid.dp) + " x PP " + std::to_string(s.grid.pp) + ", seed " +
                             std::to_string(o.search.seed) + "\nuse: --set parallel.placement=" + out);
     std::cout << "# placement: " << out << "\n";
+  }
+  if (args.count("out-random") && !r.random.empty()) {
+    const std::string file = args["out-random"].as<std::string>();
+    const auto slowest = std::max_element(r.random.begin(), r.random.end(),
+                                          [](const auto& a, const auto& b) { return a.step < b.step; });
+    par::save_placement(file, slowest->placement,
+                        "dtbench plan: the slowest of " + std::to_string(r.random.size()) +
+                            " random placements (seed " + std::to_string(o.search.seed) + "), " + s.name + " on " +
+                            s.net_path);
+    std::cout << "# slowest random placement: " << file << "\n";
   }
   return 0;
 }
