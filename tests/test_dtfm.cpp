@@ -211,9 +211,10 @@ Config tiny_config(const std::vector<std::string>& extra, const std::vector<KeyS
 }  // namespace
 
 TEST_CASE("dtbench plan: its placement file goes through the trainer's and the simulator's readers", "[dtfm][cli]") {
-  const std::string file = (scratch() / "plan.yaml").string();
+  const std::string file = (scratch() / "plan.yaml").string(), slowest = (scratch() / "random.yaml").string();
   const Outcome run = dtbench("plan --config " + kSource + "/configs/model/tiny.yaml" + sets(kLayout) +
-                              " --population 20 --trials 200 --random 6 --candidates 3 --seed 4 --out " + file);
+                              " --population 20 --trials 200 --random 6 --candidates 3 --seed 4 --out " + file +
+                              " --out-random " + slowest);
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
   for (const char* row : {"plan", "search best", "megatron", "random mean", "random best", "random worst", "plan stage 3:"})
@@ -232,6 +233,10 @@ TEST_CASE("dtbench plan: its placement file goes through the trainer's and the s
   REQUIRE(loaded.sites.size() == 16);
   for (int rank = 0; rank < 16; ++rank)
     CHECK(loaded.sites[size_t(rank)] == cities.sites[size_t(cities.rank_site[size_t(rank)])].name);
+
+  const auto worst = std::max_element(r.random.begin(), r.random.end(),
+                                      [](const Scored& a, const Scored& b) { return a.step < b.step; });
+  CHECK(par::load_placement(slowest, 16).ranks == worst->placement.ranks);
 
   // The trainer: the placement it runs (which grid position each MPI rank plays) and the
   // profile it times against, built as `dtbench train` builds them.

@@ -36,7 +36,7 @@ void add_options(cxxopts::Options& options) {
   add_config_options(options);
 }
 
-int positive(const cxxopts::ParseResult& args, const char* key, int least) {
+int at_least(const cxxopts::ParseResult& args, const char* key, int least) {
   const int v = args[key].as<int>();
   if (v < least) throw UsageError(std::string("--") + key + " " + std::to_string(v) + ": allowed: >= " + std::to_string(least));
   return v;
@@ -60,10 +60,10 @@ int cmd_plan(int argc, char** argv) {
   sim::dtfm::check_plan_layout(s, args.count("world") ? args["world"].as<int>() : s.grid.world());
   sim::dtfm::PlanOptions o;
   o.search.seed = args["seed"].as<uint64_t>();
-  o.search.population = positive(args, "population", 2);
-  o.search.trials = positive(args, "trials", 0);
-  o.random = positive(args, "random", 0);
-  o.candidates = positive(args, "candidates", 1);
+  o.search.population = at_least(args, "population", 2);
+  o.search.trials = at_least(args, "trials", 0);
+  o.random = at_least(args, "random", 0);
+  o.candidates = at_least(args, "candidates", 1);
   const std::string out = args.count("out") ? args["out"].as<std::string>()
                                             : "results/runs/plan-" + s.name + "-" + utc_file_stamp() + ".yaml";
 
