@@ -476,26 +476,33 @@ TEST_CASE("netem profiles: the DT-FM figures are the paper's", "[netem]") {
   CHECK(cities.sites.size() == 8);
   CHECK(cities.sites[size_t(cities.rank_site[Tok])].name == "Tok");
 
-  const Profile regions = load_profile(shipped("dtfm-4-regions"), 64);  // CA, OH, OR, VA x 16
-  check_link(regions, 48, 32, 67, 1.15);  // VA-OR
-  check_link(regions, 48, 0, 59, 1.05);   // VA-CA
-  check_link(regions, 32, 0, 12, 1.25);   // OR-CA
-  check_link(regions, 0, 16, 52, 1.02);   // CA-OH
+  // Scenario 4 in the scheduler code's order: VA, OR, CA, OH x 16.
+  const Profile regions = load_profile(shipped("dtfm-4-regions"), 64);
+  check_link(regions, 0, 16, 67, 1.15);   // VA-OR
+  check_link(regions, 0, 32, 59, 1.05);   // VA-CA
+  check_link(regions, 16, 32, 12, 1.25);  // OR-CA
+  check_link(regions, 32, 48, 52, 1.02);  // CA-OH
   check_link(regions, 1, 2, 5, 2);
 
+  // Scenario 3 as the scheduler code has it: 5 Gbps / 1 ms inside, 11 ms / 1.12 Gbps across.
   const Profile dcs = load_profile(shipped("dtfm-3-two-dcs"), 64);
-  check_link(dcs, 0, 63, 10, 1.12);
-  check_link(dcs, 32, 33, 1, 10);
+  check_link(dcs, 0, 63, 11, 1.12);
+  check_link(dcs, 32, 33, 1, 5);
   check_link(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 0, 8, 0.01, 25);
   check_link(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 8, 15, 0.002, 100);
-  check_link(load_profile(shipped("dtfm-2-dc-spot"), 64), 7, 8, 0.01, 10);
-  // Scenarios 1 and 2: a node's NIC (25 / 10 Gbps) shared by its 8 GPUs, none inside it.
+  // Scenario 2 as the scheduler code has it: 8 instances of 4 GPUs, then 32 single GPUs;
+  // 1.25 Gbps per pair between machines, no shared NIC.
+  const Profile spot_profile = load_profile(shipped("dtfm-2-dc-spot"), 64);
+  check_link(spot_profile, 4, 7, 0.002, 100);   // one instance
+  check_link(spot_profile, 7, 8, 0.01, 1.25);   // two instances
+  check_link(spot_profile, 3, 40, 0.01, 1.25);  // an instance and a single GPU
+  check_link(spot_profile, 40, 41, 0.01, 1.25); // two single GPUs
+  // Scenario 1: a node's NIC (25 Gbps) shared by its 8 GPUs, none inside it.
   const NetworkModel on_demand(load_profile(shipped("dtfm-1-dc-ondemand"), 64), 64);
-  const NetworkModel spot(load_profile(shipped("dtfm-2-dc-spot"), 64), 64);
+  const NetworkModel spot(spot_profile, 64);
   CHECK(on_demand.egress_rate(3, 8) == exactly(3.125 * kGbps));
   CHECK(on_demand.ingress_rate(3, 60) == exactly(3.125 * kGbps));
-  CHECK(spot.egress_rate(7, 8) == exactly(1.25 * kGbps));
-  CHECK(std::isinf(spot.egress_rate(8, 15)));
+  CHECK(std::isinf(spot.egress_rate(7, 8)));
   CHECK(on_demand.host_of(7) == 0);
   CHECK(on_demand.host_of(8) == 1);
 }

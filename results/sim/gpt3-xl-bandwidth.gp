@@ -11,9 +11,9 @@ set logscale y
 set yrange [0.887094:23.5388]
 set ytics (1, 2, 5, 10, 20)
 set label "dtfm-1-dc-ondemand" at 3.125, 1.02488663 left offset 1,0 font ',11' noenhanced
-set label "dtfm-2-dc-spot" at 1.25, 1.280531226 right offset -1,0 font ',11' noenhanced
-set label "dtfm-3-two-dcs" at 1.12, 1.366066066 left offset 1,0 font ',11' noenhanced
-set label "dtfm-4-regions" at 1.02, 1.763394637 right offset -1,0 font ',11' noenhanced
+set label "dtfm-2-dc-spot" at 1.25, 1.676515393 right offset -1,0 font ',11' noenhanced
+set label "dtfm-3-two-dcs" at 1.12, 1.423707811 left offset 1,0 font ',11' noenhanced
+set label "dtfm-4-regions" at 1.02, 1.757051228 right offset -1,0 font ',11' noenhanced
 set label "dtfm-5-cities" at 0.342, 4.130909856 left offset 1,0 font ',11' noenhanced
 $curve << EOD
 0.1 18.10679006 "100Mbps"
@@ -39,9 +39,9 @@ $curve << EOD
 EOD
 $marks << EOD
 3.125 1.02488663 "dtfm-1-dc-ondemand"
-1.25 1.280531226 "dtfm-2-dc-spot"
-1.12 1.366066066 "dtfm-3-two-dcs"
-1.02 1.763394637 "dtfm-4-regions"
+1.25 1.676515393 "dtfm-2-dc-spot"
+1.12 1.423707811 "dtfm-3-two-dcs"
+1.02 1.757051228 "dtfm-4-regions"
 0.342 4.130909856 "dtfm-5-cities"
 EOD
 plot $curve using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#1f77b4' title "aqsgd-1g, net.bandwidth = x", \

@@ -7,6 +7,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/sim_args.hpp"
 #include "profile.hpp"
 #include "provenance.hpp"
 #include "sim/article.hpp"
@@ -49,8 +50,9 @@ std::string option_or(const cxxopts::ParseResult& args, const char* key, const s
   return args.count(key) ? args[key].as<std::string>() : fallback;
 }
 
-// The preset, the --config files, --net and --device, then the --set overrides.
-Config build_config(const cxxopts::ParseResult& args) {
+}  // namespace
+
+Config sim_config_from_args(const cxxopts::ParseResult& args) {
   Config c(sim::sim_schema());
   if (args.count("preset")) c.merge_file(sim::find_named(args["preset"].as<std::string>(), "configs/sim", "--preset", "preset"));
   if (args.count("config"))
@@ -61,6 +63,8 @@ Config build_config(const cxxopts::ParseResult& args) {
     for (const auto& s : args["set"].as<std::vector<std::string>>()) c.set(s);
   return c;
 }
+
+namespace {
 
 struct Metric {
   const char* name;
@@ -173,7 +177,7 @@ int cmd_sim(int argc, char** argv) {
   if (args.count("mark") && !args.count("sweep")) throw UsageError("--mark needs a --sweep to place its points on");
 
   const auto start = std::chrono::steady_clock::now();
-  const Config base = build_config(args);
+  const Config base = sim_config_from_args(args);
   const sim::SimSettings s = sim::sim_settings(base);
   const std::string stem = "results/runs/sim-" + s.name + "-" + utc_file_stamp();
   const std::string out = option_or(args, "out", stem + ".h5");

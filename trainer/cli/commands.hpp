@@ -8,6 +8,7 @@ int cmd_train(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_coll(int argc, char** argv);  // the only one that starts MPI
 int cmd_sim(int argc, char** argv);
+int cmd_plan(int argc, char** argv);  // DT-FM's scheduler: a placement file
 int cmd_run(int argc, char** argv);     // experiments: launches dtbench train / coll as child processes
 int cmd_report(int argc, char** argv);
 int cmd_verify(int argc, char** argv);  // re-executes sampled segments of a committed run (verify/)

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"bench", "benchmarks: 'bench train' times training steps against OpenBLAS sgemm", dtb::cmd_bench},
     {"coll", "collective benchmark over the emulated network, nccl-tests style (under mpirun)", dtb::cmd_coll},
     {"sim", "step-time simulator: a training step at any scale on paper; sweeps; the article's arithmetic", dtb::cmd_sim},
+    {"plan", "DT-FM's scheduler: a placement file for a DP x PP layout on a network profile", dtb::cmd_plan},
     {"run", "run an experiment (configs/experiments/*.yaml): each run under mpirun or srun, then its report", dtb::cmd_run},
     {"report", "tables and figures of a results folder (report.md, SVG)", dtb::cmd_report},
     {"verify", "verify a committed run: re-execute sampled segments, bisect disputes to the step and layer", dtb::cmd_verify},
@@ -43,7 +44,7 @@ int run_main(int argc, char** argv) {
       return c.run(argc - 1, argv + 1);
     }
     throw dtb::UsageError(std::string("dtbench: unknown command '") + argv[1] +
-                          "'; commands: prepare, train, bench, coll, sim, run, report, verify (see dtbench --help)");
+                          "'; commands: prepare, train, bench, coll, sim, plan, run, report, verify (see dtbench --help)");
   }
   cxxopts::Options options("dtbench", "dtbench: reference GPT trainer and decentralized-training benchmark");
   options.custom_help("[--help] [--version] COMMAND [OPTIONS]");

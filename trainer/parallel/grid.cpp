@@ -2,8 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <numeric>
+#include <sstream>
 
 #include "profile.hpp"
 #include "usage_error.hpp"
@@ -85,6 +90,31 @@ Placement load_placement(const std::string& path, int world) {
   if (p.ranks.empty()) p.ranks = identity_placement(world).ranks;
   check_placement(p, world, path);
   return p;
+}
+
+namespace {
+template <typename T>
+std::string flow_list(const std::vector<T>& v) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+  os << ']';
+  return os.str();
+}
+}  // namespace
+
+void save_placement(const std::string& path, const Placement& p, const std::string& header) {
+  std::ostringstream text;
+  std::istringstream lines(header);
+  for (std::string line; std::getline(lines, line);) text << "# " << line << "\n";
+  text << "ranks: " << flow_list(p.ranks) << "\n";
+  if (!p.sites.empty()) text << "sites: " << flow_list(p.sites) << "\n";
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  std::ofstream(tmp, std::ios::binary) << text.str();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw UsageError(path + ": cannot write the placement file");
+  }
 }
 
 int grid_rank_of(const Placement& p, int world_rank) {

@@ -50,6 +50,10 @@ void check_placement(const Placement& p, int world, const std::string& where);
 // "placement.yaml": `ranks: [3, 2, 1, 0]` (grid order) and optional `sites: [a, a, b, b]`
 // (one per world rank). Throws UsageError naming the file.
 Placement load_placement(const std::string& path, int world);
+// Writes P in that format (sites only when P names them), under a temporary name renamed
+// to PATH; HEADER (optional) goes first as '# ' comment lines. Throws UsageError if PATH
+// cannot be written.
+void save_placement(const std::string& path, const Placement& p, const std::string& header = "");
 // The grid rank that world rank WORLD_RANK plays.
 int grid_rank_of(const Placement& p, int world_rank);
 // Puts each world rank on the site P names for it (when P names sites): the trainer's and
