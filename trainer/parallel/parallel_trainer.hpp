@@ -73,6 +73,8 @@ class ParallelTrainer {
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   double sum_over_world(std::span<double> values);
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
+  size_t first_nonfinite_global(const float* buf);
+  [[noreturn]] void stop_non_finite(const StepRecord& r);
   std::string default_results_path() const;
   void set_mfu_peak();
 

@@ -47,7 +47,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.tp",        "parallel.microbatches", "parallel.schedule", "parallel.bucket_mb", "net.profile",
     "net.algo",           "net.codec",         "net.servers",        "net.rounds",        "device.peak_gflops",
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
-    "parallel.placement", "parallel.zero1", "model.tie_embeddings"};
+    "parallel.placement", "parallel.zero1", "model.tie_embeddings", "faults.slow_ranks", "faults.slowdown"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -179,6 +179,8 @@ SimSettings sim_settings(const Config& c) {
   s.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   read_dp_sync(c, s);
   check_layout(c, s);
+  s.faults = fault_settings(c);
+  check_fault_ranks(s.faults, s.grid.world());
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
 #include "sim/device.hpp"
+#include "train/faults.hpp"
 
 namespace dtb::sim {
 
@@ -55,6 +56,7 @@ struct SimSettings {
   int dp_servers = 1;          // net.servers: ps shards
   int dp_rounds = 10;          // net.rounds: gossip
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
+  FaultSettings faults;         // faults.*: stragglers, as the trainer reads them (train/faults.hpp)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

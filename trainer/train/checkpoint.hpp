@@ -2,6 +2,7 @@
 // Checkpoints in HDF5: everything a run needs to continue bit for bit.
 //   /params, /adam/m, /adam/v   float32, flat, in param_layout() order
 //   /config                     the resolved config (YAML text)
+//   each dataset's @crc32       zlib's CRC-32 of its bytes (version 2), verified on load
 //   root attributes: format = "dtbench-checkpoint", version, step (optimizer steps done),
 //   seed, data_cursor (the next global batch index), the model shape (model.*).
 // The data loader is counter-based: (seed, data_cursor) is its whole random state, and
@@ -25,7 +26,8 @@ struct CheckpointState {
 
 // Written to a temporary name, flushed and renamed.
 void save_checkpoint(const std::string& path, const CheckpointState& state);
-// Throws UsageError for a missing, foreign or inconsistent file.
+// Throws UsageError for a missing, foreign or inconsistent file, a dataset whose checksum
+// fails (naming it) and parameters or moments that are not finite (naming the tensor).
 CheckpointState load_checkpoint(const std::string& path);
 
 // Where train.checkpoint_every writes: "ck/tiny.h5" at step 10 -> "ck/tiny-step000010.h5".

@@ -78,6 +78,9 @@ std::vector<KeySpec> train_schema() {
        "peak GFLOP/s per rank for MFU (0 = device.peak_gflops; CPU: the measured sgemm rate)"},
       backend_key_spec(),    // device.backend: cpu | cuda (cuda/availability.hpp)
       precision_key_spec(),  // device.precision: fp32 | bf16
+      // Faults on purpose (train/faults.hpp): stragglers.
+      {"faults.slow_ranks", K::kString, "", 1, 0, {}, "stragglers: world ranks whose compute is slowed, e.g. 1,3 ('' = none)"},
+      {"faults.slowdown", K::kFloat, "1", 1, 1e6, {}, "the slow ranks' compute takes this many times as long (1 = off)"},
   };
 }
 
@@ -218,6 +221,8 @@ TrainSettings train_settings(const Config& c) {
   if (s.data_path.empty()) c.fail_constraint("data.path", "must name a token dataset");
   s.backend = c.get_string("device.backend");
   s.precision = c.get_string("device.precision");
+  s.faults = fault_settings(c);
+  check_fault_ranks(s.faults, s.parallel.world());
   check_cuda_layout(c, s);
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;

@@ -6,6 +6,7 @@
 
 #include "config.hpp"
 #include "model/gpt2.hpp"
+#include "train/faults.hpp"
 
 namespace dtb {
 
@@ -50,6 +51,7 @@ struct TrainSettings {
   bool threads_set = false;  // train.threads given explicitly (not the default)
   std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
+  FaultSettings faults;             // faults.*: stragglers (train/faults.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
