@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config            # toolchain
   libopenmpi-dev openmpi-bin                  # MPI (collectives/)
   libhdf5-dev                                 # datasets, checkpoints, results
+  zlib1g-dev                                  # CRC-32 of checkpoint datasets
   libcxxopts-dev libyaml-cpp-dev              # command line, configs
   libopenblas-dev                             # sgemm for the CPU kernels
   libsodium-dev                               # BLAKE2b for verify/ commitments (crypto_generichash)
@@ -15,6 +16,7 @@ PACKAGES=(
   gnuplot-nox                                 # plots (dtbench sim sweeps, dtbench report)
   slurm-wlm munge                             # the Slurm test: a one-node cluster on localhost
   iproute2                                    # network namespaces for the tbf check
+  clang libclang-rt-dev libomp-dev            # libFuzzer targets (tests/fuzz, the fuzz preset)
 )
 
 missing=()

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "units.hpp"
+#include "yaml_file.hpp"
 
 namespace dtb::netem {
 namespace {
@@ -71,18 +72,14 @@ class Reader {
       fail(node, key, "expected a non-empty list like " + example + ", got " + describe(node));
   }
 
-  // Typos must not pass silently: every key of MAP must be one of ALLOWED, and given once
-  // (YAML parsers keep one of two equal keys without a word).
+  // Typos must not pass silently: every key of MAP must be one of ALLOWED (keys given twice
+  // were refused as the file was read: load_yaml_file).
   void check_keys(const YAML::Node& map, const std::string& key, const Keys& allowed) const {
-    Keys seen;
     for (const auto& entry : map) {
       const std::string name = entry.first.Scalar();
       if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
         throw UsageError(where(entry.first) + ": unknown key '" + child(key, name) +
                          "'; allowed here: " + join(allowed));
-      if (std::find(seen.begin(), seen.end(), name) != seen.end())
-        fail(entry.first, child(key, name), "given twice; give each key once");
-      seen.push_back(name);
     }
   }
 
@@ -163,11 +160,7 @@ class Reader {
 YAML::Node load_yaml(const std::string& path) {
   if (!std::filesystem::is_regular_file(path))
     throw UsageError(path + ": no such network profile (see configs/net/ for the shipped ones)");
-  try {
-    return YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw UsageError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
+  return load_yaml_file(path);
 }
 
 // What the `sites:` list says before placement.

@@ -102,6 +102,21 @@ TEST_CASE("each class of bad config gets one line naming file, key and what is a
              Contains("expected a map of keys"));
 }
 
+TEST_CASE("a key given twice in one map is refused, naming the key, the file and both lines", "[config]") {
+  // yaml-cpp keeps the first of two equal keys without a word: a second n_layer must not be
+  // dropped (nor win) silently, at the top level or nested.
+  auto nested = write_temp("dup.yaml", "model:\n  n_layer: 4\n  name: a\n  n_layer: 8\n");
+  CHECK(error_of([&] { dtb::load_config(schema(), {nested}, {}); }) ==
+        nested + ":4: key 'model.n_layer' is given twice (first at line 2); give each key once");
+  auto top = write_temp("dup-top.yaml", "model:\n  n_layer: 4\noptim: {lr: 0.1}\nmodel:\n  name: b\n");
+  CHECK_THAT(error_of([&] { dtb::load_config(schema(), {top}, {}); }),
+             Contains(top + ":4: key 'model' is given twice (first at line 1)"));
+  // The same key in two maps, and in two files, is fine (the later file wins).
+  auto apart = write_temp("apart.yaml", "model:\n  name: a\noptim:\n  lr: 0.5\n");
+  auto later = write_temp("later.yaml", "model: {name: b}\n");
+  CHECK(dtb::load_config(schema(), {apart, later}, {}).get_string("model.name") == "b");
+}
+
 TEST_CASE("integers reject trailing text and overflow", "[config]") {
   CHECK_THAT(error_of([&] { dtb::load_config(schema(), {}, {"model.n_layer=4x"}); }),
              Contains("expected an integer"));

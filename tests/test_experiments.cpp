@@ -143,6 +143,7 @@ TEST_CASE("experiment files are checked before any run starts", "[exp]") {
       {"  - name: a\n    layout: {dp: 2}\n    launcher: direct\n", {"launcher direct", "2 ranks"}},
       {"  - name: a\n    set: {data.path: /nonexistent.h5}\n", {"run 'a'", "/nonexistent.h5", "dtbench prepare"}},
       {"  - name: a\n    set: {train.results: x.h5}\n", {"train.results is set by dtbench run"}},
+      {"  - name: a\n    steps: 3\n    steps: 4\n", {"bad.yaml:7", "key 'runs[0].steps' is given twice (first at line 6)"}},
   };
   for (const auto& [runs, pieces] : cases) {
     INFO(runs);

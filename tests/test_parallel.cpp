@@ -63,6 +63,16 @@ TEST_CASE("stages: balanced and given; placements checked", "[parallel]") {
   CHECK(grid_rank_of({{3, 1, 2, 0}, {}}, 3) == 0);
 }
 
+TEST_CASE("a placement file giving a key twice is refused with the key and its lines", "[parallel][placement]") {
+  const fs::path dir = dtb::test::scratch_dir("test_parallel_dup");
+  const std::string path = (dir / "place.yaml").string();
+  std::ofstream(path) << "ranks: [0, 1]\nsites: [a, a]\nranks: [1, 0]\n";
+  CHECK_THROWS_WITH(load_placement(path, 2),
+                    path + ":3: key 'ranks' is given twice (first at line 1); give each key once");
+  std::ofstream(path) << "ranks: [1, 0]\nsites: [a, a]\n";
+  CHECK(load_placement(path, 2).ranks == std::vector<int>{1, 0});
+}
+
 TEST_CASE("placement sites: a rank moved to a site the profile gives no link refuses", "[parallel][placement]") {
   // Sites a and b, no link between them: the profile's own placement fills a with both
   // ranks, so it loads; a placement file moving rank 1 to b must not get a free link.

@@ -477,3 +477,23 @@ TEST_CASE("dtbench sim: bad input exits 2 with one line", "[sim][cli]") {
   expect_usage_error("sim --preset article --sweep parallel.dp=1,2", {"article"});
   expect_usage_error("sim --no-such-option", {"no-such-option"});
 }
+
+TEST_CASE("stragglers: a slow rank's stage computes slower and gates the step", "[sim][faults]") {
+  // Free communication (no profile): the step is compute and AdamW, so a slowdown of k on
+  // a world of one multiplies it by k exactly; on DP = 2 the slow replica sets the step (its
+  // DP peers wait for its buckets); on TP = 2 the slow TP rank holds its stage back (they
+  // meet in every allreduce). The other replica or rank alone slowed gives the same step.
+  const double one = run({}).time.step;
+  CHECK(run({"faults.slow_ranks=0", "faults.slowdown=3"}).time.step == Approx(3 * one).epsilon(1e-12));
+  CHECK(run({"faults.slow_ranks=0", "faults.slowdown=1"}).time.step == one);
+  for (const char* layout : {"parallel.dp=2", "parallel.tp=2"}) {
+    INFO(layout);
+    const double base = run({layout}).time.step;
+    CHECK(run({layout, "faults.slow_ranks=1", "faults.slowdown=2.5"}).time.step == Approx(2.5 * base).epsilon(1e-12));
+    CHECK(run({layout, "faults.slow_ranks=0", "faults.slowdown=2.5"}).time.step == Approx(2.5 * base).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH(run({"parallel.dp=2", "faults.slow_ranks=2", "faults.slowdown=2"}),
+                    Catch::Matchers::Contains("faults.slow_ranks: rank 2 is outside the world's ranks [0, 2)"));
+  CHECK_THROWS_WITH(run({"faults.slow_ranks=1;2", "faults.slowdown=2"}),
+                    Catch::Matchers::Contains("faults.slow_ranks") && Catch::Matchers::Contains("e.g. 1,3"));
+}

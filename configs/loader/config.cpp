@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "yaml_file.hpp"
+
 namespace dtb {
 namespace {
 
@@ -167,12 +169,7 @@ void Config::set(const std::string& assignment) {
 void Config::merge_file(const std::string& path) {
   if (!std::filesystem::is_regular_file(path))
     throw UsageError(path + ": no such config file");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw UsageError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
+  const YAML::Node root = load_yaml_file(path);
   if (root.IsNull()) return;  // an empty file changes nothing
   if (!root.IsMap())
     throw UsageError(path + ": expected a map of keys (e.g. 'model:' then '  n_layer: 2')");

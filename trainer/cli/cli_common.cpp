@@ -3,6 +3,8 @@
 #include <exception>
 #include <iostream>
 
+#include "train/run_stopped.hpp"
+
 namespace dtb {
 
 int run_command(int (*run)(int argc, char** argv), int argc, char** argv) {
@@ -12,6 +14,10 @@ int run_command(int (*run)(int argc, char** argv), int argc, char** argv) {
     std::cout.flush();
     std::cerr << "error: " << e.what() << "\n";
     return 2;
+  } catch (const RunStopped& e) {  // the run stopped itself (train/run_stopped.hpp)
+    std::cout.flush();
+    std::cerr << "error: " << e.what() << "\n";
+    return kRunStoppedExit;
   } catch (const std::exception& e) {
     std::cout.flush();
     std::cerr << "internal error: " << e.what() << "\n";

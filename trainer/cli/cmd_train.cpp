@@ -9,6 +9,7 @@
 #include "communicator.hpp"
 #include "parallel/parallel_trainer.hpp"
 #include "verify/recorder.hpp"
+#include "train/run_stopped.hpp"
 
 namespace dtb {
 namespace {
@@ -52,6 +53,9 @@ int cmd_train(int argc, char** argv) {
     return run(config_from_args(args, train_schema()), args, command_line, &argc, &argv);
   } catch (const UsageError&) {
     if (coll::MpiSession::launcher_rank() != 0) return 2;  // every rank fails alike; rank 0 says why
+    throw;
+  } catch (const RunStopped&) {
+    if (coll::MpiSession::launcher_rank() != 0) return kRunStoppedExit;  // likewise
     throw;
   }
 }

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "usage_error.hpp"
+#include "yaml_file.hpp"
 
 namespace dtb::exp {
 namespace {
@@ -60,11 +61,7 @@ std::string where(const std::string& path, const YAML::Node& node) {
 
 YAML::Node load_yaml(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw UsageError(path + ": no such experiment file");
-  try {
-    return YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw UsageError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
+  return load_yaml_file(path);
 }
 
 std::string scalar_text(const std::string& path, const YAML::Node& node, const std::string& field) {

@@ -33,6 +33,23 @@ std::vector<ParamTensorInfo> param_layout(const GPTConfig& c) {
   return layout;
 }
 
+std::string param_element_name(const GPTConfig& c, size_t index) {
+  const std::vector<ParamTensorInfo> layout = param_layout(c);
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const ParamTensorInfo& t = layout[i];
+    if (index >= t.offset + t.size) continue;
+    const size_t at = index - t.offset;
+    // Per-layer tensors (ln1w .. fcprojb) are stored (L, ...): one layer, one contiguous slice.
+    const bool per_layer = i >= kLn1w && i <= kFcprojb;
+    if (!per_layer) return "tensor '" + std::string(t.name) + "' (element " + std::to_string(at) + ")";
+    const size_t per = t.size / size_t(c.n_layer);
+    return "tensor '" + std::string(t.name) + "' (layer " + std::to_string(at / per) + ", element " +
+           std::to_string(at % per) + " of the layer's slice)";
+  }
+  return "element " + std::to_string(index) + " (beyond the model's " + std::to_string(num_parameters(c)) +
+         " parameters)";
+}
+
 size_t num_parameters(const GPTConfig& c) {
   const auto layout = param_layout(c);
   return layout.back().offset + layout.back().size;

@@ -41,6 +41,9 @@ struct ParamTensorInfo {
 // The model's tensors in checkpoint order: layout[i] is tensor i (a ParamIndex).
 std::vector<ParamTensorInfo> param_layout(const GPTConfig& c);
 size_t num_parameters(const GPTConfig& c);
+// Where element INDEX of the flat buffer sits, for messages: "tensor 'qkvw' (layer 1,
+// element 37 of the layer's slice)" or "tensor 'wte' (element 5)".
+std::string param_element_name(const GPTConfig& c, size_t index);
 
 // A contiguous run of parameters that share a weight-decay rule (one parameter tensor, or
 // several neighbours with the same rule).

@@ -12,6 +12,7 @@
 
 #include "profile.hpp"
 #include "usage_error.hpp"
+#include "yaml_file.hpp"
 
 namespace dtb::par {
 
@@ -77,7 +78,7 @@ void check_placement(const Placement& p, int world, const std::string& where) {
 Placement load_placement(const std::string& path, int world) {
   Placement p;
   try {
-    const YAML::Node root = YAML::LoadFile(path);
+    const YAML::Node root = load_yaml_file(path);
     for (const auto& kv : root) {
       const std::string key = kv.first.as<std::string>();
       if (key == "ranks") p.ranks = kv.second.as<std::vector<int>>();

@@ -10,6 +10,9 @@
 #include "provenance.hpp"
 #include "train/bench.hpp"
 #include "train/checkpoint.hpp"
+#include "train/finite.hpp"
+#include "train/memory_check.hpp"
+#include "train/run_stopped.hpp"
 
 namespace dtb::par {
 namespace {
@@ -123,6 +126,9 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
   if (s_.strategy.local()) g_->worker = world.split(coord_.dp, coord_.tp + coord_.pp * layout_.tp);
 
+  if (s_.backend == "cpu")  // a device stage's buffers live in device memory
+    check_rank_memory(rank_memory(s_.model, stage_shard(s_, coord_), rows_per_micro_, s_.seq_len, live_, sizeof(float)),
+                      [&](double x) { return world_.untimed_max(x); });
   model_ = make_compute(s_, stage_shard(s_, coord_), rows_per_micro_, live_);
   const double mb = s_.parallel.bucket_mb;  // 0 = one bucket (GradSync's 0)
   const size_t bucket = mb > 0 ? std::max<size_t>(1, size_t(mb * 1048576.0 / sizeof(float))) : 0;
@@ -145,6 +151,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
   timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
                                          s_.parallel.device_memory_gbs * 1e9);
+  timeline_->set_slowdown(s_.faults.factor(world.rank()));  // faults.slow_ranks (train/faults.hpp)
   tp_ = std::make_unique<TpAllreduce>(*g_->tp, *timeline_);
   inputs_.resize(size_t(rows_per_dp_) * s_.seq_len);
   targets_.resize(inputs_.size());
@@ -325,6 +332,8 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
   r.lr = learning_rate(s_.optim, int(step_), s_.steps);
+  // Both sums crossed the world, so every rank sees the same non-finite value and stops here.
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) stop_non_finite(r);
 
   tl.set_phase(Phase::kOptimizer);
   model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
@@ -373,6 +382,38 @@ void ParallelTrainer::diloco_step() {
     tl.record().dp_exposed += wait;
     diloco_->land(f, params);
   }
+}
+
+// ------------------------------------------------------------------ non-finite numbers
+
+// The first element, in checkpoint order, of the flat buffer BUF (this rank's local
+// layout) that is not finite, over the world (collective); kAllFinite if none or no host
+// view (a device stage).
+size_t ParallelTrainer::first_nonfinite_global(const float* buf) {
+  size_t mine = kAllFinite;
+  if (buf)
+    for (const ShardRun& run : model_->runs())
+      if (const size_t i = first_nonfinite(std::span<const float>(buf + run.local, run.len)); i != kAllFinite)
+        mine = std::min(mine, run.global + i);
+  // The max of -index is the smallest index (exact in a double below 2^53 parameters).
+  const double first = world_.untimed_max(mine == kAllFinite ? -1e300 : -double(mine));
+  return first < -1e299 ? kAllFinite : size_t(-first);
+}
+
+// Stops the run at this step, before the update: what went non-finite and where first
+// (the gradients after the DP sync, else the parameters the step started from). Nothing
+// later runs, so no checkpoint or update holds these numbers.
+void ParallelTrainer::stop_non_finite(const StepRecord& r) {
+  std::string where = "the values are finite on every rank";
+  if (const size_t g = first_nonfinite_global(model_->grads()); g != kAllFinite)
+    where = "first non-finite gradient: " + param_element_name(s_.model, g);
+  else if (const size_t p = first_nonfinite_global(model_->params()); p != kAllFinite)
+    where = "first non-finite parameter: " + param_element_name(s_.model, p);
+  char head[120];
+  std::snprintf(head, sizeof head, "step %lld: loss %g, gradient norm %g", static_cast<long long>(step_ + 1),
+                r.loss, r.grad_norm);
+  throw RunStopped(std::string(head) + " (" + where + "); stopped before the update, no checkpoint written" +
+                   " (lower optim.lr, set optim.grad_clip, or resume from an earlier checkpoint)");
 }
 
 // ------------------------------------------------------------------ the loop
@@ -606,6 +647,16 @@ CheckpointState ParallelTrainer::checkpoint_state() {
 
 void ParallelTrainer::save(const std::string& path) {
   const CheckpointState ck = checkpoint_state();
+  // The last update may have made a finite step's parameters non-finite: such a state is
+  // never saved (rank 0 looks, every rank stops).
+  std::string bad;
+  if (world_.rank() == 0)
+    for (const auto& [name, buf] : {std::pair{"params", &ck.params}, {"adam/m", &ck.adam_m}, {"adam/v", &ck.adam_v}})
+      if (const size_t i = first_nonfinite(*buf); bad.empty() && i != kAllFinite)
+        bad = std::string(name) + ", " + param_element_name(s_.model, i);
+  if (world_.untimed_max(bad.empty() ? 0.0 : 1.0) > 0)
+    throw RunStopped("step " + std::to_string(step_) + ": the state to checkpoint holds a non-finite value (" + bad +
+                     "); no checkpoint written to " + path);
   if (world_.rank() == 0) save_checkpoint(path, ck);
 }
 

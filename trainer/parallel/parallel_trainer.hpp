@@ -106,6 +106,8 @@ class ParallelTrainer {
   double sum_over_world(std::span<double> values);
   double sum_over(coll::Communicator& comm, std::span<double> values);  // over COMM's ranks
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
+  size_t first_nonfinite_global(const float* buf);
+  [[noreturn]] void stop_non_finite(const StepRecord& r);
   std::string default_results_path() const;
   void set_mfu_peak();
 

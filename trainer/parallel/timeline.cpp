@@ -1,6 +1,8 @@
 #include "parallel/timeline.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "clock.hpp"
 
@@ -44,18 +46,24 @@ double& Timeline::phase_time() {
 void Timeline::charge() {
   const double cpu = netem::thread_cpu_seconds() - mark_cpu_;
   const double seconds = device_rate_ > 0 ? (flops_() - mark_flops_) / device_rate_ : cpu;
-  phase_time() += seconds;
   if (phase_ != Phase::kHarness) r_.kernel_cpu += cpu;
-  comm_.clock().advance(Stream::kCompute, seconds);
+  charge_seconds(seconds, cpu);
   mark();
+}
+
+// SECONDS of compute on the clock; REAL_SECONDS of it took real time on this machine (the
+// wall clock's share when this rank is a straggler).
+void Timeline::charge_seconds(double seconds, double real_seconds) {
+  phase_time() += seconds * slowdown_;
+  comm_.clock().advance(Stream::kCompute, seconds * slowdown_);
+  if (slowdown_ != 1 && wall() && real_seconds > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double>((slowdown_ - 1) * real_seconds));
 }
 
 void Timeline::charge_memory(double bytes) {
   charge();
   if (device_rate_ <= 0 || device_bandwidth_ <= 0) return;
-  const double seconds = bytes / device_bandwidth_;
-  phase_time() += seconds;
-  comm_.clock().advance(Stream::kCompute, seconds);
+  charge_seconds(bytes / device_bandwidth_, 0);  // modelled time only: nothing ran for it
 }
 
 void Timeline::run_comm(Traffic t, const std::function<void()>& fn) {

@@ -46,6 +46,10 @@ class Timeline {
            double device_bytes_per_s);
   ~Timeline();
 
+  // A straggler (faults.slowdown): every compute segment takes FACTOR times as long, on the
+  // virtual clock by charging it, on the wall clock by sleeping the difference.
+  void set_slowdown(double factor) { slowdown_ = factor; }
+
   void start_step(int64_t rank, int64_t step);
   void set_phase(Phase p);
   void charge();  // ends the current compute segment
@@ -76,6 +80,8 @@ class Timeline {
   coll::Communicator& comm_;
   std::function<double()> flops_;
   double device_rate_, device_bandwidth_;
+  double slowdown_ = 1;
+  void charge_seconds(double seconds, double real_seconds);
   Phase phase_ = Phase::kHarness;
   double mark_cpu_ = 0, mark_flops_ = 0, step_start_ = 0;
   coll::LinkStats stats_at_start_;

@@ -49,7 +49,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
     "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
     "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
-    "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits"};
+    "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -194,6 +194,8 @@ SimSettings sim_settings(const Config& c) {
   s.pp_bw_bits = int(c.get_int("parallel.pp_bw_bits"));
   read_dp_sync(c, s);
   check_layout(c, s);
+  s.faults = fault_settings(c);
+  check_fault_ranks(s.faults, s.grid.world());
   return s;
 }
 

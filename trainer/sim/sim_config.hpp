@@ -15,6 +15,7 @@
 #include "parallel/grid.hpp"
 #include "parallel/schedule.hpp"
 #include "sim/device.hpp"
+#include "train/faults.hpp"
 
 namespace dtb::sim {
 
@@ -61,6 +62,7 @@ struct SimSettings {
   int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
   int fragments = 1;            // streaming_diloco: strategy.fragments F
   int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
+  FaultSettings faults;         // faults.*: stragglers, as the trainer reads them (train/faults.hpp)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }
 };

@@ -225,10 +225,10 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
 }
 
 // When each rank of stage ST can begin its first operation, per replica and TP rank, the
-// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER
-// seconds), and with ZeRO-1 after the parameter allgather, bucket after bucket, each DP
-// group's ring replayed from when its ranks get there.
-std::vector<std::vector<double>> stage_ready(const Context& c, int st, double optimizer,
+// ranks having left the previous step at LEFT (per world rank): after AdamW (OPTIMIZER[d]
+// seconds on replica d: a straggler's is longer), and with ZeRO-1 after the parameter
+// allgather, bucket after bucket, each DP group's ring replayed from when its ranks get there.
+std::vector<std::vector<double>> stage_ready(const Context& c, int st, const std::vector<double>& optimizer,
                                              const std::vector<double>& left) {
   std::vector<std::vector<double>> ready(size_t(c.g.dp), std::vector<double>(size_t(c.g.tp)));
   const double n = c.model.stages[size_t(st)].buffer.total(), p = precision_bytes(c.s.param_precision);
@@ -236,7 +236,7 @@ std::vector<std::vector<double>> stage_ready(const Context& c, int st, double op
   for (int t = 0; t < c.g.tp; ++t) {
     const std::vector<int> group = c.dp_group(st, t);
     std::vector<double> at;
-    for (int r : group) at.push_back(left[size_t(r)] + optimizer);
+    for (size_t d = 0; d < group.size(); ++d) at.push_back(left[size_t(group[d])] + optimizer[d]);
     if (c.s.zero1 && c.g.dp > 1)
       for (double hi = n; hi > 0; hi = std::max(0.0, hi - per))
         at = coll::replay_each(c.net, group, [&](const coll::RoundSink& emit) {
@@ -251,7 +251,8 @@ std::vector<std::vector<double>> stage_ready(const Context& c, int st, double op
 // rank's time (0 without ZeRO-1).
 double param_allgather(const Context& c, int st) {
   double latest = 0;
-  for (const std::vector<double>& ready : stage_ready(c, st, 0, std::vector<double>(size_t(c.g.world()), 0.0)))
+  const std::vector<double> none(size_t(c.g.dp), 0.0);
+  for (const std::vector<double>& ready : stage_ready(c, st, none, std::vector<double>(size_t(c.g.world()), 0.0)))
     latest = std::max(latest, *std::max_element(ready.begin(), ready.end()));
   return latest;
 }
@@ -268,6 +269,19 @@ struct Replica {  // one DP replica's pipeline
   PipelineTimes times, without_pp;  // with PP messages, and with them free
 };
 
+// A straggler (faults.slow_ranks) stretches its stage's compute: the stage's TP ranks meet
+// in every allreduce, so the slowest of them sets the pace.
+double stage_slowdown(const Context& c, int st, int dp) {
+  double f = 1;
+  for (int t = 0; t < c.g.tp; ++t) f = std::max(f, c.s.faults.factor(c.rank(t, dp, st)));
+  return f;
+}
+
+std::vector<Piece> slowed(std::vector<Piece> pieces, double f) {
+  for (Piece& p : pieces) p.compute *= f;
+  return pieces;
+}
+
 Replica build_replica(const Context& c, int dp) {
   Replica r;
   r.in.microbatches = c.s.microbatches;
@@ -277,10 +291,11 @@ Replica build_replica(const Context& c, int dp) {
     const Stage& stage = c.model.stages[size_t(st)];
     const double ar = tp_allreduce(c, st, dp);
     const VocabComm v = vocab_comm(c, stage, st, dp, ar);
-    r.optimizer.push_back(optimizer_time(c, st));
+    const double slow = stage_slowdown(c, st, dp);
+    r.optimizer.push_back(slow * optimizer_time(c, st));
     r.allgather.push_back(param_allgather(c, st));
-    r.in.stages.push_back({forward_pass(c, stage, ar, v), backward_pass(c, stage, ar, v), r.optimizer.back(),
-                           dp_buckets(c, st, dp)});
+    r.in.stages.push_back({slowed(forward_pass(c, stage, ar, v), slow), slowed(backward_pass(c, stage, ar, v), slow),
+                           r.optimizer.back(), dp_buckets(c, st, dp)});
     r.dp_own.push_back(0);
     r.dp_done.emplace_back();
     for (const Bucket& b : r.in.stages.back().buckets) r.dp_own.back() += b.cost;
@@ -426,7 +441,9 @@ double run_steps(const Context& c, std::vector<Replica>& replicas) {
   double period = 0;
   for (int k = 0; k < kSteadyStateSteps; ++k) {
     for (int st = 0; st < c.g.pp; ++st) {
-      const std::vector<std::vector<double>> ready = stage_ready(c, st, replicas.front().optimizer[size_t(st)], left);
+      std::vector<double> optimizer;
+      for (const Replica& r : replicas) optimizer.push_back(r.optimizer[size_t(st)]);
+      const std::vector<std::vector<double>> ready = stage_ready(c, st, optimizer, left);
       for (int d = 0; d < c.g.dp; ++d) replicas[size_t(d)].in.stages[size_t(st)].start = stage_start(c, st, d, ready[size_t(d)]);
     }
     for (Replica& r : replicas) run_replica(r);

@@ -1,16 +1,62 @@
 #include "train/checkpoint.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <span>
 
 #include "h5file.hpp"
+#include "train/finite.hpp"
 
 namespace dtb {
 namespace {
 
 constexpr const char* kFormat = "dtbench-checkpoint";
-constexpr int64_t kVersion = 1;
+// Version 2 adds a CRC-32 (zlib's) of every dataset, verified on load; version 1 files,
+// which have none, still load.
+constexpr int64_t kVersion = 2;
+constexpr const char* kChecksumAttr = "crc32";
+
+uint32_t crc32_of(std::span<const std::byte> bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  // zlib takes at most 4 GiB minus one per call (uInt lengths).
+  for (size_t at = 0; at < bytes.size();) {
+    const size_t n = std::min<size_t>(bytes.size() - at, size_t(1) << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), uInt(n));
+    at += n;
+  }
+  return uint32_t(crc);
+}
+
+uint32_t crc32_of(std::span<const float> data) { return crc32_of(std::as_bytes(data)); }
+uint32_t crc32_of(const std::string& text) { return crc32_of(std::as_bytes(std::span(text.data(), text.size()))); }
+
+// The checksum DATASET was written with must be that of what was read back.
+void verify_checksum(const h5::File& f, const std::string& dataset, uint32_t read_crc) {
+  if (!f.has_attr(dataset, kChecksumAttr))
+    throw UsageError(f.path() + ": dataset '" + dataset + "' has no " + kChecksumAttr +
+                     " attribute (every dataset of a version 2 checkpoint has one)");
+  const int64_t stored = f.attr_int(dataset, kChecksumAttr);
+  if (stored != int64_t(read_crc)) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": dataset '%s' fails its checksum (CRC-32 stored %08llx, read %08x): the file is corrupt",
+                  dataset.c_str(), static_cast<unsigned long long>(stored), read_crc);
+    throw UsageError(f.path() + buf);
+  }
+}
+
+std::vector<float> read_checked(const h5::File& f, const std::string& dataset, bool checksummed) {
+  std::vector<float> data = f.read<float>(dataset);
+  if (checksummed) verify_checksum(f, dataset, crc32_of(data));
+  return data;
+}
+
+void write_checked(h5::File& f, const std::string& dataset, const std::vector<float>& data) {
+  f.write<float>(dataset, data);
+  f.set_attr(dataset, kChecksumAttr, int64_t(crc32_of(data)));
+}
 
 void write_model_shape(h5::File& f, const GPTConfig& c) {
   f.set_attr("/", "model.vocab_size", int64_t(c.vocab_size));
@@ -104,9 +150,9 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   f.set_attr("/", "seed", int64_t(s.seed));
   f.set_attr("/", "data_cursor", int64_t(s.data_cursor));
   write_model_shape(f, s.model);
-  f.write<float>("params", s.params);
-  f.write<float>("adam/m", s.adam_m);
-  f.write<float>("adam/v", s.adam_v);
+  write_checked(f, "params", s.params);
+  write_checked(f, "adam/m", s.adam_m);
+  write_checked(f, "adam/v", s.adam_v);
   f.write_string("config", s.config_yaml);
   write_epoch_cursor(f, s);
   write_pp_buffers(f, s);
@@ -117,6 +163,7 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
     names += (names.empty() ? "" : ",") + name;
   }
   if (!names.empty()) f.set_attr("/", "strategy_arrays", names);
+  f.set_attr("config", kChecksumAttr, int64_t(crc32_of(s.config_yaml)));
   f.commit();
 }
 
@@ -124,17 +171,19 @@ CheckpointState load_checkpoint(const std::string& path) {
   h5::File f = h5::File::open_read(path);
   if (!f.has_attr("/", "format") || f.attr_string("/", "format") != kFormat)
     throw UsageError(path + ": not a dtbench checkpoint (no format = \"dtbench-checkpoint\")");
-  if (f.attr_int("/", "version") != kVersion)
-    throw UsageError(path + ": checkpoint version " + std::to_string(f.attr_int("/", "version")) +
-                     " is not supported (this dtbench reads version " + std::to_string(kVersion) + ")");
+  const int64_t version = f.attr_int("/", "version");
+  if (version != 1 && version != kVersion)
+    throw UsageError(path + ": checkpoint version " + std::to_string(version) +
+                     " is not supported (this dtbench reads versions 1 and " + std::to_string(kVersion) + ")");
+  const bool checksummed = version >= 2;
   CheckpointState s;
   s.model = read_model_shape(f);
   s.step = f.attr_int("/", "step");
   s.seed = uint64_t(f.attr_int("/", "seed"));
   s.data_cursor = uint64_t(f.attr_int("/", "data_cursor"));
-  s.params = f.read<float>("params");
-  s.adam_m = f.read<float>("adam/m");
-  s.adam_v = f.read<float>("adam/v");
+  s.params = read_checked(f, "params", checksummed);
+  s.adam_m = read_checked(f, "adam/m", checksummed);
+  s.adam_v = read_checked(f, "adam/v", checksummed);
   s.config_yaml = f.read_string("config");
   read_epoch_cursor(f, s);
   read_pp_buffers(f, s);
@@ -145,9 +194,14 @@ CheckpointState load_checkpoint(const std::string& path) {
     s.strategy.emplace_back(name, f.read<float>("strategy/" + name));
     start = comma + 1;
   }
+  if (checksummed) verify_checksum(f, "config", crc32_of(s.config_yaml));
   const size_t n = num_parameters(s.model);
   if (s.params.size() != n || s.adam_m.size() != n || s.adam_v.size() != n)
     throw UsageError(path + ": parameter buffers do not match the model shape recorded in it");
+  // A run that diverged must not continue from its garbage (checksums pass: it was written so).
+  require_finite_params(s.params, s.model, path, "params");
+  require_finite_params(s.adam_m, s.model, path, "adam/m");
+  require_finite_params(s.adam_v, s.model, path, "adam/v");
   return s;
 }
 

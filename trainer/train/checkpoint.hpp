@@ -5,6 +5,7 @@
 //   /strategy/<name>            float32, flat: a DP strategy's own state (dp_strategy.hpp:
 //                               DiLoCo's outer anchor and momentum, every worker's own
 //                               replica), listed in the root attribute strategy_arrays
+//   each dataset's @crc32       zlib's CRC-32 of its bytes (version 2), verified on load
 //   root attributes: format = "dtbench-checkpoint", version, step (optimizer steps done),
 //   seed, data_cursor (the next global batch index), the model shape (model.*).
 // The data loader is counter-based: (seed, data_cursor) is its whole random state, and
@@ -54,7 +55,8 @@ struct CheckpointState {
 
 // Written to a temporary name, flushed and renamed.
 void save_checkpoint(const std::string& path, const CheckpointState& state);
-// Throws UsageError for a missing, foreign or inconsistent file.
+// Throws UsageError for a missing, foreign or inconsistent file, a dataset whose checksum
+// fails (naming it) and parameters or moments that are not finite (naming the tensor).
 CheckpointState load_checkpoint(const std::string& path);
 
 // Where train.checkpoint_every writes: "ck/tiny.h5" at step 10 -> "ck/tiny-step000010.h5".

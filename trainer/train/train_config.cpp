@@ -108,6 +108,9 @@ std::vector<KeySpec> train_schema() {
        "peak GFLOP/s per rank for MFU (0 = device.peak_gflops; CPU: the measured sgemm rate)"},
       backend_key_spec(),    // device.backend: cpu | cuda (cuda/availability.hpp)
       precision_key_spec(),  // device.precision: fp32 | bf16
+      // Faults on purpose (train/faults.hpp): stragglers.
+      {"faults.slow_ranks", K::kString, "", 1, 0, {}, "stragglers: world ranks whose compute is slowed, e.g. 1,3 ('' = none)"},
+      {"faults.slowdown", K::kFloat, "1", 1, 1e6, {}, "the slow ranks' compute takes this many times as long (1 = off)"},
   };
   for (KeySpec& k : verify::key_specs()) keys.push_back(std::move(k));  // verify.* (verify/verify_config.hpp)
   return keys;
@@ -310,6 +313,8 @@ TrainSettings train_settings(const Config& c) {
   s.backend = c.get_string("device.backend");
   s.precision = c.get_string("device.precision");
   read_strategy(c, s);
+  s.faults = fault_settings(c);
+  check_fault_ranks(s.faults, s.parallel.world());
   check_cuda_layout(c, s);
   verify::verify_settings(c);  // the verify.* keys, checked here with the rest
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits

@@ -6,6 +6,7 @@
 
 #include "config.hpp"
 #include "model/gpt2.hpp"
+#include "train/faults.hpp"
 
 namespace dtb {
 
@@ -73,6 +74,7 @@ struct TrainSettings {
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
   std::string sampler = "windows";  // data.sampler: windows | epoch (data/epoch_sampler.hpp)
   int64_t epoch_samples = 0;        // data.epoch_samples: sequences per epoch (0 = all)
+  FaultSettings faults;             // faults.*: stragglers (train/faults.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
