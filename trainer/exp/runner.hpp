@@ -26,6 +26,18 @@ void print_dry_run(const Plan& plan, std::ostream& out);
 // outcome per run, in order.
 std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out);
 
+// The last line the runner writes to a run's log: "# dtbench run: ok" or
+// "# dtbench run: FAILED: <why>".
+inline constexpr const char* kOutcomeLine = "# dtbench run: ";
+
+// A line of a child's output that says what went wrong ("error: ...", "... Error: ...").
+bool is_error_line(const std::string& line);
+
+// Why the run whose log is LOG_TEXT failed: the runner's outcome line, else (a log the
+// runner could not finish: it was killed itself) the child's last error line; "" when
+// the log says the run went well or gives no reason.
+std::string failure_in_log(const std::string& log_text);
+
 // "7 runs: 6 ok, 1 failed: pp2-dec (exit 2)".
 std::string summary_line(const std::vector<RunOutcome>& outcomes);
 
