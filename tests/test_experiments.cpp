@@ -196,6 +196,9 @@ TEST_CASE("an experiment runs every run, reports the failed one, and never overw
               "[ \"$(readlink /proc/$p/cwd)\" = \"$PWD\" ] && exit 0; done; exit 1")
             .exit_code == 1);
   CHECK(slurp(scratch() / "res/experiment.yaml") == slurp(scratch() / "exp.yaml"));
+  // Each log ends with the runner's verdict, which the report reads.
+  CHECK(slurp(scratch() / "res/dp2.log").ends_with("\n# dtbench run: ok\n"));
+  CHECK(slurp(scratch() / "res/slow.log").ends_with("\n# dtbench run: FAILED: timed out after 1s\n"));
 
   const auto before = fs::last_write_time(scratch() / "res/dp2.h5");
   expect_refused("run exp.yaml --out res", {"res/dp2.h5 already exists", "--skip-existing"});
@@ -305,6 +308,8 @@ TEST_CASE("the report names every run and is the same bytes when regenerated", "
   for (const char* piece : {"# exp", "| dp2 ", "| DP2 ", "centralized-25g", "| coll2 ", "decentralized-1g", "1K-4K",
                             "![Training loss per run](loss.svg)", "| dp2.h5 "})
     CHECK_THAT(md, Contains(piece));
+  // The run stopped at its timeout is listed as failed, with why.
+  CHECK(std::regex_search(md, std::regex(R"(\| slow +\| failed +\| timed out after 1s +\|)")));
   std::map<fs::path, std::string> first;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().extension() != ".h5" && e.path().extension() != ".log") first[e.path()] = slurp(e.path());
@@ -491,7 +496,8 @@ void write_hand_coll(const fs::path& dir) {
 
 // The folder: central (2 ms), dec (its twin on decentralized-1g: 200 ms), dec-sign (a codec
 // run with no twin on centralized-25g; `baseline: central`: 50 ms), short (killed after 2
-// of its 4 steps), crashed (a log, no result), never (neither), ar (a coll result).
+// of its 4 steps), crashed (a log with an error and no verdict: the runner was killed),
+// never (neither log nor result), running (a log with no verdict yet), ar (a coll result).
 fs::path hand_folder() {
   const fs::path dir = scratch() / "golden";
   fs::remove_all(dir);
@@ -504,10 +510,11 @@ fs::path hand_folder() {
   write_file("golden/experiment.yaml",
              "name: golden\ndefaults: {model: tiny.yaml}\nruns:\n"
              "  - {name: central}\n  - {name: dec}\n  - {name: dec-sign, baseline: central}\n"
-             "  - {name: short, baseline: central}\n  - {name: crashed}\n  - {name: never}\n"
+             "  - {name: short, baseline: central}\n  - {name: crashed}\n  - {name: never}\n  - {name: running}\n"
              "  - {name: ar, kind: coll}\n");
   write_file("golden/short.log", "$ mpirun ...\nstep 2/4 | loss 3\n# dtbench run: FAILED: killed by signal 9\n");
   write_file("golden/crashed.log", "$ mpirun ...\nerror: rank 1: something broke\n");
+  write_file("golden/running.log", "$ mpirun ...\nstep     1/4 | loss 4\n");
   return dir;
 }
 
@@ -562,14 +569,15 @@ TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs,
         "        25.0% |    7.5 ms |      4 kB |              2 kB |   25.00x | central  |     1.0000 |         3.5000 |\n"
         "| short (incomplete) | DP2    | decentralized-1g | virtual |    200 ms |    2.56k | 0.128% |        50 ms | "
         "        25.0% |     30 ms |      4 kB |              2 kB |  100.00x | central  |     3.0000 |         3.5000 |\n");
-  // Unfinished runs, each with the reason its folder gives: the runner's last log line, the
-  // child's last error line, nothing at all.
+  // Unfinished runs, each with the reason its folder gives: the runner's verdict, the
+  // child's last error line, nothing at all, a log still growing.
   CHECK(block(md, "| run     | status") ==
-        "| run     | status     | why                                                     |\n"
-        "| :------ | :--------- | :------------------------------------------------------ |\n"
-        "| short   | incomplete | killed by signal 9 (its result stops after step 2 of 4) |\n"
-        "| crashed | failed     | error: rank 1: something broke                          |\n"
-        "| never   | not run    | no result and no log in this folder                     |\n");
+        "| run     | status     | why                                                                               |\n"
+        "| :------ | :--------- | :-------------------------------------------------------------------------------- |\n"
+        "| short   | incomplete | killed by signal 9 (its result stops after step 2 of 4)                           |\n"
+        "| crashed | failed     | error: rank 1: something broke (no verdict in its log: the runner was stopped)    |\n"
+        "| never   | not run    | no result and no log in this folder                                               |\n"
+        "| running | unfinished | no result and no verdict in running.log: still running, or the runner was stopped |\n");
   CHECK(block(md, "| run      | forward") ==
         "| run      | forward | backward | optimizer | TP comm | PP comm | DP comm (exposed) | other comm | "
         "pipeline bubble | harness | idle |   step |\n"
@@ -585,7 +593,8 @@ TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs,
         "            0 s |     0 s |  0 s | 200 ms |\n");
   CHECK_THAT(md, Contains("| ar  | allreduce | ring | none  | centralized-25g | virtual |     2 | 1K-4K |          20 us |"
                           "      0.205 GB/s |   0.205 GB/s |\n"));
-  CHECK_THAT(o.out, Contains("| crashed | failed     | error: rank 1: something broke "));  // and on the terminal
+  CHECK_THAT(o.out, Contains("| crashed | failed     | error: rank 1: something broke "));
+  CHECK_THAT(o.out, Contains("| running | unfinished | no result and no verdict in running.log"));  // and on the terminal
   // Figures: SVG and PNG of each, their scripts beside them, and no others.
   std::set<std::string> scripts;
   for (const auto& e : fs::directory_iterator(dir))
@@ -629,7 +638,7 @@ TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs,
   CHECK(number(2, "step_time_s") == (ms[0] + ms[1] + ms[2] + ms[3]) / 4 / 1e3);
   CHECK(cell(1, "across_sites_bytes_per_step") == "0");
   const auto failed = read_csv(dir / "failed.csv");
-  REQUIRE(failed.size() == 4);
+  REQUIRE(failed.size() == 5);
   CHECK(failed[1] == std::vector<std::string>{"short", "incomplete", "killed by signal 9 (its result stops after step 2 of 4)"});
   // The same bytes again (figures included); without --csv no table files are written.
   std::map<fs::path, std::string> first;

@@ -31,7 +31,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // A run of the experiment that did not finish well: no readable result, or a result that
 // stops before its last step (a run killed while it wrote its results as it went).
 struct Unfinished {
-  std::string name, status, why;  // status: "failed", "incomplete" or "not run"
+  std::string name, status, why;  // status: "failed", "incomplete", "unfinished" or "not run"
 };
 
 struct Folder {
@@ -101,25 +101,32 @@ std::string short_of_steps(const ResultFile& r) {
   return "its result stops after step " + sim::format_fixed(done, 0) + " of " + sim::format_fixed(want, 0);
 }
 
+// Why a run without a readable result did not finish, from its log.
+Unfinished without_result(const Folder& f, const std::string& name) {
+  if (!fs::exists(fs::path(f.dir) / (name + ".log"))) return {name, "not run", "no result and no log in this folder"};
+  const LogVerdict v = verdict_in_log(log_text(f, name));
+  if (v.ok) return {name, "failed", "its log says ok, but there is no result file"};
+  if (v.written) return {name, "failed", v.why.empty() ? "no reason in " + name + ".log" : v.why};
+  if (!v.why.empty()) return {name, "failed", v.why + " (no verdict in its log: the runner was stopped)"};
+  return {name, "unfinished", "no result and no verdict in " + name + ".log: still running, or the runner was stopped"};
+}
+
 // The experiment's runs that did not finish well, with the reason the folder gives: the
-// runner's last line in <run>.log (or the child's last error line there), the reason the
+// runner's verdict in <run>.log (or the child's last error line there), the reason the
 // result could not be read, or a result short of its steps. A run with neither a result
 // nor a log was not started here (dtbench run --only).
 void find_unfinished(Folder& f) {
   for (const ResultFile& r : f.results)
     if (const std::string why = short_of_steps(r); !why.empty()) {
-      const std::string said = failure_in_log(log_text(f, r.name));
+      const std::string said = verdict_in_log(log_text(f, r.name)).why;
       f.unfinished.push_back({r.name, "incomplete", said.empty() ? why : said + " (" + why + ")"});
     }
   for (const std::string& name : f.run_order) {
     const bool have = std::any_of(f.results.begin(), f.results.end(), [&](const ResultFile& r) { return r.name == name; });
     if (have) continue;
-    const bool logged = fs::exists(fs::path(f.dir) / (name + ".log"));
-    std::string why = logged ? failure_in_log(log_text(f, name)) : "";
-    if (const auto it = f.skipped_by_run.find(name); it != f.skipped_by_run.end())
-      why += (why.empty() ? "" : "; ") + it->second;
-    if (why.empty()) why = logged ? "no result file (see " + name + ".log)" : "no result and no log in this folder";
-    f.unfinished.push_back({name, logged ? "failed" : "not run", why});
+    Unfinished u = without_result(f, name);
+    if (const auto it = f.skipped_by_run.find(name); it != f.skipped_by_run.end()) u.why += "; " + it->second;
+    f.unfinished.push_back(u);
   }
 }
 
@@ -643,8 +650,10 @@ std::string document(const Folder& f, const Tables& t, const Figures& fig, bool 
   if (!f.manifest_note.empty()) d << "Note: " << f.manifest_note << "\n\n";
   if (const Table* failed = t.find("failed"))
     d << "## Runs that did not finish\n\n" << markdown(*failed)
-      << "\nFailed: no readable result; incomplete: a result that stops before its last step (shown below "
-         "with what it recorded); not run: neither a result nor a log here (e.g. `dtbench run --only`).\n\n";
+      << "\nFailed: no readable result (why: the runner's verdict in the run's log, or the child's last error "
+         "line); incomplete: a result that stops before its last step (shown below with what it recorded); "
+         "unfinished: a log without a verdict and no error (the run is still going, or the runner was stopped); "
+         "not run: neither a result nor a log here (e.g. `dtbench run --only`).\n\n";
   if (const Table* runs = t.find("runs")) {
     d << "## Training runs\n\n" << markdown(*runs) << "\n" << kTrainColumns << "\n\n";
     if (const Table* parts = t.find("breakdown"))

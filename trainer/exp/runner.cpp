@@ -93,19 +93,25 @@ bool is_error_line(const std::string& line) {
   return line.starts_with("error") || line.starts_with("internal error") || line.find("rror:") != std::string::npos;
 }
 
-std::string failure_in_log(const std::string& log_text) {
-  std::string outcome, last_error;
+LogVerdict verdict_in_log(const std::string& log_text) {
+  LogVerdict v;
+  std::string last_error;
   size_t start = 0;
   while (start < log_text.size()) {
     size_t end = log_text.find('\n', start);
     if (end == std::string::npos) end = log_text.size();
     const std::string line = log_text.substr(start, end - start);
-    if (line.starts_with(kOutcomeLine)) outcome = line.substr(std::string(kOutcomeLine).size());
-    else if (is_error_line(line)) last_error = line;
+    if (line.starts_with(kOutcomeLine)) {
+      const std::string said = line.substr(std::string(kOutcomeLine).size());
+      v.written = true, v.ok = said == "ok";
+      v.why = said.starts_with("FAILED: ") ? said.substr(8) : "";
+    } else if (is_error_line(line)) {
+      last_error = line;
+    }
     start = end + 1;
   }
-  if (outcome.starts_with("FAILED: ")) return outcome.substr(8);
-  return outcome == "ok" ? "" : last_error;
+  if (!v.ok && v.why.empty()) v.why = last_error;
+  return v;
 }
 
 void print_dry_run(const Plan& plan, std::ostream& out) {

@@ -33,10 +33,15 @@ inline constexpr const char* kOutcomeLine = "# dtbench run: ";
 // A line of a child's output that says what went wrong ("error: ...", "... Error: ...").
 bool is_error_line(const std::string& line);
 
-// Why the run whose log is LOG_TEXT failed: the runner's outcome line, else (a log the
-// runner could not finish: it was killed itself) the child's last error line; "" when
-// the log says the run went well or gives no reason.
-std::string failure_in_log(const std::string& log_text);
+// What a run's log says of how it ended: the runner's verdict line when it wrote one, and
+// why the run failed (the verdict's reason, else the child's last error line).
+struct LogVerdict {
+  bool written = false;  // the runner's verdict line is there (it is missing while the run
+                         // goes on, or when the runner itself was killed)
+  bool ok = false;
+  std::string why;
+};
+LogVerdict verdict_in_log(const std::string& log_text);
 
 // "7 runs: 6 ok, 1 failed: pp2-dec (exit 2)".
 std::string summary_line(const std::vector<RunOutcome>& outcomes);
