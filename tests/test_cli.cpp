@@ -140,7 +140,7 @@ TEST_CASE("one rank: the step line and results file of every run", "[cli]") {
   const size_t at = o.out.find("step     2/2 | loss ");
   REQUIRE(at != std::string::npos);
   const std::string line = o.out.substr(at, o.out.find('\n', at) - at);
-  for (const char* field : {" | norm ", " | lr ", " ms | ", " tok/s | ", " GFLOP/s | ", " MFU | comm ", "% | exposed comm ",
+  for (const char* field : {" | norm ", " | lr ", " ms | ", " tok/s | ", " GFLOP/s | ", " MFU | exposed comm ", "%) | hidden DP ",
                             " ms | bubble "})
     CHECK_THAT(line, Contains(field));
   CHECK(line.find(" tok/s | ") < line.find(" GFLOP/s | "));

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "dtbench_runner.hpp"
@@ -196,6 +197,9 @@ TEST_CASE("an experiment runs every run, reports the failed one, and never overw
               "[ \"$(readlink /proc/$p/cwd)\" = \"$PWD\" ] && exit 0; done; exit 1")
             .exit_code == 1);
   CHECK(slurp(scratch() / "res/experiment.yaml") == slurp(scratch() / "exp.yaml"));
+  // Each log ends with the runner's verdict, which the report reads.
+  CHECK(slurp(scratch() / "res/dp2.log").ends_with("\n# dtbench run: ok\n"));
+  CHECK(slurp(scratch() / "res/slow.log").ends_with("\n# dtbench run: FAILED: timed out after 1s\n"));
 
   const auto before = fs::last_write_time(scratch() / "res/dp2.h5");
   expect_refused("run exp.yaml --out res", {"res/dp2.h5 already exists", "--skip-existing"});
@@ -305,6 +309,8 @@ TEST_CASE("the report names every run and is the same bytes when regenerated", "
   for (const char* piece : {"# exp", "| dp2 ", "| DP2 ", "centralized-25g", "| coll2 ", "decentralized-1g", "1K-4K",
                             "![Training loss per run](loss.svg)", "| dp2.h5 "})
     CHECK_THAT(md, Contains(piece));
+  // The run stopped at its timeout is listed as failed, with why.
+  CHECK(std::regex_search(md, std::regex(R"(\| slow +\| failed +\| timed out after 1s +\|)")));
   std::map<fs::path, std::string> first;
   for (const auto& e : fs::directory_iterator(dir))
     if (e.path().extension() != ".h5" && e.path().extension() != ".log") first[e.path()] = slurp(e.path());
@@ -426,4 +432,229 @@ TEST_CASE("the ETA: the current run at its own pace, the runs to come at their f
   CHECK(p.text(130.0) == "ETA 10s");
   CHECK(dtb::exp::duration_text(65) == "1m05s");
   CHECK(dtb::exp::duration_text(3725) == "1h02m");
+}
+
+// ------------------------------------------------------------------ the report, golden
+
+namespace {
+
+// A train result written by hand (the datasets results/README.md documents), so that every
+// figure of the report is known in advance: the step takes STEP_MS on every step and rank,
+// made of forward 20%, backward 50%, optimizer 5%, DP exposed 15%, other comm 10%; the DP
+// sync takes twice its exposed part (half hidden); each rank sends 1000 B per step inside
+// sites and INTER_B across.
+struct HandRun {
+  std::string name, net, codec = "none";
+  double step_ms = 2;
+  int steps = 4, recorded = 4;
+  double inter_b = 0;
+};
+
+void write_hand_train(const fs::path& dir, const HandRun& r) {
+  dtb::h5::File f = dtb::h5::File::create((dir / (r.name + ".h5")).string());
+  f.set_attr("/", "format", std::string("dtbench-result"));
+  f.set_attr("/", "kind", std::string("train"));
+  f.set_attr("/", "git_commit", std::string("abc1234"));
+  f.set_attr("/", "host", std::string("hand"));
+  f.set_attr("/", "created_utc", std::string("2026-12-06T00:00:00Z"));
+  f.set_attr("/", "flops_per_token", 1e6);
+  f.set_attr("/", "mfu_peak_gflops", 1000.0);
+  f.write_string("config", "parallel: {dp: 2}\ntrain: {batch_size: 8, seq_len: 64, steps: " + std::to_string(r.steps) +
+                               "}\nnet: {profile: configs/net/" + r.net + ".yaml, clock: virtual, codec: " + r.codec +
+                               "}\n");
+  std::vector<int64_t> step;
+  std::vector<double> loss, time_ms;
+  for (int i = 0; i < r.recorded; ++i) step.push_back(i), loss.push_back(4.0 - i), time_ms.push_back(r.step_ms);
+  f.write<int64_t>("steps/step", step);
+  f.write<double>("steps/loss", loss);
+  f.write<double>("steps/time_ms", time_ms);
+  f.write<int64_t>("val/step", std::vector<int64_t>{2});
+  f.write<double>("val/loss", std::vector<double>{3.5});
+  const size_t rows = size_t(2 * r.recorded);  // 2 ranks
+  const double s = r.step_ms / 1e3;
+  const std::map<std::string, double> parts = {
+      {"forward", 0.2 * s}, {"backward", 0.5 * s}, {"optimizer", 0.05 * s}, {"tp_comm", 0}, {"pp_comm", 0},
+      {"dp_exposed", 0.15 * s}, {"dp_total", 0.3 * s}, {"other_comm", 0.1 * s}, {"bubble", 0}, {"harness", 0},
+      {"idle", 0}, {"step_time", s}, {"bytes_intra", 1000}, {"bytes_inter", r.inter_b}};
+  for (const auto& [name, v] : parts) f.write<double>("ranks/" + name, std::vector<double>(rows, v));
+  f.commit();
+}
+
+void write_hand_coll(const fs::path& dir) {
+  dtb::h5::File f = dtb::h5::File::create((dir / "ar.h5").string());
+  f.set_attr("/", "format", std::string("dtbench-result"));
+  f.set_attr("/", "kind", std::string("coll"));
+  for (const char* a : {"op:allreduce", "algo:ring", "codec:none", "clock:virtual", "net_name:centralized-25g"}) {
+    const std::string kv = a;
+    f.set_attr("/", kv.substr(0, kv.find(':')), kv.substr(kv.find(':') + 1));
+  }
+  f.set_attr("/", "world_size", int64_t(2));
+  f.write<double>("rows/bytes", std::vector<double>{1024, 4096});
+  f.write<double>("rows/time_us", std::vector<double>{10, 20});
+  f.write<double>("rows/busbw_GBps", std::vector<double>{0.1024, 0.2048});
+  f.commit();
+}
+
+// The folder: central (2 ms), dec (its twin on decentralized-1g: 200 ms), dec-sign (a codec
+// run with no twin on centralized-25g; `baseline: central`: 50 ms), short (killed after 2
+// of its 4 steps), crashed (a log with an error and no verdict: the runner was killed),
+// never (neither log nor result), running (a log with no verdict yet), ar (a coll result).
+fs::path hand_folder() {
+  const fs::path dir = scratch() / "golden";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  write_hand_train(dir, {"central", "centralized-25g"});
+  write_hand_train(dir, {"dec", "decentralized-1g", "none", 200, 4, 4, 1000});
+  write_hand_train(dir, {"dec-sign", "decentralized-1g", "sign", 50, 4, 4, 1000});
+  write_hand_train(dir, {"short", "decentralized-1g", "none", 200, 4, 2, 1000});
+  write_hand_coll(dir);
+  write_file("golden/experiment.yaml",
+             "name: golden\ndefaults: {model: tiny.yaml}\nruns:\n"
+             "  - {name: central}\n  - {name: dec}\n  - {name: dec-sign, baseline: central}\n"
+             "  - {name: short, baseline: central}\n  - {name: crashed}\n  - {name: never}\n  - {name: running}\n"
+             "  - {name: ar, kind: coll}\n");
+  write_file("golden/short.log", "$ mpirun ...\nstep 2/4 | loss 3\n# dtbench run: FAILED: killed by signal 9\n");
+  write_file("golden/crashed.log", "$ mpirun ...\nerror: rank 1: something broke\n");
+  write_file("golden/running.log", "$ mpirun ...\nstep     1/4 | loss 4\n");
+  return dir;
+}
+
+// The lines of TEXT from the one starting with FIRST up to the first empty line.
+std::string block(const std::string& text, const std::string& first) {
+  const size_t at = text.find(first);
+  if (at == std::string::npos) return "(no block starting with " + first + ")";
+  return text.substr(at, text.find("\n\n", at) - at + 1);
+}
+
+std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(slurp(path));
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells{""};
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') cells.back() += '"', ++i;
+      else if (c == '"') quoted = !quoted;
+      else if (c == ',' && !quoted) cells.emplace_back();
+      else cells.back() += c;
+    }
+    rows.push_back(cells);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs, figures", "[exp][report]") {
+  const fs::path dir = hand_folder();
+  const Outcome o = dtbench("report golden --csv");
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  const std::string md = slurp(dir / "report.md");
+  // By hand: central's step 2 ms; 512 tokens / 2 ms = 256k tokens/s; MFU = 1e6 FLOP x 256k
+  // / (2 ranks x 1 TFLOP/s) = 12.8%; exposed = DP 15% + other 10% of the step = 500 us, 25%;
+  // hidden DP = 30% - 15% = 300 us; sent = 2 ranks x 1000 B. dec is central's twin on
+  // decentralized-1g (100x); dec-sign has no twin (its codec differs) but names central
+  // (25x); short names central and stopped after 2 of its 4 steps (final loss 3).
+  CHECK(block(md, "| run                | layout") ==
+        "| run                | layout | network          | clock   | step time | tokens/s |    MFU | exposed comm | "
+        "exposed share | hidden DP | sent/step | across sites/step | slowdown | baseline | final loss | final val loss |\n"
+        "| :----------------- | :----- | :--------------- | :------ | --------: | -------: | -----: | -----------: | "
+        "------------: | --------: | --------: | ----------------: | -------: | :------- | ---------: | -------------: |\n"
+        "| central            | DP2    | centralized-25g  | virtual |      2 ms |     256k |  12.8% |       500 us | "
+        "        25.0% |    300 us |      2 kB |               0 B |    1.00x | central  |     1.0000 |         3.5000 |\n"
+        "| dec                | DP2    | decentralized-1g | virtual |    200 ms |    2.56k | 0.128% |        50 ms | "
+        "        25.0% |     30 ms |      4 kB |              2 kB |  100.00x | central  |     1.0000 |         3.5000 |\n"
+        "| dec-sign           | DP2    | decentralized-1g | virtual |     50 ms |    10.2k | 0.512% |      12.5 ms | "
+        "        25.0% |    7.5 ms |      4 kB |              2 kB |   25.00x | central  |     1.0000 |         3.5000 |\n"
+        "| short (incomplete) | DP2    | decentralized-1g | virtual |    200 ms |    2.56k | 0.128% |        50 ms | "
+        "        25.0% |     30 ms |      4 kB |              2 kB |  100.00x | central  |     3.0000 |         3.5000 |\n");
+  // Unfinished runs, each with the reason its folder gives: the runner's verdict, the
+  // child's last error line, nothing at all, a log still growing.
+  CHECK(block(md, "| run     | status") ==
+        "| run     | status     | why                                                                               |\n"
+        "| :------ | :--------- | :-------------------------------------------------------------------------------- |\n"
+        "| short   | incomplete | killed by signal 9 (its result stops after step 2 of 4)                           |\n"
+        "| crashed | failed     | error: rank 1: something broke (no verdict in its log: the runner was stopped)    |\n"
+        "| never   | not run    | no result and no log in this folder                                               |\n"
+        "| running | unfinished | no result and no verdict in running.log: still running, or the runner was stopped |\n");
+  CHECK(block(md, "| run      | forward") ==
+        "| run      | forward | backward | optimizer | TP comm | PP comm | DP comm (exposed) | other comm | "
+        "pipeline bubble | harness | idle |   step |\n"
+        "| :------- | ------: | -------: | --------: | ------: | ------: | ----------------: | ---------: | "
+        "--------------: | ------: | ---: | -----: |\n"
+        "| central  |  400 us |     1 ms |    100 us |     0 s |     0 s |            300 us |     200 us | "
+        "            0 s |     0 s |  0 s |   2 ms |\n"
+        "| dec      |   40 ms |   100 ms |     10 ms |     0 s |     0 s |             30 ms |      20 ms | "
+        "            0 s |     0 s |  0 s | 200 ms |\n"
+        "| dec-sign |   10 ms |    25 ms |    2.5 ms |     0 s |     0 s |            7.5 ms |       5 ms | "
+        "            0 s |     0 s |  0 s |  50 ms |\n"
+        "| short    |   40 ms |   100 ms |     10 ms |     0 s |     0 s |             30 ms |      20 ms | "
+        "            0 s |     0 s |  0 s | 200 ms |\n");
+  CHECK_THAT(md, Contains("| ar  | allreduce | ring | none  | centralized-25g | virtual |     2 | 1K-4K |          20 us |"
+                          "      0.205 GB/s |   0.205 GB/s |\n"));
+  CHECK_THAT(o.out, Contains("| crashed | failed     | error: rank 1: something broke "));
+  CHECK_THAT(o.out, Contains("| running | unfinished | no result and no verdict in running.log"));  // and on the terminal
+  // Figures: SVG and PNG of each, their scripts beside them, and no others.
+  std::set<std::string> scripts;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".gp") scripts.insert(e.path().stem().string());
+  CHECK(scripts == std::set<std::string>{"breakdown", "breakdown-share", "busbw", "loss", "loss-time", "val-loss-time"});
+  for (const std::string& name : scripts) {
+    INFO(name);
+    CHECK(fs::exists(dir / (name + ".svg")));
+    CHECK(fs::exists(dir / (name + ".png")));
+    CHECK_THAT(md, Contains("](" + name + ".svg) ([PNG](" + name + ".png))"));
+  }
+  // Every table as CSV; the runs table's numbers read back to the hand-computed values.
+  for (const char* t : {"runs", "breakdown", "failed", "coll", "files"}) CHECK(fs::exists(dir / (std::string(t) + ".csv")));
+  const auto runs = read_csv(dir / "runs.csv");
+  REQUIRE(runs.size() == 5);
+  const std::vector<std::string>& head = runs[0];
+  auto cell = [&](size_t row, const std::string& column) {
+    const size_t c = size_t(std::find(head.begin(), head.end(), column) - head.begin());
+    REQUIRE(c < head.size());
+    return runs[row][c];
+  };
+  auto number = [&](size_t row, const std::string& column) { return std::stod(cell(row, column)); };
+  CHECK(cell(4, "run") == "short");
+  const double expect[4][6] = {{0.002, 256000, 0.128, 0.0005, 0.0003, 1},
+                               {0.2, 2560, 0.00128, 0.05, 0.03, 100},
+                               {0.05, 10240, 0.00512, 0.0125, 0.0075, 25},
+                               {0.2, 2560, 0.00128, 0.05, 0.03, 100}};
+  for (size_t r = 1; r <= 4; ++r) {
+    INFO("row " << r);
+    CHECK(number(r, "step_time_s") == Approx(expect[r - 1][0]).epsilon(1e-14));
+    CHECK(number(r, "tokens_per_s") == Approx(expect[r - 1][1]).epsilon(1e-14));
+    CHECK(number(r, "mfu") == Approx(expect[r - 1][2]).epsilon(1e-14));
+    CHECK(number(r, "exposed_comm_s") == Approx(expect[r - 1][3]).epsilon(1e-14));
+    CHECK(number(r, "exposed_comm_share") == Approx(0.25).epsilon(1e-14));
+    CHECK(number(r, "hidden_dp_s") == Approx(expect[r - 1][4]).epsilon(1e-14));
+    CHECK(number(r, "slowdown") == Approx(expect[r - 1][5]).epsilon(1e-14));
+    CHECK(cell(r, "baseline") == "central");
+  }
+  // The CSV holds the exact doubles: the step time is the mean of /steps/time_ms, read here.
+  const std::vector<double> ms = dtb::h5::File::open_read((dir / "dec.h5").string()).read<double>("steps/time_ms");
+  CHECK(number(2, "step_time_s") == (ms[0] + ms[1] + ms[2] + ms[3]) / 4 / 1e3);
+  CHECK(cell(1, "across_sites_bytes_per_step") == "0");
+  const auto failed = read_csv(dir / "failed.csv");
+  REQUIRE(failed.size() == 5);
+  CHECK(failed[1] == std::vector<std::string>{"short", "incomplete", "killed by signal 9 (its result stops after step 2 of 4)"});
+  // The same bytes again (figures included); without --csv no table files are written.
+  std::map<fs::path, std::string> first;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() != ".h5") first[e.path()] = slurp(e.path());
+  REQUIRE(dtbench("report golden --csv").exit_code == 0);
+  for (const auto& [path, text] : first) {
+    INFO(path);
+    CHECK(slurp(path) == text);
+  }
+}
+
+TEST_CASE("a named baseline must be a train run of the experiment", "[exp][report]") {
+  expect_refused("run " + bad_experiment("  - name: a\n    baseline: b\n") + " --dry-run",
+                 {"bad.yaml:6", "run 'a'", "'baseline' must name a train run", "'b' is not a run"});
+  expect_refused("run " + bad_experiment("  - name: a\n    baseline: c\n  - name: c\n    kind: coll\n") + " --dry-run",
+                 {"run 'a'", "'c' is a coll run"});
 }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "algorithms.hpp"
@@ -19,8 +20,10 @@
 #include "model/stage.hpp"
 #include "network.hpp"
 #include "sim/article.hpp"
+#include "sim/format.hpp"
 #include "sim/model_costs.hpp"
 #include "sim/pipeline.hpp"
+#include "sim/report.hpp"
 #include "sim/simulator.hpp"
 #include "sim/sweep.hpp"
 
@@ -496,4 +499,82 @@ TEST_CASE("stragglers: a slow rank's stage computes slower and gates the step", 
                     Catch::Matchers::Contains("faults.slow_ranks: rank 2 is outside the world's ranks [0, 2)"));
   CHECK_THROWS_WITH(run({"faults.slow_ranks=1;2", "faults.slowdown=2"}),
                     Catch::Matchers::Contains("faults.slow_ranks") && Catch::Matchers::Contains("e.g. 1,3"));
+}
+
+TEST_CASE("times and shares print as numbers: round-off is 0, tiny values keep their digits", "[sim][format]") {
+  CHECK(format_seconds(3.71e-16) == "0 s");    // round-off of a sum of seconds
+  CHECK(format_seconds(-2.53e-13) == "0 s");   // a bubble of -2.53e-07 us: round-off, not a time
+  CHECK(format_seconds(3.71e-10) == "0.371 ns");
+  CHECK(format_seconds(5e-9) == "5 ns");
+  CHECK(format_seconds(12.3e-6) == "12.3 us");
+  CHECK(format_seconds(-0.5) == "-500 ms");
+  CHECK(format_seconds(5600) == "5,600 s");
+  CHECK(format_percent_sig(0.417) == "41.7%");
+  CHECK(format_percent_sig(0.0321) == "3.21%");
+  CHECK(format_percent_sig(2.99e-6) == "0.000299%");  // the tiny model's MFU on an H100 model
+  CHECK(format_percent_sig(1) == "100%");
+  CHECK(format_percent_sig(0) == "0%");
+  // Every sweep column is 12 wide for values up to 11 characters: neighbours never touch.
+  const Config base = config({}, "gpt3-xl");
+  std::ostringstream table;
+  print_sweep(table, "net.latency", run_sweep(base, parse_axis(base, "net.latency=1us,10s", "--sweep")));
+  std::istringstream lines(table.str());
+  std::string head, row;
+  std::getline(lines, head);
+  while (std::getline(lines, row)) {
+    INFO(row);
+    CHECK(std::regex_search(row, std::regex(R"(^\S+( +-?[0-9.,]+(k|M|B)?( [a-zA-Z]+|x|%)?)+( \(no fit\))?$)")));
+    CHECK(row.find("e-") == std::string::npos);
+  }
+}
+
+TEST_CASE("dtbench sim: two --sweep flags, bars for a text key, titles naming what is swept", "[sim][cli]") {
+  const std::string h5 = (scratch() / "two.h5").string(), svg = (scratch() / "two.svg").string();
+  const Outcome two = dtbench("sim --preset gpt3-xl --sweep parallel.microbatches=32,64 --sweep net.codec=none,sign --out " +
+                              h5 + " --plot " + svg);
+  INFO(two.out << two.err);
+  REQUIRE(two.exit_code == 0);
+  CHECK_THAT(two.out, Contains("# sweep of parallel.microbatches over 2 values, one table and curve per value of net.codec (2)"));
+  CHECK_THAT(two.out, Contains("\n# net.codec = none\nparallel.microbatches "));
+  CHECK_THAT(two.out, Contains("\n# net.codec = sign\nparallel.microbatches "));
+  const h5::File f = h5::File::open_read(h5);
+  CHECK(f.attr_string("/", "sweep_key") == "parallel.microbatches");
+  CHECK(f.attr_string("/", "series_key") == "net.codec");
+  CHECK(f.read_string("points/series") == "none\nnone\nsign\nsign");
+  CHECK(f.read<double>("points/x") == std::vector<double>{32, 64, 32, 64});
+  // Each curve is the one-key sweep with the second key set: the simulator called in-process.
+  const std::vector<double> step = f.read<double>("points/step_s");
+  for (const char* codec : {"none", "sign"}) {
+    const Config base = config({std::string("net.codec=") + codec}, "gpt3-xl");
+    const std::vector<SweepPoint> one = run_sweep(base, parse_axis(base, "parallel.microbatches=32,64", "--sweep"));
+    const size_t at = std::string(codec) == "none" ? 0 : 2;
+    CHECK(step[at] == one[0].result.time.step);
+    CHECK(step[at + 1] == one[1].result.time.step);
+  }
+  CHECK(step[2] < step[0]);  // sign sends 1/32 of the bytes
+  const std::string gp = dtb::test::slurp(scratch() / "two.gp");
+  CHECK_THAT(gp, Contains("title \"net.codec = none\""));
+  CHECK_THAT(gp, Contains("title \"net.codec = sign\""));
+  CHECK_THAT(gp, Contains("GPipe, net.algo ring"));
+  CHECK_THAT(gp, Contains("dt 2"));  // the second curve dashed
+
+  // A text key alone: bars, and the title names the swept key instead of its base value.
+  const Outcome codecs = dtbench("sim --preset gpt3-xl --sweep net.codec=none,fp16,sign --out none --plot " +
+                                 (scratch() / "codecs.svg").string());
+  REQUIRE(codecs.exit_code == 0);
+  const std::string bars = dtb::test::slurp(scratch() / "codecs.gp");
+  CHECK_THAT(bars, Contains("with boxes"));
+  CHECK_THAT(bars, Contains("xtic(3)"));
+  const Outcome dp = dtbench("sim --sweep parallel.dp=1,2 --out none --plot " + (scratch() / "dp.svg").string());
+  INFO(dp.out << dp.err);
+  REQUIRE(dp.exit_code == 0);
+  CHECK_THAT(dp.out, Contains("# sweep of parallel.dp over 2 values: "));
+  CHECK_THAT(dp.out, Contains(", DP [x] x PP 1 x TP 1, "));
+  CHECK_THAT(dtb::test::slurp(scratch() / "dp.gp"), Contains(", DP [x] x PP 1 x TP 1, "));
+
+  expect_usage_error("sim --sweep parallel.dp=1,2 --sweep net.codec=none,sign --sweep net.algo=ring,ps --out none",
+                     {"--sweep given 3 times"});
+  expect_usage_error("sim --sweep parallel.dp=1,2 --sweep parallel.dp=1,2 --out none", {"parallel.dp given twice"});
+  expect_usage_error("sim --sweep net.bandwidth=1Gbps,10Gbps --sweep net.codec=none,sign --mark net.latency=1ms --out none",
+                     {"--mark", "one-key sweep"});
 }

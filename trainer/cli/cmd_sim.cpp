@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -32,7 +33,8 @@ void add_options(cxxopts::Options& options) {
        cxxopts::value<std::string>(), "NAME")
       ("net", "network profile (same as --set net.profile=FILE)", cxxopts::value<std::string>(), "FILE")
       ("device", "device profile (same as --set device.profile=NAME)", cxxopts::value<std::string>(), "NAME")
-      ("sweep", "one key over values: KEY=v1,v2,... or KEY=lo:hi:logN|linN, e.g. net.bandwidth=100Mbps:400Gbps:log20",
+      ("sweep", "one key over values: KEY=v1,v2,... or KEY=lo:hi:logN|linN, e.g. net.bandwidth=100Mbps:400Gbps:log20; "
+                "a second --sweep draws one curve per value of its key",
        cxxopts::value<std::string>(), "KEY=SPEC")
       ("mark", "labelled points on the sweep's plot: KEY=v1,v2,... (e.g. net.profile=A.yaml,B.yaml)",
        cxxopts::value<std::string>(), "KEY=LIST")
@@ -89,15 +91,26 @@ double plot_x(sim::ValueKind kind, double x) {
   return kind == sim::ValueKind::kBandwidth ? x / 1e9 : kind == sim::ValueKind::kDuration ? x * 1e3 : x;
 }
 
-sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const Metric& metric,
-                    const sim::SimRun& run) {
+// The base config in one line, the swept keys named for what they are on the plot:
+// "gpt3-xl (1.42B), DP [x] x PP 8 x TP 1, V100 SXM2 32GB, GPipe, net.algo [curves]".
+std::string setting_text(const sim::SimSettings& s, const sim::SimResult& r, const std::string& x_key,
+                         const std::string& curves_key) {
+  auto value = [&](const char* key, const std::string& text) {
+    return key == x_key ? std::string("[x]") : key == curves_key ? std::string("[curves]") : text;
+  };
+  return s.name + " (" + sim::format_count(r.params) + "), DP " + value("parallel.dp", std::to_string(s.grid.dp)) +
+         " x PP " + value("parallel.pp", std::to_string(s.grid.pp)) + " x TP " +
+         value("parallel.tp", std::to_string(s.grid.tp)) + ", " + value("device.profile", r.device_name) + ", " +
+         value("parallel.schedule", s.schedule == par::ScheduleKind::kGPipe ? "GPipe" : "1F1B") + ", net.algo " +
+         value("net.algo", sim::algo_name(s.dp_algo));
+}
+
+sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const std::string& curves_key,
+                    const Metric& metric, const sim::SimRun& run) {
   const std::vector<SweepPoint>& points = run.points;
   sim::Plot p;
   const sim::SimResult& r = points.front().result;
-  auto degree = [&](const char* key, int value) { return axis.key == key ? std::string("x") : std::to_string(value); };
-  p.title = s.name + " (" + sim::format_count(r.params) + "), DP " + degree("parallel.dp", s.grid.dp) + " x PP " +
-            degree("parallel.pp", s.grid.pp) + " x TP " + degree("parallel.tp", s.grid.tp) + ", " + r.device_name + ", " +
-            (s.schedule == par::ScheduleKind::kGPipe ? "GPipe" : "1F1B") + ", net.algo " + sim::algo_name(s.dp_algo);
+  p.title = setting_text(s, r, axis.key, curves_key);
   p.xlabel = axis.key + (axis.kind == sim::ValueKind::kBandwidth   ? " (Gbps)"
                          : axis.kind == sim::ValueKind::kDuration ? " (ms)"
                                                                   : "");
@@ -106,16 +119,20 @@ sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const
   p.log_x = axis.kind == sim::ValueKind::kBandwidth || axis.kind == sim::ValueKind::kDuration ||
             (axis.kind == sim::ValueKind::kNumber && *x_lo > 0 && *x_hi / *x_lo >= 20);
   p.text_x = axis.kind == sim::ValueKind::kText;
-  p.curve_name = (s.net_path.empty() ? "no limits" : r.net_name) + ", " + axis.key + " = x";
+  const std::string net = s.net_path.empty() ? "no limits" : r.net_name;
   p.marks_name = run.mark_key + (axis.kind == sim::ValueKind::kBandwidth ? " (at its slowest link used)" : "");
   double lo = INFINITY, hi = 0;
   for (const SweepPoint& pt : points) {
+    if (p.curves.empty() || p.curves.back().name != pt.series)
+      p.curves.push_back({pt.series, {}});
     const double y = metric.get(pt.result);
-    p.curve.push_back({plot_x(axis.kind, pt.x), y, pt.label});
+    p.curves.back().points.push_back({plot_x(axis.kind, pt.x), y, pt.label});
     lo = std::min(lo, y), hi = std::max(hi, y);
   }
+  for (sim::Curve& c : p.curves)
+    c.name = curves_key.empty() ? net + ", " + axis.key + " = x" : curves_key + " = " + c.name;
   for (const SweepPoint& m : run.marks) p.marks.push_back({plot_x(axis.kind, m.x), metric.get(m.result), m.label});
-  p.log_y = lo > 0 && hi / lo > 5;
+  p.log_y = lo > 0 && hi / lo > 5 && !(p.text_x && p.curves.size() == 1);  // bars stand on zero
   return p;
 }
 
@@ -132,26 +149,58 @@ int run_article(const cxxopts::ParseResult& args, const std::string& command_lin
   return 0;
 }
 
+// The --sweep options in the order given: one key (a curve) or two (one curve per value of
+// the second).
+std::vector<std::string> sweep_specs(const cxxopts::ParseResult& args) {
+  std::vector<std::string> specs;
+  for (const auto& kv : args.arguments())
+    if (kv.key() == "sweep") specs.push_back(kv.value());
+  if (specs.size() > 2)
+    throw UsageError("--sweep given " + std::to_string(specs.size()) +
+                     " times: one key (a curve) or two (one curve per value of the second)");
+  return specs;
+}
+
+void print_points(const std::string& key, const std::string& curves_key, const std::vector<SweepPoint>& points) {
+  for (size_t i = 0; i < points.size();) {
+    size_t end = i;
+    while (end < points.size() && points[end].series == points[i].series) ++end;
+    if (!curves_key.empty()) std::cout << "\n# " << curves_key << " = " << points[i].series << "\n";
+    sim::print_sweep(std::cout, key, std::vector<SweepPoint>(points.begin() + long(i), points.begin() + long(end)));
+    i = end;
+  }
+}
+
 void run_sweep(const cxxopts::ParseResult& args, const Config& base, const sim::SimSettings& s,
                const std::string& plot_path, sim::SimRun& run) {
   const Metric& metric = find_metric(args["metric"].as<std::string>());
-  const sim::SweepAxis axis = sim::parse_axis(base, args["sweep"].as<std::string>(), "--sweep");
+  const std::vector<std::string> specs = sweep_specs(args);
+  const sim::SweepAxis axis = sim::parse_axis(base, specs[0], "--sweep");
+  std::optional<sim::SweepAxis> by;
+  if (specs.size() == 2) {
+    by = sim::parse_axis(base, specs[1], "--sweep");
+    if (by->key == axis.key) throw UsageError("--sweep " + axis.key + " given twice; a second --sweep takes another key");
+    if (args.count("mark")) throw UsageError("--mark places points on a one-key sweep; leave out the second --sweep");
+  }
   run.sweep_key = axis.key;
-  run.points = sim::run_sweep(base, axis);
+  run.series_key = by ? by->key : "";
+  run.points = by ? sim::run_sweep(base, axis, *by) : sim::run_sweep(base, axis);
   if (args.count("mark")) {
     const sim::SweepAxis marks = sim::parse_axis(base, args["mark"].as<std::string>(), "--mark");
     run.mark_key = marks.key;
     run.marks = sim::run_marks(base, marks, axis);
   }
-  std::cout << "# sweep of " << axis.key << " over " << run.points.size() << " values: " << s.name << ", DP "
-            << s.grid.dp << " x PP " << s.grid.pp << " x TP " << s.grid.tp << "\n";
-  sim::print_sweep(std::cout, axis.key, run.points);
+  std::cout << "# sweep of " << axis.key << " over " << axis.values.size() << " values"
+            << (by ? ", one table and curve per value of " + by->key + " (" + std::to_string(by->values.size()) + ")"
+                   : std::string(""))
+            << ": " << setting_text(s, run.points.front().result, axis.key, run.series_key) << "\n";
+  print_points(axis.key, run.series_key, run.points);
   if (!run.marks.empty()) {
     std::cout << "\n# marks (" << run.mark_key << "), placed at x = "
               << (axis.kind == sim::ValueKind::kBandwidth ? "the slowest link they use" : axis.key) << "\n";
     sim::print_sweep(std::cout, run.mark_key, run.marks);
   }
-  std::cout << sim::write_plot(make_plot(s, axis, metric, run), plot_path) << "\n";
+  std::cout << sim::write_plot(make_plot(s, axis, run.series_key, metric, run), plot_path) << "\n";
 }
 
 }  // namespace
@@ -181,7 +230,7 @@ int cmd_sim(int argc, char** argv) {
   const sim::SimSettings s = sim::sim_settings(base);
   const std::string stem = "results/runs/sim-" + s.name + "-" + utc_file_stamp();
   const std::string out = option_or(args, "out", stem + ".h5");
-  sim::SimRun run{command_line, option_or(args, "preset", ""), base.to_yaml(), sim::find_file(s.net_path), "", "", {}, {}};
+  sim::SimRun run{command_line, option_or(args, "preset", ""), base.to_yaml(), sim::find_file(s.net_path), "", "", "", {}, {}};
   if (args.count("sweep")) {
     const std::string plot = option_or(args, "plot", (out == "none" ? stem : out.substr(0, out.rfind('.'))) + ".svg");
     run_sweep(args, base, s, plot, run);

@@ -34,6 +34,8 @@ const FieldSpec kFields[] = {
     {"args", Shape::kList, false, true, "", "", "further dtbench coll options, e.g. [-b, 1K, -e, 4M]"},
     {"launcher", Shape::kScalar, true, true, "", "", "how this run starts (auto, mpirun, srun, direct); --launcher overrides it"},
     {"timeout", Shape::kScalar, true, true, "", "", "seconds after which the run is stopped and counted failed (0: none)"},
+    {"baseline", Shape::kScalar, true, false, "", "",
+     "the run whose step time the report divides by (default: the twin on baseline_net)"},
 };
 
 const char* const kTopFields[] = {"name", "description", "launcher", "launcher_args", "baseline_net", "defaults", "runs"};
@@ -236,6 +238,19 @@ std::vector<RunFields> parse_runs(const std::string& path, const YAML::Node& roo
   return out;
 }
 
+// A run's `baseline` names another train run of the file (or itself: 1.00x), so that a
+// report never divides by a run that cannot exist.
+void check_baselines(const std::vector<RunFields>& runs) {
+  for (const RunFields& r : runs) {
+    const Value* b = r.scalar("baseline");
+    if (!b) continue;
+    const auto it = std::find_if(runs.begin(), runs.end(), [&](const RunFields& o) { return o.name == b->text; });
+    if (it == runs.end() || it->kind != RunKind::kTrain)
+      throw UsageError(b->where + ": run '" + r.name + "': 'baseline' must name a train run of this experiment; '" +
+                       b->text + "' is " + (it == runs.end() ? "not a run" : "a coll run"));
+  }
+}
+
 std::string top_scalar(const std::string& path, const YAML::Node& root, const char* field, const std::string& dflt) {
   return root[field] ? scalar_text(path, root[field], field) : dflt;
 }
@@ -281,6 +296,7 @@ Experiment parse_experiment(const std::string& path) {
   if (root["launcher"]) e.launcher = parse_launcher(scalar_text(path, root["launcher"], "launcher"), where(path, root["launcher"]));
   if (root["launcher_args"]) e.launcher_args = list_values(path, root["launcher_args"], "launcher_args");
   e.runs = parse_runs(path, root);
+  check_baselines(e.runs);
   return e;
 }
 

@@ -1,5 +1,6 @@
 #include "exp/gnuplot.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -28,11 +29,10 @@ std::string number(double v) {
 }
 
 // The lines every figure starts with: an SVG of fixed size, labels taken literally.
-std::string preamble(const std::string& svg_name, const std::string& title, const std::string& ylabel) {
-  return "# Written by dtbench report; `gnuplot " + fs::path(svg_name).stem().string() +
-         ".gp` redraws the figure.\n"
+std::string preamble(const std::string& name, const std::string& title, const std::string& ylabel) {
+  return "# Written by dtbench report; `gnuplot " + name + ".gp` redraws " + name + ".svg and " + name + ".png.\n"
          "set terminal svg size 960,540 dynamic noenhanced font 'Helvetica,12' background rgb 'white'\n"
-         "set output " + quoted(svg_name) + "\n"
+         "set output " + quoted(name + ".svg") + "\n"
          "set title " + quoted(title) + "\n"
          "set ylabel " + quoted(ylabel) + "\n"
          "set grid ytics lc rgb '#dddddd'\n"
@@ -40,32 +40,52 @@ std::string preamble(const std::string& svg_name, const std::string& title, cons
          "set key below horizontal\n";
 }
 
+// The same figure again as a PNG (the data blocks are still defined).
+std::string png_copy(const std::string& name) {
+  return "set terminal pngcairo size 960,540 noenhanced font 'Helvetica,12' background rgb 'white'\n"
+         "set output " + quoted(name + ".png") + "\nreplot\n";
+}
+
+// Series I of N: its own colour (after 10 they repeat), dash type (after 5) and hollow point
+// type (after 7), and lines thinner the later they are drawn, so that curves lying exactly
+// on each other (the same losses on two networks) still show every one: the wider ones
+// below frame the thinner dashed ones, and the hollow markers nest.
+std::string line_style(size_t i, size_t n, size_t points) {
+  static const int kPointTypes[] = {6, 4, 8, 10, 12, 14, 2};
+  const size_t every = std::max<size_t>(1, points / 12);  // a dozen markers per curve
+  const double width = n > 1 ? 1.2 + 2.8 * double(n - 1 - i) / double(n - 1) : 2;
+  return "lw " + number(width) + " dt " + std::to_string(i % 5 + 1) + " pt " + std::to_string(kPointTypes[i % 7]) +
+         " ps 1 pi " + std::to_string(every) + " lc rgb '" + color(i) + "'";
+}
+
 }  // namespace
 
-std::string script(const LineChart& chart, const std::string& svg_name) {
+std::string script(const LineChart& chart, const std::string& name) {
   std::ostringstream s;
-  s << preamble(svg_name, chart.title, chart.ylabel) << "set xlabel " << quoted(chart.xlabel) << "\n"
-    << (chart.log_x ? "set logscale x 2\n" : "") << (chart.log_y ? "set logscale y\n" : "");
+  s << preamble(name, chart.title, chart.ylabel) << "set xlabel " << quoted(chart.xlabel) << "\n"
+    << (chart.log_x ? "set logscale x " + std::string(chart.xtics.empty() ? "10" : "2") + "\n" : "")
+    << (chart.log_y ? "set logscale y\n" : "");
   for (size_t i = 0; i < chart.xtics.size(); ++i)
     s << (i ? ", " : "set xtics (") << quoted(chart.xtics[i].second) << " " << number(chart.xtics[i].first)
       << (i + 1 == chart.xtics.size() ? ")\n" : "");
   for (size_t i = 0; i < chart.series.size(); ++i) {
     s << "$s" << i << " << EOD\n";
     for (const auto& [x, y] : chart.series[i].points)
-      if (std::isfinite(x) && std::isfinite(y) && (!chart.log_y || y > 0)) s << number(x) << " " << number(y) << "\n";
+      if (std::isfinite(x) && std::isfinite(y) && (!chart.log_y || y > 0) && (!chart.log_x || x > 0))
+        s << number(x) << " " << number(y) << "\n";
     s << "EOD\n";
   }
   s << "plot ";
   for (size_t i = 0; i < chart.series.size(); ++i)
-    s << (i ? ", \\\n     " : "") << "$s" << i << " using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '" << color(i)
-      << "' title " << quoted(chart.series[i].title);
-  s << "\n";
+    s << (i ? ", \\\n     " : "") << "$s" << i << " using 1:2 with linespoints "
+      << line_style(i, chart.series.size(), chart.series[i].points.size()) << " title " << quoted(chart.series[i].title);
+  s << "\n" << png_copy(name);
   return s.str();
 }
 
-std::string script(const StackedBars& chart, const std::string& svg_name) {
+std::string script(const StackedBars& chart, const std::string& name) {
   std::ostringstream s;
-  s << preamble(svg_name, chart.title, chart.ylabel)
+  s << preamble(name, chart.title, chart.ylabel)
     << "set style data histograms\nset style histogram rowstacked\n"
     << "set style fill solid 0.85 border rgb '#444444'\nset boxwidth 0.7\n"
     << "set xtics rotate by -30\nset yrange [0:*]\n"
@@ -79,7 +99,7 @@ std::string script(const StackedBars& chart, const std::string& svg_name) {
   for (size_t p = 0; p < chart.parts.size(); ++p)
     s << (p ? ", \\\n     " : "") << "$bars using " << p + 2 << (p ? "" : ":xtic(1)") << " lc rgb '" << color(p)
       << "' title " << quoted(chart.parts[p]);
-  s << "\n";
+  s << "\n" << png_copy(name);
   return s.str();
 }
 
@@ -92,7 +112,7 @@ std::string draw(const std::string& script_text, const std::string& dir, const s
     const std::string& said = run.first_line;
     return "  " + gp + ": gnuplot " + (run.status != 0 ? "failed" : "warned") + (said.empty() ? "" : ": " + said);
   }
-  return "  " + (fs::path(dir) / (name + ".svg")).string();
+  return "  " + (fs::path(dir) / (name + ".svg")).string() + ", " + name + ".png";
 }
 
 }  // namespace dtb::exp

@@ -15,6 +15,7 @@
 #include "exp/experiment.hpp"
 #include "exp/gnuplot.hpp"
 #include "exp/result_file.hpp"
+#include "exp/runner.hpp"
 #include "sim/format.hpp"
 #include "usage_error.hpp"
 
@@ -27,12 +28,21 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // ------------------------------------------------------------------ reading the folder
 
 // The experiment that wrote the folder, when `dtbench run` left its copy there.
+// A run of the experiment that did not finish well: no readable result, or a result that
+// stops before its last step (a run killed while it wrote its results as it went).
+struct Unfinished {
+  std::string name, status, why;  // status: "failed", "incomplete", "unfinished" or "not run"
+};
+
 struct Folder {
   std::string dir, title, description, baseline_net = kDefaultBaselineNet;
   std::vector<std::string> run_order;
+  std::map<std::string, std::string> baseline_of;  // run -> its `baseline:` run
   std::string manifest_note;  // why the copy could not be used, if so
   std::vector<ResultFile> results;
   std::vector<std::string> skipped;  // one message per unreadable file
+  std::map<std::string, std::string> skipped_by_run;  // the run a skipped <run>.h5 belongs to -> why
+  std::vector<Unfinished> unfinished;
 };
 
 void read_manifest(Folder& f) {
@@ -44,7 +54,10 @@ void read_manifest(Folder& f) {
     f.title = e.name;
     f.description = e.description;
     f.baseline_net = e.baseline_net;
-    for (const RunFields& r : e.runs) f.run_order.push_back(r.name);
+    for (const RunFields& r : e.runs) {
+      f.run_order.push_back(r.name);
+      if (const Value* b = r.scalar("baseline")) f.baseline_of[r.name] = b->text;
+    }
   } catch (const UsageError& e) {
     f.manifest_note = std::string("experiment.yaml not used: ") + e.what();
   }
@@ -71,6 +84,52 @@ void order_results(Folder& f) {
                    [&](const ResultFile& a, const ResultFile& b) { return rank(a) < rank(b); });
 }
 
+std::string log_text(const Folder& f, const std::string& run) {
+  std::ifstream in(fs::path(f.dir) / (run + ".log"), std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A train result whose last step is short of train.steps: the run stopped early.
+std::string short_of_steps(const ResultFile& r) {
+  if (r.kind != "train" || r.train.step.empty()) return "";
+  const auto it = r.train.config.find("train.steps");
+  const double want = it == r.train.config.end() ? 0 : std::atof(it->second.c_str());
+  const double done = r.train.step.back() + 1;
+  if (!(done < want)) return "";
+  return "its result stops after step " + sim::format_fixed(done, 0) + " of " + sim::format_fixed(want, 0);
+}
+
+// Why a run without a readable result did not finish, from its log.
+Unfinished without_result(const Folder& f, const std::string& name) {
+  if (!fs::exists(fs::path(f.dir) / (name + ".log"))) return {name, "not run", "no result and no log in this folder"};
+  const LogVerdict v = verdict_in_log(log_text(f, name));
+  if (v.ok) return {name, "failed", "its log says ok, but there is no result file"};
+  if (v.written) return {name, "failed", v.why.empty() ? "no reason in " + name + ".log" : v.why};
+  if (!v.why.empty()) return {name, "failed", v.why + " (no verdict in its log: the runner was stopped)"};
+  return {name, "unfinished", "no result and no verdict in " + name + ".log: still running, or the runner was stopped"};
+}
+
+// The experiment's runs that did not finish well, with the reason the folder gives: the
+// runner's verdict in <run>.log (or the child's last error line there), the reason the
+// result could not be read, or a result short of its steps. A run with neither a result
+// nor a log was not started here (dtbench run --only).
+void find_unfinished(Folder& f) {
+  for (const ResultFile& r : f.results)
+    if (const std::string why = short_of_steps(r); !why.empty()) {
+      const std::string said = verdict_in_log(log_text(f, r.name)).why;
+      f.unfinished.push_back({r.name, "incomplete", said.empty() ? why : said + " (" + why + ")"});
+    }
+  for (const std::string& name : f.run_order) {
+    const bool have = std::any_of(f.results.begin(), f.results.end(), [&](const ResultFile& r) { return r.name == name; });
+    if (have) continue;
+    Unfinished u = without_result(f, name);
+    if (const auto it = f.skipped_by_run.find(name); it != f.skipped_by_run.end()) u.why += "; " + it->second;
+    f.unfinished.push_back(u);
+  }
+}
+
 Folder read_folder(const std::string& dir, std::ostream& err) {
   if (!fs::is_directory(dir)) throw UsageError(dir + ": not a folder (dtbench report takes a results folder, e.g. results/quickstart)");
   Folder f;
@@ -81,10 +140,14 @@ Folder read_folder(const std::string& dir, std::ostream& err) {
       f.results.push_back(read_result(path));
     } catch (const UsageError& e) {
       f.skipped.push_back(e.what());
+      f.skipped_by_run[fs::path(path).stem().string()] = e.what();
       err << "warning: skipped " << e.what() << "\n";
     }
   }
-  if (f.results.empty())
+  find_unfinished(f);
+  const bool any_failed = std::any_of(f.unfinished.begin(), f.unfinished.end(),
+                                      [](const Unfinished& u) { return u.status != "not run"; });
+  if (f.results.empty() && !any_failed)
     throw UsageError(dir + ": no readable dtbench result (*.h5)" +
                      (f.skipped.empty() ? std::string("") : "; " + f.skipped.front()));
   order_results(f);
@@ -128,8 +191,8 @@ std::string layout_text(const TrainData& t) {
   return out.empty() ? "1 rank" : out;
 }
 
-// The profile's file stem; "unshaped" for none. Results without the per-rank record come
-// from the plain single-rank trainer, which emulates no network and times the wall.
+// The profile's file stem; "unshaped" for none. Results without the per-rank record
+// (/ranks) come from trainers older than the one loop: they emulated no network.
 std::string network_text(const TrainData& t) {
   if (!t.has_ranks) return "none";
   const std::string p = config_value(t, "net.profile");
@@ -147,8 +210,9 @@ std::string comparison_key(const TrainData& t) {
 }
 
 struct TrainNumbers {
-  double step_s = kNaN, tokens_per_s = kNaN, mfu = kNaN, comm_share = kNaN, exposed_s = kNaN;
-  double bytes = kNaN, bytes_inter = kNaN, slowdown = kNaN, final_loss = kNaN;
+  double step_s = kNaN, tokens_per_s = kNaN, mfu = kNaN, exposed_s = kNaN, exposed_share = kNaN, dp_hidden_s = kNaN;
+  double bytes = kNaN, bytes_inter = kNaN, slowdown = kNaN, final_loss = kNaN, final_val_loss = kNaN;
+  std::string baseline;  // the run the slowdown is against
 };
 
 // MFU as the trainer's step line counts it: achieved FLOP/s over world x the peak per rank
@@ -165,25 +229,37 @@ TrainNumbers numbers_of(const TrainData& t) {
   TrainNumbers n;
   n.step_s = mean(t.time_ms) / 1e3;
   n.tokens_per_s = config_number(t, "train.batch_size") * config_number(t, "train.seq_len") / n.step_s;
-  if (t.has_ranks) {  // the plain single-rank trainer emulates no device: no MFU against one
+  if (t.has_ranks) {  // older files without the per-rank record: no device model, no MFU
     n.mfu = mfu_of(t, n.tokens_per_s);
-    n.comm_share = t.step_time_s > 0 ? t.comm_s / t.step_time_s : kNaN;
     n.exposed_s = t.exposed_s;
+    n.exposed_share = t.step_time_s > 0 ? t.exposed_s / t.step_time_s : kNaN;
+    n.dp_hidden_s = t.dp_hidden_s;
     n.bytes = t.bytes_per_step;
     n.bytes_inter = t.bytes_inter_per_step;
   }
   if (!t.loss.empty()) n.final_loss = t.loss.back();
+  if (!t.val_loss.empty()) n.final_val_loss = t.val_loss.back();
   return n;
 }
 
-// Slowdown against the run with the same comparison key on the baseline profile.
+// Slowdown against the run's `baseline:` when the experiment names one, else against the
+// run with the same comparison key on the baseline profile.
 void add_slowdowns(const Folder& f, const std::vector<const ResultFile*>& runs, std::vector<TrainNumbers>& numbers) {
-  const std::string baseline = fs::path(f.baseline_net).stem().string();
-  for (size_t i = 0; i < runs.size(); ++i)
-    for (size_t j = 0; j < runs.size(); ++j)
-      if (network_text(runs[j]->train) == baseline &&
-          comparison_key(runs[j]->train) == comparison_key(runs[i]->train) && numbers[j].step_s > 0)
+  const std::string baseline_net = fs::path(f.baseline_net).stem().string();
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto named = f.baseline_of.find(runs[i]->name);
+    for (size_t j = 0; j < runs.size(); ++j) {
+      const bool is_baseline = named != f.baseline_of.end()
+                                   ? runs[j]->name == named->second
+                                   : network_text(runs[j]->train) == baseline_net &&
+                                         comparison_key(runs[j]->train) == comparison_key(runs[i]->train);
+      if (is_baseline && numbers[j].step_s > 0) {
         numbers[i].slowdown = numbers[i].step_s / numbers[j].step_s;
+        numbers[i].baseline = runs[j]->name;
+      }
+    }
+    if (named != f.baseline_of.end() && numbers[i].baseline.empty()) numbers[i].baseline = named->second + " (no result)";
+  }
 }
 
 // ------------------------------------------------------------------ tables
@@ -192,10 +268,32 @@ std::string or_na(double v, std::string (*format)(double)) { return std::isfinit
 std::string fixed4(double v) { return sim::format_fixed(v, 4); }
 std::string times(double v) { return sim::format_fixed(v, 2) + "x"; }
 
+// A number as the CSV holds it: every digit a double has (it reads back exactly); empty
+// where the table says n/a.
+std::string exact(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// Each table twice: as the report shows it (units, rounding, n/a) and as its CSV holds it
+// (SI units named in the header, every digit, empty for n/a), cell for cell.
 struct Table {
-  std::vector<std::string> headers;
+  std::string name;  // the CSV's stem: DIR/<name>.csv
+  std::vector<std::string> headers, csv_headers;
   std::vector<bool> right;  // numbers are right-aligned
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> rows, csv_rows;
+
+  void column(const std::string& header, const std::string& csv_header, bool number) {
+    headers.push_back(header), csv_headers.push_back(csv_header), right.push_back(number);
+  }
+  void new_row() { rows.emplace_back(), csv_rows.emplace_back(); }
+  void text(const std::string& t, const std::string& raw) { rows.back().push_back(t), csv_rows.back().push_back(raw); }
+  void text(const std::string& t) { text(t, t); }
+  void number(double v, std::string (*format)(double)) {
+    rows.back().push_back(or_na(v, format)), csv_rows.back().push_back(exact(v));
+  }
 };
 
 // A Markdown table whose columns line up, so the same text reads well on a terminal.
@@ -221,6 +319,25 @@ std::string markdown(const Table& t) {
   return out;
 }
 
+// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string csv(const Table& t) {
+  auto line = [](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + csv_field(cells[c]);
+    return out + "\n";
+  };
+  std::string out = line(t.csv_headers);
+  for (const auto& row : t.csv_rows) out += line(row);
+  return out;
+}
+
 std::vector<const ResultFile*> of_kind(const Folder& f, const std::string& kind) {
   std::vector<const ResultFile*> out;
   for (const ResultFile& r : f.results)
@@ -228,25 +345,63 @@ std::vector<const ResultFile*> of_kind(const Folder& f, const std::string& kind)
   return out;
 }
 
+std::string run_label(const Folder& f, const std::string& name) {
+  const bool short_run = std::any_of(f.unfinished.begin(), f.unfinished.end(),
+                                     [&](const Unfinished& u) { return u.name == name && u.status == "incomplete"; });
+  return short_run ? name + " (incomplete)" : name;
+}
+
 Table train_table(const Folder& f, const std::vector<const ResultFile*>& runs) {
   std::vector<TrainNumbers> numbers;
   for (const ResultFile* r : runs) numbers.push_back(numbers_of(r->train));
   add_slowdowns(f, runs, numbers);
-  Table t{{"run", "layout", "network", "clock", "step time", "tokens/s", "MFU", "comm share", "exposed comm",
-           "sent/step", "across sites/step", "slowdown", "final loss"},
-          {false, false, false, false, true, true, true, true, true, true, true, true, true},
-          {}};
+  Table t{"runs", {}, {}, {}, {}, {}};
+  t.column("run", "run", false), t.column("layout", "layout", false), t.column("network", "network", false);
+  t.column("clock", "clock", false), t.column("step time", "step_time_s", true);
+  t.column("tokens/s", "tokens_per_s", true), t.column("MFU", "mfu", true);
+  t.column("exposed comm", "exposed_comm_s", true), t.column("exposed share", "exposed_comm_share", true);
+  t.column("hidden DP", "hidden_dp_s", true), t.column("sent/step", "sent_bytes_per_step", true);
+  t.column("across sites/step", "across_sites_bytes_per_step", true), t.column("slowdown", "slowdown", true);
+  t.column("baseline", "baseline", false), t.column("final loss", "final_loss", true);
+  t.column("final val loss", "final_val_loss", true);
   for (size_t i = 0; i < runs.size(); ++i) {
     const TrainData& d = runs[i]->train;
     const TrainNumbers& n = numbers[i];
     const std::string clock = d.has_ranks ? config_value(d, "net.clock") : "wall";
-    t.rows.push_back({runs[i]->name, layout_text(d), network_text(d), clock.empty() ? "n/a" : clock,
-                      or_na(n.step_s, sim::format_seconds), or_na(n.tokens_per_s, sim::format_count),
-                      or_na(n.mfu, sim::format_percent), or_na(n.comm_share, sim::format_percent),
-                      or_na(n.exposed_s, sim::format_seconds), or_na(n.bytes, sim::format_bytes),
-                      or_na(n.bytes_inter, sim::format_bytes),
-                      or_na(n.slowdown, times), or_na(n.final_loss, fixed4)});
+    t.new_row();
+    t.text(run_label(f, runs[i]->name), runs[i]->name), t.text(layout_text(d)), t.text(network_text(d));
+    t.text(clock.empty() ? "n/a" : clock);
+    t.number(n.step_s, sim::format_seconds), t.number(n.tokens_per_s, sim::format_count);
+    t.number(n.mfu, sim::format_percent_sig), t.number(n.exposed_s, sim::format_seconds);
+    t.number(n.exposed_share, sim::format_percent_sig), t.number(n.dp_hidden_s, sim::format_seconds);
+    t.number(n.bytes, sim::format_bytes), t.number(n.bytes_inter, sim::format_bytes);
+    t.number(n.slowdown, times), t.text(n.baseline.empty() ? "n/a" : n.baseline);
+    t.number(n.final_loss, fixed4), t.number(n.final_val_loss, fixed4);
   }
+  return t;
+}
+
+// Each part of the step, as the breakdown figure stacks them, to three significant digits:
+// readable however far apart the runs' step times are.
+Table breakdown_table(const std::vector<const ResultFile*>& runs) {
+  Table t{"breakdown", {}, {}, {}, {}, {}};
+  t.column("run", "run", false);
+  for (const StepPart& p : step_parts()) t.column(p.label, std::string(p.dataset) + "_s", true);
+  t.column("step", "step_s", true);
+  for (const ResultFile* r : runs) {
+    if (!r->train.has_ranks) continue;
+    t.new_row();
+    t.text(r->name);
+    for (double part : r->train.parts) t.number(part, sim::format_seconds);
+    t.number(r->train.step_time_s, sim::format_seconds);
+  }
+  return t;
+}
+
+Table unfinished_table(const Folder& f) {
+  Table t{"failed", {}, {}, {}, {}, {}};
+  t.column("run", "run", false), t.column("status", "status", false), t.column("why", "why", false);
+  for (const Unfinished& u : f.unfinished) t.new_row(), t.text(u.name), t.text(u.status), t.text(u.why);
   return t;
 }
 
@@ -258,28 +413,38 @@ std::string size_text(double bytes) {
   return sim::format_fixed(bytes, 0) + units[u];
 }
 
+std::string gbps(double v) { return sim::format_fixed(v, 3) + " GB/s"; }
+std::string micro_seconds(double us) { return sim::format_seconds(us * 1e-6); }
+
 Table coll_table(const std::vector<const ResultFile*>& runs) {
-  Table t{{"run", "op", "algo", "codec", "network", "clock", "ranks", "sizes", "time (largest)", "busbw (largest)",
-           "busbw (best)"},
-          {false, false, false, false, false, false, true, true, true, true, true},
-          {}};
+  Table t{"coll", {}, {}, {}, {}, {}};
+  for (const char* h : {"run", "op", "algo", "codec", "network", "clock"}) t.column(h, h, false);
+  t.column("ranks", "ranks", true), t.column("sizes", "sizes", true);
+  t.column("time (largest)", "time_largest_us", true), t.column("busbw (largest)", "busbw_largest_GBps", true);
+  t.column("busbw (best)", "busbw_best_GBps", true);
   for (const ResultFile* r : runs) {
     const CollData& c = r->coll;
     const bool any = !c.bytes.empty();
     const double best = any ? *std::max_element(c.busbw_GBps.begin(), c.busbw_GBps.end()) : kNaN;
-    t.rows.push_back({r->name, c.op, c.algo, c.codec, c.net_name, c.clock, std::to_string(c.world),
-                      any ? size_text(c.bytes.front()) + "-" + size_text(c.bytes.back()) : "none",
-                      any ? sim::format_seconds(c.time_us.back() * 1e-6) : "n/a",
-                      any ? sim::format_fixed(c.busbw_GBps.back(), 3) + " GB/s" : "n/a",
-                      any ? sim::format_fixed(best, 3) + " GB/s" : "n/a"});
+    t.new_row();
+    for (const std::string& v : {r->name, c.op, c.algo, c.codec, c.net_name, c.clock}) t.text(v);
+    t.number(double(c.world), [](double v) { return sim::format_fixed(v, 0); });
+    t.text(any ? size_text(c.bytes.front()) + "-" + size_text(c.bytes.back()) : "none");
+    t.number(any ? c.time_us.back() : kNaN, micro_seconds);
+    t.number(any ? c.busbw_GBps.back() : kNaN, gbps), t.number(best, gbps);
   }
   return t;
 }
 
 Table files_table(const Folder& f) {
-  Table t{{"file", "kind", "commit", "host", "created (UTC)"}, {false, false, false, false, false}, {}};
-  for (const ResultFile& r : f.results)
-    t.rows.push_back({fs::path(r.path).filename().string(), r.kind, r.git_commit, r.host, r.created_utc});
+  Table t{"files", {}, {}, {}, {}, {}};
+  for (const char* h : {"file", "kind", "commit", "host"}) t.column(h, h, false);
+  t.column("created (UTC)", "created_utc", false);
+  for (const ResultFile& r : f.results) {
+    t.new_row();
+    for (const std::string& v : {fs::path(r.path).filename().string(), r.kind, r.git_commit, r.host, r.created_utc})
+      t.text(v);
+  }
   return t;
 }
 
@@ -294,17 +459,10 @@ std::vector<const ResultFile*> validated(const std::vector<const ResultFile*>& r
   return out;
 }
 
-// (seconds since the start, validation loss) after each validation: the clock summed over
-// the steps before it.
-std::vector<std::pair<double, double>> val_against_time(const TrainData& t) {
-  std::vector<std::pair<double, double>> out;
-  for (size_t v = 0; v < t.val_step.size(); ++v) {
-    double ms = 0;
-    for (size_t i = 0; i < t.step.size() && t.step[i] < t.val_step[v]; ++i) ms += t.time_ms[i];
-    out.emplace_back(ms / 1e3, t.val_loss[v]);
-  }
-  return out;
-}
+// Seconds since the start of the run on its own clock after each step, and at a validation
+// (defined with the figures below).
+std::vector<double> elapsed_s(const TrainData& t);
+double elapsed_at(const TrainData& t, const std::vector<double>& elapsed, double val_step);
 
 // The target every run is timed to: the highest final validation loss among the runs, so
 // every run reaches it; the question is how soon.
@@ -316,8 +474,9 @@ double target_loss(const std::vector<const ResultFile*>& runs) {
 
 // The first validation at or below TARGET: its time on the run's clock; NaN if never.
 double time_to(const TrainData& t, double target) {
-  for (const auto& [seconds, loss] : val_against_time(t))
-    if (loss <= target) return seconds;
+  const std::vector<double> elapsed = elapsed_s(t);
+  for (size_t v = 0; v < t.val_step.size(); ++v)
+    if (t.val_loss[v] <= target) return elapsed_at(t, elapsed, t.val_step[v]);
   return kNaN;
 }
 
@@ -351,30 +510,21 @@ double slowdown_against_dp(const Folder& f, const std::vector<const ResultFile*>
 }
 
 Table quality_table(const Folder& f, const std::vector<const ResultFile*>& runs, double target) {
-  Table t{{"run", "strategy", "network", "step time", "across sites/step", "slowdown vs central DP", "final val loss",
-           "time to target"},
-          {false, false, false, true, true, true, true, true},
-          {}};
+  Table t{"quality", {}, {}, {}, {}, {}};
+  t.column("run", "run", false), t.column("strategy", "strategy", false), t.column("network", "network", false);
+  t.column("step time", "step_time_s", true), t.column("across sites/step", "across_sites_bytes_per_step", true);
+  t.column("slowdown vs central DP", "slowdown_vs_central_dp", true), t.column("final val loss", "final_val_loss", true);
+  t.column("time to target", "time_to_target_s", true);
   for (const ResultFile* r : runs) {
     const TrainData& d = r->train;
     const TrainNumbers n = numbers_of(d);
-    t.rows.push_back({r->name, strategy_text(d), network_text(d), or_na(n.step_s, sim::format_seconds),
-                      or_na(n.bytes_inter, sim::format_bytes), or_na(slowdown_against_dp(f, runs, d), times),
-                      fixed4(d.val_loss.back()), or_na(time_to(d, target), sim::format_seconds)});
+    t.new_row();
+    t.text(r->name), t.text(strategy_text(d)), t.text(network_text(d));
+    t.number(n.step_s, sim::format_seconds), t.number(n.bytes_inter, sim::format_bytes);
+    t.number(slowdown_against_dp(f, runs, d), times), t.number(d.val_loss.back(), fixed4);
+    t.number(time_to(d, target), sim::format_seconds);
   }
   return t;
-}
-
-LineChart val_time_chart(const std::vector<const ResultFile*>& runs, double target) {
-  LineChart c{"Validation loss against time (target " + fixed4(target) + ")", "time on the run's clock (s)",
-              "validation loss (nats)", true, false, {}, {}};
-  for (const ResultFile* r : runs) {
-    Series s{r->name, {}};
-    for (const auto& [seconds, loss] : val_against_time(r->train))
-      if (seconds > 0) s.points.emplace_back(seconds, loss);  // a log axis: the first point is at time 0
-    c.series.push_back(s);
-  }
-  return c;
 }
 
 // ------------------------------------------------------------------ figures
@@ -382,8 +532,8 @@ LineChart val_time_chart(const std::vector<const ResultFile*>& runs, double targ
 StackedBars breakdown_chart(const std::vector<const ResultFile*>& runs) {
   StackedBars b{"Where a step's time goes (mean per rank)", "ms per step", {}, {}, {}};
   for (const StepPart& p : step_parts()) b.parts.push_back(p.label);
-  const bool any_plain = std::any_of(runs.begin(), runs.end(), [](const ResultFile* r) { return !r->train.has_ranks; });
-  if (any_plain) b.parts.push_back("step (no per-rank record)");
+  const bool any_old = std::any_of(runs.begin(), runs.end(), [](const ResultFile* r) { return !r->train.has_ranks; });
+  if (any_old) b.parts.push_back("step (no per-rank record)");
   for (const ResultFile* r : runs) {
     b.bars.push_back(r->name);
     std::vector<double> ms(b.parts.size(), 0.0);
@@ -406,11 +556,65 @@ StackedBars share_chart(StackedBars ms) {
   return ms;
 }
 
+// Seconds on the run's clock after each of its recorded steps (from its first recorded one).
+std::vector<double> elapsed_s(const TrainData& t) {
+  std::vector<double> out;
+  double sum = 0;
+  for (double step_ms : t.time_ms) out.push_back(sum += step_ms / 1e3);
+  return out;
+}
+
+// Seconds after the steps before validation at VAL_STEP (validation runs after step k).
+double elapsed_at(const TrainData& t, const std::vector<double>& elapsed, double val_step) {
+  double at = 0;
+  for (size_t i = 0; i < t.step.size(); ++i)
+    if (t.step[i] + 1 <= val_step) at = elapsed[i];
+  return at;
+}
+
+// Time on a log axis when the runs' total times differ by more than 20x (a centralized run
+// next to a decentralized one), else a linear one.
+bool spread_wide(const std::vector<const ResultFile*>& runs) {
+  double lo = INFINITY, hi = 0;
+  for (const ResultFile* r : runs)
+    if (!r->train.time_ms.empty()) {
+      const double total = std::accumulate(r->train.time_ms.begin(), r->train.time_ms.end(), 0.0);
+      lo = std::min(lo, total), hi = std::max(hi, total);
+    }
+  return lo > 0 && hi / lo > 20;
+}
+
+const char* const kTimeAxis = "time (s) on each run's clock (virtual or wall)";
+
 LineChart loss_chart(const std::vector<const ResultFile*>& runs) {
-  LineChart c{"Training loss", "step", "loss (nats)", false, false, {}, {}};
+  LineChart c{"Training loss against step", "step", "loss (nats)", false, false, {}, {}};
   for (const ResultFile* r : runs) {
     Series s{r->name, {}};
     for (size_t i = 0; i < r->train.step.size(); ++i) s.points.emplace_back(r->train.step[i] + 1, r->train.loss[i]);
+    c.series.push_back(s);
+  }
+  return c;
+}
+
+LineChart loss_time_chart(const std::vector<const ResultFile*>& runs) {
+  LineChart c{"Training loss against time", kTimeAxis, "loss (nats)", spread_wide(runs), false, {}, {}};
+  for (const ResultFile* r : runs) {
+    Series s{r->name + " (" + config_value(r->train, "net.clock") + ")", {}};
+    const std::vector<double> at = elapsed_s(r->train);
+    for (size_t i = 0; i < at.size(); ++i) s.points.emplace_back(at[i], r->train.loss[i]);
+    c.series.push_back(s);
+  }
+  return c;
+}
+
+LineChart val_time_chart(const std::vector<const ResultFile*>& runs) {
+  LineChart c{"Validation loss against time", kTimeAxis, "validation loss (nats)", spread_wide(runs), false, {}, {}};
+  for (const ResultFile* r : runs) {
+    if (r->train.val_loss.empty()) continue;
+    Series s{r->name + " (" + config_value(r->train, "net.clock") + ")", {}};
+    const std::vector<double> elapsed = elapsed_s(r->train);
+    for (size_t i = 0; i < r->train.val_step.size(); ++i)
+      s.points.emplace_back(elapsed_at(r->train, elapsed, r->train.val_step[i]), r->train.val_loss[i]);
     c.series.push_back(s);
   }
   return c;
@@ -434,21 +638,28 @@ LineChart busbw_chart(const std::vector<const ResultFile*>& runs) {
 // ------------------------------------------------------------------ the document
 
 const char* const kTrainColumns =
-    "Step time: mean over the run's steps (virtual or wall clock, as the run's `clock`). "
+    "Step time: mean over the run's recorded steps of rank 0's step (virtual or wall clock, as the run's `clock`). "
     "Tokens/s: global batch x sequence / step time. MFU: (6N + 6LCT) FLOPs per token x tokens/s over "
-    "ranks x the device peak per rank (n/a without a device peak). Comm share: TP + PP + DP (all of it, "
-    "hidden or not) + other communication over the step, mean over ranks. Exposed comm: the communication "
-    "compute waited for, per rank and step. Sent: bytes sent per step, all ranks together (payload); across "
+    "ranks x the device peak per rank (n/a without a device peak), to three significant digits. "
+    "Exposed comm: the communication compute waited for (TP, PP, the part of the DP sync not hidden "
+    "behind the backward, the norm and loss sums), mean per rank and step: the quantity the step line's "
+    "`exposed comm` shows for rank 0 and one step. Exposed share: exposed comm over the step (mean per "
+    "rank); it never exceeds 100%, since a rank's two comm channels (DP, and TP/PP) may run at the same "
+    "time and only the waiting is part of the step. Hidden DP: DP sync time that ran on the DP channel "
+    "beside the backward, mean per rank and step (not part of the step). "
+    "Sent: bytes sent per step, all ranks together (payload); across "
     "sites: the part sent between sites (0 on a one-site profile such as centralized-25g; all of it on "
     "decentralized-1g, where every rank is a site of its own). "
-    "Slowdown: step time over that of the run with the same settings (layout, clock, device, steps, ...) "
-    "on the baseline profile; n/a where the folder holds no such run (a run on another clock or device "
-    "is never the baseline: its step time measures something else). On the wall clock compute runs on "
+    "Slowdown: step time over that of the run named in `baseline` (the experiment's `baseline:` for the "
+    "run; else the run with the same settings (layout, clock, device, codec, steps, ...) on the baseline "
+    "profile); n/a where the folder holds no such run (a run on another clock or device is never an "
+    "implicit baseline: its step time measures something else). On the wall clock compute runs on "
     "this host's CPU, not on an emulated device: wall-clock step times and slowdowns depend on the host "
     "and its load. "
-    "Final loss: training loss of the last step. Other n/a: the file does not record it (results of the "
-    "plain single-rank trainer, `launcher: direct`, have no per-rank accounting; their network is none "
-    "and their clock the wall).";
+    "Final loss: training loss of the last step; final val loss: the last validation. "
+    "Other n/a: the file does not record it (result files older than the one training loop have no "
+    "per-rank record; their network is none and their clock the wall). A run marked (incomplete) "
+    "stopped before its last step: its figures are those of the steps it recorded.";
 
 void write_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
@@ -458,26 +669,30 @@ void write_atomically(const std::string& path, const std::string& text) {
 
 struct Figures {
   std::vector<std::string> lines;  // what was drawn, for the terminal
-  std::string breakdown, share, loss, busbw, val_time;  // markdown image lines ("" when not drawn)
+  std::string train, coll;         // markdown image lines
 };
+
+std::string image(const std::string& name, const std::string& alt) {
+  return "![" + alt + "](" + name + ".svg) ([PNG](" + name + ".png))\n\n";
+}
 
 Figures draw_figures(const Folder& f, const std::vector<const ResultFile*>& train,
                      const std::vector<const ResultFile*>& coll) {
   Figures out;
-  auto add = [&](const std::string& text, const char* name, const char* alt, std::string& md) {
+  auto add = [&](const std::string& text, const std::string& name, const std::string& alt, std::string& md) {
     out.lines.push_back(draw(text, f.dir, name));
-    md = "![" + std::string(alt) + "](" + name + ".svg)\n";
+    md += image(name, alt);
   };
   if (!train.empty()) {
     const StackedBars bars = breakdown_chart(train);
-    add(script(bars, "breakdown.svg"), "breakdown", "Step-time breakdown per run", out.breakdown);
-    add(script(share_chart(bars), "breakdown-share.svg"), "breakdown-share", "Step-time shares per run", out.share);
-    add(script(loss_chart(train), "loss.svg"), "loss", "Training loss per run", out.loss);
-    if (const auto val = validated(train); !val.empty())
-      add(script(val_time_chart(val, target_loss(val)), "val-time.svg"), "val-time",
-          "Validation loss against time per run", out.val_time);
+    add(script(bars, "breakdown"), "breakdown", "Step-time breakdown per run", out.train);
+    add(script(share_chart(bars), "breakdown-share"), "breakdown-share", "Step-time shares per run", out.train);
+    add(script(loss_chart(train), "loss"), "loss", "Training loss per run", out.train);
+    add(script(loss_time_chart(train), "loss-time"), "loss-time", "Training loss against time", out.train);
+    const LineChart val = val_time_chart(train);
+    if (!val.series.empty()) add(script(val, "val-loss-time"), "val-loss-time", "Validation loss against time", out.train);
   }
-  if (!coll.empty()) add(script(busbw_chart(coll), "busbw.svg"), "busbw", "busbw against size", out.busbw);
+  if (!coll.empty()) add(script(busbw_chart(coll), "busbw"), "busbw", "busbw against size", out.coll);
   return out;
 }
 
@@ -489,24 +704,56 @@ const char* const kQualityColumns =
     "clock summed up to its first validation at or below the target, the highest final validation loss among "
     "these runs (so every run reaches it), at the granularity of train.val_every.";
 
-std::string document(const Folder& f, const std::string& train_md, const std::string& coll_md, const Figures& fig,
-                     const std::string& quality_md) {
+struct Tables {
+  std::vector<Table> all;  // in the order of the report
+  const Table* find(const std::string& name) const {
+    for (const Table& t : all)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+};
+
+Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
+                   const std::vector<const ResultFile*>& coll) {
+  Tables t;
+  if (!train.empty()) t.all.push_back(train_table(f, train));
+  if (!train.empty() && !breakdown_table(train).rows.empty()) t.all.push_back(breakdown_table(train));
+  if (const auto val = validated(train); !val.empty()) t.all.push_back(quality_table(f, val, target_loss(val)));
+  if (!f.unfinished.empty()) t.all.push_back(unfinished_table(f));
+  if (!coll.empty()) t.all.push_back(coll_table(coll));
+  t.all.push_back(files_table(f));
+  return t;
+}
+
+std::string document(const Folder& f, const Tables& t, const Figures& fig, bool with_csv) {
   std::ostringstream d;
   d << "# " << f.title << "\n\n";
   if (!f.description.empty()) d << f.description << "\n\n";
   d << "Written by `dtbench report` from the " << f.results.size() << " result file(s) in this folder"
     << (f.run_order.empty() ? "" : " (runs in the order of `experiment.yaml`, the experiment that made them)")
-    << ". Slowdowns are against the `" << fs::path(f.baseline_net).stem().string() << "` profile.\n\n";
+    << ". Slowdowns are against the `" << fs::path(f.baseline_net).stem().string()
+    << "` profile unless a run names its `baseline`." << (with_csv ? " Every table is also a CSV file beside this one "
+                                                                   "(SI units, every digit): `<table>.csv`." : "")
+    << "\n\n";
   if (!f.manifest_note.empty()) d << "Note: " << f.manifest_note << "\n\n";
-  if (!train_md.empty())
-    d << "## Training runs\n\n" << train_md << "\n" << kTrainColumns << "\n\n" << fig.breakdown << "\n" << fig.share << "\n"
-      << fig.loss << "\n";
-  if (!quality_md.empty())
-    d << "## Quality against time\n\n" << quality_md << "\n" << kQualityColumns << "\n\n" << fig.val_time << "\n";
-  if (!coll_md.empty())
-    d << "## Collective benchmarks (`dtbench coll`)\n\n" << coll_md << "\nTime: mean per iteration of the slowest rank. "
-      << "busbw: bytes / time x the operation's bus factor (nccl-tests' definition).\n\n" << fig.busbw << "\n";
-  d << "## Files\n\n" << markdown(files_table(f));
+  if (const Table* failed = t.find("failed"))
+    d << "## Runs that did not finish\n\n" << markdown(*failed)
+      << "\nFailed: no readable result (why: the runner's verdict in the run's log, or the child's last error "
+         "line); incomplete: a result that stops before its last step (shown below with what it recorded); "
+         "unfinished: a log without a verdict and no error (the run is still going, or the runner was stopped); "
+         "not run: neither a result nor a log here (e.g. `dtbench run --only`).\n\n";
+  if (const Table* runs = t.find("runs")) {
+    d << "## Training runs\n\n" << markdown(*runs) << "\n" << kTrainColumns << "\n\n";
+    if (const Table* parts = t.find("breakdown"))
+      d << "Where a step's time goes (mean per rank and step):\n\n" << markdown(*parts) << "\n";
+    d << fig.train;
+  }
+  if (const Table* quality = t.find("quality"))
+    d << "## Quality against time\n\n" << markdown(*quality) << "\n" << kQualityColumns << "\n\n";
+  if (const Table* coll = t.find("coll"))
+    d << "## Collective benchmarks (`dtbench coll`)\n\n" << markdown(*coll) << "\nTime: mean per iteration of the slowest rank. "
+      << "busbw: bytes / time x the operation's bus factor (nccl-tests' definition).\n\n" << fig.coll;
+  d << "## Files\n\n" << markdown(*t.find("files"));
   if (!f.skipped.empty()) {
     d << "\nSkipped (not readable dtbench train or coll results):\n\n";
     for (const std::string& s : f.skipped) d << "- " << s << "\n";
@@ -516,22 +763,25 @@ std::string document(const Folder& f, const std::string& train_md, const std::st
 
 }  // namespace
 
-ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostream& err) {
+ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostream& err, const ReportOptions& options) {
   const Folder f = read_folder(dir, err);
   const std::vector<const ResultFile*> train = of_kind(f, "train"), coll = of_kind(f, "coll");
-  const std::string train_md = train.empty() ? "" : markdown(train_table(f, train));
-  const std::string coll_md = coll.empty() ? "" : markdown(coll_table(coll));
-  const std::vector<const ResultFile*> val = validated(train);
-  const std::string quality_md = val.empty() ? "" : markdown(quality_table(f, val, target_loss(val)));
+  const Tables tables = make_tables(f, train, coll);
   const Figures fig = draw_figures(f, train, coll);
-  ReportOutcome o{(fs::path(dir) / "report.md").string(), f.results.size(), f.skipped.size()};
-  write_atomically(o.path, document(f, train_md, coll_md, fig, quality_md));
-  if (!train_md.empty()) out << "\nTraining runs (" << f.title << "):\n" << train_md;
-  if (!quality_md.empty())
-    out << "\nQuality against time (target val loss " << fixed4(target_loss(val)) << "):\n" << quality_md;
-  if (!coll_md.empty()) out << "\nCollective benchmarks:\n" << coll_md;
+  ReportOutcome o{(fs::path(dir) / "report.md").string(), f.results.size(), f.skipped.size(), {}};
+  if (options.csv)
+    for (const Table& t : tables.all) {
+      o.csv.push_back((fs::path(dir) / (t.name + ".csv")).string());
+      write_atomically(o.csv.back(), csv(t));
+    }
+  write_atomically(o.path, document(f, tables, fig, options.csv));
+  if (const Table* t = tables.find("failed")) out << "\nRuns that did not finish:\n" << markdown(*t);
+  if (const Table* t = tables.find("runs")) out << "\nTraining runs (" << f.title << "):\n" << markdown(*t);
+  if (const Table* t = tables.find("quality")) out << "\nQuality against time:\n" << markdown(*t);
+  if (const Table* t = tables.find("coll")) out << "\nCollective benchmarks:\n" << markdown(*t);
   out << "\nfigures:\n";
   for (const std::string& line : fig.lines) out << line << "\n";
+  for (const std::string& path : o.csv) out << "table: " << path << "\n";
   out << "report: " << o.path << std::endl;
   return o;
 }

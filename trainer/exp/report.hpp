@@ -1,13 +1,16 @@
 #pragma once
-// `dtbench report DIR`: one table row per run (step time, tokens/s, MFU, comm share,
-// exposed comm, bytes across sites, slowdown against the centralized run of the same
-// settings, final loss), the step-time breakdown, the loss curves and, for `dtbench coll`
-// results, busbw against size. Written to DIR/report.md with SVG figures beside it; the
-// tables also go to the terminal. Everything comes from the result files (and DIR's
-// experiment.yaml, for the run order and the baseline profile), so the same files give
-// the same bytes.
+// `dtbench report DIR`: one table row per run (step time, tokens/s, MFU, exposed comm and
+// its share of the step, DP time hidden behind the backward, bytes across sites, slowdown
+// against the run's named baseline or the centralized run of the same settings, final
+// losses), the runs that did not finish (failed, incomplete, not run) with the reason the
+// folder gives, the step-time breakdown, loss curves against step and time and, for
+// `dtbench coll` results, busbw against size. Written to DIR/report.md with SVG and PNG
+// figures beside it (and, with --csv, every table as DIR/<table>.csv); the tables also go
+// to the terminal. Everything comes from the folder's files (results, logs, experiment.yaml
+// for the run order and baselines), so the same files give the same bytes.
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 namespace dtb::exp {
 
@@ -15,10 +18,16 @@ struct ReportOutcome {
   std::string path;    // DIR/report.md
   size_t results = 0;  // files reported
   size_t skipped = 0;  // files that are not readable dtbench train or coll results
+  std::vector<std::string> csv;  // the CSV files written (--csv)
+};
+
+struct ReportOptions {
+  bool csv = false;  // also write every table to DIR/<table>.csv
 };
 
 // Reads every *.h5 of DIR. A file that cannot be read is skipped with one line on ERR (and
 // listed in the report). Throws UsageError when DIR is not a folder or holds no readable result.
-ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostream& err);
+ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostream& err,
+                           const ReportOptions& options = {});
 
 }  // namespace dtb::exp

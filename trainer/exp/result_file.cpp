@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <numeric>
 
@@ -18,9 +19,8 @@ const StepPart kStepParts[] = {
     {"tp_comm", "TP comm"},          {"pp_comm", "PP comm"},       {"dp_exposed", "DP comm (exposed)"},
     {"other_comm", "other comm"},    {"bubble", "pipeline bubble"}, {"harness", "harness"},
     {"idle", "idle"}};
-// Communication the rank waited for (exposed), and all of it (DP overlaps compute).
+// Communication the rank waited for: the parts of its step spent in communication.
 const char* const kExposedComm[] = {"tp_comm", "pp_comm", "dp_exposed", "other_comm"};
-const char* const kAllComm[] = {"tp_comm", "pp_comm", "dp_total", "other_comm"};
 
 void flatten(const YAML::Node& node, const std::string& prefix, std::map<std::string, std::string>& out) {
   if (node.IsMap()) {
@@ -60,7 +60,7 @@ void read_ranks(const h5::File& f, TrainData& t) {
   for (const StepPart& part : kStepParts) t.parts.push_back(mean_of(part.dataset));
   t.step_time_s = mean_of("step_time");
   for (const char* part : kExposedComm) t.exposed_s += mean_of(part);
-  for (const char* part : kAllComm) t.comm_s += mean_of(part);
+  t.dp_hidden_s = std::max(0.0, mean_of("dp_total") - mean_of("dp_exposed"));
   // Every rank's every step is a row: the sum over rows per step is all ranks' traffic.
   auto per_step = [&](const char* name) {
     const std::vector<double> v = read_or_empty(f, std::string("ranks/") + name);

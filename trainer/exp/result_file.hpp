@@ -18,7 +18,10 @@ struct TrainData {
   // The per-rank step accounting (/ranks/*, runs under MPI): each part's mean over ranks
   // and steps, in seconds, in step_parts() order; empty when the file has none.
   std::vector<double> parts;
-  double step_time_s = 0, comm_s = 0, exposed_s = 0;  // means per rank and step
+  // Means per rank and step: the step; the communication compute waited for (TP, PP, the
+  // DP part not hidden, the scalars: parts of the step, so never more than it); the DP
+  // time that ran beside the backward on the DP channel (not part of the step).
+  double step_time_s = 0, exposed_s = 0, dp_hidden_s = 0;
   double bytes_per_step = 0, bytes_inter_per_step = 0;  // sent, all ranks together; across sites
   bool has_ranks = false;
 };

@@ -25,10 +25,6 @@ int step_of(const std::string& line) {
   return -1;
 }
 
-bool is_error_line(const std::string& line) {
-  return line.starts_with("error") || line.starts_with("internal error") || line.find("rror:") != std::string::npos;
-}
-
 // Lines of `dtbench coll`'s table (one per buffer size) are its progress.
 bool is_coll_row(const std::string& line) { return !line.empty() && line[0] != '#' && !is_error_line(line); }
 
@@ -82,6 +78,7 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
     const std::string said = !last_error.empty() ? last_error : c.timed_out ? "" : last_line;
     o.why = (c.timed_out ? "timed out after " + duration_text(p.timeout_s) : describe(c)) + (said.empty() ? "" : ": " + said);
   }
+  log << kOutcomeLine << (o.ok ? "ok" : "FAILED: " + o.why) << "\n";  // for dtbench report
   const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", c.seconds);
@@ -91,6 +88,31 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
 }
 
 }  // namespace
+
+bool is_error_line(const std::string& line) {
+  return line.starts_with("error") || line.starts_with("internal error") || line.find("rror:") != std::string::npos;
+}
+
+LogVerdict verdict_in_log(const std::string& log_text) {
+  LogVerdict v;
+  std::string last_error;
+  size_t start = 0;
+  while (start < log_text.size()) {
+    size_t end = log_text.find('\n', start);
+    if (end == std::string::npos) end = log_text.size();
+    const std::string line = log_text.substr(start, end - start);
+    if (line.starts_with(kOutcomeLine)) {
+      const std::string said = line.substr(std::string(kOutcomeLine).size());
+      v.written = true, v.ok = said == "ok";
+      v.why = said.starts_with("FAILED: ") ? said.substr(8) : "";
+    } else if (is_error_line(line)) {
+      last_error = line;
+    }
+    start = end + 1;
+  }
+  if (!v.ok && v.why.empty()) v.why = last_error;
+  return v;
+}
 
 void print_dry_run(const Plan& plan, std::ostream& out) {
   for (size_t i = 0; i < plan.runs.size(); ++i)

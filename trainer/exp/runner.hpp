@@ -26,6 +26,23 @@ void print_dry_run(const Plan& plan, std::ostream& out);
 // outcome per run, in order.
 std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out);
 
+// The last line the runner writes to a run's log: "# dtbench run: ok" or
+// "# dtbench run: FAILED: <why>".
+inline constexpr const char* kOutcomeLine = "# dtbench run: ";
+
+// A line of a child's output that says what went wrong ("error: ...", "... Error: ...").
+bool is_error_line(const std::string& line);
+
+// What a run's log says of how it ended: the runner's verdict line when it wrote one, and
+// why the run failed (the verdict's reason, else the child's last error line).
+struct LogVerdict {
+  bool written = false;  // the runner's verdict line is there (it is missing while the run
+                         // goes on, or when the runner itself was killed)
+  bool ok = false;
+  std::string why;
+};
+LogVerdict verdict_in_log(const std::string& log_text);
+
 // "7 runs: 6 ok, 1 failed: pp2-dec (exit 2)".
 std::string summary_line(const std::vector<RunOutcome>& outcomes);
 

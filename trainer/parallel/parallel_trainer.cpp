@@ -418,18 +418,26 @@ void ParallelTrainer::stop_non_finite(const StepRecord& r) {
 
 // ------------------------------------------------------------------ the loop
 
+// Exposed comm is the communication this rank's compute waited for in this step (part of
+// the step, so its share is at most 100%); hidden DP the DP sync that ran on the DP channel
+// beside the backward. dtbench report shows both as means over ranks and steps.
 std::string ParallelTrainer::step_line(const StepRecord& r, const RankStepRecord& t) const {
-  const double comm = t.tp_comm + t.pp_comm + t.dp_total + t.other_comm;
   const double exposed = t.tp_comm + t.pp_comm + t.dp_exposed + t.other_comm;
+  const double hidden = std::max(0.0, t.dp_total - t.dp_exposed);
   const double peak = summary_.mfu_peak_gflops;
-  char mfu[32] = "n/a";
-  if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.1f%%", 100.0 * r.gflops / (peak * layout_.world()));
-  char buf[300];
+  char mfu[48] = "n/a";
+  if (peak > 0) {  // three significant digits: a tiny model on a fast device is not "0.0%"
+    const double pct = 100.0 * r.gflops / (peak * layout_.world());
+    const int digits = pct > 0 ? std::clamp(2 - int(std::floor(std::log10(pct))), 1, 12) : 1;
+    std::snprintf(mfu, sizeof mfu, "%.*f%%", digits, pct);
+  }
+  char buf[320];
   std::snprintf(buf, sizeof buf,
                 "step %5lld/%d | loss %.4f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s | %.1f GFLOP/s | %s MFU | "
-                "comm %.1f%% | exposed comm %.2f ms | bubble %.2f ms",
+                "exposed comm %.2f ms (%.1f%%) | hidden DP %.2f ms | bubble %.2f ms",
                 static_cast<long long>(r.step + 1), s_.steps, r.loss, r.grad_norm, r.lr, r.time_ms, r.tokens_per_s,
-                r.gflops, mfu, t.step_time > 0 ? 100.0 * comm / t.step_time : 0.0, exposed * 1e3, t.bubble * 1e3);
+                r.gflops, mfu, exposed * 1e3, t.step_time > 0 ? 100.0 * exposed / t.step_time : 0.0, hidden * 1e3,
+                t.bubble * 1e3);
   return buf;
 }
 

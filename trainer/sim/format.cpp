@@ -1,5 +1,6 @@
 #include "sim/format.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -46,11 +47,14 @@ std::string format_seconds(double s) {
   char buf[64];
   if (std::fabs(s) < 1000) s = round3(s);
   const double a = std::fabs(s);
-  if (a == 0) return "0 s";
+  // Below a picosecond a time is the round-off of a difference of larger times (a bubble
+  // of -2.5e-13 s): no step part is that short.
+  if (a < 1e-12) return "0 s";
   if (a >= 1000) return with_separators(s) + " s";
   if (a >= 1) std::snprintf(buf, sizeof buf, "%.3g s", s);
   else if (a >= 1e-3) std::snprintf(buf, sizeof buf, "%.3g ms", s * 1e3);
-  else std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
+  else if (a >= 1e-6) std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
+  else std::snprintf(buf, sizeof buf, "%.3g ns", s * 1e9);
   return buf;
 }
 
@@ -76,6 +80,14 @@ std::string format_rate(double bits_per_s) {
 }
 
 std::string format_percent(double fraction) { return format_fixed(100 * fraction, 1) + "%"; }
+
+std::string format_percent_sig(double fraction) {
+  if (std::isnan(fraction)) return "-";
+  const double v = round3(100 * fraction);
+  if (v == 0 || std::isinf(v)) return format_fixed(v, 0) + "%";
+  const int digits = std::clamp(2 - int(std::floor(std::log10(std::fabs(v)))), 0, 12);
+  return format_fixed(v, digits) + "%";
+}
 
 std::string format_fixed(double v, int digits) {
   if (std::isnan(v)) return "-";

@@ -29,12 +29,26 @@ void write_block(std::ostream& out, const std::string& name, const std::vector<P
   out << "EOD\n";
 }
 
+bool bars(const Plot& plot) { return plot.text_x && plot.curves.size() == 1; }
+
+// matplotlib's default colours, and a dash type and point type per curve.
+std::string curve_style(size_t i) {
+  static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  static const int kPointTypes[] = {7, 5, 9, 11, 13, 3, 1};
+  return "lw 2 dt " + std::to_string(i % 5 + 1) + " pt " + std::to_string(kPointTypes[i % 7]) + " ps 0.6 lc rgb '" +
+         kColors[i % 10] + "'";
+}
+
 // The y range with some room above and below every point (a factor on a log axis).
 std::string y_range(const Plot& plot) {
   double lo = INFINITY, hi = -INFINITY;
-  for (const auto* points : {&plot.curve, &plot.marks})
+  std::vector<const std::vector<PlotPoint>*> all{&plot.marks};
+  for (const Curve& c : plot.curves) all.push_back(&c.points);
+  for (const auto* points : all)
     for (const PlotPoint& p : *points)
       if (std::isfinite(p.y)) lo = std::min(lo, p.y), hi = std::max(hi, p.y);
+  if (bars(plot)) lo = std::min(lo, 0.0);  // bars stand on zero
   if (!(lo <= hi) || (plot.log_y && lo <= 0)) return "";
   std::ostringstream s;
   if (plot.log_y) {
@@ -79,11 +93,19 @@ std::string script(const Plot& plot, const fs::path& figure) {
       s << "set label " << quoted(m.label) << " at " << m.x << ", " << m.y
         << (i % 2 ? " right offset -1,0" : " left offset 1,0") << " font ',11' noenhanced\n";
   }
-  write_block(s, "curve", plot.curve);
+  for (size_t i = 0; i < plot.curves.size(); ++i) write_block(s, "curve" + std::to_string(i), plot.curves[i].points);
   write_block(s, "marks", plot.marks);
   const std::string xcol = plot.text_x ? "1:2:xtic(3)" : "1:2";
-  s << "plot $curve using " << xcol << " with linespoints lw 2 pt 7 ps 0.6 lc rgb '#1f77b4' title "
-    << quoted(plot.curve_name);
+  if (bars(plot)) {
+    s << "set style fill solid 0.8 border rgb '#444444'\nset boxwidth 0.6\nset xrange [-0.6:"
+      << double(plot.curves[0].points.size()) - 0.4 << "]\n"
+      << "plot $curve0 using " << xcol << " with boxes lc rgb '#1f77b4' title " << quoted(plot.curves[0].name);
+  } else {
+    s << "plot ";
+    for (size_t i = 0; i < plot.curves.size(); ++i)
+      s << (i ? ", \\\n     " : "") << "$curve" << i << " using " << xcol << " with linespoints " << curve_style(i)
+        << " title " << quoted(plot.curves[i].name) << " noenhanced";
+  }
   if (!plot.marks.empty())
     s << ", \\\n     $marks using 1:2 with points pt 9 ps 1.6 lc rgb '#d62728' title " << quoted(plot.marks_name);
   s << "\n";

@@ -13,11 +13,19 @@ struct PlotPoint {
   std::string label;  // marks: drawn beside the point; curve points: x tick text (text axes)
 };
 
+struct Curve {
+  std::string name;
+  std::vector<PlotPoint> points;
+};
+
 struct Plot {
   std::string title, xlabel, ylabel;
   bool log_x = false, log_y = false, text_x = false;  // text_x: x = 0, 1, ... with labels
-  std::vector<PlotPoint> curve, marks;
-  std::string curve_name = "uniform", marks_name = "profiles";
+  // One curve per value of a second swept key (or one curve). A single curve on a text
+  // axis (net.algo, net.codec) is drawn as bars: its values are categories, not a line.
+  std::vector<Curve> curves;
+  std::vector<PlotPoint> marks;
+  std::string marks_name = "profiles";
 };
 
 // Writes PATH's script (PATH without extension + ".gp") and, with gnuplot, the figure.

@@ -61,7 +61,7 @@ void print_result(std::ostream& out, const SimSettings& s, const SimResult& r) {
   out << "\n  PP messages on the wire   " << format_seconds(t.pp_total) << " per rank (busiest boundary)\n"
       << "  DP sync on the DP channel " << format_seconds(t.dp_total) << ", " << format_percent(std::max(0.0, hidden))
       << " of it hidden behind backward\n"
-      << "  throughput  " << format_count(r.tokens_per_s()) << " tokens/s, MFU " << format_percent(r.mfu()) << " of "
+      << "  throughput  " << format_count(r.tokens_per_s()) << " tokens/s, MFU " << format_percent_sig(r.mfu()) << " of "
       << r.world << " x " << format_flops(r.peak_flops) << "/s\n"
       << "  slowdown    " << format_fixed(r.slowdown(), 2) << "x against free communication ("
       << format_seconds(t.ideal) << " per step)\n";
@@ -77,18 +77,19 @@ void print_sweep(std::ostream& out, const std::string& key, const std::vector<Sw
                          "DP total", "mem/rank"};
   size_t width = std::max<size_t>(key.size(), 8);
   for (const SweepPoint& p : points) width = std::max(width, p.label.size());
+  // Columns 12 wide for values up to 11 characters ("1,234,567 s"): always a space between.
   out << std::left << std::setw(int(width) + 2) << key << std::right;
-  for (const char* h : heads) out << std::setw(11) << h;
+  for (const char* h : heads) out << std::setw(12) << h;
   out << "\n";
   for (const SweepPoint& p : points) {
     const SimResult& r = p.result;
     const StepTimes& t = r.time;
-    out << std::left << std::setw(int(width) + 2) << p.label << std::right << std::setw(11)
-        << format_seconds(t.step) << std::setw(11) << format_fixed(r.slowdown(), 2) + "x" << std::setw(11)
-        << format_count(r.tokens_per_s()) << std::setw(11) << format_percent(r.mfu()) << std::setw(11)
-        << format_seconds(t.compute_fwd + t.compute_bwd) << std::setw(11) << format_seconds(t.tp) << std::setw(11)
-        << format_seconds(t.bubble) << std::setw(11) << format_seconds(t.pp_exposed) << std::setw(11)
-        << format_seconds(t.dp_exposed) << std::setw(11) << format_seconds(t.dp_total) << std::setw(11)
+    out << std::left << std::setw(int(width) + 2) << p.label << std::right << std::setw(12)
+        << format_seconds(t.step) << std::setw(12) << format_fixed(r.slowdown(), 2) + "x" << std::setw(12)
+        << format_count(r.tokens_per_s()) << std::setw(12) << format_percent_sig(r.mfu()) << std::setw(12)
+        << format_seconds(t.compute_fwd + t.compute_bwd) << std::setw(12) << format_seconds(t.tp) << std::setw(12)
+        << format_seconds(t.bubble) << std::setw(12) << format_seconds(t.pp_exposed) << std::setw(12)
+        << format_seconds(t.dp_exposed) << std::setw(12) << format_seconds(t.dp_total) << std::setw(12)
         << format_bytes(r.memory.total()) << (r.fits() ? "" : " (no fit)") << "\n";
   }
 }

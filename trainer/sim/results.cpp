@@ -74,6 +74,8 @@ void write_points(h5::File& f, const std::string& group, const std::vector<Sweep
   for (size_t i = 0; i < points.size(); ++i) column[i] = points[i].x;
   f.write<double>(group + "/x", column);
   f.write_string(group + "/label", joined(points, [](const SweepPoint& p) { return p.label; }));
+  if (!points.front().series.empty())
+    f.write_string(group + "/series", joined(points, [](const SweepPoint& p) { return p.series; }));
   for (const Column& c : kColumns) {
     for (size_t i = 0; i < points.size(); ++i) column[i] = c.get(points[i].result);
     f.write<double>(group + "/" + c.name, column);
@@ -88,6 +90,7 @@ void write_sim_results(const std::string& path, const SimRun& run) {
   f.set_attr("/", "preset", run.preset);
   f.set_attr("/", "sweep_key", run.sweep_key);
   f.set_attr("/", "mark_key", run.mark_key);
+  f.set_attr("/", "series_key", run.series_key);
   f.set_attr("/", "net_profile", run.net_profile.empty() ? std::string("none") : run.net_profile);
   f.write_string("config", run.config_yaml);
   if (!run.net_profile.empty()) f.write_string("net_profile", slurp(run.net_profile));

@@ -15,6 +15,7 @@ struct SimRun {
   std::string config_yaml;      // the resolved base config
   std::string net_profile;      // its profile file ("" = none)
   std::string sweep_key, mark_key;  // "" when none
+  std::string series_key;           // a two-key sweep's second key (each point's `series`); "" when none
   std::vector<SweepPoint> points, marks;
 };
 

@@ -568,6 +568,10 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double s
   t.dp_exposed = slowest.times.sync_end() - slowest.times.end + allgather;
   t.step = step;
   t.other = step - slowest.times.sync_end() + (start - t.optimizer - allgather);
+  // These parts are differences of event times; where a part is empty they are zero up to
+  // round-off (a bubble of -2.5e-13 s in a 1 s step), which would print as a negative time.
+  for (double* part : {&t.bubble, &t.pp_exposed, &t.dp_exposed, &t.other})
+    if (std::fabs(*part) <= 1e-12 * step) *part = 0;
   for (const Replica& rep : replicas)
     for (size_t st = 0; st < rep.dp_own.size(); ++st) t.dp_total = std::max(t.dp_total, rep.dp_own[st] + rep.allgather[st]);
   for (size_t b = 0; b < slowest.in.forward.size(); ++b) {

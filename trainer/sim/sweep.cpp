@@ -147,6 +147,16 @@ std::vector<SweepPoint> run_sweep(const Config& base, const SweepAxis& axis) {
   return points;
 }
 
+std::vector<SweepPoint> run_sweep(const Config& base, const SweepAxis& axis, const SweepAxis& by) {
+  std::vector<SweepPoint> points;
+  for (const std::string& value : by.values)
+    for (SweepPoint& p : run_sweep(with_value(base, by.key, value, "--sweep " + by.key), axis)) {
+      p.series = label_of(value);
+      points.push_back(std::move(p));
+    }
+  return points;
+}
+
 std::vector<SweepPoint> run_marks(const Config& base, const SweepAxis& marks, const SweepAxis& swept) {
   std::vector<SweepPoint> points;
   for (const std::string& value : marks.values) {

@@ -1,5 +1,5 @@
 #pragma once
-// Sweeps: one config key over a list (`--sweep net.algo=ring,hier,ps`) or a range
+// Sweeps: one config key (or two: one curve per value of the second) over a list (`--sweep net.algo=ring,hier,ps`) or a range
 // (`--sweep net.bandwidth=100Mbps:400Gbps:log20`, `--sweep parallel.dp=1:64:log7`,
 // `--sweep parallel.microbatches=8:128:lin16`; `lo:hi:N` is linear), each value set on
 // top of the base config as `--set` would. Marks (`--mark net.profile=A.yaml,B.yaml`) are
@@ -30,10 +30,14 @@ struct SweepPoint {
   std::string label;  // the value (a file's stem for paths)
   double x = 0;       // where it goes on the plot
   SimResult result;
+  std::string series = "";  // a two-key sweep: the second key's value (its curve); else ""
 };
 
 // Every value of AXIS on top of BASE.
 std::vector<SweepPoint> run_sweep(const Config& base, const SweepAxis& axis);
+// A two-key sweep: AXIS (the x axis) once per value of BY (one curve each), BY's values
+// outermost; each point's `series` is BY's value.
+std::vector<SweepPoint> run_sweep(const Config& base, const SweepAxis& axis, const SweepAxis& by);
 // Every value of MARKS on top of BASE, placed on SWEPT's axis: a bandwidth sweep places a
 // mark at the slowest link it uses, a latency sweep at the largest latency it sees, any
 // other numeric sweep at the mark's own value of the swept key.
