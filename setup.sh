@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config            # toolchain
   libopenmpi-dev openmpi-bin                  # MPI (collectives/)
   libhdf5-dev                                 # datasets, checkpoints, results
+  hdf5-tools                                  # h5dump, h5ls: read result files (results/README.md)
   libcxxopts-dev libyaml-cpp-dev              # command line, configs
   libopenblas-dev                             # sgemm for the CPU kernels
   catch2                                      # unit tests (v2, header only)

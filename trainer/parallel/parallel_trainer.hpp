@@ -75,6 +75,7 @@ class ParallelTrainer {
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
   std::string default_results_path() const;
   void set_mfu_peak();
+  std::string dp_bucket_text() const;  // for the start line
 
   std::string config_yaml_;
   TrainSettings s_;

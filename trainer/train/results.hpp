@@ -44,6 +44,8 @@ struct TrainRunSummary {
   std::string layout;                      // under MPI: "dp=2 pp=2 tp=2 ..."
   double mfu_peak_gflops = 0;              // under MPI: per rank, what MFU is counted against
   std::string mfu_peak_source;             // where that peak comes from
+  int64_t dp_buckets = 0;                  // DP gradient buckets of the stage with the most (parallel.bucket_mb)
+  double dp_bucket_mb = 0;                 // parallel.bucket_mb (0 = one bucket)
 };
 
 // Written to a temporary name and renamed.
