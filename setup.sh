@@ -8,6 +8,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin                  # MPI (collectives/)
   libhdf5-dev                                 # datasets, checkpoints, results
   zlib1g-dev                                  # CRC-32 of checkpoint datasets
+  hdf5-tools                                  # h5dump, h5ls: read result files (results/README.md)
   libcxxopts-dev libyaml-cpp-dev              # command line, configs
   libopenblas-dev                             # sgemm for the CPU kernels
   libsodium-dev                               # BLAKE2b for verify/ commitments (crypto_generichash)

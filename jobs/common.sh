@@ -28,7 +28,28 @@ dtb_pair() {
   local dp=$(( ranks / (pp * tp) ))
   local mb=${MICROBATCHES:-$(( pp > 1 ? 2 * pp : 1 ))}
   local out=${OUT:-results/pair-dp${dp}-pp${pp}-tp${tp}}
+  # A resubmitted Slurm job whose run is already in the pair's folder gets a folder of its
+  # own, named by its job id, instead of being refused (results are never overwritten).
+  if [[ -z ${OUT:-} && -n ${SLURM_JOB_ID:-} && -e $out/$run.h5 ]]; then
+    echo "$out/$run.h5 exists (an earlier job): this job writes into $out-job$SLURM_JOB_ID"
+    out=$out-job$SLURM_JOB_ID
+  fi
   echo "layout: DP=$dp PP=$pp TP=$tp ($ranks ranks), $mb micro-batch(es); results: $out"
+  dtb_move_log "$out"
   "$DTBENCH" run "${EXPERIMENT:-configs/experiments/pair.yaml}" --only "$run" --launcher "$launcher" --out "$out" \
     --set parallel.dp="$dp" --set parallel.pp="$pp" --set parallel.tp="$tp" --set parallel.microbatches="$mb" "$@"
+}
+
+# dtb_move_log OUT: inside a Slurm job, its log moves from where the scripts' #SBATCH
+# --output puts it (results/<job name>-<job id>.out, or -<array job id>_<task>.out) into
+# OUT as slurm-<job id>.out (slurm-<array job id>_<task>.out), beside the results it
+# explains. Slurm keeps writing into the moved file (a rename on one file system keeps it
+# open). A log placed elsewhere with sbatch --output stays where it was asked for.
+dtb_move_log() {
+  local out=$1 id
+  [[ -n ${SLURM_JOB_ID:-} ]] || return 0
+  if [[ -n ${SLURM_ARRAY_JOB_ID:-} ]]; then id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}; else id=$SLURM_JOB_ID; fi
+  local log=results/${SLURM_JOB_NAME:-}-$id.out
+  [[ -f $log ]] || return 0
+  mkdir -p "$out" && mv "$log" "$out/slurm-$id.out" && echo "log: $out/slurm-$id.out"
 }

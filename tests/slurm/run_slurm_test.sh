@@ -1,6 +1,7 @@
 #!/bin/bash
 # A real one-node Slurm on localhost runs the quickstart's smallest run through
-# jobs/slurm/sweep.sbatch (dtbench run -> srun --mpi=pmix), and the test checks its result.
+# jobs/slurm/sweep.sbatch (dtbench run -> srun --mpi=pmix), and the test checks its result,
+# the job's provenance in it and the job's log moved into the results folder.
 # Everything is private: munged, slurmctld and slurmd get their own key, socket, config,
 # state, logs and free ports under a temporary folder, so a real installation on the host is
 # not touched; a trap stops what this script started (by pid) and removes the folder.
@@ -14,8 +15,8 @@ WAIT_S=150  # the job itself takes seconds; this bounds a stuck queue
 
 skip() { echo "SKIP: $*"; exit 77; }
 [[ $(id -u) -eq 0 ]] || skip "needs root (munged runs as user munge, slurmctld and slurmd as root)"
-for cmd in munged munge unmunge runuser slurmctld slurmd sbatch squeue scancel sinfo srun; do
-  command -v "$cmd" >/dev/null || skip "'$cmd' not found (Debian packages slurm-wlm and munge; ./setup.sh installs them)"
+for cmd in munged munge unmunge runuser slurmctld slurmd sbatch squeue scancel sinfo srun h5dump; do
+  command -v "$cmd" >/dev/null || skip "'$cmd' not found (Debian packages slurm-wlm, munge and hdf5-tools; ./setup.sh installs them)"
 done
 compgen -G "/usr/lib/*/slurm-wlm/mpi_pmix*.so" >/dev/null || skip "Slurm's PMIx plugin (mpi_pmix.so) not found"
 
@@ -45,7 +46,7 @@ trap cleanup EXIT
 
 fail() {
   echo "FAIL: $*"
-  for f in "$TMP"/work/job-*.out "$TMP"/slurm/log/*.log "$TMP"/munge/munged.log; do
+  for f in "$TMP"/work/results/*.out "$TMP"/work/results/slurm-test/*.out "$TMP"/slurm/log/*.log "$TMP"/munge/munged.log; do
     [[ -f $f ]] && { echo "---- $f"; tail -n 30 "$f"; }
   done
   exit 1
@@ -121,7 +122,7 @@ start_slurm() {
 # A work folder with the repository's jobs and configs, and a small dataset where the
 # quickstart expects its data (data/fortunes.h5).
 prepare_work() {
-  mkdir -p "$TMP/work/data"
+  mkdir -p "$TMP/work/data" "$TMP/work/results"  # results/: where the scripts' #SBATCH --output writes
   ln -s "$SRC/jobs" "$TMP/work/jobs"
   ln -s "$SRC/configs" "$TMP/work/configs"
   for _ in $(seq 300); do echo "The quick brown fox jumps over the lazy dog."; done >"$TMP/work/corpus.txt"
@@ -148,14 +149,31 @@ cd "$TMP/work" || fail "no work folder"
 export DTBENCH OUT=results/slurm-test
 OVERCOMMIT=()
 (( RANKS > $(nproc) )) && OVERCOMMIT=(--overcommit)  # else the job waits for cores this node lacks
-timeout "$WAIT_S" sbatch --wait --quiet --array="$INDEX" --ntasks="$RANKS" "${OVERCOMMIT[@]}" --output="$TMP/work/job-%A_%a.out" \
-  jobs/slurm/sweep.sbatch configs/experiments/quickstart.yaml --set train.steps=3
+JOB=$(timeout "$WAIT_S" sbatch --wait --parsable --array="$INDEX" --ntasks="$RANKS" "${OVERCOMMIT[@]}" \
+  jobs/slurm/sweep.sbatch configs/experiments/quickstart.yaml --set train.steps=3)
 rc=$?
 [[ $rc -eq 124 ]] && fail "the job did not finish within $WAIT_S s"
-cat "$TMP"/work/job-*.out
+# The job's log: written to results/ (#SBATCH --output), moved into the results folder.
+LOG=results/slurm-test/slurm-${JOB%%;*}_$INDEX.out
+cat "$LOG" results/*.out 2>/dev/null
 [[ $rc -eq 0 ]] || fail "the job ended with exit code $rc"
-grep -q "srun --mpi=pmix -n $RANKS" "$TMP"/work/job-*.out || fail "the run was not launched with srun --mpi=pmix"
+[[ -f $LOG ]] || fail "the job's log is not in its results folder as $LOG (results/: $(ls results))"
+[[ -z $(ls results/*.out 2>/dev/null) ]] || fail "a job log was left in results/"
+grep -q "srun --mpi=pmix -n $RANKS" "$LOG" || fail "the run was not launched with srun --mpi=pmix"
 [[ -f results/slurm-test/$NAME.h5 ]] || fail "no result results/slurm-test/$NAME.h5"
+# Provenance: the job and the software, as the result file records them.
+h5dump -A results/slurm-test/$NAME.h5 >attrs.txt || fail "h5dump cannot read the result"
+attr() { grep -A12 "ATTRIBUTE \"$1\"" attrs.txt | sed -n 's/.*(0): "\(.*\)"$/\1/p' | head -n 1; }
+[[ $(attr slurm_job_id) =~ ^[0-9]+$ ]] || fail "no slurm_job_id in the result (got '$(attr slurm_job_id)')"
+[[ $(attr slurm_array_job_id) == "${JOB%%;*}" ]] || fail "slurm_array_job_id '$(attr slurm_array_job_id)', expected ${JOB%%;*}"
+[[ $(attr slurm_job_name) == dtb-sweep ]] || fail "slurm_job_name '$(attr slurm_job_name)', expected dtb-sweep"
+[[ $(attr slurm_nodelist) == "$(hostname -s)" ]] || fail "slurm_nodelist '$(attr slurm_nodelist)', expected $(hostname -s)"
+[[ $(attr slurm_ntasks) == "$RANKS" ]] || fail "slurm_ntasks '$(attr slurm_ntasks)', expected $RANKS"
+[[ -n $(attr slurm_tasks_per_node) ]] || fail "no slurm_tasks_per_node in the result"
+for a in mpi_library openblas_config openblas_core compiler build_flags cpu_model; do
+  [[ -n $(attr $a) ]] || fail "no $a in the result"
+done
+log "provenance: job $(attr slurm_job_id) '$(attr slurm_job_name)' on $(attr slurm_nodelist), $(attr slurm_ntasks) task(s) ($(attr slurm_tasks_per_node) per node); $(attr mpi_library | cut -c1-40)..."
 "$DTBENCH" report results/slurm-test >report.txt 2>&1 || { cat report.txt; fail "dtbench report failed on the job's result"; }
 grep -q "| $NAME " report.txt || { cat report.txt; fail "the report has no row for '$NAME'"; }
 log "OK: results/slurm-test/$NAME.h5 written by the Slurm job and reported"

@@ -10,6 +10,7 @@
 #include "exp/plan.hpp"
 #include "exp/report.hpp"
 #include "exp/runner.hpp"
+#include "sim/paths.hpp"
 
 namespace dtb {
 namespace {
@@ -45,7 +46,7 @@ std::string experiment_path(const cxxopts::ParseResult& args, const std::string&
   if (files.size() != 1)
     throw UsageError(program + ": expected one experiment file, e.g. " + program +
                      " configs/experiments/quickstart.yaml; see " + program + " --help");
-  return files[0];
+  return sim::find_file(files[0]);  // a shipped experiment also from an install tree or the source tree
 }
 
 exp::PlanOptions plan_options(const cxxopts::ParseResult& args) {

@@ -38,7 +38,8 @@ const FieldSpec kFields[] = {
      "the run whose step time the report divides by (default: the twin on baseline_net)"},
 };
 
-const char* const kTopFields[] = {"name", "description", "launcher", "launcher_args", "baseline_net", "defaults", "runs"};
+const char* const kTopFields[] = {"name", "description", "launcher", "launcher_args", "srun_mpi", "srun_args",
+                                  "baseline_net", "defaults", "runs"};
 
 const FieldSpec* find_field(const std::string& name) {
   for (const FieldSpec& f : kFields)
@@ -213,7 +214,8 @@ void check_top_fields(const std::string& path, const YAML::Node& root) {
     const bool known = std::any_of(std::begin(kTopFields), std::end(kTopFields), [&](const char* f) { return name == f; });
     if (!known)
       fail(path, node, "unknown field '" + name +
-                           "'; an experiment has: name, description, launcher, launcher_args, baseline_net, defaults, runs");
+                           "'; an experiment has: name, description, launcher, launcher_args, srun_mpi, srun_args, "
+                           "baseline_net, defaults, runs");
   }
 }
 
@@ -272,6 +274,12 @@ Launcher parse_launcher(const std::string& name, const std::string& where) {
   throw UsageError(where + ": launcher '" + name + "': allowed: " + kLauncherNames);
 }
 
+void check_srun_mpi(const std::string& name, const std::string& where) {
+  const std::string names = std::string(", ") + kSrunMpiNames + ",";
+  if (name.empty() || names.find(", " + name + ",") == std::string::npos)
+    throw UsageError(where + " '" + name + "': allowed: " + kSrunMpiNames);
+}
+
 const char* launcher_name(Launcher l) {
   switch (l) {
     case Launcher::kAuto: return "auto";
@@ -295,6 +303,11 @@ Experiment parse_experiment(const std::string& path) {
   e.baseline_net = top_scalar(path, root, "baseline_net", kDefaultBaselineNet);
   if (root["launcher"]) e.launcher = parse_launcher(scalar_text(path, root["launcher"], "launcher"), where(path, root["launcher"]));
   if (root["launcher_args"]) e.launcher_args = list_values(path, root["launcher_args"], "launcher_args");
+  if (root["srun_mpi"]) {
+    e.srun_mpi = {scalar_text(path, root["srun_mpi"], "srun_mpi"), where(path, root["srun_mpi"])};
+    check_srun_mpi(e.srun_mpi.text, e.srun_mpi.where + ": srun_mpi");
+  }
+  if (root["srun_args"]) e.srun_args = list_values(path, root["srun_args"], "srun_args");
   e.runs = parse_runs(path, root);
   check_baselines(e.runs);
   return e;

@@ -16,6 +16,10 @@ enum class Launcher { kAuto, kMpirun, kSrun, kDirect };
 Launcher parse_launcher(const std::string& name, const std::string& where);  // UsageError
 const char* launcher_name(Launcher l);
 inline constexpr const char* kLauncherNames = "auto, mpirun, srun, direct";
+// srun's MPI plugins (`srun --mpi=list` on the cluster says which it has); default: no --mpi
+// option, so slurm.conf's MpiDefault (or SLURM_MPI_TYPE) decides.
+inline constexpr const char* kSrunMpiNames = "pmix, pmix_v2, pmix_v3, pmix_v4, pmix_v5, pmi2, cray_shasta, none, default";
+void check_srun_mpi(const std::string& name, const std::string& where);  // UsageError
 
 // The fields a run may have: one table for the parser, the command lines and the help.
 enum class Shape { kScalar, kList, kMap };
@@ -61,6 +65,8 @@ struct Experiment {
   std::string baseline_net;  // slowdowns are against runs on this profile
   Launcher launcher = Launcher::kAuto;
   std::vector<Value> launcher_args;  // replace the launcher's default options when given
+  Value srun_mpi;                    // srun's --mpi plugin (kSrunMpiNames; "" = not given)
+  std::vector<Value> srun_args;      // srun options added after the others
   std::vector<RunFields> runs;
 };
 

@@ -184,8 +184,35 @@ void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   p.argv.insert(p.argv.end(), {"--out", p.result});
 }
 
-std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const std::vector<Value>& custom) {
+// srun's MPI plugin and extra options. Clusters differ (PMIx in one version or another,
+// PMI-2, Cray's cray_shasta), and the environment knows its cluster: DTB_SRUN_MPI and
+// DTB_SRUN_ARGS (a site's modulefile, a job script) win over the experiment's srun_mpi and
+// srun_args, as Slurm's own input variables win over #SBATCH lines. Extra options come
+// after the defaults (the experiment's, then the environment's), so the later one wins.
+std::vector<std::string> srun_options(const Experiment& e) {
+  std::string mpi = e.srun_mpi.text.empty() ? "pmix" : e.srun_mpi.text;
+  if (const char* env = std::getenv("DTB_SRUN_MPI"); env && *env) {
+    check_srun_mpi(env, "environment variable DTB_SRUN_MPI");
+    mpi = env;
+  }
+  std::vector<std::string> out;
+  if (mpi != "default") out.push_back("--mpi=" + mpi);
+  return out;
+}
+
+std::vector<std::string> srun_extra_args(const Experiment& e) {
+  std::vector<std::string> out;
+  for (const Value& v : e.srun_args) out.push_back(v.text);
+  if (const char* env = std::getenv("DTB_SRUN_ARGS")) {  // split on white space, no quoting
+    std::istringstream words(env);
+    for (std::string w; words >> w;) out.push_back(w);
+  }
+  return out;
+}
+
+std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const Experiment& e) {
   const std::string n = std::to_string(p.ranks);
+  const std::vector<Value>& custom = e.launcher_args;
   std::vector<std::string> out, options;
   for (const Value& v : custom) options.push_back(v.text);
   switch (l) {
@@ -197,10 +224,15 @@ std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const 
       if (custom.empty()) options = {"--oversubscribe", "--mca", "mpi_yield_when_idle", "1"};
       if (geteuid() == 0) options.push_back("--allow-run-as-root");
       break;
-    case Launcher::kSrun:
-      out = {"srun", "--mpi=pmix", "-n", n};
+    case Launcher::kSrun: {
+      out = {"srun"};
+      for (const std::string& o : srun_options(e)) out.push_back(o);
+      out.insert(out.end(), {"-n", n});
       if (custom.empty()) options = {"--kill-on-bad-exit=1"};
+      const std::vector<std::string> extra = srun_extra_args(e);
+      options.insert(options.end(), extra.begin(), extra.end());
       break;
+    }
     case Launcher::kDirect:
       if (p.ranks != 1)
         throw UsageError("launcher direct starts one process; run '" + p.name + "' needs " + n +
@@ -266,7 +298,7 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& o) {
     p.log = plan.out_dir + "/" + r.name + ".log";
     if (r.kind == RunKind::kTrain) plan_train(r, o, p);
     else plan_coll(r, o, p);
-    std::vector<std::string> argv = launcher_prefix(resolve_launcher(chosen), p, e.launcher_args);
+    std::vector<std::string> argv = launcher_prefix(resolve_launcher(chosen), p, e);
     argv.insert(argv.end(), p.argv.begin(), p.argv.end());
     p.argv = argv;
     if (only == e.runs.size() || only == i) plan.runs.push_back(p);

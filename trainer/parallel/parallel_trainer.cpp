@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ostream>
+#include <sstream>
 
 #include "algorithms.hpp"
 #include "cpu/kernels.hpp"
@@ -141,6 +142,10 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
                                      s_.parallel.dp_algo, s_.parallel.codec, params,
                                      coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback);
   pieces_ = sync_->update_pieces(model_->segments());
+  // Each bucket is one allreduce, so on a WAN one latency-bound round trip or more: the run
+  // reports how many (the stage with the most, which bounds the step).
+  summary_.dp_buckets = int64_t(world.untimed_max(double(sync_->buckets().size())));
+  summary_.dp_bucket_mb = mb;
   norm_ranges_ = sync_->owned_blocks(owned_ranges(model_->runs()));
   model_->init_moments(sync_->state_size());
   if (s_.strategy.local())
@@ -478,6 +483,15 @@ std::string rank_table(const std::vector<RankStepRecord>& rows) {
 
 }  // namespace
 
+// "DP buckets 4 of <= 1 MiB": how many allreduces the gradient sync launches per step.
+std::string ParallelTrainer::dp_bucket_text() const {
+  std::ostringstream out;
+  out << "DP buckets " << summary_.dp_buckets;
+  if (summary_.dp_bucket_mb > 0) out << " of <= " << summary_.dp_bucket_mb << " MiB (parallel.bucket_mb)";
+  else out << " (parallel.bucket_mb 0: the whole gradient)";
+  return out.str();
+}
+
 const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   const bool root = world_.rank() == 0;
   summary_.command_line = command_line;
@@ -489,6 +503,7 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
          << (!timeline_->wall() || layout_.dp == 1 ? ""
              : timeline_->comm_thread()            ? " (DP buckets on a comm thread)"
                                                    : " (DP buckets synchronous: MPI granted no MPI_THREAD_MULTIPLE)")
+         << (layout_.dp == 1 ? "" : ", " + dp_bucket_text())
          << ", dataset " << s_.data_path << " (" << train_split_.size() << " train / " << val_split_.size()
          << " val tokens), MFU peak " << summary_.mfu_peak_gflops << " GFLOP/s per rank (" << summary_.mfu_peak_source
          << ")\n";

@@ -110,6 +110,7 @@ class ParallelTrainer {
   [[noreturn]] void stop_non_finite(const StepRecord& r);
   std::string default_results_path() const;
   void set_mfu_peak();
+  std::string dp_bucket_text() const;  // for the start line
 
   std::string config_yaml_;
   TrainSettings s_;

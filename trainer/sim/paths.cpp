@@ -10,10 +10,21 @@ namespace dtb::sim {
 
 namespace fs = std::filesystem;
 
+std::vector<fs::path> shipped_roots() {
+  std::vector<fs::path> roots;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) roots.push_back((exe.parent_path() / DTB_SHARE_FROM_BIN).lexically_normal());
+  roots.push_back(DTB_SOURCE_DIR);
+  return roots;
+}
+
 std::string find_file(const std::string& path) {
   if (path.empty() || fs::exists(path) || fs::path(path).is_absolute()) return path;
-  const fs::path source = fs::path(DTB_SOURCE_DIR) / path;
-  return fs::exists(source) ? source.string() : path;
+  static const std::vector<fs::path> roots = shipped_roots();
+  for (const fs::path& root : roots)
+    if (fs::exists(root / path)) return (root / path).string();
+  return path;
 }
 
 std::string yaml_stems(const std::string& folder) {

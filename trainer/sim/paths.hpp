@@ -1,12 +1,20 @@
 #pragma once
-// Shipped files (configs/devices, configs/sim, configs/net) are found from the working
-// directory first and then from the source tree the binary was built from, so that
-// `dtbench sim --preset article` works from any folder.
+// Shipped files (configs/devices, configs/sim, configs/net, configs/model,
+// configs/experiments) are found from the working directory first, then from the install
+// tree beside the running binary (bin/../share/dtbench, what `cmake --install` lays out),
+// then from the source tree the binary was built from, so that `dtbench sim --preset
+// article` works from any folder, installed or not.
+#include <filesystem>
 #include <string>
+#include <vector>
 
 namespace dtb::sim {
 
-// PATH as given when it exists or is absolute; else the source tree's copy when that
+// Where shipped files are looked for after the working directory, in order: the install
+// tree's share/dtbench beside the running binary (whether or not it exists), the source tree.
+std::vector<std::filesystem::path> shipped_roots();
+
+// PATH as given when it exists or is absolute; else the first shipped root's copy that
 // exists; else PATH unchanged (the caller's error then names what the user wrote).
 std::string find_file(const std::string& path);
 

@@ -22,6 +22,8 @@ void write_rank_steps(h5::File& f, const TrainRunSummary& run) {
   f.set_attr("/", "layout", run.layout);
   f.set_attr("/", "mfu_peak_gflops", run.mfu_peak_gflops);
   f.set_attr("/", "mfu_peak_source", run.mfu_peak_source);
+  f.set_attr("/", "dp_buckets", run.dp_buckets);
+  f.set_attr("/", "dp_bucket_mb", run.dp_bucket_mb);
   f.write<int64_t>("ranks/rank", column(r, &RankStepRecord::rank));
   f.write<int64_t>("ranks/step", column(r, &RankStepRecord::step));
   const std::pair<const char*, double RankStepRecord::*> times[] = {

@@ -49,6 +49,8 @@ struct TrainRunSummary {
   double mfu_peak_gflops = 0;              // under MPI: per rank, what MFU is counted against
   std::string mfu_peak_source;             // where that peak comes from
   std::function<void(h5::File&)> write_more;  // more groups in the same file (verify/: commitments)
+  int64_t dp_buckets = 0;                  // DP gradient buckets of the stage with the most (parallel.bucket_mb)
+  double dp_bucket_mb = 0;                 // parallel.bucket_mb (0 = one bucket)
 };
 
 // Written to a temporary name and renamed.

@@ -23,7 +23,7 @@ struct ParallelSettings {
   int dp = 1, pp = 1, tp = 1, microbatches = 1;
   std::string schedule = "1f1b";   // gpipe | 1f1b
   std::vector<int> stage_layers;   // layers per pipeline stage; empty = balanced
-  double bucket_mb = 1;            // DP gradient bucket size, MiB (0 = one bucket)
+  double bucket_mb = 25;           // DP gradient bucket size, MiB (0 = one bucket); PyTorch DDP's 25
   bool zero1 = false;              // shard the AdamW moments across DP ranks
   bool vocab_parallel = false;     // wte and the LM head split by vocabulary rows across TP ranks
   std::string placement;           // YAML: grid position -> rank, rank -> site ('' = identity)
