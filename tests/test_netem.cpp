@@ -819,25 +819,25 @@ bool has_line(const std::string& script, const std::string& line) {
 }  // namespace
 
 TEST_CASE("netem tc: one htb class, netem and u32 filter per destination", "[netem]") {
-  const Profile p = load_profile(shipped("dtfm-4-regions"), 64);  // CA 0-15, OH, OR 32-47, VA
+  const Profile p = load_profile(shipped("dtfm-4-regions"), 64);  // VA 0-15, OR 16-31, CA, OH
   std::vector<std::string> ips;
   for (int r = 0; r < 64; ++r) ips.push_back("10.1.0." + std::to_string(r / 8 + 1));  // 8 a host
-  const std::string tc = tc_commands(p, 48, "eth0", ips);  // rank 48 in VA, host 10.1.0.7
+  const std::string tc = tc_commands(p, 0, "eth0", ips);  // rank 0 in VA, host 10.1.0.1
   CHECK(tc.rfind("#!/bin/sh\n", 0) == 0);
   CHECK(has_line(tc, "tc qdisc add dev eth0 root handle 1: htb default 0"));
-  // One class per other host (its first rank); ranks 49-55 share rank 48's host.
+  // One class per other host (its first rank); ranks 1-7 share rank 0's host.
   CHECK(lines_with(tc, "tc class add").size() == 7);
   CHECK(lines_with(tc, "u32 match ip dst").size() == 7);
-  CHECK(lines_with(tc, "match ip dst 10.1.0.7/").empty());
-  // VA -> OR (rank 32 at 10.1.4.1): 67 ms, 1.15 Gbps = 1150000 kbit, class 1:(0x10 + 32) = 1:30.
-  CHECK(has_line(tc, "tc class add dev eth0 parent 1: classid 1:30 htb rate 1150000kbit ceil "
+  CHECK(lines_with(tc, "match ip dst 10.1.0.1/").empty());
+  // VA -> OR (rank 16 at 10.1.0.3): 67 ms, 1.15 Gbps = 1150000 kbit, class 1:(0x10 + 16) = 1:20.
+  CHECK(has_line(tc, "tc class add dev eth0 parent 1: classid 1:20 htb rate 1150000kbit ceil "
                      "1150000kbit burst 143750 cburst 143750 quantum 200000"));
-  CHECK(has_line(tc, "tc qdisc add dev eth0 parent 1:30 handle 30: netem limit 9543 delay 67ms"));
+  CHECK(has_line(tc, "tc qdisc add dev eth0 parent 1:20 handle 20: netem limit 9543 delay 67ms"));
   CHECK(has_line(tc, "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst "
-                     "10.1.0.5/32 flowid 1:30"));
-  // VA -> VA at another host (rank 56): 5 ms, 2 Gbps.
-  CHECK(has_line(tc, "classid 1:48 htb rate 2000000kbit"));
-  CHECK(has_line(tc, "parent 1:48 handle 48: netem limit 1239 delay 5ms"));
+                     "10.1.0.3/32 flowid 1:20"));
+  // VA -> VA at another host (rank 8): 5 ms, 2 Gbps.
+  CHECK(has_line(tc, "classid 1:18 htb rate 2000000kbit"));
+  CHECK(has_line(tc, "parent 1:18 handle 18: netem limit 1239 delay 5ms"));
   CHECK(lines_with(tc, "ifb").size() == 1);  // only the clean-up line: no ingress cap
 }
 
@@ -879,7 +879,7 @@ TEST_CASE("netem tc: bad peer addresses are refused", "[netem]") {
   std::vector<std::string> ips(64, "10.0.0.9");
   ips[0] = "10.0.0.1";
   CHECK_THROWS_WITH(tc_commands(two, 0, "eth0", ips),
-                    Catch::Contains("sit on sites 'dc1' and 'dc2'"));
+                    Catch::Contains("sit on sites 'OH' and 'VA'"));
 }
 
 // ---------------------------------------------------------------- clocks

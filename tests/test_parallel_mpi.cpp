@@ -325,7 +325,7 @@ TEST_CASE("placement: sites from the placement file decide which traffic crosses
       for (int w = 0; w < 8; ++w) {
         const par::Coord c = par::grid_coord(grid, 7 - w);  // world rank w plays grid position 7 - w
         const int by[] = {c.tp, c.dp, c.pp};
-        out << (w ? ", " : "") << (by[split] == 0 ? "dc1" : "dc2");
+        out << (w ? ", " : "") << (by[split] == 0 ? "OH" : "VA");
       }
       out << "]\n";
     }
