@@ -461,7 +461,9 @@ TEST_CASE("DiLoCo: identical data on every worker equals one worker, bitwise", "
 // and the codec's residual: a resume between outer steps continues bitwise.
 TEST_CASE("DiLoCo: resume in the middle of an outer step is bitwise an uninterrupted run", "[mpi][diloco][checkpoint]") {
   const std::string ck = (scratch() / "diloco.h5").string();
-  for (const auto& l : {plus(layout(2, 2, 1, 2), diloco(3, 0.7, 0.9)),
+  // Checkpoints after step 3: between outer steps 0 and 4 (H = 4; momentum zero yet,
+  // replicas apart), and between 2 and 4 (H = 2, int8: momentum and residuals non-zero).
+  for (const auto& l : {plus(layout(2, 2, 1, 2), plus(diloco(4, 0.7, 0.9), {"train.steps=8"})),
                         plus(layout(4, 1, 1, 1), plus(diloco(2, 0.7, 0.9), {"net.codec=int8:64"}))}) {
     const RunResult whole = run_layout(plus(l, {"train.checkpoint=" + ck, "train.checkpoint_every=3"}));
     const RunResult resumed = run_layout(l, periodic_checkpoint_path(ck, 3));
