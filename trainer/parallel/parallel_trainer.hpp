@@ -107,6 +107,8 @@ class ParallelTrainer {
   std::unique_ptr<PpCompressor> pp_codec_;
   void setup_data_and_pp();
   std::string pp_buffer_report();
+  void save_data_and_pp(CheckpointState& ck);
+  void resume_data_and_pp(const CheckpointState& ck, const std::string& path);
 };
 
 }  // namespace dtb::par
