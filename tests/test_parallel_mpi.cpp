@@ -584,6 +584,78 @@ TEST_CASE("Streaming DiLoCo: resume with a sync in flight is bitwise an uninterr
   CHECK(resumed.losses == std::vector<double>(whole.losses.begin() + 4, whole.losses.end()));
 }
 
+// ---- pipeline-boundary compression (issue 11; parallel/pp_compress.hpp)
+
+namespace {
+// 12 sequences per epoch, batches of 8: epochs end in the middle of a batch.
+const std::vector<std::string> kEpoch = {"data.sampler=epoch", "data.epoch_samples=12"};
+std::vector<std::string> pp_compress(const std::string& mode, int fw, int bw) {
+  return {"parallel.pp_compress=" + mode, "parallel.pp_fw_bits=" + std::to_string(fw),
+          "parallel.pp_bw_bits=" + std::to_string(bw)};
+}
+}  // namespace
+
+TEST_CASE("pp_compress: none is today's run; 32 bits is fp32 within round-off", "[mpi][pp_compress]") {
+  for (const auto& l : {layout(1, 2, 1, 2), layout(1, 2, 2, 2)}) {
+    // Today's run (windows, no keys) and the explicit none with other pp_* keys set.
+    const RunResult today = run_layout(l);
+    const RunResult today_none = run_layout(plus(l, plus(pp_compress("none", 3, 6), {"parallel.pp_warmup_steps=2"})));
+    const RunResult base = run_layout(plus(l, kEpoch));
+    const RunResult none = run_layout(plus(plus(l, kEpoch), plus(pp_compress("none", 3, 6), {"parallel.pp_warmup_steps=2"})));
+    const RunResult direct = run_layout(plus(plus(l, kEpoch), pp_compress("directq", 32, 32)));
+    const RunResult aqsgd = run_layout(plus(plus(l, kEpoch), pp_compress("aqsgd", 32, 32)));
+    if (!root()) continue;
+    CHECK(today_none.losses == today.losses);
+    CHECK(today_none.params == today.params);
+    CHECK(none.losses == base.losses);
+    CHECK(none.params == base.params);
+    for (const RunResult* r : {&direct, &aqsgd}) {
+      check_losses(r->losses, base.losses, 1e-5);
+      check_params(r->params, base.params, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("pp_compress: the bytes across the boundary are the formula's", "[mpi][pp_compress]") {
+  // Untied, so only activations and gradients cross the pipeline. 2 micro-batches of 4
+  // sequences of 16 x 32. AQ-SGD over 8 samples: step 0 sends all of them in fp32 (first
+  // pass), every later step 3-bit deltas; DirectQ with a warm-up step in fp32.
+  const std::vector<std::string> untied = plus(layout(1, 2, 1, 2), {"model.tie_embeddings=false", "data.sampler=epoch",
+                                                                   "data.epoch_samples=8"});
+  const RunResult none = run_layout(untied);
+  const RunResult aqsgd = run_layout(plus(untied, pp_compress("aqsgd", 3, 6)));
+  const RunResult direct = run_layout(plus(plus(untied, pp_compress("directq", 4, 8)), {"parallel.pp_warmup_steps=1"}));
+  if (!root()) return;
+  const size_t M = 2, S = 4, T = 16, C = 32;
+  auto check = [&](const RunResult& r, auto fw_bytes, auto bw_bytes) {
+    REQUIRE(r.ranks.size() == 2 * 5);
+    for (const RankStepRecord& k : r.ranks) {
+      INFO("rank " << k.rank << " step " << k.step);
+      CHECK(k.bytes_pp == M * (k.rank == 0 ? fw_bytes(k.step) : bw_bytes(k.step)));
+    }
+  };
+  check(none, [&](int64_t) { return par::pp_wire_bytes(S, 0, T, C, 0); }, [&](int64_t) { return S * T * C * 4; });
+  check(aqsgd, [&](int64_t step) { return par::pp_wire_bytes(S, step == 0 ? S : 0, T, C, 3); },
+        [&](int64_t) { return C * 4 + S * T * C * 6 / 8; });
+  check(direct, [&](int64_t step) { return step == 0 ? S * T * C * 4 : C * 4 + S * T * C * 4 / 8; },
+        [&](int64_t step) { return step == 0 ? S * T * C * 4 : C * 4 + S * T * C; });
+}
+
+TEST_CASE("pp_compress: aqsgd resumes in the middle of an epoch bitwise", "[mpi][pp_compress][checkpoint]") {
+  const std::string ck = (scratch() / "ck_aqsgd.h5").string();
+  const std::string at2 = periodic_checkpoint_path(ck, 2);  // 16 samples in: epoch 1, place 4
+  for (const auto& l : {layout(1, 2, 1, 2), layout(1, 2, 2, 1), layout(1, 4, 1, 2)}) {
+    const std::vector<std::string> sets =
+        plus(plus(plus(l, kEpoch), pp_compress("aqsgd", 3, 6)), {"parallel.pp_rounding=stochastic", "model.n_layer=4"});
+    const RunResult whole = run_layout(plus(sets, {"train.checkpoint=" + ck, "train.checkpoint_every=2"}));
+    const RunResult resumed = run_layout(sets, at2);
+    if (!root()) continue;
+    CHECK(resumed.params == whole.params);
+    REQUIRE(resumed.losses.size() == 3);
+    for (size_t i = 0; i < 3; ++i) CHECK(resumed.losses[i] == whole.losses[i + 2]);
+  }
+}
+
 int main(int argc, char** argv) {
   coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // the wall-clock case
   const int failed = Catch::Session().run(argc, argv);

@@ -200,6 +200,33 @@ TEST_CASE("a resumed run equals, bit for bit, a run that never stopped", "[train
   CHECK(differing(straight.gather_params(), resumed.gather_params()) == 0);
 }
 
+// The epoch sampler (issue 11): a checkpoint in the middle of an epoch (10 steps of 8 of 12
+// sequences: epoch 6, place 8) continues bitwise; resuming it with the windows sampler or
+// another epoch size is refused.
+TEST_CASE("the epoch sampler resumes in the middle of an epoch bitwise", "[train][pp_compress]") {
+  const std::string ckpt = (scratch() / "resume-epoch.h5").string();
+  const std::vector<std::string> epoch = {"train.steps=14", "train.val_every=0", "data.sampler=epoch",
+                                          "data.epoch_samples=12"};
+  std::ostringstream log;
+  std::vector<std::string> first = epoch;
+  first.insert(first.end(), {"train.checkpoint=" + ckpt, "train.checkpoint_every=10"});
+  Trainer straight(tiny(first), log);
+  const auto losses = straight.run("test").steps;
+  Trainer resumed(tiny(epoch), log);
+  resumed.resume(dtb::periodic_checkpoint_path(ckpt, 10));
+  const auto& rest = resumed.run("test").steps;
+  REQUIRE(rest.size() == 4);
+  for (size_t i = 0; i < rest.size(); ++i) CHECK(std::memcmp(&rest[i].loss, &losses[10 + i].loss, sizeof(double)) == 0);
+  CHECK(differing(straight.gather_params(), resumed.gather_params()) == 0);
+  const dtb::CheckpointState ck = dtb::load_checkpoint(dtb::periodic_checkpoint_path(ckpt, 10));
+  CHECK(ck.epoch == 6);
+  CHECK(ck.epoch_position == 8);
+  Trainer windows(tiny({"train.steps=14", "train.val_every=0"}), log);
+  CHECK_THROWS_AS(windows.resume(dtb::periodic_checkpoint_path(ckpt, 10)), dtb::UsageError);
+  Trainer other(tiny({"train.steps=14", "train.val_every=0", "data.sampler=epoch", "data.epoch_samples=16"}), log);
+  CHECK_THROWS_AS(other.resume(dtb::periodic_checkpoint_path(ckpt, 10)), dtb::UsageError);
+}
+
 int main(int argc, char** argv) {
   dtb::coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // a singleton: no mpirun
   return Catch::Session().run(argc, argv);

@@ -651,19 +651,12 @@ std::vector<float> ParallelTrainer::gather_params() {
 CheckpointState ParallelTrainer::checkpoint_state() {
   CheckpointState ck;
   gather_state(&ck.params, &ck.adam_m, &ck.adam_v);
-  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
-    ck.pp_buffers = gather_pp_buffers(world_, layout_, placement_, coord_, *pp_codec_,
-                                      stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers));
+  save_data_and_pp(ck);  // collective: the epoch cursor and AQ-SGD's buffers
   ck.model = s_.model;
   ck.step = step_;
   ck.seed = s_.seed;
   ck.data_cursor = uint64_t(step_);
   ck.config_yaml = config_yaml_;
-  if (sampler_) {
-    const EpochCursor at = sampler_->cursor(uint64_t(step_), s_.batch_size);
-    ck.sampler = s_.sampler, ck.epoch_samples = sampler_->size(), ck.epoch = at.epoch, ck.epoch_position = at.position;
-  }
-  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd") ck.pp_compress = "aqsgd", ck.pp_buffer_width = int64_t(pp_codec_->row_values());
   if (diloco_) save_strategy(ck);
   return ck;
 }
@@ -702,13 +695,7 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   } else {
     model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }
-  if (ck.sampler != s_.sampler || (sampler_ && ck.epoch_samples != sampler_->size()))
-    throw UsageError(path + ": checkpoint drew its batches with data.sampler = " + ck.sampler +
-                     (ck.sampler == "epoch" ? " of " + std::to_string(ck.epoch_samples) + " samples" : "") +
-                     "; this run's data.sampler / data.epoch_samples differ: the data order would not continue");
-  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
-    load_pp_buffers(ck, path, *pp_codec_, stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers),
-                    coord_.pp);
+  resume_data_and_pp(ck, path);  // the sampler checked, AQ-SGD's buffers loaded
 }
 
 }  // namespace dtb::par

@@ -143,6 +143,8 @@ class ParallelTrainer {
   void setup_data_and_pp();
   std::string pp_buffer_report();
   StepHooks* hooks_ = nullptr;
+  void save_data_and_pp(CheckpointState& ck);
+  void resume_data_and_pp(const CheckpointState& ck, const std::string& path);
 };
 
 }  // namespace dtb::par

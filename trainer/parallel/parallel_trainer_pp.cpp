@@ -3,6 +3,9 @@
 // parallel_trainer.cpp's forward_micro / backward_micro, train_step, save and resume.
 #include <cstdio>
 
+#include "train/checkpoint.hpp"
+#include "usage_error.hpp"
+
 #include "parallel/parallel_trainer.hpp"
 
 namespace dtb::par {
@@ -40,6 +43,30 @@ std::string ParallelTrainer::pp_buffer_report() {
                 std::max(pp_codec_->sent().size(), pp_codec_->received().size()),
                 static_cast<unsigned long long>(sampler_ ? sampler_->size() : 0));
   return buf;
+}
+
+// Collective: the epoch cursor (every rank fills it alike) and, with AQ-SGD, every
+// boundary's buffers gathered on world rank 0.
+void ParallelTrainer::save_data_and_pp(CheckpointState& ck) {
+  if (sampler_) {
+    const EpochCursor at = sampler_->cursor(uint64_t(step_), s_.batch_size);
+    ck.sampler = s_.sampler, ck.epoch_samples = sampler_->size(), ck.epoch = at.epoch, ck.epoch_position = at.position;
+  }
+  if (!pp_codec_ || s_.parallel.pp_compress != "aqsgd") return;
+  ck.pp_compress = "aqsgd";
+  ck.pp_buffer_width = int64_t(pp_codec_->row_values());
+  ck.pp_buffers = gather_pp_buffers(world_, layout_, placement_, coord_, *pp_codec_,
+                                    stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers));
+}
+
+void ParallelTrainer::resume_data_and_pp(const CheckpointState& ck, const std::string& path) {
+  if (ck.sampler != s_.sampler || (sampler_ && ck.epoch_samples != sampler_->size()))
+    throw UsageError(path + ": checkpoint drew its batches with data.sampler = " + ck.sampler +
+                     (ck.sampler == "epoch" ? " of " + std::to_string(ck.epoch_samples) + " samples" : "") +
+                     "; this run's data.sampler / data.epoch_samples differ: the data order would not continue");
+  if (pp_codec_ && s_.parallel.pp_compress == "aqsgd")
+    load_pp_buffers(ck, path, *pp_codec_, stage_bounds(s_.model.n_layer, layout_.pp, s_.parallel.stage_layers),
+                    coord_.pp);
 }
 
 }  // namespace dtb::par
