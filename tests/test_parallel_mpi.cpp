@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "algorithms.hpp"
+#include "parallel/pp_compress.hpp"
 #include "parallel/parallel_trainer.hpp"
 #include "h5file.hpp"
 #include "partition.hpp"

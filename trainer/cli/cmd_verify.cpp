@@ -51,14 +51,17 @@ void print_row(const verify::VerifyReport& r) {
     std::printf("row: | passed | - | - | - | - | %.1f%% | - |\n", cost);
     return;
   }
-  std::printf("row: | caught (%s) | %lld | %s | %d + %d | %.3f ms of a %.1f ms step | %.1f%% | %zu |\n",
-              d->kind.c_str(), static_cast<long long>(d->step), d->op.empty() ? "-" : d->op.c_str(), d->step_rounds,
-              d->op_rounds, d->referee_seconds * 1e3, d->step_seconds * 1e3, cost, d->proof_bytes());
+  char referee[80];
+  if (d->kind == "checkpoint") std::snprintf(referee, sizeof referee, "hash the checkpoint file: %.1f ms", d->referee_seconds * 1e3);
+  else std::snprintf(referee, sizeof referee, "%.3f ms of a %.1f ms step", d->referee_seconds * 1e3, d->step_seconds * 1e3);
+  std::printf("row: | caught (%s) | %lld | %s | %d + %d | %s | %.1f%% | %zu |\n", d->kind.c_str(),
+              static_cast<long long>(d->step), d->op.empty() ? "-" : d->op.c_str(), d->step_rounds, d->op_rounds, referee,
+              cost, d->proof_bytes());
 }
 
 void print_summary(const verify::VerifyReport& r, double p, uint64_t seed) {
   std::printf("summary: %zu of %zu segments sampled (p = %g, seed %llu), %lld of %lld steps re-executed (%.1f%%), "
-              "%.2f s = %.1f%% of the worker's %.2f s of training; %s\n",
+              "%.2f s = %.1f%% of the worker's %.2f s of training with its commitments; %s\n",
               r.checked.size(), r.segments, p, static_cast<unsigned long long>(seed),
               static_cast<long long>(r.steps_reexecuted), static_cast<long long>(r.steps),
               r.steps ? 100.0 * double(r.steps_reexecuted) / double(r.steps) : 0.0, r.reexec_seconds,

@@ -161,7 +161,9 @@ VerifyReport verify_run(const std::string& results_path, const VerifyOptions& o,
   report.segments = segments.size();
   const std::vector<bool> chosen = sample_segments(segments.size(), o.all ? 1.0 : o.fraction, o.seed);
   const std::vector<double> times = h5::File::open_read(results_path).read<double>("steps/time_ms");
-  report.train_seconds = std::accumulate(times.begin(), times.end(), 0.0) / 1e3;
+  // The worker's cost: its steps and its commitments (the re-execution makes both).
+  report.train_seconds = std::accumulate(times.begin(), times.end(), 0.0) / 1e3 +
+                         std::accumulate(w.hash_seconds.begin(), w.hash_seconds.end(), 0.0);
   for (size_t j = 0; j < segments.size(); ++j) {
     if (!chosen[j]) continue;
     const auto [start, end] = segments[j];

@@ -60,7 +60,7 @@ struct VerifyReport {
   int64_t steps = 0;                // steps committed
   size_t segments = 0;
   std::vector<SegmentCheck> checked;  // the sampled segments
-  double reexec_seconds = 0, train_seconds = 0;
+  double reexec_seconds = 0, train_seconds = 0;  // the worker's: steps and commitments
   int64_t steps_reexecuted = 0;
   bool caught() const;
 };
