@@ -32,13 +32,15 @@ for target in fuzz_config fuzz_profile fuzz_placement fuzz_experiment fuzz_h5_re
   # -rss_limit_mb: a config may ask for a big model; the readers allocate only what files hold.
   "$bin/$target" "$work/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/$target-" 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done)" || true
-  if ls "$work/$target-"* >/dev/null 2>&1; then
+  found=("$work/$target-"*)  # crash-, leak-, timeout-, oom- files (nullglob: none, no entries)
+  if (( ${#found[@]} )); then
     echo "$target: found a failing input (copy it into tests/fuzz/regressions/$target/):" >&2
-    ls "$work/$target-"* >&2
+    ls -l "${found[@]}" >&2
     exit 1
   fi
-  if [[ -d tests/fuzz/regressions/$target ]] && ls tests/fuzz/regressions/$target/* >/dev/null 2>&1; then
-    "$bin/$target" tests/fuzz/regressions/$target/* >/dev/null 2>&1 || { echo "$target: a regression input fails" >&2; exit 1; }
+  kept=(tests/fuzz/regressions/$target/*)
+  if (( ${#kept[@]} )); then
+    "$bin/$target" "${kept[@]}" >/dev/null 2>&1 || { echo "$target: a regression input fails" >&2; exit 1; }
   fi
 done
 echo "fuzz: every target ran ${seconds}s with no crash, leak or sanitizer report"

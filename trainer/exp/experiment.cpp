@@ -201,7 +201,8 @@ RunFields parse_run(const std::string& path, const YAML::Node& node, const Field
     fail(path, node, "a run needs a 'name' of letters, digits, '.', '_' or '-' (not starting with '.'); got '" +
                          run.name + "'");
   for (const auto& [name, value] : fields) {
-    const bool is_own = std::any_of(own.begin(), own.end(), [&](const auto& f) { return f.first == name; });
+    // An init-capture: clang 14 (the fuzz build's) cannot capture a structured binding.
+    const bool is_own = std::any_of(own.begin(), own.end(), [&n = name](const auto& f) { return f.first == n; });
     store_field(path, run, name, value, is_own);
   }
   if (run.kind == RunKind::kTrain && !run.lists.count("model"))
@@ -211,7 +212,8 @@ RunFields parse_run(const std::string& path, const YAML::Node& node, const Field
 
 void check_top_fields(const std::string& path, const YAML::Node& root) {
   for (const auto& [name, node] : map_fields(path, root, "an experiment")) {
-    const bool known = std::any_of(std::begin(kTopFields), std::end(kTopFields), [&](const char* f) { return name == f; });
+    const bool known =
+        std::any_of(std::begin(kTopFields), std::end(kTopFields), [&n = name](const char* f) { return n == f; });
     if (!known)
       fail(path, node, "unknown field '" + name +
                            "'; an experiment has: name, description, launcher, launcher_args, srun_mpi, srun_args, "
