@@ -224,8 +224,12 @@ void read_strategy(const Config& c, TrainSettings& s) {
       c.fail_constraint("strategy.overlap_steps", "must be below strategy.inner_steps = " + std::to_string(st.inner_steps) +
                                                       " (a fragment's sync lands before its next one starts)");
   } else {
-    for (const char* k : {"strategy.fragments", "strategy.overlap_steps", "strategy.mix"})
-      if (c.origin(k) != "default") c.fail_constraint(k, "needs strategy.name = streaming_diloco");
+    // By value, not by origin: a resolved config (a results file's /config, as dtbench
+    // verify re-runs it) names every key, at its default where the run did not set it.
+    for (const KeySpec& k : c.schema())
+      if ((k.key == "strategy.fragments" || k.key == "strategy.overlap_steps" || k.key == "strategy.mix") &&
+          c.get_float(k.key) != std::stod(k.default_value))
+        c.fail_constraint(k.key, "needs strategy.name = streaming_diloco");
   }
   if (!st.local()) return;
   if (s.parallel.zero1)
