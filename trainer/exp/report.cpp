@@ -61,6 +61,22 @@ std::vector<std::string> result_paths(const std::string& dir) {
   return paths;
 }
 
+// "- NAME: why" for each run `dtbench run` recorded as failed (<run>.failed, runner.cpp).
+std::string failed_runs(const std::string& dir) {
+  std::vector<std::string> lines;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().extension() == ".failed") {
+      std::ifstream in(entry.path());
+      std::string why;
+      std::getline(in, why);
+      lines.push_back("- " + entry.path().stem().string() + ": " + why + "\n");
+    }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const std::string& l : lines) out += l;
+  return out;
+}
+
 // The experiment's runs in its order, then any other results by name.
 void order_results(Folder& f) {
   auto rank = [&](const ResultFile& r) {
@@ -392,6 +408,8 @@ std::string document(const Folder& f, const std::string& train_md, const std::st
     << (f.run_order.empty() ? "" : " (runs in the order of `experiment.yaml`, the experiment that made them)")
     << ". Slowdowns are against the `" << fs::path(f.baseline_net).stem().string() << "` profile.\n\n";
   if (!f.manifest_note.empty()) d << "Note: " << f.manifest_note << "\n\n";
+  if (const std::string failed = failed_runs(f.dir); !failed.empty())
+    d << "## Failed runs\n\nTheir results, where any, hold the steps before the failure.\n\n" << failed << "\n";
   if (!train_md.empty())
     d << "## Training runs\n\n" << train_md << "\n" << kTrainColumns << "\n\n" << fig.breakdown << "\n" << fig.share << "\n"
       << fig.loss << "\n";

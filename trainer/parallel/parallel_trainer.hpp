@@ -50,6 +50,14 @@ class ParallelTrainer {
   ~ParallelTrainer();
 
   void resume(const std::string& checkpoint_path);  // every rank reads its slices
+  // Collective, before run() (dtbench train calls it): rank 0 removes temporaries of
+  // interrupted writes, refuses an existing results file or checkpoint unless OVERWRITE,
+  // and a folder it cannot write (train/outputs.hpp); then every rank throws that
+  // UsageError (rank 0's has the message, the others' is empty).
+  void prepare_outputs(bool overwrite);
+  // The stop signal (train/stop_signal.hpp) the ranks agreed to stop at after a step: run()
+  // then wrote a checkpoint and the results so far. 0 = ran to the end.
+  int stopped_by() const { return stopped_by_; }
   const TrainRunSummary& run(const std::string& command_line);  // the table is complete on rank 0
   double validate();                                // collective; the same on every rank
   void save(const std::string& path);               // collective; rank 0 writes
@@ -73,7 +81,10 @@ class ParallelTrainer {
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   double sum_over_world(std::span<double> values);
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
-  std::string default_results_path() const;
+  std::string chosen_results_path() const;  // train.results or a new default name
+  bool stop_agreed();                          // collective: any rank got a stop signal
+  void write_results(const std::string& status);  // rank 0; status: running, complete, stopped ...
+  void stop_with_checkpoint();                 // after stop_agreed(): the step's checkpoint
   void set_mfu_peak();
 
   std::string config_yaml_;
@@ -98,6 +109,9 @@ class ParallelTrainer {
   std::vector<coll::Request> act_sends_, grad_sends_;  // per slot
   int64_t step_ = 0;
   TrainRunSummary summary_;
+  std::string results_path_;  // fixed before step 1 (train.results or the default)
+  std::string stop_checkpoint_;  // where stop_with_checkpoint() wrote
+  int stopped_by_ = 0;
 };
 
 }  // namespace dtb::par

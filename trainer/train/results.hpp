@@ -44,6 +44,7 @@ struct TrainRunSummary {
   std::string layout;                      // under MPI: "dp=2 pp=2 tp=2 ..."
   double mfu_peak_gflops = 0;              // under MPI: per rank, what MFU is counted against
   std::string mfu_peak_source;             // where that peak comes from
+  std::string status = "complete";         // "running" (the steps so far), "stopped by SIGTERM", ...
 };
 
 // Written to a temporary name and renamed.

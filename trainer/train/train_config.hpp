@@ -50,6 +50,8 @@ struct TrainSettings {
   bool threads_set = false;  // train.threads given explicitly (not the default)
   std::string backend = "cpu";      // device.backend: cpu | cuda (train/backend.hpp)
   std::string precision = "fp32";   // device.precision: fp32 | bf16 (bf16: cuda only)
+  int results_every = 50;           // train.results_every: results so far rewritten every N steps (0 = at the end)
+  double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
