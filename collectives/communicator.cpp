@@ -1,10 +1,13 @@
 #include "communicator.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -26,6 +29,7 @@ struct Communicator::Shared {
   std::unique_ptr<netem::Clock> clock;
   bool timed;
   LinkStats stats;
+  std::atomic<double> watchdog_s{0};  // set_watchdog; read by every thread's waits
 };
 
 namespace {
@@ -38,6 +42,7 @@ thread_local std::vector<std::vector<float>> scratch_slots;  // floats: raw part
 namespace {
 
 constexpr int kHeaderBytes = int(sizeof(netem::SendTiming));
+constexpr int kWholeComm = -1;  // wait_mpi's peer of a collective request
 
 int checked_count(size_t bytes) {
   if (bytes > size_t(INT_MAX))
@@ -184,12 +189,66 @@ double Communicator::finish_recv(const Request& r) {
 
 void Communicator::wait(Request& r) { wait_all(std::span<Request>(&r, 1)); }
 
+void Communicator::set_watchdog(double seconds) { shared_->watchdog_s = seconds; }
+double Communicator::watchdog() const { return shared_->watchdog_s; }
+
+void Communicator::wait_mpi(std::span<MPI_Request> mpi, std::span<const int> peers, const char* what) const {
+  const double limit = watchdog();
+  if (limit <= 0) {
+    MPI_Waitall(int(mpi.size()), mpi.data(), MPI_STATUSES_IGNORE);
+    return;
+  }
+  // MPI_Waitall is itself a loop over MPI's progress engine (yielding the core when
+  // mpi_yield_when_idle says so); MPI_Testall is one turn of it, so this loop costs what
+  // MPI_Waitall costs, plus a clock read every 64 turns.
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last = Clock::now();
+  Clock::time_point deadline = last + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+  for (unsigned turn = 0;; ++turn) {
+    int done = 0;
+    MPI_Testall(int(mpi.size()), mpi.data(), &done, MPI_STATUSES_IGNORE);
+    if (done) return;
+    if (turn % 64 != 0) continue;
+    const Clock::time_point now = Clock::now();
+    // A gap of seconds between two looks: this rank itself was stopped (SIGSTOP, then the
+    // SIGCONT of mpirun's cleanup), not its peer: the gap is not the peer's silence.
+    if (now - last > std::chrono::seconds(1)) deadline += now - last;
+    last = now;
+    if (now > deadline) break;
+  }
+  // The first request still open names the silent peer (callers list receives first: the
+  // rank that sends nothing is the one that stopped).
+  int silent = -1;
+  for (size_t i = 0; i < mpi.size(); ++i) {
+    int complete = 1;
+    if (mpi[i] != MPI_REQUEST_NULL) MPI_Request_get_status(mpi[i], &complete, MPI_STATUS_IGNORE);
+    if (!complete) {
+      silent = peers[i];
+      break;
+    }
+  }
+  if (silent < 0 && size() == 2) silent = 1 - rank_;  // a collective of two waits for the other
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%g", limit);
+  const std::string who = silent >= 0 ? "rank " + std::to_string(global_[size_t(silent)])
+                                      : "some rank of a " + std::to_string(size()) + "-rank collective";
+  MpiSession::abort_job("watchdog: no answer from " + who + " within " + seconds + " s (" + what +
+                            "; net.watchdog_s sets the limit)",
+                        1);
+}
+
 void Communicator::wait_all(std::span<Request> requests) {
   std::vector<MPI_Request> mpi;
+  std::vector<int> peers;
   mpi.reserve(2 * requests.size());
-  for (Request& r : requests)
-    if (r.pending()) mpi.insert(mpi.end(), {r.mpi_[0], r.mpi_[1]});
-  MPI_Waitall(int(mpi.size()), mpi.data(), MPI_STATUSES_IGNORE);
+  // Receives first: when a peer stops, the receive from it is what stays open.
+  for (Request::Kind kind : {Request::Kind::kRecv, Request::Kind::kSend})
+    for (Request& r : requests)
+      if (r.kind_ == kind) {
+        mpi.insert(mpi.end(), {r.mpi_[0], r.mpi_[1]});
+        peers.insert(peers.end(), {r.peer_, r.peer_});
+      }
+  wait_mpi(mpi, peers, "a message to or from it");
   if (!timed()) {
     for (Request& r : requests) r = Request();
     return;
@@ -253,7 +312,9 @@ SiteGroups& Communicator::site_groups() {
 void Communicator::sync_clocks() {
   netem::Clock& c = clock();
   if (c.kind() == netem::ClockKind::kWall) {
-    MPI_Barrier(comm_);
+    MPI_Request barrier;
+    MPI_Ibarrier(comm_, &barrier);
+    wait_mpi(std::span(&barrier, 1), std::span(&kWholeComm, 1), "a barrier");
     return;
   }
   const Stream streams[] = {Stream::kCompute, Stream::kComm, Stream::kDp};
@@ -264,12 +325,16 @@ void Communicator::sync_clocks() {
 }
 
 double Communicator::untimed_max(double x) const {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, comm_);
+  MPI_Request r;
+  MPI_Iallreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_MAX, comm_, &r);
+  wait_mpi(std::span(&r, 1), std::span(&kWholeComm, 1), "a control allreduce");
   return x;
 }
 
 int64_t Communicator::untimed_sum(int64_t x) const {
-  MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT64_T, MPI_SUM, comm_);
+  MPI_Request r;
+  MPI_Iallreduce(MPI_IN_PLACE, &x, 1, MPI_INT64_T, MPI_SUM, comm_, &r);
+  wait_mpi(std::span(&r, 1), std::span(&kWholeComm, 1), "a control allreduce");
   return x;
 }
 
@@ -288,6 +353,30 @@ MpiSession::MpiSession(int* argc, char*** argv, bool thread_multiple) {
 }
 
 bool MpiSession::thread_multiple() { return thread_multiple_; }
+
+void MpiSession::abort_job(const std::string& what, int code) {
+  std::cout.flush();
+  std::fflush(stdout);
+  std::fprintf(stderr, "error: rank %d: %s\n", world_rank(), what.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; should an MPI's do, the rank still ends
+}
+
+bool MpiSession::all_failed_within(double grace_s) {
+  if (world_size() == 1) return true;
+  MPI_Request barrier;
+  MPI_Ibarrier(MPI_COMM_WORLD, &barrier);
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s));
+  while (Clock::now() < deadline) {
+    int done = 0;
+    MPI_Test(&barrier, &done, MPI_STATUS_IGNORE);
+    if (done) return true;
+  }
+  return false;  // the barrier stays open: the caller aborts the job
+}
 MpiSession::~MpiSession() { MPI_Finalize(); }
 
 int MpiSession::world_rank() {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "clock.hpp"
@@ -109,7 +110,16 @@ class Communicator {
   // network profile), what hierarchical algorithms work on.
   SiteGroups& site_groups();
 
-  // Control plane, not timed by netem (benchmark bookkeeping, checks):
+  // The watchdog (0 = off, the default): a wait on MPI that lasts longer than SECONDS of
+  // real time ends the job (MPI_Abort, exit code 1) with one line naming the peer that did
+  // not answer, as NCCL's watchdog does. Set on any communicator, it holds for every
+  // communicator of the rank (those split from it share it). Real time, whatever the
+  // clock: a rank that stops (SIGSTOP, a hung node) stops answering on both.
+  void set_watchdog(double seconds);
+  double watchdog() const;
+
+  // Control plane, not timed by netem (benchmark bookkeeping, checks); the watchdog
+  // watches them too:
   void sync_clocks();  // a barrier; virtual: every rank's streams move to the latest time
   double untimed_max(double x) const;
   int64_t untimed_sum(int64_t x) const;
@@ -124,6 +134,9 @@ class Communicator {
   struct Shared;  // the rank's network model, clock, stats
   Communicator(MPI_Comm dup, std::shared_ptr<Shared> shared, netem::Stream channel);
   double finish_recv(const Request& r);  // returns the arrival time
+  // MPI_Waitall, or under the watchdog MPI_Testall until done or the deadline; PEERS[i]
+  // is the local rank MPI[i] talks to (-1: the whole communicator).
+  void wait_mpi(std::span<MPI_Request> mpi, std::span<const int> peers, const char* what) const;
   void account(int dst, uint64_t bytes);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
@@ -158,6 +171,17 @@ class MpiSession {
   static int launcher_rank();
   // Whether MPI runs with MPI_THREAD_MULTIPLE (when asked for, an MPI may grant less).
   static bool thread_multiple();
+
+  // Ending the job from one rank after MPI is up, when the others may be waiting for it in
+  // a collective (MPI_Finalize would then wait forever): prints "error: rank R: WHAT" as
+  // one line on stderr (stdout flushed first) and calls MPI_Abort with CODE, which ends
+  // every rank (mpirun and srun exit with CODE).
+  [[noreturn]] static void abort_job(const std::string& what, int code);
+  // After an error before training starts: true when every rank of the world reports one
+  // within GRACE_S seconds (they failed alike, e.g. the same bad input: each may then
+  // return and MPI end normally); false when some rank did not (it is busy, or waits for
+  // this one in a collective: the job must be aborted).
+  static bool all_failed_within(double grace_s);
 
  private:
   static inline bool thread_multiple_ = false;

@@ -98,7 +98,7 @@ size_t find_floats(const fs::path& path, const float* needle, size_t n) {
 TEST_CASE("a non-finite loss or norm stops the run at that step, one line, no checkpoint", "[faults]") {
   const Outcome o = dtbench(diverging(30));
   INFO(o.out << o.err);
-  CHECK(o.exit_code == 3);
+  CHECK(o.exit_code == 4);
   CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
   const int n = stop_step(o.err);
   CHECK(n > 1);
@@ -118,8 +118,8 @@ TEST_CASE("two DP ranks stop together at the step one rank stops at", "[faults][
   const Outcome two = shell("mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1 " + dtb::test::dtbench_binary() +
                             " " + diverging(30) + " --set parallel.dp=2 --set net.clock=virtual");
   INFO(two.out << two.err);
-  CHECK(two.exit_code == 3);
-  // Rank 0 speaks, rank 1 exits quietly (below it, mpirun's own note that a rank exited 3).
+  CHECK(two.exit_code == 4);
+  // Rank 0 speaks, rank 1 exits quietly (below it, mpirun's own note that a rank exited 4).
   const std::regex error_line("(^|\n)error: ");
   CHECK(std::distance(std::sregex_iterator(two.err.begin(), two.err.end(), error_line), std::sregex_iterator()) == 1);
   CHECK(stop_step(two.err) == n);

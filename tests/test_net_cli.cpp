@@ -75,7 +75,7 @@ TEST_CASE("net placement: the trainer warns once, on rank 0", "[net][placement][
       (scratch() / "train.h5").string() +
       " --set model.n_layer=1 --set model.n_embd=16 --set model.n_head=2 --set model.n_ctx=8 --set model.vocab_size=256"
       " --set train.seq_len=8 --set train.batch_size=2 --set train.steps=1 --set train.val_every=0 --set train.threads=1"
-      " --set parallel.dp=2 --set net.profile=";
+      " --set parallel.dp=2 --overwrite --set net.profile=";  // both runs write train.h5
   const std::string mpirun = "mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1 " + dtb::test::dtbench_binary() + " ";
   // DT-FM scenario 1 fills its nodes: 2 ranks on node0.
   const Outcome node = dtb::test::run_shell(mpirun + train + shipped("dtfm-1-dc-ondemand"), scratch());

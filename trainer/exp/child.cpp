@@ -121,7 +121,12 @@ ChildOutcome run_child(const std::vector<std::string>& argv, double timeout_s,
 std::string describe(const ChildOutcome& o) {
   if (!o.error.empty()) return o.error;
   if (o.timed_out) return "timed out";
-  if (o.exit_code > 128) return "killed by signal " + std::to_string(o.exit_code - 128);
+  if (o.exit_code > 128) {
+    const int signal = o.exit_code - 128;
+    const char* abbrev = sigabbrev_np(signal);  // "KILL", "SEGV", ...; null for an unknown number
+    return "killed by signal " + std::to_string(signal) + (abbrev ? std::string(" (SIG") + abbrev + ")" : "");
+  }
+  if (o.exit_code == 3) return "stopped by a signal after a step (exit 3; it wrote a checkpoint to resume from)";
   return "exit " + std::to_string(o.exit_code);
 }
 

@@ -20,7 +20,8 @@ struct ChildOutcome {
 ChildOutcome run_child(const std::vector<std::string>& argv, double timeout_s,
                        const std::function<void(const std::string&)>& on_line);
 
-// "exit 2", "killed by signal 9", "timed out after 60 s", "cannot start mpirun: ...".
+// "exit 2", "killed by signal 9 (SIGKILL)", "timed out", "stopped by a signal after a step
+// (exit 3; ...)" (dtbench train's graceful stop), "cannot start mpirun: ...".
 std::string describe(const ChildOutcome& o);
 
 }  // namespace dtb::exp

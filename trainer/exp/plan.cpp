@@ -143,7 +143,9 @@ void plan_train(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   p.argv = {o.self, "train"};
   for (const Value& m : r.lists.at("model")) p.argv.insert(p.argv.end(), {"--config", sim::find_file(m.text)});
   for (const Setting& s : settings) p.argv.insert(p.argv.end(), {"--set", s.key + "=" + s.value});
-  p.argv.insert(p.argv.end(), {"--set", "train.results=" + p.result});
+  // The folder's results are this runner's to check (handle_existing): a failed run's
+  // partial result is replaced.
+  p.argv.insert(p.argv.end(), {"--set", "train.results=" + p.result, "--overwrite"});
 }
 
 // The options a coll run passes to `dtbench coll`: its fields (a profile name resolved to
@@ -263,14 +265,14 @@ void check_folder(const Experiment& e, const std::string& out_dir) {
 void handle_existing(Plan& plan, bool skip_existing) {
   std::vector<std::string> existing;
   for (const PlannedRun& p : plan.runs)
-    if (fs::exists(p.result)) existing.push_back(p.result);
+    if (fs::exists(p.result) && !fs::exists(failed_marker(p.result))) existing.push_back(p.result);
   if (existing.empty()) return;
   if (!skip_existing)
     throw UsageError(existing[0] + " already exists" +
                      (existing.size() > 1 ? " (and " + std::to_string(existing.size() - 1) + " more)" : "") +
                      ": results are never overwritten; pass --out DIR for a new folder, or --skip-existing to run "
                      "only the runs without a result");
-  std::erase_if(plan.runs, [](const PlannedRun& p) { return fs::exists(p.result); });
+  std::erase_if(plan.runs, [](const PlannedRun& p) { return fs::exists(p.result) && !fs::exists(failed_marker(p.result)); });
   plan.existing = existing;
 }
 
@@ -306,6 +308,10 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& o) {
   check_folder(e, plan.out_dir);
   handle_existing(plan, o.skip_existing);
   return plan;
+}
+
+std::string failed_marker(const std::string& result) {
+  return (fs::path(result).parent_path() / (fs::path(result).stem().string() + ".failed")).string();
 }
 
 std::string shell_line(const std::vector<std::string>& argv) {

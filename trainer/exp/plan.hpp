@@ -50,6 +50,10 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& options);
 // (one rank only) runs the plain single-rank trainer.
 Launcher resolve_launcher(Launcher chosen);
 
+// <out>/<run>.failed beside <out>/<run>.h5: the runner's record of a failed run (its reason,
+// one line). A result with it is a failed run's partial one: a new run replaces it.
+std::string failed_marker(const std::string& result);
+
 // The command as a shell would take it (arguments quoted where needed), to show and copy.
 std::string shell_line(const std::vector<std::string>& argv);
 

@@ -1,15 +1,19 @@
 #include "exp/runner.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
 
 #include "exp/child.hpp"
 #include "exp/progress.hpp"
+#include "usage_error.hpp"
 
 namespace dtb::exp {
 namespace {
@@ -23,6 +27,11 @@ int step_of(const std::string& line) {
   char bar = 0;
   if (std::sscanf(line.c_str(), "step %d/%d %c", &done, &total, &bar) == 3 && bar == '|') return done;
   return -1;
+}
+
+// mpirun's banners frame its messages with lines of dashes: they say nothing on their own.
+bool is_rule(const std::string& line) {
+  return line.find_first_not_of("-= ") == std::string::npos;
 }
 
 // Lines of `dtbench coll`'s table (one per buffer size) are its progress.
@@ -52,6 +61,20 @@ std::string run_header(const PlannedRun& p, size_t i, size_t n) {
   return "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": " + what + " -> " + p.result;
 }
 
+// <out>/<run>.failed holds a failed run's reason (one line) for the report, and tells a
+// later `dtbench run` that the run's result, if any, is a failed run's partial one (plan.cpp).
+void record_outcome(const PlannedRun& p, const RunOutcome& o) {
+  const fs::path marker = failed_marker(p.result);
+  std::error_code ignored;
+  if (o.ok) {
+    fs::remove(marker, ignored);
+    return;
+  }
+  const fs::path tmp = marker.string() + ".tmp-" + std::to_string(::getpid());
+  std::ofstream(tmp) << o.why << "\n";
+  fs::rename(tmp, marker, ignored);
+}
+
 RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, std::ostream& out) {
   out << run_header(p, i, n) << "\n  $ " << shell_line(p.argv) << std::endl;
   std::ofstream log(p.log, std::ios::trunc);
@@ -62,7 +85,7 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   progress.start_run(i, seconds_now());
   const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
     log << line << "\n" << std::flush;
-    if (!line.empty()) last_line = line;
+    if (!line.empty() && !is_rule(line)) last_line = line;
     if (is_error_line(line)) last_error = line;
     const int step = step_of(line);
     const bool row = p.kind == RunKind::kColl && is_coll_row(line);
@@ -74,11 +97,14 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   if (o.ok && !fs::exists(p.result)) o.ok = false, o.why = "finished but wrote no " + p.result;
   progress.finish_run(seconds_now(), o.ok);
   if (!c.error.empty() || c.exit_code != 0) {
-    // The last error line says why; a run stopped at its timeout was merely still running.
-    const std::string said = !last_error.empty() ? last_error : c.timed_out ? "" : last_line;
+    // The last error line says why; a run stopped at its timeout or killed by a signal was
+    // merely still running: its last line is no reason.
+    const bool signaled = c.exit_code > 128;
+    const std::string said = !last_error.empty() ? last_error : c.timed_out || signaled ? "" : last_line;
     o.why = (c.timed_out ? "timed out after " + duration_text(p.timeout_s) : describe(c)) + (said.empty() ? "" : ": " + said);
   }
   log << kOutcomeLine << (o.ok ? "ok" : "FAILED: " + o.why) << "\n";  // for dtbench report
+  record_outcome(p, o);
   const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", c.seconds);
@@ -121,8 +147,51 @@ void print_dry_run(const Plan& plan, std::ostream& out) {
   out << "dry run: " << plan.runs.size() << " run(s) checked, nothing started\n";
 }
 
+namespace {
+
+// Two `dtbench run` of one run into one folder at once would write over each other: the
+// second is refused. One byte per run index of <out>/.dtbench-run.lock, locked with fcntl
+// (NFS honours it; released when the process ends, however it ends), so the tasks of a
+// Slurm array, each running its own run into one folder, go side by side.
+class RunLocks {
+ public:
+  explicit RunLocks(const Plan& plan) {
+    const std::string path = plan.out_dir + "/.dtbench-run.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw UsageError(path + ": cannot open the folder's lock file: " + std::strerror(errno));
+    for (const PlannedRun& p : plan.runs) {
+      struct flock lock = {};
+      lock.l_type = F_WRLCK;
+      lock.l_whence = SEEK_SET;
+      lock.l_start = off_t(p.index);
+      lock.l_len = 1;
+      if (fcntl(fd_, F_SETLK, &lock) == 0) continue;
+      struct flock holder = lock;
+      fcntl(fd_, F_GETLK, &holder);
+      ::close(fd_);
+      throw UsageError(plan.out_dir + ": run '" + p.name + "' is being run into this folder by another dtbench run (pid " +
+                       std::to_string(holder.l_pid) + "); wait for it to end, or pass --out DIR");
+    }
+    // Locked now: a result that appeared since the plan was checked was written meanwhile.
+    for (const PlannedRun& p : plan.runs)
+      if (fs::exists(p.result) && !fs::exists(failed_marker(p.result))) {
+        ::close(fd_);
+        throw UsageError(p.result + " was written by another dtbench run meanwhile: results are never overwritten");
+      }
+  }
+  ~RunLocks() { ::close(fd_); }  // releases every lock of this process on the file
+  RunLocks(const RunLocks&) = delete;
+  RunLocks& operator=(const RunLocks&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
 std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out) {
   fs::create_directories(plan.out_dir);
+  const RunLocks locks(plan);
   copy_experiment(e, plan.out_dir);
   for (const std::string& r : plan.existing) out << "kept (--skip-existing): " << r << "\n";
   Progress progress = progress_of(plan);

@@ -14,6 +14,8 @@
 #include "train/finite.hpp"
 #include "train/memory_check.hpp"
 #include "train/run_stopped.hpp"
+#include "train/outputs.hpp"
+#include "train/stop_signal.hpp"
 
 namespace dtb::par {
 namespace {
@@ -507,6 +509,7 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
          << ", dataset " << s_.data_path << " (" << train_split_.size() << " train / " << val_split_.size()
          << " val tokens), MFU peak " << summary_.mfu_peak_gflops << " GFLOP/s per rank (" << summary_.mfu_peak_source
          << ")\n";
+  if (results_path_.empty()) results_path_ = chosen_results_path();  // prepare_outputs() was not called
   std::vector<RankStepRecord> mine;
   while (step_ < s_.steps) {
     StepRecord r{};
@@ -521,8 +524,15 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
     }
     const bool periodic = s_.checkpoint_every > 0 && step_ % s_.checkpoint_every == 0;
     if (!s_.checkpoint_path.empty() && periodic && step_ < s_.steps) save(periodic_checkpoint_path(s_.checkpoint_path, step_));
+    if (step_ == s_.steps) break;
+    // A killed run keeps its metrics: the results so far, rewritten (temporary, rename).
+    if (root && s_.results_every > 0 && step_ % s_.results_every == 0) write_results("running");
+    if (stop_agreed()) {
+      stop_with_checkpoint();
+      break;
+    }
   }
-  if (!s_.checkpoint_path.empty()) {
+  if (!s_.checkpoint_path.empty() && !stopped_by_) {
     save(s_.checkpoint_path);
     if (root) log_ << "checkpoint " << s_.checkpoint_path << "\n";
   }
@@ -530,10 +540,13 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   const std::string buffers = pp_buffer_report();
   if (root) {
     log_ << rank_table(summary_.rank_steps) << buffers;
-    const std::string results = s_.results_path.empty() ? default_results_path() : s_.results_path;
     if (hooks_) hooks_->before_results(summary_);
-    write_train_results(results, summary_);
-    log_ << "results " << results << "\n";
+    write_results(stopped_by_ ? std::string("stopped by ") + signal_name(stopped_by_) : "complete");
+    log_ << "results " << results_path_ << "\n";
+    if (stopped_by_)
+      log_ << "stopped by " << signal_name(stopped_by_) << " after step " << step_ << "/" << s_.steps
+           << ": checkpoint " << stop_checkpoint_ << ", results " << results_path_ << "; continue with --resume "
+           << stop_checkpoint_ << " (exit code " << kStoppedExitCode << ")" << std::endl;
   }
   return summary_;
 }
@@ -545,6 +558,44 @@ void ParallelTrainer::run_steps(int64_t until) {
     train_step(r);
     if (hooks_) hooks_->after_step(*this);
   }
+}
+
+bool ParallelTrainer::stop_agreed() {
+  const int mine = stop_signal();
+  // Ranks get a signal at different times (or one rank only): the step to stop at is the
+  // first after which any rank has one. Control plane: no emulated time, bitwise the same run.
+  stopped_by_ = world_.size() == 1 ? mine : int(world_.untimed_max(double(mine)));
+  return stopped_by_ != 0;
+}
+
+void ParallelTrainer::stop_with_checkpoint() {
+  stop_checkpoint_ = stop_checkpoint_path(s_, results_path_, step_);
+  const bool periodic = !s_.checkpoint_path.empty() && s_.checkpoint_every > 0 && step_ % s_.checkpoint_every == 0;
+  if (!periodic) save(stop_checkpoint_);  // else this step's periodic checkpoint is it
+  if (world_.rank() == 0) log_ << "checkpoint " << stop_checkpoint_ << "\n";
+}
+
+void ParallelTrainer::write_results(const std::string& status) {
+  summary_.status = status;
+  write_train_results(results_path_, summary_);
+}
+
+void ParallelTrainer::prepare_outputs(bool overwrite) {
+  results_path_ = chosen_results_path();
+  std::string error;
+  if (world_.rank() == 0) {
+    try {
+      for (const std::string& target : {results_path_, checkpoint_base(s_, results_path_)})
+        for (const std::string& f : remove_stale_temporaries(target))
+          log_ << "removed " << f << " (the temporary of an interrupted write)\n";
+      std::vector<std::string> files = planned_checkpoints(s_, step_);
+      files.insert(files.begin(), results_path_);
+      check_outputs(files, overwrite);
+    } catch (const UsageError& e) {
+      error = e.what();
+    }
+  }
+  if (world_.untimed_max(error.empty() ? 0.0 : 1.0) > 0) throw UsageError(error);
 }
 
 double ParallelTrainer::validate() {
@@ -566,9 +617,9 @@ double ParallelTrainer::validate() {
   return total / s_.val_batches;
 }
 
-// results/runs/<name>-<date>-<time>.h5, e.g. tiny-20261122-101503.h5 (UTC).
-std::string ParallelTrainer::default_results_path() const {
-  return "results/runs/" + s_.name + "-" + utc_file_stamp() + ".h5";
+// train.results, or results/runs/<name>-<date>-<time>.h5, e.g. tiny-20261122-101503.h5 (UTC).
+std::string ParallelTrainer::chosen_results_path() const {
+  return s_.results_path.empty() ? "results/runs/" + s_.name + "-" + utc_file_stamp() + ".h5" : s_.results_path;
 }
 
 std::vector<RankStepRecord> ParallelTrainer::gather_records(const std::vector<RankStepRecord>& mine) {

@@ -74,6 +74,14 @@ class ParallelTrainer {
   void set_hooks(StepHooks* hooks) { hooks_ = hooks; }
   void run_steps(int64_t until);  // train up to step UNTIL: no logs, validation, checkpoints or results
   StageCompute& compute() { return *model_; }
+  // Collective, before run() (dtbench train calls it): rank 0 removes temporaries of
+  // interrupted writes, refuses an existing results file or checkpoint unless OVERWRITE,
+  // and a folder it cannot write (train/outputs.hpp); then every rank throws that
+  // UsageError (rank 0's has the message, the others' is empty).
+  void prepare_outputs(bool overwrite);
+  // The stop signal (train/stop_signal.hpp) the ranks agreed to stop at after a step: run()
+  // then wrote a checkpoint and the results so far. 0 = ran to the end.
+  int stopped_by() const { return stopped_by_; }
   const TrainRunSummary& run(const std::string& command_line);  // the table is complete on rank 0
   double validate();                                // collective; the same on every rank
   void save(const std::string& path);               // collective; rank 0 writes
@@ -108,7 +116,10 @@ class ParallelTrainer {
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
   size_t first_nonfinite_global(const float* buf);
   [[noreturn]] void stop_non_finite(const StepRecord& r);
-  std::string default_results_path() const;
+  std::string chosen_results_path() const;  // train.results or a new default name
+  bool stop_agreed();                          // collective: any rank got a stop signal
+  void write_results(const std::string& status);  // rank 0; status: running, complete, stopped ...
+  void stop_with_checkpoint();                 // after stop_agreed(): the step's checkpoint
   void set_mfu_peak();
   std::string dp_bucket_text() const;  // for the start line
 
@@ -145,6 +156,9 @@ class ParallelTrainer {
   StepHooks* hooks_ = nullptr;
   void save_data_and_pp(CheckpointState& ck);
   void resume_data_and_pp(const CheckpointState& ck, const std::string& path);
+  std::string results_path_;  // fixed before step 1 (train.results or the default)
+  std::string stop_checkpoint_;  // where stop_with_checkpoint() wrote
+  int stopped_by_ = 0;
 };
 
 }  // namespace dtb::par

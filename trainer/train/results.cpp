@@ -53,6 +53,7 @@ void write_train_results(const std::string& path, const TrainRunSummary& run) {
   write_provenance(f, "dtbench-result", 1, "train", run.command_line);
   f.set_attr("/", "num_params", run.num_params);
   f.set_attr("/", "flops_per_token", run.flops_per_token);
+  f.set_attr("/", "status", run.status);
   f.write_string("config", run.config_yaml);
   f.write<int64_t>("steps/step", column(run.steps, &StepRecord::step));
   f.write<double>("steps/loss", column(run.steps, &StepRecord::loss));

@@ -51,6 +51,7 @@ struct TrainRunSummary {
   std::function<void(h5::File&)> write_more;  // more groups in the same file (verify/: commitments)
   int64_t dp_buckets = 0;                  // DP gradient buckets of the stage with the most (parallel.bucket_mb)
   double dp_bucket_mb = 0;                 // parallel.bucket_mb (0 = one bucket)
+  std::string status = "complete";         // "running" (the steps so far), "stopped by SIGTERM", ...
 };
 
 // Written to a temporary name and renamed.

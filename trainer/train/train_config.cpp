@@ -38,6 +38,8 @@ std::vector<KeySpec> train_schema() {
        {}, "also checkpoint every N steps, to <name>-stepNNNNNN.h5 (0 = off)"},
       {"train.results", K::kString, "", 1, 0, {},
        "results file ('' = results/runs/<name>-<time>.h5)"},
+      {"train.results_every", K::kInt, "50", 0, kMaxInt, {},
+       "rewrite the results file with the steps so far every N steps (0 = only at the end)"},
       {"optim.lr", K::kFloat, "0.001", 0, 10, {}, "peak learning rate", true},
       {"optim.min_lr_ratio", K::kFloat, "0.1", 0, 1, {}, "final lr as a fraction of the peak"},
       {"optim.warmup_steps", K::kInt, "20", 0, kMaxInt, {}, "linear warm-up steps"},
@@ -94,6 +96,8 @@ std::vector<KeySpec> train_schema() {
        "streaming_diloco: inner steps a fragment's sync overlaps before it lands (tau < H)"},
       {"strategy.mix", K::kFloat, "0.5", 0, 1, {},
        "streaming_diloco: a landed fragment = mix x local + (1 - mix) x the outer step's result"},
+      {"net.watchdog_s", K::kFloat, "300", 0, 1e9, {},
+       "end the job when a rank waits this many real seconds for a peer that does not answer (0 = never)"},
       {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
        "device model peak GFLOP/s per rank for the virtual clock (0 = charge measured CPU time; the sim: "
        "device.profile's peak at precision.compute)"},
@@ -290,6 +294,8 @@ TrainSettings train_settings(const Config& c) {
   s.data_path = c.get_string("data.path");
   s.checkpoint_path = c.get_string("train.checkpoint");
   s.results_path = c.get_string("train.results");
+  s.results_every = static_cast<int>(c.get_int("train.results_every"));
+  s.watchdog_s = c.get_float("net.watchdog_s");
   s.optim.lr = c.get_float("optim.lr");
   s.optim.min_lr_ratio = c.get_float("optim.min_lr_ratio");
   s.optim.warmup_steps = static_cast<int>(c.get_int("optim.warmup_steps"));

@@ -75,6 +75,8 @@ struct TrainSettings {
   std::string sampler = "windows";  // data.sampler: windows | epoch (data/epoch_sampler.hpp)
   int64_t epoch_samples = 0;        // data.epoch_samples: sequences per epoch (0 = all)
   FaultSettings faults;             // faults.*: stragglers (train/faults.hpp)
+  int results_every = 50;           // train.results_every: results so far rewritten every N steps (0 = at the end)
+  double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
