@@ -15,6 +15,7 @@ PACKAGES=(
   gnuplot-nox                                 # plots (dtbench sim sweeps, dtbench report)
   slurm-wlm munge                             # the Slurm test: a one-node cluster on localhost
   iproute2                                    # network namespaces for the tbf check
+  iputils-ping iperf3                         # netem/tc/verify.sh: RTT and throughput of a shaped path
 )
 
 missing=()
