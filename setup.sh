@@ -18,6 +18,7 @@ PACKAGES=(
   slurm-wlm munge                             # the Slurm test: a one-node cluster on localhost
   iproute2                                    # network namespaces for the tbf check
   clang libclang-rt-dev libomp-dev            # libFuzzer targets (tests/fuzz, the fuzz preset)
+  iputils-ping iperf3                         # netem/tc/verify.sh: RTT and throughput of a shaped path
 )
 
 missing=()

@@ -15,7 +15,7 @@ install(TARGETS dtbench dtb-tc RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY configs/ DESTINATION ${DTB_INSTALL_SHAREDIR}/configs
         PATTERN loader EXCLUDE)  # configs/loader is the C++ library that reads them
 install(DIRECTORY jobs/ DESTINATION ${DTB_INSTALL_SHAREDIR}/jobs USE_SOURCE_PERMISSIONS)
-install(PROGRAMS netem/tc/apply.sh
+install(PROGRAMS netem/tc/apply.sh netem/tc/verify.sh netem/tc/slurm-prolog.sh netem/tc/slurm-epilog.sh
         DESTINATION ${DTB_INSTALL_SHAREDIR}/netem-tc)
 install(FILES netem/tc/README.md DESTINATION ${DTB_INSTALL_SHAREDIR}/netem-tc)
 install(FILES README.md results/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

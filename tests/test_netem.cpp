@@ -862,9 +862,51 @@ TEST_CASE("netem tc: NIC caps, jitter, loss, unlimited links, IPv6", "[netem]") 
   CHECK(has_line(tc, "tc qdisc add dev eth1 handle ffff: ingress"));
   CHECK(has_line(tc, "action mirred egress redirect dev dtb-ifb0"));
   CHECK(has_line(tc, "tc qdisc replace dev dtb-ifb0 root tbf rate 200000kbit burst 25000"));
-  CHECK(tc_remove_commands("eth1") == "tc qdisc del dev eth1 root 2>/dev/null || true\n"
-                                      "tc qdisc del dev eth1 ingress 2>/dev/null || true\n"
-                                      "ip link del dtb-ifb0 2>/dev/null || true\n");
+  CHECK(tc_remove_commands("eth1", true) == "tc qdisc del dev eth1 root 2>/dev/null || true\n"
+                                            "tc qdisc del dev eth1 ingress 2>/dev/null || true\n"
+                                            "ip link del dtb-ifb0 2>/dev/null || true\n"
+                                            "rm -f /run/dtb-tc/eth1\n");
+}
+
+// What the operator ran before is not deleted unless asked: the script checks the device's
+// qdiscs before its first deletion, and records its own shaping last (the kernel's side of
+// this, on a real device, is tests/netns/run_tc_verify_check.sh).
+TEST_CASE("netem tc: an operator's root qdisc is replaced only with --replace-root", "[netem]") {
+  const Profile p = uniform_profile(2, 0.0, kGbps);
+  const std::string guarded = tc_commands(p, 0, "eth0", {"10.0.0.1", "10.0.0.2"});
+  const size_t check = guarded.find("if [ ! -e /run/dtb-tc/eth0 ]; then");
+  const size_t del = guarded.find("tc qdisc del dev eth0 root");
+  REQUIRE(check != std::string::npos);
+  CHECK(check < del);
+  CHECK(has_line(guarded, "    \"\" | \"qdisc \"*\" 0: root\"*) ;;"));  // the kernel's default passes
+  CHECK(lines_with(guarded, "exit 3").size() == 2);                        // any other root, an ingress qdisc
+  CHECK(guarded.ends_with("mkdir -p /run/dtb-tc && echo \"profile " + p.name + ", rank 0\" > /run/dtb-tc/eth0\n"));
+  const std::string replacing = tc_commands(p, 0, "eth0", {"10.0.0.1", "10.0.0.2"}, true);
+  CHECK(lines_with(replacing, "exit 3").empty());
+  CHECK(has_line(replacing, "tc qdisc del dev eth0 root"));
+  // --remove deletes only what dtb-tc recorded.
+  const std::string remove = tc_remove_commands("eth0");
+  CHECK(remove.rfind("if [ ! -e /run/dtb-tc/eth0 ]; then\n", 0) == 0);
+  CHECK(remove.ends_with(tc_remove_commands("eth0", true)));
+}
+
+TEST_CASE("netem tc: what the shaped path should measure (verify.sh)", "[netem]") {
+  Profile p = load_profile(shipped("dtfm-5-cities"), 64);  // ranks 0-7 OR, 8-15 VA, ...
+  TcExpectation e = tc_expectation(p, 0, 8);                 // OR <-> VA: 67 ms, 0.79 Gbps
+  CHECK(e.rtt_s == Approx(0.134));
+  CHECK(e.rate_Bps == Approx(0.79e9 / 8));
+  CHECK(e.payload_Bps == Approx(0.79e9 / 8 * 1448 / 1514));
+  e = tc_expectation(p, 0, 1);                               // inside OR: 5 ms, 2 Gbps
+  CHECK(e.rtt_s == Approx(0.010));
+  CHECK(e.rate_Bps == Approx(2e9 / 8));
+  p = uniform_profile(2, 0.001, 0.0);                        // unlimited link, NIC caps bind
+  CHECK(tc_expectation(p, 0, 1).rate_Bps == 0);
+  p.nic_egress_Bps = 5e6;
+  p.nic_ingress_Bps = 2e6;
+  CHECK(tc_expectation(p, 0, 1).rate_Bps == 2e6);
+  CHECK(tc_expectation(p, 0, 1).rtt_s == Approx(0.002));
+  CHECK_THROWS_AS(tc_expectation(p, 0, 0), dtb::UsageError);
+  CHECK_THROWS_AS(tc_expectation(p, 0, 2), dtb::UsageError);
 }
 
 TEST_CASE("netem tc: bad peer addresses are refused", "[netem]") {

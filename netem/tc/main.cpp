@@ -2,8 +2,9 @@
 // for operators of real clusters (see README.md beside this file). It only prints; the
 // operator reviews the script and runs it as root (apply.sh does both steps).
 //
-//   dtb-tc PROFILE.yaml --rank R --dev DEV --hosts FILE   (FILE: one address per rank)
-//   dtb-tc --remove --dev DEV
+//   dtb-tc PROFILE.yaml --rank R --dev DEV --hosts FILE [--replace-root]   (FILE: one address per rank)
+//   dtb-tc --remove --dev DEV [--replace-root]
+//   dtb-tc PROFILE.yaml --rank R --hosts FILE --expect PEER   (what verify.sh should measure)
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,17 +17,29 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: dtb-tc PROFILE.yaml --rank R --dev DEV --hosts FILE\n"
-    "       dtb-tc --remove --dev DEV\n"
+    "usage: dtb-tc PROFILE.yaml --rank R --dev DEV --hosts FILE [--replace-root]\n"
+    "       dtb-tc --remove --dev DEV [--replace-root]\n"
+    "       dtb-tc PROFILE.yaml --rank R --hosts FILE --expect PEER\n"
     "Prints the tc commands shaping rank R's traffic leaving DEV as PROFILE says. FILE lists\n"
     "one IPv4/IPv6 address per rank, in rank order ('#' starts a comment); its length is the\n"
-    "world size.\n";
+    "world size. The script replaces DEV's root and ingress qdiscs only when they are the\n"
+    "kernel's default or dtb-tc's own (recorded in /run/dtb-tc/DEV), and --remove deletes only\n"
+    "what dtb-tc recorded, unless --replace-root. --expect prints what the shaped path from R\n"
+    "to PEER should measure: rtt_s, rate_bps and payload_bps (TCP payload; 0 = unlimited).\n";
 
 struct Args {
   std::string profile, dev, hosts;
-  int rank = -1;
-  bool remove = false;
+  int rank = -1, expect = -1;
+  bool remove = false, replace_root = false;
 };
+
+int rank_value(const std::string& option, const std::string& v) {
+  try {
+    return std::stoi(v);
+  } catch (const std::exception&) {
+    throw dtb::UsageError("option " + option + ": expected a rank number, got '" + v + "'");
+  }
+}
 
 Args parse_args(int argc, char** argv) {
   Args args;
@@ -37,12 +50,11 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--rank") {
-      const std::string v = next();
-      try {
-        args.rank = std::stoi(v);
-      } catch (const std::exception&) {
-        throw dtb::UsageError("option --rank: expected a rank number, got '" + v + "'");
-      }
+      args.rank = rank_value(arg, next());
+    } else if (arg == "--expect") {
+      args.expect = rank_value(arg, next());
+    } else if (arg == "--replace-root") {
+      args.replace_root = true;
     } else if (arg == "--dev") {
       args.dev = next();
     } else if (arg == "--hosts") {
@@ -55,7 +67,7 @@ Args parse_args(int argc, char** argv) {
       throw dtb::UsageError("unknown argument '" + arg + "'; run dtb-tc --help");
     }
   }
-  if (args.dev.empty()) throw dtb::UsageError("option --dev: required (e.g. --dev eth0)");
+  if (args.dev.empty() && args.expect < 0) throw dtb::UsageError("option --dev: required (e.g. --dev eth0)");
   if (!args.remove && (args.profile.empty() || args.hosts.empty() || args.rank < 0))
     throw dtb::UsageError("expected PROFILE.yaml, --rank R and --hosts FILE; run dtb-tc --help");
   return args;
@@ -84,12 +96,17 @@ int main(int argc, char** argv) {
   try {
     const Args args = parse_args(argc, argv);
     if (args.remove) {
-      std::cout << dtb::netem::tc_remove_commands(args.dev);
+      std::cout << dtb::netem::tc_remove_commands(args.dev, args.replace_root);
       return 0;
     }
     const std::vector<std::string> ips = read_hosts(args.hosts);
     const auto profile = dtb::netem::load_profile(args.profile, int(ips.size()));
-    std::cout << dtb::netem::tc_commands(profile, args.rank, args.dev, ips);
+    if (args.expect >= 0) {
+      const dtb::netem::TcExpectation e = dtb::netem::tc_expectation(profile, args.rank, args.expect);
+      std::printf("rtt_s=%.9g rate_bps=%.9g payload_bps=%.9g\n", e.rtt_s, e.rate_Bps * 8, e.payload_Bps * 8);
+      return 0;
+    }
+    std::cout << dtb::netem::tc_commands(profile, args.rank, args.dev, ips, args.replace_root);
   } catch (const dtb::UsageError& e) {
     std::cerr << "dtb-tc: " << e.what() << "\n";
     return 2;

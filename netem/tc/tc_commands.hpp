@@ -22,11 +22,24 @@ namespace dtb::netem {
 // Peers at RANK's own address are skipped (their traffic never crosses DEV). Ranks sharing
 // one remote address share one class, so they must sit on one site. Throws UsageError when
 // PEER_IPS does not match the profile or an address is malformed.
+// The script first checks DEV's existing root and ingress qdiscs: it replaces them only when
+// they are the kernel's default or dtb-tc's own shaping (recorded in /run/dtb-tc/DEV, which
+// the script writes last), and otherwise stops with exit code 3, unless REPLACE_ROOT.
 std::string tc_commands(const Profile& profile, int rank, const std::string& dev,
-                        const std::vector<std::string>& peer_ips);
+                        const std::vector<std::string>& peer_ips, bool replace_root = false);
 
-// The commands that remove everything tc_commands set up on DEV.
-std::string tc_remove_commands(const std::string& dev);
+// The commands that remove everything tc_commands set up on DEV: only where its record
+// exists (else the script stops with exit code 3), or anything there with REPLACE_ROOT.
+std::string tc_remove_commands(const std::string& dev, bool replace_root = false);
+
+// What the shaped path from RANK to PEER should measure once both hosts applied their
+// scripts: the round trip (the profile's one-way latencies there and back; jitter averages
+// out) and the rate (the link's, capped by the NICs; 0 = unlimited), with the TCP payload
+// share of that rate (1448 of every 1514 bytes on the wire). netem/tc/verify.sh compares.
+struct TcExpectation {
+  double rtt_s = 0, rate_Bps = 0, payload_Bps = 0;
+};
+TcExpectation tc_expectation(const Profile& profile, int rank, int peer);
 
 // tc's rate for an htb class standing for BANDWIDTH_BPS, in whole kbit/s; 0 (unlimited)
 // becomes 1 Tbit/s, above the line rate of any NIC this is meant for.
