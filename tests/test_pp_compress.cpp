@@ -1,7 +1,7 @@
 // AQ-SGD's pieces on one rank (issue 11): the per-channel quantizer against values worked
 // out by hand, its wire size, stochastic rounding's mean, the buffers converging to a
 // repeated activation with sender and receiver in step, the epoch sampler's permutations,
-// and the config and checkpoint refusals.
+// the config and checkpoint refusals, and the simulator charging the same wire bytes.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -12,6 +12,8 @@
 
 #include "data/epoch_sampler.hpp"
 #include "parallel/pp_compress.hpp"
+#include "sim/sim_config.hpp"
+#include "sim/simulator.hpp"
 #include "train/train_config.hpp"
 #include "usage_error.hpp"
 
@@ -186,4 +188,24 @@ TEST_CASE("config: pp_compress refuses what it cannot do, in one line", "[pp_com
                     Catch::Contains("parallel.dp = 1"));
   CHECK_THROWS_AS(settings({"parallel.pp=2", "parallel.pp_compress=directq", "parallel.pp_fw_bits=1"}), UsageError);
   CHECK(settings({"parallel.pp=2", "data.sampler=epoch", "parallel.pp_compress=aqsgd"}).parallel.pp_fw_bits == 4);
+}
+
+TEST_CASE("sim: the pipeline bytes are the trainer's wire formula", "[pp_compress][sim]") {
+  // PP 2, 2 micro-batches of 4 sequences of 64 x 64 (the trainer's default shape), 500 Mbps.
+  auto run = [](const std::vector<std::string>& extra) {
+    Config c(sim::sim_schema());
+    const std::vector<std::string> base = {"parallel.pp=2", "parallel.microbatches=2", "train.batch_size=8", "train.seq_len=64",
+                                 "model.n_embd=64", "model.tie_embeddings=false",
+                                 "net.profile=" + std::string(DTB_SOURCE_DIR) + "/configs/net/aqsgd-500m.yaml"};
+    for (const std::string& s : base) c.set(s);
+    for (const std::string& s : extra) c.set(s);
+    return sim::simulate(sim::sim_settings(c));
+  };
+  const sim::SimResult none = run({}), direct = run({"parallel.pp_compress=directq", "parallel.pp_fw_bits=3"});
+  const sim::SimResult aqsgd = run({"parallel.pp_compress=aqsgd", "parallel.pp_bw_bits=6"});
+  // Per rank (2 ranks): 2 micro-batches forward from stage 0 and backward from stage 1.
+  CHECK(none.pp_bytes.intra == Approx(2.0 * 2 * 4 * 64 * 64 * 4 / 2));
+  CHECK(direct.pp_bytes.intra == Approx(2.0 * double(pp_wire_bytes(4, 0, 64, 64, 3) + pp_wire_bytes(4, 0, 64, 64, 8)) / 2));
+  CHECK(aqsgd.pp_bytes.intra == Approx(2.0 * double(pp_wire_bytes(4, 0, 64, 64, 4) + pp_wire_bytes(4, 0, 64, 64, 6)) / 2));
+  CHECK(direct.time.step < none.time.step);
 }
