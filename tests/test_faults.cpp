@@ -55,7 +55,7 @@ std::string diverging(int steps) {
   return "train --config " + kTiny + " --set model.n_layer=2 --set data.path=" + small_dataset() +
          " --set optim.lr=10 --set optim.weight_decay=10 --set optim.warmup_steps=0 --set optim.grad_clip=0" +
          " --set train.steps=" + std::to_string(steps) + " --set train.log_every=1 --set train.val_every=0" +
-         " --set train.results=r.h5 --set train.checkpoint=ck.h5";
+         " --set train.results=r.h5 --set train.checkpoint=ck.h5 --overwrite";  // reruns in one folder
 }
 
 // The step lines' (loss, norm) pairs, in order.
@@ -128,7 +128,7 @@ TEST_CASE("two DP ranks stop together at the step one rank stops at", "[faults][
 
 TEST_CASE("a checkpoint with a flipped byte is refused naming the dataset", "[faults]") {
   const std::string base = "train --config " + kTiny + " --set model.n_layer=1 --set data.path=" + small_dataset() +
-                           " --set train.val_every=0 --set train.results=r.h5";
+                           " --set train.val_every=0 --set train.results=r.h5 --overwrite";
   REQUIRE(dtbench(base + " --set train.steps=2 --set train.checkpoint=good.h5").exit_code == 0);
   const dtb::CheckpointState ck = dtb::load_checkpoint((scratch() / "good.h5").string());
   REQUIRE(dtbench(base + " --set train.steps=3 --resume good.h5").exit_code == 0);  // the intact file resumes
@@ -148,7 +148,7 @@ TEST_CASE("a checkpoint with a flipped byte is refused naming the dataset", "[fa
 
 TEST_CASE("a checkpoint holding non-finite values is refused naming the tensor and layer", "[faults]") {
   const std::string base = "train --config " + kTiny + " --set model.n_layer=2 --set data.path=" + small_dataset() +
-                           " --set train.val_every=0 --set train.results=r.h5";
+                           " --set train.val_every=0 --set train.results=r.h5 --overwrite";
   REQUIRE(dtbench(base + " --set train.steps=1 --set train.checkpoint=fine.h5").exit_code == 0);
   dtb::CheckpointState ck = dtb::load_checkpoint((scratch() / "fine.h5").string());
   // qkvw of layer 1, element 5: V C + n_ctx C (wte, wpe), 4 L C (ln1w, ln1b) ... by hand:

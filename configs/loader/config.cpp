@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "yaml_file.hpp"
@@ -205,13 +206,33 @@ void Config::fail_constraint(const std::string& key, const std::string& what_is_
 
 std::string Config::to_yaml() const {
   // Written by hand so that numbers keep their shortest text and strings are always quoted.
-  // The key table lists keys grouped by section, so one pass prints each section once.
+  // Keys print grouped by section, sections in the order of their first key in the table
+  // (a section's keys need not be adjacent there: each prints once, a valid YAML map).
+  auto split = [](const std::string& key) {
+    std::vector<std::string> names;
+    std::stringstream parts(key);
+    for (std::string part; std::getline(parts, part, '.');) names.push_back(part);
+    return names;
+  };
+  std::map<std::string, size_t> first_at;  // "a", "a.b", ...: the table index of its first key
+  for (size_t i = 0; i < schema_.size(); ++i) {
+    std::string prefix;
+    for (const std::string& name : split(schema_[i].key)) first_at.emplace(prefix += (prefix.empty() ? "" : ".") + name, i);
+  }
+  auto rank = [&](const KeySpec& k) {
+    std::vector<size_t> r;
+    std::string prefix;
+    for (const std::string& name : split(k.key)) r.push_back(first_at.at(prefix += (prefix.empty() ? "" : ".") + name));
+    return r;
+  };
+  std::vector<const KeySpec*> order;
+  for (const auto& s : schema_) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [&](const KeySpec* a, const KeySpec* b) { return rank(*a) < rank(*b); });
   std::ostringstream out;
   std::vector<std::string> open_sections;
-  for (const auto& s : schema_) {
-    std::vector<std::string> names;
-    std::stringstream parts(s.key);
-    for (std::string part; std::getline(parts, part, '.');) names.push_back(part);
+  for (const KeySpec* spec : order) {
+    const KeySpec& s = *spec;
+    const std::vector<std::string> names = split(s.key);
     size_t common = 0;
     while (common < open_sections.size() && common + 1 < names.size() &&
            open_sections[common] == names[common])

@@ -107,6 +107,7 @@ int cmd_train(int argc, char** argv) {
     throw;
   } catch (const RunStopped&) {
     if (coll::MpiSession::launcher_rank() != 0) return kRunStoppedExit;  // likewise
+    throw;
   } catch (const std::exception&) {
     if (coll::MpiSession::launcher_rank() != 0) return 1;
     throw;
