@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "data/dataset.hpp"
@@ -230,4 +231,27 @@ TEST_CASE("the epoch sampler resumes in the middle of an epoch bitwise", "[train
 int main(int argc, char** argv) {
   dtb::coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // a singleton: no mpirun
   return Catch::Session().run(argc, argv);
+}
+
+// A results file's /config is the resolved config: every key, each at its value. Passed back
+// as --config (as dtbench verify does) it must mean the same run, so no check may depend on
+// whether a key was written in a file or left at its default.
+TEST_CASE("a resolved config read back means the same run", "[train][config]") {
+  const dtb::Config given = dtb::load_config(
+      dtb::train_schema(), {std::string(DTB_SOURCE_DIR) + "/configs/model/tiny.yaml"},
+      {"data.path=" + fortunes(), "parallel.dp=2", "net.clock=virtual"});
+  const fs::path file = scratch() / "resolved.yaml";
+  { std::ofstream(file) << given.to_yaml(); }
+  const dtb::Config back = dtb::load_config(dtb::train_schema(), {file.string()}, {});
+  CHECK(back.to_yaml() == given.to_yaml());
+  const dtb::TrainSettings a = dtb::train_settings(given), b = dtb::train_settings(back);
+  CHECK(b.threads == a.threads);
+  CHECK(b.threads_set == a.threads_set);  // train.threads: 0 (every core) stays "not set"
+  CHECK(b.strategy.name == a.strategy.name);
+  CHECK(b.parallel.bucket_mb == a.parallel.bucket_mb);
+  // verify's commitments refuse the states their hash does not cover.
+  CHECK_THROWS_WITH(dtb::train_settings(dtb::load_config(
+                        dtb::train_schema(), {file.string()},
+                        {"verify.segment=2", "strategy.name=diloco", "strategy.inner_steps=2"})),
+                    Catch::Matchers::Contains("commitments cover strategy.name = ddp only"));
 }

@@ -57,10 +57,10 @@ int run(const Config& config, const cxxopts::ParseResult& args, const std::strin
   if (coll::MpiSession::launcher_rank() == 0) std::cout << warning.str();
   coll::MpiSession mpi(argc, argv, /*thread_multiple=*/s.parallel.clock == "wall");  // the DP comm thread
   install_stop_handlers();  // after MPI_Init, which may install handlers of its own
+  std::ostringstream quiet;  // only rank 0 talks (declared first: outlives the trainer logging to it)
   std::unique_ptr<coll::Communicator> comm;
   std::unique_ptr<par::ParallelTrainer> trainer;
   std::unique_ptr<verify::Recorder> commitments;  // after the trainer: detached first
-  std::ostringstream quiet;  // only rank 0 talks
   guarded(/*setup=*/true, [&] {
     const int world = coll::MpiSession::world_size();
     comm = std::make_unique<coll::Communicator>(

@@ -67,8 +67,11 @@ std::vector<std::string> result_paths(const std::string& dir) {
   std::vector<std::string> paths;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    // Temporaries of a result being written (h5file.hpp) are not results yet.
-    if (entry.path().extension() == ".h5" && name.find(".tmp-") == std::string::npos) paths.push_back(entry.path().string());
+    // Temporaries of a result being written (h5file.hpp) are not results yet; the checkpoint
+    // a stopped run leaves beside its result (train/outputs.hpp) is not one either.
+    if (entry.path().extension() == ".h5" && name.find(".tmp-") == std::string::npos &&
+        name.find("-checkpoint-step") == std::string::npos)
+      paths.push_back(entry.path().string());
   }
   std::sort(paths.begin(), paths.end());
   return paths;
@@ -452,10 +455,16 @@ Table files_table(const Folder& f) {
 
 // Runs that validated: what the DP strategies (issue 12) are judged by. Time is the run's
 // own clock summed over its steps (the virtual clock: the emulated network's time).
-std::vector<const ResultFile*> validated(const std::vector<const ResultFile*>& runs) {
+// Runs cut short (incomplete) are left out: their last validation is no final loss, and
+// would set every run's target.
+std::vector<const ResultFile*> validated(const Folder& f, const std::vector<const ResultFile*>& runs) {
   std::vector<const ResultFile*> out;
-  for (const ResultFile* r : runs)
-    if (!r->train.val_loss.empty()) out.push_back(r);
+  for (const ResultFile* r : runs) {
+    const bool cut_short = std::any_of(f.unfinished.begin(), f.unfinished.end(), [&](const Unfinished& u) {
+      return u.name == r->name && u.status == "incomplete";
+    });
+    if (!r->train.val_loss.empty() && !cut_short) out.push_back(r);
+  }
   return out;
 }
 
@@ -718,7 +727,7 @@ Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
   Tables t;
   if (!train.empty()) t.all.push_back(train_table(f, train));
   if (!train.empty() && !breakdown_table(train).rows.empty()) t.all.push_back(breakdown_table(train));
-  if (const auto val = validated(train); !val.empty()) t.all.push_back(quality_table(f, val, target_loss(val)));
+  if (const auto val = validated(f, train); !val.empty()) t.all.push_back(quality_table(f, val, target_loss(val)));
   if (!f.unfinished.empty()) t.all.push_back(unfinished_table(f));
   if (!coll.empty()) t.all.push_back(coll_table(coll));
   t.all.push_back(files_table(f));

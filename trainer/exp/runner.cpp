@@ -63,16 +63,20 @@ std::string run_header(const PlannedRun& p, size_t i, size_t n) {
 
 // <out>/<run>.failed holds a failed run's reason (one line) for the report, and tells a
 // later `dtbench run` that the run's result, if any, is a failed run's partial one (plan.cpp).
-void record_outcome(const PlannedRun& p, const RunOutcome& o) {
+// It is written before the run starts too, so a runner stopped mid-run (Ctrl-C, a killed
+// job) leaves the run's partial result marked as such, not as a finished one.
+void write_failed_marker(const PlannedRun& p, const std::string& why) {
   const fs::path marker = failed_marker(p.result);
-  std::error_code ignored;
-  if (o.ok) {
-    fs::remove(marker, ignored);
-    return;
-  }
   const fs::path tmp = marker.string() + ".tmp-" + std::to_string(::getpid());
-  std::ofstream(tmp) << o.why << "\n";
+  std::error_code ignored;
+  std::ofstream(tmp) << why << "\n";
   fs::rename(tmp, marker, ignored);
+}
+
+void record_outcome(const PlannedRun& p, const RunOutcome& o) {
+  std::error_code ignored;
+  if (o.ok) fs::remove(failed_marker(p.result), ignored);
+  else write_failed_marker(p, o.why);
 }
 
 RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, std::ostream& out) {
@@ -83,6 +87,7 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   std::string last_error, last_line;
   int rows = 0;  // a coll run's table rows so far
   progress.start_run(i, seconds_now());
+  write_failed_marker(p, "unfinished: the runner stopped before the run ended");
   const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
     log << line << "\n" << std::flush;
     if (!line.empty() && !is_rule(line)) last_line = line;

@@ -339,8 +339,11 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
   r.lr = learning_rate(s_.optim, int(step_), s_.steps);
-  // Both sums crossed the world, so every rank sees the same non-finite value and stops here.
-  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) stop_non_finite(r);
+  // Without DiLoCo both sums crossed the world, so every rank sees the same non-finite value
+  // and stops here. DiLoCo's sums stay inside a worker: the workers agree first (control
+  // plane, no emulated time), so no worker stops while another goes on into a collective.
+  const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  if (diloco_ ? world_.untimed_max(finite ? 0.0 : 1.0) > 0 : !finite) stop_non_finite(r);
 
   tl.set_phase(Phase::kOptimizer);
   model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
@@ -733,6 +736,7 @@ void ParallelTrainer::resume(const std::string& path) {
 }
 
 void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path) {
+  if (timeline_->comm_thread()) timeline_->join();  // no send in flight reads the buffers restored below
   const GPTConfig& a = ck.model;
   const GPTConfig& b = s_.model;
   if (a != b)

@@ -305,7 +305,7 @@ TrainSettings train_settings(const Config& c) {
   s.optim.weight_decay = c.get_float("optim.weight_decay");
   s.optim.grad_clip = c.get_float("optim.grad_clip");
 
-  s.threads_set = c.origin("train.threads") != "default";
+  s.threads_set = c.get_int("train.threads") != 0;  // by value: a resolved config names every key
   s.sampler = c.get_string("data.sampler");
   s.epoch_samples = c.get_int("data.epoch_samples");
   read_parallel(c, s);

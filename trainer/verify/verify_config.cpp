@@ -35,6 +35,12 @@ VerifySettings verify_settings(const Config& c) {
   const int world = int(c.get_int("parallel.dp") * c.get_int("parallel.pp") * c.get_int("parallel.tp"));
   if (!v.on() && (v.trace || v.cheat != "none"))
     c.fail_constraint(v.trace ? "verify.trace" : "verify.cheat", "needs verify.segment > 0 (commitments on)");
+  // The state hash covers parameters, moments, step, cursor and seed: not DiLoCo's other
+  // workers, anchor and residuals, nor AQ-SGD's buffers, so those runs cannot be committed.
+  if (v.on() && c.get_string("strategy.name") != "ddp")
+    c.fail_constraint("verify.segment", "commitments cover strategy.name = ddp only (not DiLoCo's outer state)");
+  if (v.on() && c.get_string("parallel.pp_compress") == "aqsgd")
+    c.fail_constraint("verify.segment", "commitments do not cover AQ-SGD's activation buffers (parallel.pp_compress)");
   if (v.on() && c.get_string("device.backend") != "cpu")
     c.fail_constraint("verify.segment", "commitments need device.backend = cpu");
   if (v.trace && world != 1)
