@@ -36,12 +36,33 @@ inline std::filesystem::path scratch_dir(const std::string& tag) {
   return d;
 }
 
+// scratch_dir(TAG), emptied first and removed with everything in it when this object dies
+// (a function-local static: when the test process exits).
+struct ScratchDir {
+  explicit ScratchDir(const std::string& tag) : path(scratch_dir(tag)) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::filesystem::path path;
+};
+
 // The binary under test: $DTB_BINARY where set (a build carried to another machine, as
 // trainer/cuda/gpu_check.sh does; the compiled-in path would not exist there), else the one
 // this build made.
 inline std::string dtbench_binary() {
   const char* env = std::getenv("DTB_BINARY");
   return env && *env ? std::string(env) : std::string(DTB_BINARY);
+}
+
+// The default corpus (Debian's fortunes) prepared into DIR by the real command; its path.
+inline std::string prepared_fortunes(const std::filesystem::path& dir) {
+  const std::string out = (dir / "fortunes.h5").string();
+  REQUIRE(std::system((dtbench_binary() + " prepare --out " + out + " >/dev/null").c_str()) == 0);
+  return out;
 }
 
 // Runs the shell command line COMMAND in the folder CWD (where the test runs when empty),

@@ -26,20 +26,8 @@ using dtb::test::Outcome;
 using dtb::test::slurp;
 
 // A folder of this test process, removed when it ends.
-struct Scratch {
-  fs::path path = fs::temp_directory_path() / ("dtb_test_exp_" + std::to_string(getpid()));
-  Scratch() {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
 fs::path scratch() {
-  static const Scratch dir;
+  static const dtb::test::ScratchDir dir("test_exp");
   return dir.path;
 }
 

@@ -22,16 +22,8 @@ using dtb::test::Outcome;
 namespace {
 
 // A folder of this test process, removed when it ends.
-struct Scratch {
-  fs::path path = dtb::test::scratch_dir("hpc");
-  ~Scratch() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
 fs::path scratch() {
-  static const Scratch dir;
+  static const dtb::test::ScratchDir dir("hpc");
   return dir.path;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dtbench_runner.hpp"
 #include "clock.hpp"
 #include "network.hpp"
 #include "tc/tc_commands.hpp"
@@ -32,17 +33,8 @@ std::string shipped(const std::string& name) {
 
 // Profile files written by the tests live in a folder private to this process (ctest runs
 // test cases in parallel), removed when the process ends.
-struct ScratchDir {
-  fs::path path = fs::temp_directory_path() / ("dtb_test_netem." + std::to_string(getpid()));
-  ScratchDir() { fs::create_directories(path); }
-  ~ScratchDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
-
 std::string write_profile(const std::string& name, const std::string& text) {
-  static const ScratchDir dir;
+  static const dtb::test::ScratchDir dir("test_netem");
   const fs::path path = dir.path / (name + ".yaml");
   std::ofstream(path) << text;
   return path.string();

@@ -18,6 +18,7 @@
 #include "parallel/parallel_trainer.hpp"
 #include "train/checkpoint.hpp"
 #include "train_reference.hpp"
+#include "dtbench_runner.hpp"
 #include "usage_error.hpp"
 
 namespace fs = std::filesystem;
@@ -43,22 +44,13 @@ struct Trainer : dtb::par::ParallelTrainer {
 };
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dtb_test_train_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dtb::test::scratch_dir("test_train");
   return dir;
 }
 
 // The default corpus (Debian's fortunes), prepared once by the real command.
 std::string fortunes() {
-  static std::string path = [] {
-    std::string out = (scratch() / "fortunes.h5").string();
-    std::string cmd = std::string(DTB_BINARY) + " prepare --out " + out + " >/dev/null";
-    REQUIRE(std::system(cmd.c_str()) == 0);
-    return out;
-  }();
+  static const std::string path = dtb::test::prepared_fortunes(scratch());
   return path;
 }
 

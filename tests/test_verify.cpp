@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "dtbench_runner.hpp"
 #include "h5file.hpp"
 #include "parallel/parallel_trainer.hpp"
 #include "verify/recorder.hpp"
@@ -29,20 +30,12 @@ dtb::coll::Communicator& world() {
 }
 
 fs::path scratch() {
-  static fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("dtb_test_verify_" + std::to_string(getpid()));
-    fs::create_directories(d);
-    return d;
-  }();
+  static const fs::path dir = dtb::test::scratch_dir("test_verify");
   return dir;
 }
 
 std::string fortunes() {
-  static std::string path = [] {
-    std::string out = (scratch() / "fortunes.h5").string();
-    REQUIRE(std::system((std::string(DTB_BINARY) + " prepare --out " + out + " >/dev/null").c_str()) == 0);
-    return out;
-  }();
+  static const std::string path = dtb::test::prepared_fortunes(scratch());
   return path;
 }
 
