@@ -19,6 +19,7 @@ PACKAGES=(
   iproute2                                    # network namespaces for the tbf check
   clang libclang-rt-dev libomp-dev            # libFuzzer targets (tests/fuzz, the fuzz preset)
   iputils-ping iperf3                         # netem/tc/verify.sh: RTT and throughput of a shaped path
+  libfftw3-dev                                # DeMo's DCT-II over chunks (trainer/parallel/demo.cpp)
 )
 
 missing=()

@@ -492,7 +492,13 @@ double time_to(const TrainData& t, double target) {
 std::string strategy_text(const TrainData& t) {
   std::string s = config_value(t, "strategy.name");
   if (s.empty()) s = "ddp";
-  if (s != "ddp") s += " H=" + config_value(t, "strategy.inner_steps");
+  if (s == "cocktail")
+    s += " r=" + config_value(t, "strategy.random_ratio") + " k=" + config_value(t, "strategy.topk_ratio") + " " +
+         config_value(t, "strategy.bits") + "b";
+  else if (s == "demo")
+    s += " " + config_value(t, "strategy.topk") + "/" + config_value(t, "strategy.chunk");
+  else if (s != "ddp")
+    s += " H=" + config_value(t, "strategy.inner_steps");
   const std::string codec = config_value(t, "net.codec");
   if (!codec.empty() && codec != "none") s += " " + codec;
   if (config_value(t, "net.codec_scope") == "across_sites") s += " across sites";

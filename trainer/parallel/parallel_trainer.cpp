@@ -150,7 +150,11 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   summary_.dp_bucket_mb = mb;
   norm_ranges_ = sync_->owned_blocks(owned_ranges(model_->runs()));
   model_->init_moments(sync_->state_size());
-  if (s_.strategy.local())
+  if (s_.strategy.name == "cocktail")
+    cocktail_ = std::make_unique<CocktailSGD>(s_.strategy, *g_->dp, s_.parallel.error_feedback,
+                                              std::span<const float>(model_->params(), model_->num_params()));
+  if (s_.strategy.name == "demo") demo_ = std::make_unique<DeMo>(s_.strategy, *g_->dp, model_->num_params(), s_.parallel.error_feedback);
+  if (s_.strategy.diloco())
     diloco_ = std::make_unique<DiLoCo>(s_.strategy, *g_->dp, s_.parallel.dp_algo, params, s_.parallel.codec,
                                        coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback,
                                        std::span<const float>(model_->params(), model_->num_params()));
@@ -331,7 +335,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
   // DiLoCo: each worker clips by its own norm and reports its own loss (rank 0: worker 0's,
   // on its rows of the batch); nothing crosses between workers until the outer step.
-  coll::Communicator& scalars = diloco_ ? *g_->worker : world_;
+  coll::Communicator& scalars = s_.strategy.local() ? *g_->worker : world_;
   double norm_loss[2] = {model_->sum_of_squares(norm_ranges_),
                          reports_loss ? loss_sum / float(grad_replicas() * M) : 0.0f};
   tl.record().other_comm += sum_over(scalars, norm_loss);
@@ -343,10 +347,12 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   // and stops here. DiLoCo's sums stay inside a worker: the workers agree first (control
   // plane, no emulated time), so no worker stops while another goes on into a collective.
   const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
-  if (diloco_ ? world_.untimed_max(finite ? 0.0 : 1.0) > 0 : !finite) stop_non_finite(r);
+  if (s_.strategy.local() ? world_.untimed_max(finite ? 0.0 : 1.0) > 0 : !finite) stop_non_finite(r);
 
   tl.set_phase(Phase::kOptimizer);
-  model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+  if (cocktail_) cocktail_land();
+  if (demo_) demo_step(float(r.lr), float(clip_scale(r.grad_norm, s_.optim.grad_clip)));
+  else model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
   for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });
@@ -354,6 +360,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     tl.record().dp_exposed += wait;
   }
   if (diloco_) diloco_step();
+  if (cocktail_) cocktail_take();
   ++step_;
   const RankStepRecord& t = tl.finish_step();
   const double tokens = double(s_.batch_size) * s_.seq_len;
@@ -712,6 +719,7 @@ CheckpointState ParallelTrainer::checkpoint_state() {
   ck.data_cursor = uint64_t(step_);
   ck.config_yaml = config_yaml_;
   if (diloco_) save_strategy(ck);
+  if (cocktail_ || demo_) save_compressed(ck);
   return ck;
 }
 
@@ -747,6 +755,8 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   step_ = ck.step;
   if (diloco_) {
     resume_strategy(ck, path);
+  } else if (cocktail_ || demo_) {
+    resume_compressed(ck, path);
   } else {
     model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }

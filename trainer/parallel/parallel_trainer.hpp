@@ -24,6 +24,8 @@
 #include "config.hpp"
 #include "data/dataset.hpp"
 #include "data/epoch_sampler.hpp"
+#include "parallel/cocktail.hpp"
+#include "parallel/demo.hpp"
 #include "parallel/dp_strategy.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/grid.hpp"
@@ -109,7 +111,13 @@ class ParallelTrainer {
   void diloco_step();
   void save_strategy(CheckpointState& ck);
   void resume_strategy(const CheckpointState& ck, const std::string& path);
-  int grad_replicas() const { return diloco_ ? 1 : layout_.dp; }  // replicas a gradient is averaged over
+  // CocktailSGD's and DeMo's hooks (cocktail.hpp, demo.hpp; parallel_trainer_compress.cpp).
+  void cocktail_land();
+  void cocktail_take();
+  void demo_step(float lr, float clip);
+  void save_compressed(CheckpointState& ck);
+  void resume_compressed(const CheckpointState& ck, const std::string& path);
+  int grad_replicas() const { return s_.strategy.local() ? 1 : layout_.dp; }  // replicas a gradient is averaged over
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   double sum_over_world(std::span<double> values);
   double sum_over(coll::Communicator& comm, std::span<double> values);  // over COMM's ranks
@@ -137,6 +145,8 @@ class ParallelTrainer {
   std::unique_ptr<StageCompute> model_;
   std::unique_ptr<GradSync> sync_;
   std::unique_ptr<DiLoCo> diloco_;  // strategy.name = diloco
+  std::unique_ptr<CocktailSGD> cocktail_;  // strategy.name = cocktail
+  std::unique_ptr<DeMo> demo_;             // strategy.name = demo
   std::unique_ptr<Timeline> timeline_;
   std::unique_ptr<TpAllreduce> tp_;
   std::vector<UpdatePiece> pieces_;

@@ -28,6 +28,11 @@ void print_inputs(std::ostream& out, const SimSettings& s, const SimResult& r) {
       << "  DP sync  "
       << (s.inner_steps > 0 ? "DiLoCo, the pseudo-gradient every " + std::to_string(s.inner_steps) +
                                   " steps (amortised per step below), "
+          : s.strategy == "cocktail" ? "CocktailSGD (random " + format_fixed(s.random_ratio, 3) + ", top-k " +
+                                           format_fixed(s.topk_ratio, 3) + ", " + std::to_string(s.bits) +
+                                           " bits) over a parameter server with a shard per rank, "
+          : s.strategy == "demo" ? "DeMo (top " + std::to_string(s.topk) + " of " + std::to_string(s.chunk) +
+                                       " DCT components per chunk), all-gathered, "
                             : std::string())
       << algo_name(s.dp_algo) << ", codec " << s.dp_codec << ", grads "
       << kPrecisionNames[size_t(s.grad_precision)] << ", " << r.dp_buckets << " bucket"

@@ -49,7 +49,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
     "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
     "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
-    "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown"};
+    "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown",
+    "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -93,7 +94,13 @@ void read_dp_sync(const Config& c, SimSettings& s) {
                                              algo_name(s.dp_algo) + "'");
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
   const std::string& strategy = c.get_string("strategy.name");
-  s.inner_steps = strategy != "ddp" ? int(c.get_int("strategy.inner_steps")) : 0;
+  s.strategy = strategy;
+  s.inner_steps = strategy == "diloco" || strategy == "streaming_diloco" ? int(c.get_int("strategy.inner_steps")) : 0;
+  s.random_ratio = c.get_float("strategy.random_ratio");
+  s.topk_ratio = c.get_float("strategy.topk_ratio");
+  s.bits = int(c.get_int("strategy.bits"));
+  s.chunk = int(c.get_int("strategy.chunk"));
+  s.topk = int(c.get_int("strategy.topk"));
   if (strategy == "streaming_diloco") {
     s.fragments = int(c.get_int("strategy.fragments"));
     s.overlap_steps = int(c.get_int("strategy.overlap_steps"));

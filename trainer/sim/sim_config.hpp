@@ -62,6 +62,12 @@ struct SimSettings {
   int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
   int fragments = 1;            // streaming_diloco: strategy.fragments F
   int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
+  std::string strategy = "ddp";  // strategy.name
+  double random_ratio = 0.1, topk_ratio = 0.2;  // cocktail: strategy.random_ratio, topk_ratio
+  int bits = 4;                                 // cocktail: strategy.bits
+  int chunk = 4096, topk = 32;                  // demo: strategy.chunk, strategy.topk
+  // No per-step gradient buckets: DiLoCo's outer steps, or cocktail's and demo's own syncs.
+  bool local() const { return strategy != "ddp"; }
   FaultSettings faults;         // faults.*: stragglers, as the trainer reads them (train/faults.hpp)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }

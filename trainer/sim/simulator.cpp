@@ -9,6 +9,8 @@
 #include "algorithms.hpp"
 #include "codec.hpp"
 #include "network.hpp"
+#include "parallel/cocktail.hpp"
+#include "parallel/demo.hpp"
 #include "parallel/pp_compress.hpp"
 #include "sim/collective_model.hpp"
 #include "sim/model_costs.hpp"
@@ -162,7 +164,7 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
 // (parallel/grad_sync.cpp), each allreduced over the DP group with net.algo's cost model:
 // when DP's rank of the group is done, all starting together (the latest of the TP ranks').
 std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
-  if (c.g.dp == 1 || c.s.inner_steps > 0) return {};  // DiLoCo: no per-step sync (add_outer_step)
+  if (c.g.dp == 1 || c.s.local()) return {};  // DiLoCo: no per-step sync (add_outer_step); cocktail, demo: add_compressed_sync
   const double n = c.model.stages[size_t(st)].buffer.total();
   const double per = c.bucket_elements(n);
   if (n / per > 1e6)
@@ -341,7 +343,7 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
       coll::tree_allreduce_rounds(int(ranks.size()), 2 * sizeof(float), emit);
     }, at);
   };
-  if (c.s.inner_steps == 0) return tree(world, start);
+  if (!c.s.local()) return tree(world, start);
   // DiLoCo: each worker's own ranks (the same DP index) only; nothing crosses between workers.
   std::vector<double> end(world.size());
   for (int d = 0; d < c.g.dp; ++d) {
@@ -363,7 +365,7 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
 // long there), so that a launch that moved since does not carry a wait twice. Launch
 // patterns repeat from bucket to bucket: each distinct one is replayed once.
 void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
-  if (c.g.dp == 1 || c.s.inner_steps > 0) return;
+  if (c.g.dp == 1 || c.s.local()) return;
   constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
   for (int st = 0; st < c.g.pp; ++st) {
     const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
@@ -513,7 +515,7 @@ void count_traffic(const Context& c, SimResult& r) {
           coll::ring_allgather_rounds(int(group.size()), gathered, emit);
         });
     }
-    for (int t = 0; t < c.g.tp && c.s.inner_steps == 0; ++t) {  // DiLoCo's: add_outer_step
+    for (int t = 0; t < c.g.tp && !c.s.local(); ++t) {  // DiLoCo's: add_outer_step; add_compressed_sync
       const std::vector<int> group = c.dp_group(st, t);
       dps += allreduce_traffic(c.net, group, c.dp_spec(stage.buffer.total()), dp_wire);
       if (c.s.zero1)  // and the parameters back
@@ -609,6 +611,44 @@ void add_outer_step(const Context& c, SimResult& r) {
   r.dp_bytes.inter += f * bytes.inter / w / h;
 }
 
+// CocktailSGD and DeMo (parallel/cocktail.hpp, demo.hpp): one sync per step over each DP
+// group, its bytes from the strategy's own formula. CocktailSGD: the parameter server with
+// p servers (net.algo = ps's rounds) moving p wire(N / p) bytes, launched after the
+// optimizer beside the next step's forward and backward, so only what exceeds the step is
+// exposed; DeMo: a ring all-gather of every rank's payload, blocking after the backward.
+void add_compressed_sync(const Context& c, SimResult& r) {
+  if (c.g.dp == 1 || (c.s.strategy != "cocktail" && c.s.strategy != "demo")) return;
+  const bool cocktail = c.s.strategy == "cocktail";
+  const par::CocktailCodec codec{c.s.random_ratio, c.s.topk_ratio, c.s.bits};
+  double sync = 0;
+  coll::Traffic bytes;
+  for (int st = 0; st < c.g.pp; ++st) {
+    const double n = c.model.stages[size_t(st)].buffer.total();
+    for (int t = 0; t < c.g.tp; ++t) {
+      const std::vector<int> group = c.dp_group(st, t);
+      const double p = double(group.size());
+      CollectiveSpec spec;
+      double wire = 0;
+      if (cocktail) {
+        spec.algo = Algo::kPs;  // servers 0: one per rank
+        wire = p * double(codec.wire_bytes(size_t(std::ceil(n / p))));
+      } else {
+        spec.op = coll::Op::kAllgather;
+        wire = p * par::demo_payload_bytes(n, c.s.chunk, c.s.topk);
+      }
+      sync = std::max(sync, allreduce_time(c.net, group, spec, wire));
+      bytes += allreduce_traffic(c.net, group, spec, wire);
+    }
+  }
+  const double exposed = cocktail ? std::max(0.0, sync - r.time.step) : sync;
+  const double w = c.g.world();
+  r.time.step += exposed;
+  r.time.dp_exposed += exposed;
+  r.time.dp_total = sync;
+  r.dp_bytes.intra += bytes.intra / w;
+  r.dp_bytes.inter += bytes.inter / w;
+}
+
 }  // namespace
 
 netem::NetworkModel closed_form_model(const netem::Profile& profile) { return netem::NetworkModel(profile, 1); }
@@ -661,6 +701,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   fill_times(c, replicas, step, r);
   count_traffic(c, r);
   add_outer_step(c, r);
+  add_compressed_sync(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
   return r;

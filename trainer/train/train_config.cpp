@@ -83,10 +83,11 @@ std::vector<KeySpec> train_schema() {
        "lossy codecs keep what an encoding lost and add it to the next send (EF-SGD)"},
       {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
       {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
-      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco"},
+      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco", "cocktail", "demo"},
        "DP strategy: ddp (gradients allreduced every step), diloco (H local AdamW steps, then an outer Nesterov step "
        "on the averaged pseudo-gradient; net.codec compresses it), streaming_diloco (fragments synced in turn, "
-       "overlapping inner steps)"},
+       "overlapping inner steps), cocktail (CocktailSGD: local AdamW, the model delta sent randomly sparsified, "
+       "top-k and quantized every step), demo (DeMo: local momentum, top-k of its chunked DCT all-gathered, sign step)"},
       {"strategy.inner_steps", K::kInt, "500", 1, kMaxInt, {}, "diloco: inner steps H per outer step"},
       {"strategy.outer_lr", K::kFloat, "0.7", 0, 10, {}, "diloco: outer Nesterov learning rate"},
       {"strategy.outer_momentum", K::kFloat, "0.9", 0, 0.999999, {}, "diloco: outer Nesterov momentum"},
@@ -96,6 +97,12 @@ std::vector<KeySpec> train_schema() {
        "streaming_diloco: inner steps a fragment's sync overlaps before it lands (tau < H)"},
       {"strategy.mix", K::kFloat, "0.5", 0, 1, {},
        "streaming_diloco: a landed fragment = mix x local + (1 - mix) x the outer step's result"},
+      {"strategy.random_ratio", K::kFloat, "0.1", 1e-6, 1, {}, "cocktail: share of each chunk's elements in the random (rolling) subset"},
+      {"strategy.topk_ratio", K::kFloat, "0.2", 1e-6, 1, {}, "cocktail: share of the random subset kept by top-k"},
+      {"strategy.bits", K::kInt, "4", 2, 32, {}, "cocktail: bits per kept value (2..8, max-scaled per 128 values; 32 = fp32, lossless)"},
+      {"strategy.chunk", K::kInt, "4096", 1, 16777216, {}, "demo: elements per DCT-II chunk of each rank's buffer"},
+      {"strategy.topk", K::kInt, "32", 1, 16777216, {}, "demo: DCT components sent per chunk (<= strategy.chunk)"},
+      {"strategy.momentum_decay", K::kFloat, "0.999", 0, 0.999999, {}, "demo: decay of the local momentum (DeMo's compression_decay)"},
       {"net.watchdog_s", K::kFloat, "300", 0, 1e9, {},
        "end the job when a rank waits this many real seconds for a peer that does not answer (0 = never)"},
       {"device.peak_gflops", K::kFloat, "0", 0, 1e12, {},
@@ -210,6 +217,40 @@ void check_layout(const Config& c, const TrainSettings& s) {
                                          "inside a site and across sites are separate levels), not '" + p.dp_algo + "'");
 }
 
+// cocktail's and demo's keys (parallel/cocktail.hpp, demo.hpp); refused with any other strategy.
+void read_compressed_strategy(const Config& c, TrainSettings& s) {
+  StrategySettings& st = s.strategy;
+  const std::vector<std::string> cocktail = {"strategy.random_ratio", "strategy.topk_ratio", "strategy.bits"};
+  const std::vector<std::string> demo = {"strategy.chunk", "strategy.topk", "strategy.momentum_decay"};
+  for (const KeySpec& k : c.schema()) {
+    const bool mine = std::count(cocktail.begin(), cocktail.end(), k.key) ? st.name == "cocktail"
+                      : std::count(demo.begin(), demo.end(), k.key)     ? st.name == "demo"
+                                                                         : true;
+    if (!mine && c.get_float(k.key) != std::stod(k.default_value))
+      c.fail_constraint(k.key, "needs strategy.name = " + std::string(std::count(demo.begin(), demo.end(), k.key) ? "demo" : "cocktail"));
+  }
+  if (st.name != "cocktail" && st.name != "demo") return;
+  st.random_ratio = c.get_float("strategy.random_ratio");
+  st.topk_ratio = c.get_float("strategy.topk_ratio");
+  st.bits = static_cast<int>(c.get_int("strategy.bits"));
+  st.chunk = static_cast<int>(c.get_int("strategy.chunk"));
+  st.topk = static_cast<int>(c.get_int("strategy.topk"));
+  st.momentum_decay = c.get_float("strategy.momentum_decay");
+  if (st.bits > 8 && st.bits != 32) c.fail_constraint("strategy.bits", "must be 2..8 or 32 (fp32, no quantization)");
+  if (st.topk > st.chunk)
+    c.fail_constraint("strategy.topk", "must be at most strategy.chunk = " + std::to_string(st.chunk));
+  // Each rank chunks its own buffer, so an element two ranks of a worker both hold (TP's
+  // replicated LayerNorms and biases, the tied embedding on the first and last stage) would
+  // be chosen, and updated, differently on each: those layouts are refused.
+  if (s.parallel.tp > 1)
+    c.fail_constraint("parallel.tp", st.name + " needs parallel.tp = 1 (TP ranks' replicated parameters would diverge)");
+  if (s.parallel.pp > 1 && s.model.tie_embeddings)
+    c.fail_constraint("parallel.pp", st.name + " with parallel.pp > 1 needs model.tie_embeddings = false (the two "
+                                     "embedding copies would diverge)");
+  if (s.parallel.codec != "none")
+    c.fail_constraint("net.codec", st.name + " compresses with its own strategy.* keys; net.codec must be none");
+}
+
 // strategy.*: the DP strategy and what it cannot be combined with.
 void read_strategy(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
@@ -235,6 +276,7 @@ void read_strategy(const Config& c, TrainSettings& s) {
           c.get_float(k.key) != std::stod(k.default_value))
         c.fail_constraint(k.key, "needs strategy.name = streaming_diloco");
   }
+  read_compressed_strategy(c, s);
   if (!st.local()) return;
   if (s.parallel.zero1)
     c.fail_constraint("strategy.name", st.name + " keeps a whole replica per worker; parallel.zero1 shards "

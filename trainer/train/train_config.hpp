@@ -49,14 +49,21 @@ struct ParallelSettings {
 // diloco takes inner_steps local steps per outer step, streaming_diloco syncs fragments in
 // turn, each overlapping the next inner steps.
 struct StrategySettings {
-  std::string name = "ddp";      // ddp | diloco | streaming_diloco
+  std::string name = "ddp";      // ddp | diloco | streaming_diloco | cocktail | demo
   int inner_steps = 500;         // H: inner steps per outer step
   double outer_lr = 0.7;         // the outer Nesterov step's learning rate
   double outer_momentum = 0.9;   // its momentum mu
   int fragments = 1;             // streaming: fragments synced in turn (diloco: 1)
   int overlap_steps = 0;         // streaming: inner steps a sync overlaps, tau (diloco: 0)
   double mix = 0;                // streaming: a landed fragment = mix local + (1 - mix) anchor (diloco: 0)
+  // cocktail (parallel/cocktail.hpp): random subset, then top-k of it, then BITS-bit values (32: fp32)
+  double random_ratio = 0.1, topk_ratio = 0.2;
+  int bits = 4;
+  // demo (parallel/demo.hpp): DCT-II over CHUNK-element chunks, TOPK per chunk sent, momentum decay
+  int chunk = 4096, topk = 32;
+  double momentum_decay = 0.999;
   bool local() const { return name != "ddp"; }  // no per-step gradient sync across DP
+  bool diloco() const { return name == "diloco" || name == "streaming_diloco"; }
 };
 
 struct TrainSettings {
