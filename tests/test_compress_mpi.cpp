@@ -17,6 +17,7 @@
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
 #include "partition.hpp"
+#include "usage_error.hpp"
 
 using namespace dtb;
 using par::CocktailCodec;
@@ -370,6 +371,31 @@ TEST_CASE("DeMo: with k = chunk it sends everything and steps on the sign of the
     if (std::fabs(mean[i]) > 1e-4 * max_abs(mean)) signs += (G[i] > 0) == (mean[i] > 0);
     else ++signs;
   CHECK(signs == int(n));
+}
+
+// Bad input: one line naming the key and what is allowed (exit code 2 from the CLI).
+TEST_CASE("CocktailSGD and DeMo: bad settings are refused with one line naming the key", "[cocktail][demo]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"strategy.name=cocktail", "parallel.tp=2"}, "parallel.tp"},
+      {{"strategy.name=cocktail", "parallel.pp=2"}, "parallel.pp"},
+      {{"strategy.name=demo", "net.codec=int8"}, "net.codec"},
+      {{"strategy.name=cocktail", "strategy.bits=9"}, "strategy.bits"},
+      {{"strategy.topk=8"}, "strategy.topk"},
+      {{"strategy.name=demo", "strategy.random_ratio=0.5"}, "strategy.random_ratio"},
+      {{"strategy.name=demo", "strategy.chunk=64", "strategy.topk=65"}, "strategy.topk"}};
+  for (const auto& [sets, key] : cases) {
+    INFO(key);
+    try {
+      (void)train_settings(load_config(train_schema(), {}, sets));
+      FAIL("accepted");
+    } catch (const UsageError& e) {
+      CHECK(std::string(e.what()).find(key) != std::string::npos);
+      CHECK(std::string(e.what()).find('\n') == std::string::npos);
+    }
+  }
+  // Accepted: the same keys with their own strategy, pp > 1 with untied embeddings.
+  CHECK_NOTHROW(train_settings(load_config(train_schema(), {}, {"strategy.name=cocktail", "strategy.bits=32",
+                                                                 "parallel.pp=2", "model.tie_embeddings=false"})));
 }
 
 }  // namespace
