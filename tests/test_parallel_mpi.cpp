@@ -709,6 +709,34 @@ TEST_CASE("CocktailSGD and DeMo: validation loss near DP AdamW; without error fe
   }
 }
 
+// Bytes: every step, all ranks together, the formulas beside the code. CocktailSGD: each
+// chunk's message goes to its server from p - 1 workers and its reply back to p - 1:
+// 2 (p-1) sum_j wire(chunk j). DeMo: the ring all-gather, p (p - 1) payloads.
+TEST_CASE("CocktailSGD and DeMo: bytes across sites per step are the formulas'", "[mpi][cocktail][demo][bytes]") {
+  const std::string profile = std::string(DTB_SOURCE_DIR) + "/configs/net/decentralized-1g.yaml";
+  const int p = 4;
+  const size_t n = num_parameters(train_settings(small({})).model);
+  const std::vector<std::string> l = plus(layout(p, 1, 1, 1), {"net.profile=" + profile});
+  const netem::Profile prof = par::run_profile(train_settings(small(l)), coll::MpiSession::world_size());
+  const par::CocktailCodec codec{0.1, 0.2, 4};
+  double chunks = 0;
+  for (int j = 0; j < p; ++j) chunks += double(codec.wire_bytes(coll::block_range(n, p, j).count));
+  for (const auto& [strategy, formula] :
+       {std::pair{cocktail(0.1, 0.2, 4), 2.0 * (p - 1) * chunks},
+        std::pair{demo(64, 8), double(p) * (p - 1) * par::demo_payload_bytes(double(n), 64, 8)}}) {
+    const RunResult d = run_layout(plus(l, strategy), "", &prof);
+    if (!root()) continue;
+    std::map<int64_t, uint64_t> dp_bytes, inter;
+    for (const RankStepRecord& x : d.ranks) dp_bytes[x.step] += x.bytes_dp, inter[x.step] += x.bytes_inter;
+    REQUIRE(dp_bytes.size() == 5);
+    for (const auto& [step, bytes] : dp_bytes) {
+      INFO(strategy[0] << " step " << step << ": " << bytes << " bytes, formula " << formula);
+      CHECK(double(bytes) == formula);
+      CHECK(inter[step] >= bytes);  // a site per rank: all of it crosses
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/true);  // the wall-clock case
   const int failed = Catch::Session().run(argc, argv);
