@@ -17,6 +17,7 @@
 #include "privacy/accountant.hpp"
 #include "privacy/dp_sgd.hpp"
 #include "privacy/secure_agg.hpp"
+#include "sim/privacy_costs.hpp"
 
 using namespace dtb;
 using namespace dtb::privacy;
@@ -362,4 +363,28 @@ TEST_CASE("privacy keys: bad combinations get one line", "[privacy]") {
   refused({"privacy.dp_sgd=on", "parallel.microbatches=8"}, {"data.sampler", "epoch"});
   refused({"privacy.secure_agg=on", "net.codec=fp16", "parallel.dp=2"}, {"net.codec", "must be none"});
   refused({"privacy.clip_norm=0"}, {"privacy.clip_norm"});
+}
+
+// dtbench sim --privacy: each modelled row is its rule applied to the simulated step, and
+// every figure from the literature is marked so.
+TEST_CASE("sim: privacy's step at paper scale, term by term", "[privacy]") {
+  const Config c = load_config(sim::sim_schema(), {},
+                               {"model.n_layer=24", "model.n_embd=2048", "model.n_head=16", "model.n_ctx=2048",
+                                "model.vocab_size=50257", "train.seq_len=2048", "train.batch_size=64", "parallel.dp=8",
+                                "parallel.microbatches=8", "device.profile=h100",
+                                std::string("net.profile=") + DTB_SOURCE_DIR + "/configs/net/decentralized-1g.yaml"});
+  const sim::SimSettings s = sim::sim_settings(c);
+  const sim::SimResult base = sim::simulate(s);
+  const std::vector<sim::PrivacyCost> rows = sim::privacy_costs(s, base);
+  REQUIRE(rows.size() == 7);
+  const sim::StepTimes& t = base.time;
+  CHECK(rows[0].step_s == t.step);
+  CHECK(rows[1].step_s == Approx(t.step + t.compute_fwd + t.compute_bwd + std::max(0.0, t.dp_total - t.dp_exposed)));
+  const double mask = 7 * base.params * 4 / sim::kChaCha20BytesPerS;
+  CHECK(rows[2].step_s == Approx(t.step + t.dp_total + mask));
+  CHECK(rows[2].dp_bytes == Approx(2 * base.dp_bytes.total()));
+  CHECK(rows[3].dp_bytes == Approx(100 * base.dp_bytes.total()));
+  CHECK(rows[5].step_s == Approx(base.flops_per_token * base.tokens_per_step / (2 * 7e9 / 300 * 8)));
+  for (size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].literature == (i >= 3));
+  CHECK(t.dp_total > 0);
 }

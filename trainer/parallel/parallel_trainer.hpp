@@ -164,6 +164,7 @@ class ParallelTrainer {
   double keyx_seconds_ = 0;
   int64_t keyx_bytes_ = 0;
   coll::Communicator* dp_comm_ = nullptr;  // the DP group (the key exchange's)
+  std::optional<coll::Communicator> replica_comm_;  // DP-SGD: this replica's TP x PP ranks (a sample's norm)
   void setup_privacy(coll::Communicator& dp);
   void begin_privacy_step();
   void dp_sgd_clip_factors();

@@ -7,8 +7,8 @@
 // sample per micro-batch (privacy_config.cpp enforces it), in two passes over the pipeline
 // schedule, as Lee & Kifer 2021 and ghost clipping (Li et al. 2022) do:
 //   1. every micro-batch's backward alone into the gradient buffer: its squared norm over the
-//      elements this rank counts once, then the buffer zeroed; the B squared norms summed
-//      over the world (the TP and PP ranks of a sample's DP replica each hold a part), so a
+//      elements this rank counts once, then the buffer zeroed; the replica's squared norms
+//      summed over its TP and PP ranks (each holds a part of every sample's gradient), so a
 //      sample's norm covers every parameter, however the layout splits them;
 //   2. the ordinary step, each micro-batch's loss scaled by its clip factor / B: the
 //      buffer ends holding sum_i clip_i g_i / B, and DP rank 0 adds N(0, sigma^2 C^2) / B
@@ -32,6 +32,9 @@ namespace dtb::par {
 void ParallelTrainer::setup_privacy(coll::Communicator& dp) {
   dp_comm_ = &dp;
   const privacy::PrivacySettings& p = s_.privacy;
+  // A sample lives on one DP replica: its norm's parts are on that replica's TP x PP ranks.
+  if (p.dp_sgd && layout_.tp * layout_.pp > 1)
+    replica_comm_ = world_.split(coord_.dp, coord_.tp + coord_.pp * layout_.tp);
   if (!p.secure_agg || layout_.dp == 1) return;  // one DP rank: no sum to hide
   secagg_ = std::make_unique<privacy::SecureAggregator>(coord_.dp, layout_.dp, p.scale_bits);
   masked_ = std::make_unique<privacy::MaskedBuckets>(*secagg_, sync_->buckets());
@@ -67,12 +70,13 @@ void ParallelTrainer::secure_agg_keys() {
   secagg_->set_peer_keys(keys);
 }
 
-// Pass 1 (above): each of this DP rank's samples' squared gradient norm, summed over the
-// world, into its micro-batch's loss scale for pass 2.
+// Pass 1 (above): each of this DP replica's samples' squared gradient norm, summed over the
+// replica's TP x PP ranks (none to sum over with TP = PP = 1), into its micro-batch's loss
+// scale for pass 2.
 void ParallelTrainer::dp_sgd_clip_factors() {
   const int M = s_.parallel.microbatches;
-  std::vector<double> sq(size_t(s_.batch_size), 0.0);  // the global batch, DP rank after DP rank
-  micro_scale_.assign(size_t(M), 1.0f);                // a sample's own gradient, unscaled
+  std::vector<double> sq(size_t(M), 0.0);  // one sample per micro-batch
+  micro_scale_.assign(size_t(M), 1.0f);    // a sample's own gradient, unscaled
   float unused = 0;
   for (const Action& a : pipeline_schedule(schedule_, coord_.pp, layout_.pp, M)) {
     if (a.pass == Pass::kForward) {
@@ -81,16 +85,15 @@ void ParallelTrainer::dp_sgd_clip_factors() {
     }
     backward_micro(a.microbatch, false);
     timeline_->set_phase(Phase::kBackward);
-    sq[size_t(coord_.dp * M + a.microbatch)] = model_->sum_of_squares(sample_ranges_);
+    sq[size_t(a.microbatch)] = model_->sum_of_squares(sample_ranges_);
     model_->zero_grad();
     timeline_->set_phase(Phase::kHarness);
   }
   wait_sends();
-  timeline_->record().other_comm += sum_over_world(sq);
+  if (replica_comm_) timeline_->record().other_comm += sum_over(*replica_comm_, sq);
   const float B = float(s_.batch_size);
   for (int m = 0; m < M; ++m)
-    micro_scale_[size_t(m)] =
-        float(privacy::clip_factor(std::sqrt(sq[size_t(coord_.dp * M + m)]), s_.privacy.clip_norm)) / B;
+    micro_scale_[size_t(m)] = float(privacy::clip_factor(std::sqrt(sq[size_t(m)]), s_.privacy.clip_norm)) / B;
 }
 
 // N(0, sigma^2 C^2) on the sum, divided by B like the sum: on DP rank 0 only, before the
