@@ -36,12 +36,16 @@ std::vector<PrivacyCost> privacy_costs(const SimSettings& s, const SimResult& ba
   rows.push_back({"DP-SGD (dtbench: two passes)", t.step + t.compute_fwd + t.compute_bwd + hidden_dp, dp_bytes,
                   "+ forward + backward once more, + the DP time the backward hid (buckets leave after the noise)",
                   "privacy/ (parallel_trainer_privacy.cpp)", false});
-  // Secure aggregation: 2x DP bytes; at their bandwidth the DP time twice; masks (P - 1) x 4
-  // bytes of keystream per gradient value on each rank's compute stream.
+  // Secure aggregation: 8 wire bytes per value (two 16-bit limbs, each in a float) where the
+  // gradient sends precision.grads' bytes; at their bandwidth the DP time grows alike; masks
+  // (P - 1) x 4 bytes of keystream per gradient value on each rank's compute stream.
   const double values = base.params / (s.grid.tp * s.grid.pp);  // one rank's gradient values
   const double mask_s = P > 1 ? (P - 1) * values * 4 / kChaCha20BytesPerS : 0;
-  rows.push_back({"secure aggregation (dtbench)", t.step + (P > 1 ? t.dp_total + mask_s : 0), P > 1 ? 2 * dp_bytes : 0,
-                  "+ DP time once more (2 limbs of 16 bits per value), + (P_dp - 1) x 4 B x values of ChaCha20",
+  const double wire = 8.0 / precision_bytes(s.grad_precision);
+  rows.push_back({"secure aggregation (dtbench)", t.step + (P > 1 ? (wire - 1) * t.dp_total + mask_s : 0),
+                  P > 1 ? wire * dp_bytes : 0,
+                  "DP bytes and time x 8 B / gradient bytes (two 16-bit limbs per value), + (P_dp - 1) x 4 B x values "
+                  "of ChaCha20",
                   "privacy/secure_agg.hpp; ChaCha20 rate measured (privacy_costs.hpp)", false});
   // HE: the DP bytes and, bandwidth-bound, the DP time scaled by the inflation.
   rows.push_back({"HE, Paillier per value (FATE)", t.step + (kPaillierInflation - 1) * t.dp_total,
