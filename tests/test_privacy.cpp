@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <random>
 
@@ -387,4 +388,23 @@ TEST_CASE("sim: privacy's step at paper scale, term by term", "[privacy]") {
   CHECK(rows[5].step_s == Approx(base.flops_per_token * base.tokens_per_step / (2 * 7e9 / 300 * 8)));
   for (size_t i = 0; i < rows.size(); ++i) CHECK(rows[i].literature == (i >= 3));
   CHECK(t.dp_total > 0);
+}
+
+// dtbench report's Privacy table: each run's techniques, its compute and bytes, its epsilon
+// (the accountant's figure for the run) and n/a without DP-SGD.
+TEST_CASE("report: the Privacy table shows epsilon and the costs", "[privacy]") {
+  const std::filesystem::path dir = scratch() / "report";
+  std::filesystem::create_directories(dir);
+  train("rep_dp", 1, {"parallel.microbatches=4", "privacy.dp_sgd=on", "privacy.noise_multiplier=1.1"});
+  train("rep_plain", 1, {"parallel.microbatches=4", "privacy.secure_agg=on"});
+  for (const char* name : {"rep_dp", "rep_plain"})
+    std::filesystem::copy_file(scratch() / (std::string(name) + ".h5"), dir / (std::string(name) + ".h5"));
+  const test::Outcome o = test::run_dtbench("report " + dir.string(), scratch());
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  char eps[32];
+  std::snprintf(eps, sizeof eps, "%.4f", dp_sgd_epsilon(4.0 / 64, 1.1, 4, 1e-5).epsilon);
+  CHECK_THAT(o.out, Contains("Privacy:") && Contains("sigma 1.10, C 1.00") && Contains(eps));
+  const std::string report = test::slurp(dir / "report.md");
+  CHECK_THAT(report, Contains("## Privacy") && Contains("| rep_plain"));
 }
