@@ -11,6 +11,7 @@
 #include "cli/sim_args.hpp"
 #include "profile.hpp"
 #include "provenance.hpp"
+#include "sim/privacy_costs.hpp"
 #include "sim/article.hpp"
 #include "sim/device.hpp"
 #include "sim/format.hpp"
@@ -44,6 +45,7 @@ void add_options(cxxopts::Options& options) {
        "FILE")
       ("out", "HDF5 results (default results/runs/sim-<name>-<time>.h5; 'none' = no file)",
        cxxopts::value<std::string>(), "FILE")
+      ("privacy", "also the step with DP-SGD, secure aggregation, and HE / MPC / ZK from the literature (issue 16)")
       ("h,help", "print this help");
   add_config_options(options);
 }
@@ -239,6 +241,8 @@ int cmd_sim(int argc, char** argv) {
     if (const std::string w = netem::single_site_warning(in.profile); !w.empty()) std::cout << "# " << w << "\n";
     run.points.push_back({s.name, 0, sim::simulate(s, in)});
     sim::print_result(std::cout, s, run.points.front().result);
+    if (args.count("privacy"))
+      sim::print_privacy_costs(std::cout, run.points.front().result, sim::privacy_costs(s, run.points.front().result));
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "# simulated " << run.points.size() + run.marks.size() << " configuration"

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -401,6 +402,43 @@ Table breakdown_table(const std::vector<const ResultFile*>& runs) {
   return t;
 }
 
+std::string general(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Privacy (issue 16): what each run protects and what it costs, beside the runs without
+// it: compute per step (forward + backward + optimizer), bytes sent, step time, val loss,
+// epsilon. Shown when any run has a /privacy group.
+Table privacy_table(const std::vector<const ResultFile*>& runs) {
+  Table t{"privacy", {}, {}, {}, {}, {}};
+  t.column("run", "run", false), t.column("network", "network", false), t.column("DP-SGD", "dp_sgd", false);
+  t.column("secure agg", "secure_agg", false), t.column("compute/step", "compute_s", true);
+  t.column("sent/step", "sent_bytes_per_step", true), t.column("step time", "step_time_s", true);
+  t.column("final val loss", "final_val_loss", true), t.column("epsilon", "epsilon", true);
+  t.column("delta", "delta", true);
+  for (const ResultFile* r : runs) {
+    const TrainData& d = r->train;
+    if (!d.has_ranks) continue;
+    double compute = 0;
+    for (size_t i = 0; i < step_parts().size() && i < d.parts.size(); ++i) {
+      const std::string part = step_parts()[i].dataset;
+      if (part == "forward" || part == "backward" || part == "optimizer") compute += d.parts[i];
+    }
+    t.new_row();
+    t.text(r->name), t.text(network_text(d));
+    t.text(d.dp_sgd ? "sigma " + sim::format_fixed(d.noise_multiplier, 2) + ", C " + sim::format_fixed(d.clip_norm, 2)
+                    : "off");
+    t.text(d.secure_agg ? "on" : "off");
+    t.number(compute, sim::format_seconds), t.number(d.bytes_per_step, sim::format_bytes);
+    t.number(d.step_time_s, sim::format_seconds);
+    t.number(d.val_loss.empty() ? kNaN : d.val_loss.back(), fixed4);
+    t.number(d.dp_sgd ? d.epsilon : kNaN, fixed4), t.number(d.dp_sgd ? d.delta : kNaN, general);
+  }
+  return t;
+}
+
 Table unfinished_table(const Folder& f) {
   Table t{"failed", {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("status", "status", false), t.column("why", "why", false);
@@ -734,6 +772,8 @@ Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
   if (!train.empty()) t.all.push_back(train_table(f, train));
   if (!train.empty() && !breakdown_table(train).rows.empty()) t.all.push_back(breakdown_table(train));
   if (const auto val = validated(f, train); !val.empty()) t.all.push_back(quality_table(f, val, target_loss(val)));
+  if (std::any_of(train.begin(), train.end(), [](const ResultFile* r) { return r->train.has_privacy; }))
+    t.all.push_back(privacy_table(train));
   if (!f.unfinished.empty()) t.all.push_back(unfinished_table(f));
   if (!coll.empty()) t.all.push_back(coll_table(coll));
   t.all.push_back(files_table(f));
@@ -765,6 +805,11 @@ std::string document(const Folder& f, const Tables& t, const Figures& fig, bool 
   }
   if (const Table* quality = t.find("quality"))
     d << "## Quality against time\n\n" << markdown(*quality) << "\n" << kQualityColumns << "\n\n";
+  if (const Table* privacy = t.find("privacy"))
+    d << "## Privacy\n\n" << markdown(*privacy)
+      << "\nCompute/step: forward + backward + optimizer, mean per rank and step. Epsilon: the RDP accountant of the "
+         "sampled Gaussian mechanism at the run's delta, q = batch / epoch samples (the Poisson analysis applied to "
+         "shuffled fixed-size batches); n/a without DP-SGD.\n\n";
   if (const Table* coll = t.find("coll"))
     d << "## Collective benchmarks (`dtbench coll`)\n\n" << markdown(*coll) << "\nTime: mean per iteration of the slowest rank. "
       << "busbw: bytes / time x the operation's bus factor (nccl-tests' definition).\n\n" << fig.coll;
@@ -793,6 +838,7 @@ ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostre
   if (const Table* t = tables.find("failed")) out << "\nRuns that did not finish:\n" << markdown(*t);
   if (const Table* t = tables.find("runs")) out << "\nTraining runs (" << f.title << "):\n" << markdown(*t);
   if (const Table* t = tables.find("quality")) out << "\nQuality against time:\n" << markdown(*t);
+  if (const Table* t = tables.find("privacy")) out << "\nPrivacy:\n" << markdown(*t);
   if (const Table* t = tables.find("coll")) out << "\nCollective benchmarks:\n" << markdown(*t);
   out << "\nfigures:\n";
   for (const std::string& line : fig.lines) out << line << "\n";

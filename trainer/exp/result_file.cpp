@@ -70,6 +70,17 @@ void read_ranks(const h5::File& f, TrainData& t) {
   t.bytes_per_step = per_step("bytes_intra") + t.bytes_inter_per_step;
 }
 
+void read_privacy(const h5::File& f, TrainData& t) {
+  if (!f.exists("privacy/secure_agg_saturated")) return;
+  t.has_privacy = true;
+  t.dp_sgd = f.attr_int("privacy", "dp_sgd") != 0;
+  t.secure_agg = f.attr_int("privacy", "secure_agg") != 0;
+  t.noise_multiplier = f.attr_double("privacy", "noise_multiplier");
+  t.clip_norm = f.attr_double("privacy", "clip_norm");
+  t.epsilon = f.attr_double("privacy", "epsilon");
+  t.delta = f.attr_double("privacy", "delta");
+}
+
 TrainData read_train(const h5::File& f) {
   TrainData t;
   t.config = read_config(f);
@@ -85,6 +96,7 @@ TrainData read_train(const h5::File& f) {
   if (t.val_step.size() != t.val_loss.size())
     throw UsageError(f.path() + ": /val/step and /val/loss differ in length (a damaged result?)");
   read_ranks(f, t);
+  read_privacy(f, t);
   return t;
 }
 

@@ -24,6 +24,9 @@ struct TrainData {
   double step_time_s = 0, exposed_s = 0, dp_hidden_s = 0;
   double bytes_per_step = 0, bytes_inter_per_step = 0;  // sent, all ranks together; across sites
   bool has_ranks = false;
+  // /privacy (issue 16): DP-SGD's settings and epsilon, secure aggregation; absent: both off.
+  bool has_privacy = false, dp_sgd = false, secure_agg = false;
+  double noise_multiplier = 0, clip_norm = 0, epsilon = 0, delta = 0;
 };
 
 struct CollData {

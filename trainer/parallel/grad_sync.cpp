@@ -45,6 +45,15 @@ void GradSync::sync_bucket(float* grads, size_t b) {
 void GradSync::ready(size_t lo, float* grads, const std::function<void(const std::function<void()>&)>& launch) {
   for (; launched_ < buckets_.size() && buckets_[launched_].offset >= lo; ++launched_) {
     const size_t b = launched_;
+    if (masker_ && dp_ && dp_->size() > 1) {
+      const std::span<float> data(grads + buckets_[b].offset, buckets_[b].size);
+      const std::span<float> wire = masker_->mask(b, data);
+      launch([this, data, wire, b] {
+        algo_->run(*dp_, wire, params_, {});
+        masker_->unmask(b, data);
+      });
+      continue;
+    }
     launch([this, grads, b] { sync_bucket(grads, b); });
   }
 }

@@ -32,6 +32,16 @@ struct UpdatePiece {
   bool decay;
 };
 
+// What a bucket's allreduce carries instead of its floats (secure aggregation,
+// privacy/masked_buckets.hpp): mask() runs on the compute thread as the bucket is launched
+// (its cost is compute), the allreduce sums the returned wire, unmask() writes the sum back.
+class BucketMasker {
+ public:
+  virtual ~BucketMasker() = default;
+  virtual std::span<float> mask(size_t bucket, std::span<const float> grads) = 0;
+  virtual void unmask(size_t bucket, std::span<float> grads) = 0;
+};
+
 class GradSync {
  public:
   // BUCKET_ELEMS 0 = one bucket; PARAMS: ps servers and gossip rounds.
@@ -46,6 +56,7 @@ class GradSync {
   size_t state_size() const;  // moment elements this rank keeps
 
   void begin_step() { launched_ = 0; }
+  void set_masker(BucketMasker* masker) { masker_ = masker; }  // null: plain floats
   // Launches, through LAUNCH (the timeline), every bucket not yet launched that starts at
   // or after LO. READY(0) launches the rest.
   void ready(size_t lo, float* grads, const std::function<void(const std::function<void()>&)>& launch);
@@ -71,6 +82,7 @@ class GradSync {
   coll::CodecScope scope_;
   std::vector<coll::CodecState> codec_state_;  // error feedback, one per bucket
   size_t launched_ = 0;
+  BucketMasker* masker_ = nullptr;
 };
 
 }  // namespace dtb::par

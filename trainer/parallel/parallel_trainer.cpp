@@ -178,6 +178,8 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
                     " tp=" + std::to_string(layout_.tp) + " microbatches=" + std::to_string(s_.parallel.microbatches) +
                     " schedule=" + s_.parallel.schedule + (s_.parallel.zero1 ? " zero1" : "") +
                     (s_.parallel.vocab_parallel ? " vocab_parallel" : "");
+  if (s_.privacy.dp_sgd) sample_ranges_ = owned_ranges(model_->runs());
+  setup_privacy(*g_->dp);  // privacy.*: off leaves the run as it was
 }
 
 ParallelTrainer::~ParallelTrainer() = default;
@@ -260,10 +262,12 @@ void ParallelTrainer::backward_micro(int m, bool last) {
     pp_recv(bytes_of(model.dresidual(), btc), pp.rank() + 1, 2 * m + 1);
   }
   timeline_->set_phase(Phase::kBackward);
-  const float scale = 1.0f / float(grad_replicas() * s_.parallel.microbatches);
-  // The DP sync fires on the last micro-batch, bucket by bucket as the backward finishes them.
+  const float scale =
+      micro_scale_.empty() ? 1.0f / float(grad_replicas() * s_.parallel.microbatches) : micro_scale_[size_t(m)];
+  // The DP sync fires on the last micro-batch, bucket by bucket as the backward finishes them
+  // (DP-SGD: after the noise, in finish_backward).
   auto ready = [&](size_t lo) {
-    if (last) sync_->ready(lo, model.grads(), [this](const std::function<void()>& fn) { launch(fn); });
+    if (last && !s_.privacy.dp_sgd) sync_->ready(lo, model.grads(), [this](const std::function<void()>& fn) { launch(fn); });
   };
   model.backward(slot, scale, *tp_, ready);
   timeline_->set_phase(Phase::kHarness);
@@ -292,8 +296,10 @@ void ParallelTrainer::finish_backward() {
     const double wait = timeline_->blocking(Traffic::kPp, [&] { coll::ring_allreduce(e, std::span<float>(model_->grads(), n)); });
     split_pp_wait(wait, coll::ring_allreduce_model(e.network(), e.ranks(), double(n * sizeof(float))));
   }
+  if (s_.privacy.dp_sgd) dp_sgd_noise();
   sync_->ready(0, model_->grads(), [this](const std::function<void()>& fn) { launch(fn); });
   if (!diloco_) timeline_->join();  // DiLoCo's syncs are joined where they land (diloco_step)
+  if (masked_) check_secure_sum();
 }
 
 // The scalars cross the network as floats, as they always have, so every layout's numbers
@@ -323,6 +329,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   if (hooks_) hooks_->after_batch(*this, inputs_, targets_);
   model_->zero_grad();
   sync_->begin_step();
+  begin_privacy_step();  // DP-SGD: the per-sample pass that fixes each sample's clip factor
   float loss_sum = 0;
   const int M = s_.parallel.microbatches;
   for (const Action& a : pipeline_schedule(schedule_, coord_.pp, layout_.pp, M)) {
@@ -548,8 +555,9 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
   }
   summary_.rank_steps = gather_records(mine);
   const std::string buffers = pp_buffer_report();
+  const std::string privacy = privacy_report();
   if (root) {
-    log_ << rank_table(summary_.rank_steps) << buffers;
+    log_ << rank_table(summary_.rank_steps) << buffers << privacy;
     if (hooks_) hooks_->before_results(summary_);
     write_results(stopped_by_ ? std::string("stopped by ") + signal_name(stopped_by_) : "complete");
     log_ << "results " << results_path_ << "\n";
@@ -587,7 +595,15 @@ void ParallelTrainer::stop_with_checkpoint() {
 
 void ParallelTrainer::write_results(const std::string& status) {
   summary_.status = status;
+  if (!privacy_writer_) return write_train_results(results_path_, summary_);
+  // privacy.*: the /privacy group beside whatever else the run writes (verify's commitments).
+  const std::function<void(h5::File&)> others = summary_.write_more;
+  summary_.write_more = [&](h5::File& f) {
+    if (others) others(f);
+    privacy_writer_(f);
+  };
   write_train_results(results_path_, summary_);
+  summary_.write_more = others;
 }
 
 void ParallelTrainer::prepare_outputs(bool overwrite) {

@@ -34,6 +34,7 @@
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
 #include "parallel/timeline.hpp"
+#include "privacy/masked_buckets.hpp"
 #include "profile.hpp"
 #include "train/checkpoint.hpp"
 #include "train/results.hpp"
@@ -164,6 +165,24 @@ class ParallelTrainer {
   void setup_data_and_pp();
   std::string pp_buffer_report();
   StepHooks* hooks_ = nullptr;
+  // privacy.* (issue 16; parallel_trainer_privacy.cpp): DP-SGD's per-sample clip factors
+  // and noise, secure aggregation of the DP buckets, the accountant's report.
+  std::vector<float> micro_scale_;   // DP-SGD: each micro-batch's (one sample's) loss scale
+  std::vector<Range> sample_ranges_;  // every element this rank counts once (a sample's norm)
+  std::unique_ptr<privacy::SecureAggregator> secagg_;
+  std::unique_ptr<privacy::MaskedBuckets> masked_;
+  double keyx_seconds_ = 0;
+  int64_t keyx_bytes_ = 0;
+  coll::Communicator* dp_comm_ = nullptr;  // the DP group (the key exchange's)
+  std::optional<coll::Communicator> replica_comm_;  // DP-SGD: this replica's TP x PP ranks (a sample's norm)
+  void setup_privacy(coll::Communicator& dp);
+  void begin_privacy_step();
+  void dp_sgd_clip_factors();
+  void dp_sgd_noise();
+  void secure_agg_keys();
+  void check_secure_sum();
+  std::string privacy_report();  // collective; rank 0's line (the accountant's epsilon)
+  std::function<void(h5::File&)> privacy_writer_;  // the results' /privacy group (set by privacy_report)
   void save_data_and_pp(CheckpointState& ck);
   void resume_data_and_pp(const CheckpointState& ck, const std::string& path);
   std::string results_path_;  // fixed before step 1 (train.results or the default)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cuda/availability.hpp"
+#include "privacy/privacy_config.hpp"
 #include "verify/verify_config.hpp"
 
 namespace dtb {
@@ -124,6 +125,7 @@ std::vector<KeySpec> train_schema() {
       {"faults.slowdown", K::kFloat, "1", 1, 1e6, {}, "the slow ranks' compute takes this many times as long (1 = off)"},
   };
   for (KeySpec& k : verify::key_specs()) keys.push_back(std::move(k));  // verify.* (verify/verify_config.hpp)
+  for (KeySpec& k : privacy::key_specs()) keys.push_back(std::move(k));  // privacy.* (privacy/privacy_config.hpp)
   return keys;
 }
 
@@ -369,6 +371,7 @@ TrainSettings train_settings(const Config& c) {
   check_fault_ranks(s.faults, s.parallel.world());
   check_cuda_layout(c, s);
   verify::verify_settings(c);  // the verify.* keys, checked here with the rest
+  s.privacy = privacy::privacy_settings(c);
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
 }

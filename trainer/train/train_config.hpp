@@ -6,6 +6,7 @@
 
 #include "config.hpp"
 #include "model/gpt2.hpp"
+#include "privacy/privacy_config.hpp"
 #include "train/faults.hpp"
 
 namespace dtb {
@@ -84,6 +85,7 @@ struct TrainSettings {
   FaultSettings faults;             // faults.*: stragglers (train/faults.hpp)
   int results_every = 50;           // train.results_every: results so far rewritten every N steps (0 = at the end)
   double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
+  privacy::PrivacySettings privacy;  // privacy.*: DP-SGD, secure aggregation (privacy/privacy_config.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
