@@ -13,6 +13,7 @@
 #include "provenance.hpp"
 #include "sim/article.hpp"
 #include "sim/device.hpp"
+#include "sim/fault_run.hpp"
 #include "sim/format.hpp"
 #include "sim/paths.hpp"
 #include "sim/plot.hpp"
@@ -239,6 +240,12 @@ int cmd_sim(int argc, char** argv) {
     if (const std::string w = netem::single_site_warning(in.profile); !w.empty()) std::cout << "# " << w << "\n";
     run.points.push_back({s.name, 0, sim::simulate(s, in)});
     sim::print_result(std::cout, s, run.points.front().result);
+    if (!in.profile.faults.empty()) {  // faults.outages, .bandwidth, .burst_*: a whole run (sim/fault_run.hpp)
+      const int steps = int(base.get_int("train.steps"));
+      const sim::FaultRun f = sim::simulate_fault_run(s, in, steps);
+      std::cout << "# link faults: " << steps << " steps (train.steps) take " << sim::format_seconds(f.seconds) << ", "
+                << sim::format_seconds(f.without) << " without them\n";
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "# simulated " << run.points.size() + run.marks.size() << " configuration"
