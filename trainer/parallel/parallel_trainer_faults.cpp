@@ -7,12 +7,16 @@
 
 namespace dtb::par {
 
-// Every gradient of every rank times faults.grad_spike at faults.grad_spike_step (after
-// the DP sync, before the norm): the world's norm grows by exactly that factor.
+// Every gradient of every rank (or of faults.grad_spike_rank) times faults.grad_spike, or
+// NaN, at faults.grad_spike_step (after the DP sync, before the norm): on every rank the
+// world's norm grows by exactly that factor.
 void ParallelTrainer::spike_gradients() {
-  if (s_.faults.grad_spike_step != step_ + 1 || !model_->grads()) return;
+  const FaultSettings& f = s_.faults;
+  if (f.grad_spike_step != step_ + 1 || !model_->grads()) return;
+  if (f.grad_spike_rank >= 0 && f.grad_spike_rank != world_.rank()) return;
   float* g = model_->grads();
-  for (size_t i = 0; i < model_->num_params(); ++i) g[i] *= float(s_.faults.grad_spike);
+  const bool nan = std::isnan(f.grad_spike);
+  for (size_t i = 0; i < model_->num_params(); ++i) g[i] = nan ? std::nanf("") : g[i] * float(f.grad_spike);
 }
 
 // Whether this step's update is skipped: the norm's z-score over the last 128 norms is
