@@ -23,12 +23,17 @@ std::vector<std::pair<int, int>> used_links(const netem::Profile& p, int world) 
   return out;
 }
 
-// LINK as the faults' state makes it: bandwidth times FACTOR, and bursty loss's long-run
-// rate as time per byte (each lost segment costs an rto).
+// LINK as the faults' state makes it: bandwidth times FACTOR, and bursty loss at its
+// long-run rate L: a message of m bytes loses ceil(m / segment) x L segments on average,
+// each an rto: m / segment x L x rto as time per byte, and one more segment's L x rto as
+// latency (the rounding up; exact for a message of one segment, the norm's scalars).
 void degrade(netem::LinkSpec& link, double factor, const netem::Profile& p) {
   double per_byte = link.bandwidth_Bps > 0 ? 1 / (link.bandwidth_Bps * factor) : 0;
-  if (p.faults.burst.on() && p.segment_bytes > 0)
-    per_byte += p.faults.burst.loss_rate() * p.rto_s / double(p.segment_bytes);
+  if (p.faults.burst.on() && p.segment_bytes > 0) {
+    const double per_segment = p.faults.burst.loss_rate() * p.rto_s;
+    per_byte += per_segment / double(p.segment_bytes);
+    link.latency_s += per_segment;
+  }
   link.bandwidth_Bps = per_byte > 0 ? 1 / per_byte : 0;
 }
 

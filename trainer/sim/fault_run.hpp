@@ -4,8 +4,9 @@
 // of time, so the run is walked through the faults' states. Between two changes of state
 // the run advances at the step time that state gives (simulate() on the profile as the
 // state has it: the shaped links' bandwidth times the factor; bursty loss as its long-run
-// rate, each lost segment's rto spread over the bytes, since the simulator draws no
-// losses); while a link between two sites holding ranks is down, the run stands still
+// rate, as time per byte and per message, since the simulator draws no losses: a round
+// that waits for the slowest of its messages waits longer than the mean, so bursty loss is
+// predicted low); while a link between two sites holding ranks is down, the run stands still
 // (the trainer's steps are synchronous: its messages wait for the link). A step that a
 // change cuts finishes the rest of its work at the new state's pace. Where a state
 // changes inside a step this is off by at most that step's compute or communication
