@@ -14,6 +14,8 @@
 #include <string>
 #include <utility>
 
+#include "phase_watchdog.hpp"
+
 namespace dtb::coll {
 
 using netem::Stream;
@@ -346,8 +348,9 @@ std::span<std::byte> Communicator::scratch(int slot, size_t bytes) {
   return std::as_writable_bytes(std::span(slots[slot])).first(bytes);
 }
 
-MpiSession::MpiSession(int* argc, char*** argv, bool thread_multiple) {
+MpiSession::MpiSession(int* argc, char*** argv, bool thread_multiple, double watchdog_s) : watchdog_s_(watchdog_s) {
   int provided = MPI_THREAD_SINGLE;
+  const PhaseWatchdog watchdog("MPI_Init (a rank did not start, or hung before it)", watchdog_s, launcher_rank());
   MPI_Init_thread(argc, argv, thread_multiple ? MPI_THREAD_MULTIPLE : MPI_THREAD_SINGLE, &provided);
   thread_multiple_ = provided >= MPI_THREAD_MULTIPLE;
 }
@@ -377,7 +380,10 @@ bool MpiSession::all_failed_within(double grace_s) {
   }
   return false;  // the barrier stays open: the caller aborts the job
 }
-MpiSession::~MpiSession() { MPI_Finalize(); }
+MpiSession::~MpiSession() {
+  const PhaseWatchdog watchdog("MPI_Finalize (a rank did not arrive: hung, or still busy)", watchdog_s_, world_rank());
+  MPI_Finalize();
+}
 
 int MpiSession::world_rank() {
   int r = 0;

@@ -160,7 +160,10 @@ class MpiSession {
  public:
   // THREAD_MULTIPLE: ask MPI for MPI_THREAD_MULTIPLE (the 3D trainer's wall-clock comm
   // thread); otherwise MPI runs single-threaded, without the library's thread locks.
-  MpiSession(int* argc, char*** argv, bool thread_multiple = false);
+  // WATCHDOG_S > 0: MPI_Init and MPI_Finalize each end the process after that many seconds
+  // with a line naming the phase (phase_watchdog.hpp): a rank that never started or that
+  // hangs before finalizing leaves the others inside those calls, where no wait of ours runs.
+  MpiSession(int* argc, char*** argv, bool thread_multiple = false, double watchdog_s = 0);
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
@@ -185,6 +188,7 @@ class MpiSession {
 
  private:
   static inline bool thread_multiple_ = false;
+  double watchdog_s_ = 0;
 };
 
 }  // namespace dtb::coll

@@ -54,6 +54,7 @@ double jitter_draw(const LinkSpec& link, MessageRng& rng) {
 // inversion would be slow and (1-p)^n underflows.
 uint64_t lost_segments(uint64_t n, double p, MessageRng& rng) {
   if (n == 0 || p <= 0) return 0;
+  if (p >= 1) return n;  // a Gilbert-Elliott Bad state that loses every segment
   const double mean = double(n) * p;
   if (mean < 30.0) {
     const double u = rng.uniform();
@@ -145,7 +146,8 @@ NetworkModel::NetworkModel(Profile profile, int world_size)
       ingress_(size_t(world_size)),
       path_free_(size_t(world_size) * size_t(world_size), 0.0),
       path_last_arrival_(size_t(world_size) * size_t(world_size), 0.0),
-      path_messages_(size_t(world_size) * size_t(world_size), 0) {
+      path_messages_(size_t(world_size) * size_t(world_size), 0),
+      path_burst_(profile_.faults.burst.on() ? size_t(world_size) * size_t(world_size) : 0) {
   if (world_size < 1 || profile_.rank_site.size() < size_t(world_size))
     throw std::invalid_argument("NetworkModel: profile '" + profile_.name + "' places " +
                                 std::to_string(profile_.rank_site.size()) + " ranks, world is " +
@@ -219,6 +221,21 @@ double NetworkModel::path_delay(int a, int b, uint64_t payload, uint64_t index) 
   return delay;
 }
 
+// Bursty loss (faults.burst_*): the segments of message INDEX on a->b go through the
+// path's Gilbert-Elliott chain; each lost one costs an rto. Drawn from a stream of its
+// own (the message's stream with a tag), so jitter and independent loss draw as before.
+double NetworkModel::burst_delay(int a, int b, uint64_t payload, uint64_t index) {
+  const GilbertElliott& ge = profile_.faults.burst;
+  if (profile_.segment_bytes == 0) return 0;
+  MessageRng rng(profile_.seed ^ 0x6765b0b5ULL, a, b, index);
+  const uint64_t segments = (payload + profile_.segment_bytes - 1) / profile_.segment_bytes;
+  uint64_t lost = 0;
+  path_burst_[size_t(a) * size_t(world_) + size_t(b)].advance(
+      ge, segments, [&] { return rng.uniform(); },
+      [&](bool bad, uint64_t n) { lost += lost_segments(n, bad ? ge.loss_bad : ge.loss_good, rng); });
+  return double(lost) * profile_.rto_s;
+}
+
 SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready, Stream channel) {
   if (a == b) return {ready, ready, ready};  // a rank's message to itself costs nothing
   const uint64_t wire = wire_bytes(bytes);
@@ -235,12 +252,19 @@ SendTiming NetworkModel::on_send(int a, int b, uint64_t bytes, double ready, Str
   // Path a->b: its first byte comes in when the egress starts (cut-through); its last byte
   // cannot leave before it has left the egress.
   const double path_start = std::max(path_free_[pair], egress_start);
-  const double depart = std::max(sender_free, path_start + serialize_s(wire, path_rate(a, b)));
+  const double serve = serialize_s(wire, path_rate(a, b));
+  const LinkFaults& faults = profile_.faults;
+  const double depart = faults.empty()
+                            ? std::max(sender_free, path_start + serve)
+                            : faults.serve_until(site_of(a), site_of(b),  // and the last byte leaves while up
+                                                 std::max(sender_free, faults.serve_until(site_of(a), site_of(b), path_start, serve)), 0);
   path_free_[pair] = depart;
 
   // Latency, jitter and loss; never earlier than the previous arrival (no reordering).
-  const double arrival =
-      std::max(path_last_arrival_[pair], depart + path_delay(a, b, bytes, path_messages_[pair]++));
+  const uint64_t index = path_messages_[pair]++;
+  double delay = path_delay(a, b, bytes, index);
+  if (faults.burst.on() && faults.state(site_of(a), site_of(b), depart).bursty) delay += burst_delay(a, b, bytes, index);
+  const double arrival = std::max(path_last_arrival_[pair], depart + delay);
   path_last_arrival_[pair] = arrival;
   return {sender_free, depart, arrival};
 }

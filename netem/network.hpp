@@ -41,6 +41,13 @@
 // retransmission timeout rto. Later messages on the path wait behind it (head-of-line).
 // A rank's message to itself costs nothing (all times = ready; alpha = beta = 0).
 //
+// Link faults (profile.faults, link_faults.hpp): the path serves a message's bytes at its
+// rate times the link's factor at each moment and not at all while the link is down
+// (depart = the time that work is done, and never while down); on a link with bursty
+// loss each path's Gilbert-Elliott chain decides which of its segments are lost, one rto
+// each, on top of the independent loss above. The closed-form alpha and beta describe the
+// link without its faults.
+//
 // Channels (clock.hpp): a rank's two communication channels (kComm: TP, PP, the rest; kDp:
 // the DP buckets) each pass its NIC in their own FIFO order, and share the NIC's rate: a
 // message takes the NIC's free time from max(ready, the channel's previous message done)
@@ -131,6 +138,7 @@ class NetworkModel {
 
  private:
   double path_delay(int a, int b, uint64_t payload, uint64_t index) const;
+  double burst_delay(int a, int b, uint64_t payload, uint64_t index);
 
   // The host's NIC share of RANK (+infinity without a host cap).
   double host_egress(int rank) const;
@@ -142,6 +150,7 @@ class NetworkModel {
   std::vector<NicQueue> egress_, ingress_;  // per rank
   std::vector<double> path_free_, path_last_arrival_;  // per ordered pair a*world+b
   std::vector<uint64_t> path_messages_;  // per ordered pair: message counter for jitter/loss draws
+  std::vector<BurstChain> path_burst_;   // per ordered pair, with bursty loss only
 };
 
 }  // namespace dtb::netem

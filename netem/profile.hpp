@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "link_faults.hpp"
 #include "usage_error.hpp"
 
 namespace dtb::netem {
@@ -55,6 +56,9 @@ struct Profile {
   uint64_t tcp_window_bytes = 0;       // 0 = no window cap
   double rto_s = 0.2;                  // retransmission timeout charged per lost segment
   uint64_t seed = 1;                   // jitter and loss draws
+  // Faults on purpose (link_faults.hpp): not from the file; the trainer and the simulator
+  // attach the run's faults.* keys. Empty: links do what the figures above say, always.
+  LinkFaults faults;
 
   const LinkSpec& link(int a, int b) const;  // the link between two ranks
   // Rank -> host (numbered in order of first rank); every rank its own host without hosts.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "dtbench_runner.hpp"
 #include "h5file.hpp"
@@ -252,4 +253,143 @@ TEST_CASE("a straggler on the wall clock sleeps out the difference", "[faults][s
   const std::vector<double> cpu = rank_series((scratch() / "wall.h5").string(), "kernel_cpu", 0);
   REQUIRE(step.size() == 2);
   for (size_t i = 0; i < step.size(); ++i) CHECK(step[i] >= 2.9 * cpu[i]);
+}
+
+// ------------------------------------------------------------------ optim.outlier_z, DiLoCo's NaN, checksums
+
+namespace {
+
+std::string outlier_run(const std::string& results, const std::string& extra) {
+  return "train --config " + kTiny + " --set model.n_layer=1 --set model.n_embd=64 --set data.path=" + small_dataset() +
+         " --set train.seq_len=32 --set train.batch_size=2 --set train.steps=136 --set train.val_every=0" +
+         " --set train.log_every=1 --set net.clock=virtual --set train.results=" + results + " --overwrite " + extra;
+}
+
+// The step lines, whole, in order.
+std::vector<std::string> step_lines(const std::string& out) {
+  std::vector<std::string> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("step ", 0) == 0) v.push_back(line);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("optim.outlier_z skips the update of an injected spike and nothing on a clean run", "[faults][outlier]") {
+  const Outcome plain = dtbench(outlier_run("plain.h5", ""));
+  const Outcome clean = dtbench(outlier_run("clean.h5", "--set optim.outlier_z=6"));
+  const Outcome spiked = dtbench(outlier_run(
+      "spiked.h5", "--set optim.outlier_z=6 --set faults.grad_spike_step=132 --set faults.grad_spike=1000"));
+  INFO(clean.err << spiked.err);
+  REQUIRE(plain.exit_code == 0);
+  REQUIRE(clean.exit_code == 0);
+  REQUIRE(spiked.exit_code == 0);
+  const auto p = step_losses(plain.out), c = step_losses(clean.out), s = step_losses(spiked.out);
+  REQUIRE(p.size() == 136);
+  // On, with nothing to skip: the same run as off (losses, norms), no skip counted.
+  CHECK(c == p);
+  CHECK(step_lines(plain.out)[135].find("skips") == std::string::npos);  // off: the step line as it was
+  CHECK(step_lines(clean.out)[135].find("| skips 0") != std::string::npos);
+  const dtb::h5::File clean_h5 = dtb::h5::File::open_read((scratch() / "clean.h5").string());
+  CHECK(clean_h5.attr_int("/", "outlier_skips") == 0);
+  CHECK_FALSE(dtb::h5::File::open_read((scratch() / "plain.h5").string()).has_attr("/", "outlier_skips"));
+  // The spike: step 132's norm is 1000 times the clean one; its update is skipped, and
+  // only it. Before it the runs are one; after it they differ only by the missing update.
+  REQUIRE(s.size() == 136);
+  for (size_t i = 0; i < 131; ++i) CHECK(s[i] == c[i]);
+  CHECK(s[131].second == Approx(1000 * c[131].second).epsilon(1e-3));
+  const std::vector<std::string> lines = step_lines(spiked.out);
+  CHECK(lines[131].find("update skipped (norm z ") != std::string::npos);
+  CHECK(lines[131].find("| skips 1") != std::string::npos);
+  CHECK(lines[135].find("| skips 1") != std::string::npos);
+  const dtb::h5::File h5 = dtb::h5::File::open_read((scratch() / "spiked.h5").string());
+  CHECK(h5.attr_int("/", "outlier_skips") == 1);
+  CHECK(h5.read<int64_t>("outlier/skipped_steps") == std::vector<int64_t>{131});
+  // Without the switch the same spike is trained on: the next step's loss shows it.
+  const Outcome taken = dtbench(outlier_run("taken.h5", "--set faults.grad_spike_step=132 --set faults.grad_spike=1000"));
+  const auto t = step_losses(taken.out);
+  REQUIRE(t.size() == 136);
+  CHECK(t[132].first != s[132].first);
+}
+
+TEST_CASE("DiLoCo: one worker's NaN stops every rank at that step with one line, no hang", "[faults][mpi]") {
+  // Worker 1 (rank 1) alone gets NaN gradients at step 3, inside an outer step of 4 inner
+  // steps: the workers agree before the update, so both stop, and nobody waits in a collective.
+  const Outcome o = shell("timeout 120 mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1 " +
+                          dtb::test::dtbench_binary() + " " + diverging(8) +
+                          " --set optim.lr=0.001 --set optim.weight_decay=0 --set parallel.dp=2 --set net.clock=virtual" +
+                          " --set strategy.name=diloco --set strategy.inner_steps=4 --set faults.grad_spike_step=3" +
+                          " --set faults.grad_spike=nan --set faults.grad_spike_rank=1");
+  INFO(o.out << o.err);
+  CHECK(o.exit_code == 4);  // not 124: no hang
+  const std::regex error_line("(^|\n)error: ");
+  CHECK(std::distance(std::sregex_iterator(o.err.begin(), o.err.end(), error_line), std::sregex_iterator()) == 1);
+  CHECK_THAT(o.err, Contains("error: step 3: ") && Contains("first non-finite gradient: tensor '") &&
+                        Contains("no checkpoint written"));
+  CHECK(step_losses(o.out).size() == 2);  // steps 1 and 2 trained, step 3 did not
+  CHECK_FALSE(fs::exists(scratch() / "ck.h5"));
+}
+
+TEST_CASE("a flipped byte in any checkpoint dataset, or in the run's position, is refused naming it", "[faults]") {
+  // A checkpoint with every kind of state: parameters and moments, DiLoCo's arrays, AQ-SGD's
+  // buffers, the epoch sampler's cursor, the outlier detector. Each array's values are a
+  // pattern found once in the file; one byte of it is flipped.
+  dtb::CheckpointState ck;
+  ck.model = {256, 16, 1, 2, 16, true};
+  const size_t n = dtb::num_parameters(ck.model);
+  auto pattern = [](size_t size, float base) {
+    std::vector<float> v(size);
+    for (size_t i = 0; i < size; ++i) v[i] = base * (1.f + 1e-6f * float(i));  // no two arrays overlap
+    return v;
+  };
+  ck.params = pattern(n, 1.f), ck.adam_m = pattern(n, 2.f), ck.adam_v = pattern(n, 3.f);
+  ck.step = 12, ck.seed = 7, ck.data_cursor = 0x123456789a;
+  ck.config_yaml = "model:\n  name: x\n";
+  ck.sampler = "epoch", ck.epoch_samples = 40, ck.epoch = 3, ck.epoch_position = 12;
+  ck.pp_compress = "aqsgd", ck.pp_buffer_width = 4;
+  ck.pp_buffers = {{0x5a5a5a5a5a, {0x7fff1234u, 0x7fff5678u}, pattern(8, 5.f)}};
+  ck.strategy = {{"diloco/anchor", pattern(n, 6.f)}, {"diloco/worker1/params", pattern(n, 7.f)}};
+  ck.outlier_state = {1.25e3, 2.5e5, 11.5, 12.25, 13.125};
+  const fs::path good = scratch() / "all-kinds.h5";
+  dtb::save_checkpoint(good.string(), ck);
+  const dtb::CheckpointState back = dtb::load_checkpoint(good.string());  // the intact file loads, whole
+  CHECK(back.strategy == ck.strategy);
+  CHECK(back.pp_buffers.size() == 1);
+  CHECK(back.outlier_state == ck.outlier_state);
+
+  auto bytes_of = [](const auto& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(v[0]));
+  };
+  const int64_t layer = ck.pp_buffers[0].layer;
+  const uint64_t cursor = ck.data_cursor;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"strategy/diloco/anchor", bytes_of(ck.strategy[0].second)},
+      {"strategy/diloco/worker1/params", bytes_of(ck.strategy[1].second)},
+      {"pp_buffers/values", bytes_of(ck.pp_buffers[0].values)},
+      {"pp_buffers/ids", bytes_of(ck.pp_buffers[0].ids)},
+      {"pp_buffers/layers", std::string(reinterpret_cast<const char*>(&layer), 8)},
+      {"outlier/state", bytes_of(ck.outlier_state)},
+      {"root attributes", std::string(reinterpret_cast<const char*>(&cursor), 8)},
+  };
+  const std::string file = dtb::test::slurp(good);
+  for (const auto& [name, needle] : cases) {
+    INFO(name);
+    const size_t at = file.find(needle.substr(0, std::min<size_t>(needle.size(), 16)));
+    REQUIRE(at != std::string::npos);
+    REQUIRE(file.find(needle.substr(0, 8), at + 1) == std::string::npos);  // found once: it is that dataset's
+    fs::copy_file(good, scratch() / "flipped.h5", fs::copy_options::overwrite_existing);
+    flip_byte(scratch() / "flipped.h5", at + 1);
+    try {
+      dtb::load_checkpoint((scratch() / "flipped.h5").string());
+      FAIL("accepted a flipped byte in " << name);
+    } catch (const dtb::UsageError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK(msg.find('\n') == std::string::npos);
+      CHECK(msg.find("corrupt") != std::string::npos);
+      CHECK(msg.find(name == "root attributes" ? "the root attributes" : "dataset '" + name + "' fails its checksum") !=
+            std::string::npos);
+    }
+  }
 }

@@ -398,3 +398,28 @@ TEST_CASE("dtbench run refuses a second run into the folder and reports a killed
   CHECK_THAT(slurp(scratch() / "res/long.failed"), Contains("killed by signal 9 (SIGKILL)"));
   CHECK_THAT(slurp(scratch() / "res/report.md"), Contains("## Runs that did not finish") && Contains("killed by signal 9 (SIGKILL)"));
 }
+
+TEST_CASE("a rank that hangs before MPI_Init, before start-up's collectives or at MPI_Finalize ends the job after net.watchdog_s",
+          "[faults][watchdog]") {
+  // faults.hang_at makes rank 1 stop answering there for good (a hung node). Rank 0 waits
+  // inside MPI's own call, where the message watchdog cannot look: the phase watchdog ends
+  // it with the line naming the phase, and mpirun the job.
+  const std::vector<std::pair<std::string, std::string>> phases = {
+      {"init", "error: rank 0: watchdog: MPI_Init (a rank did not start, or hung before it) did not finish within 3 s"},
+      {"startup", "error: rank 0: watchdog: start-up's first collectives (a rank hung before them) did not finish within 3 s"},
+      {"finalize", "error: rank 0: watchdog: MPI_Finalize (a rank did not arrive: hung, or still busy) did not finish within 3 s"}};
+  for (const auto& [phase, line] : phases) {
+    INFO(phase);
+    Job job(mpirun(2) + dtb::test::dtbench_binary() +
+                small("--set parallel.dp=2 --set train.steps=2 --set net.watchdog_s=3 --set faults.hang_rank=1"
+                      " --set faults.hang_at=" + phase + " --overwrite --set train.results=" + in_scratch("hang.h5")),
+            "hang-" + phase);
+    const int code = job.finish(90);
+    INFO(job.out() << job.err());
+    CHECK(code != 0);
+    CHECK(job.seconds() >= 3);
+    CHECK(job.seconds() < 3 + 30);
+    CHECK_THAT(job.err(), Contains(line));
+    if (phase == "finalize") CHECK_THAT(job.out(), Contains("step     2/2"));  // the run itself was done
+  }
+}

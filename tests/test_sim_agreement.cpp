@@ -25,6 +25,7 @@
 
 #include "parallel/parallel_trainer.hpp"
 #include "train/train_config.hpp"
+#include "sim/fault_run.hpp"
 #include "sim/sim_config.hpp"
 #include "sim/simulator.hpp"
 
@@ -124,6 +125,7 @@ struct Measured {
   // for its peers (the latest to launch: a collective's time on the others includes their
   // wait for it, which the sim counts as pipeline skew, not as DP).
   double dp_total = 0;
+  double run = 0;  // rank 0, every step: where the run ends on its clock (link faults)
 };
 
 // The trainer on the first dp*pp*tp ranks of a communicator shaped by PROFILE (8 ranks).
@@ -141,6 +143,7 @@ Measured run_trainer(const Config& config) {
     std::vector<double> busy(size_t(n), 0.0);
     int steps = 0;
     for (const RankStepRecord& r : s.rank_steps) {
+      if (r.rank == 0) out.run += r.step_time;
       if (r.step == 0) continue;  // no optimizer before it: not the steady state
       if (r.rank == 0) out.step += r.step_time, ++steps;
       busy[size_t(r.rank)] += r.dp_total;
@@ -274,6 +277,34 @@ TEST_CASE("16 ranks over four regions: the simulator agrees within 5%", "[mpi][s
   check_case({4, 2, 2, 2, "1f1b", "1", false, {}, false}, regions);
   check_case({8, 2, 1, 2, "gpipe", "0.01", false, {"train.batch_size=16"}, false}, regions);
   check_case({2, 4, 2, 4, "1f1b", "1", false, {"model.n_layer=4", "parallel.zero1=true"}, false}, regions);
+}
+
+// Link faults (issue 14): an outage and then a bandwidth cut in the middle of a DP run
+// across two data centres. The trainer's virtual clock meets them message by message
+// (netem's on_send), the simulator walks its steps through the same states
+// (sim/fault_run.hpp): where the run ends agrees within 5%.
+TEST_CASE("a run with link faults: the simulator's run agrees with the trainer's", "[mpi][sim][faults]") {
+  if (world().size() != 8) return;
+  const std::string profile = (scratch() / "two-dcs-alternating.yaml").string();
+  const std::vector<std::string> base = {"parallel.dp=2", "net.profile=" + profile, "train.steps=40",
+                                         "parallel.bucket_mb=0.05"};  // ranks 0 (dc1) and 1 (dc2)
+  const double step = sim::simulate(sim::sim_settings(make_config(base))).time.step;
+  char faults[200];  // down from step 8 for 6 steps' time; from step 24 the link at a tenth
+  std::snprintf(faults, sizeof faults, "faults.outages=dc1:dc2@%.6f..%.6f", 8 * step, 14 * step);
+  std::vector<std::string> sets = base;
+  sets.push_back(faults);
+  std::snprintf(faults, sizeof faults, "faults.bandwidth=%.6f:0.1", 24 * step);
+  sets.push_back(faults);
+  const Config config = make_config(sets);
+  const Measured trainer = run_trainer(config);
+  if (!root()) return;
+  const sim::SimSettings s = sim::sim_settings(config);
+  const sim::FaultRun run = sim::simulate_fault_run(s, sim::load_inputs(s), 40);
+  const double err = run.seconds / trainer.run - 1;
+  std::printf("link faults: trainer %.3f s, sim %.3f s (%+.2f%%), sim without the faults %.3f s\n", trainer.run,
+              run.seconds, 100 * err, run.without);
+  CHECK(run.seconds > run.without + 6 * step);  // the faults show
+  CHECK(std::abs(err) <= kTolerance);
 }
 
 int main(int argc, char** argv) {

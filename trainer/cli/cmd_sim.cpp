@@ -14,6 +14,7 @@
 #include "sim/privacy_costs.hpp"
 #include "sim/article.hpp"
 #include "sim/device.hpp"
+#include "sim/fault_run.hpp"
 #include "sim/format.hpp"
 #include "sim/paths.hpp"
 #include "sim/plot.hpp"
@@ -243,6 +244,12 @@ int cmd_sim(int argc, char** argv) {
     sim::print_result(std::cout, s, run.points.front().result);
     if (args.count("privacy"))
       sim::print_privacy_costs(std::cout, run.points.front().result, sim::privacy_costs(s, run.points.front().result));
+    if (!in.profile.faults.empty()) {  // faults.outages, .bandwidth, .burst_*: a whole run (sim/fault_run.hpp)
+      const int steps = int(base.get_int("train.steps"));
+      const sim::FaultRun f = sim::simulate_fault_run(s, in, steps);
+      std::cout << "# link faults: " << steps << " steps (train.steps) take " << sim::format_seconds(f.seconds) << ", "
+                << sim::format_seconds(f.without) << " without them\n";
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "# simulated " << run.points.size() + run.marks.size() << " configuration"

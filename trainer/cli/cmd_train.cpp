@@ -9,12 +9,14 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/train_prediction.hpp"
 #include "communicator.hpp"
+#include "phase_watchdog.hpp"
 #include "parallel/parallel_trainer.hpp"
 #include "verify/recorder.hpp"
 #include "train/run_stopped.hpp"
@@ -55,7 +57,9 @@ int run(const Config& config, const cxxopts::ParseResult& args, const std::strin
   std::ostringstream warning;
   check_predicted_step(args, s, warning);  // a wall-clock run that would sleep for days
   if (coll::MpiSession::launcher_rank() == 0) std::cout << warning.str();
-  coll::MpiSession mpi(argc, argv, /*thread_multiple=*/s.parallel.clock == "wall");  // the DP comm thread
+  hang_if_asked(s.faults, "init", coll::MpiSession::launcher_rank());  // faults.hang_at: a test knob
+  // The DP comm thread; MPI_Init and MPI_Finalize under the watchdog (coll/phase_watchdog.hpp).
+  coll::MpiSession mpi(argc, argv, /*thread_multiple=*/s.parallel.clock == "wall", s.watchdog_s);
   install_stop_handlers();  // after MPI_Init, which may install handlers of its own
   std::ostringstream quiet;  // only rank 0 talks (declared first: outlives the trainer logging to it)
   std::unique_ptr<coll::Communicator> comm;
@@ -63,6 +67,11 @@ int run(const Config& config, const cxxopts::ParseResult& args, const std::strin
   std::unique_ptr<verify::Recorder> commitments;  // after the trainer: detached first
   guarded(/*setup=*/true, [&] {
     const int world = coll::MpiSession::world_size();
+    // Until the communicators exist, their waits are MPI's own (MPI_Comm_dup, _split): watched here.
+    std::optional<coll::PhaseWatchdog> startup;
+    startup.emplace("start-up's first collectives (a rank hung before them)", s.watchdog_s,
+                    coll::MpiSession::world_rank());
+    hang_if_asked(s.faults, "startup", coll::MpiSession::launcher_rank());
     comm = std::make_unique<coll::Communicator>(
         MPI_COMM_WORLD, par::run_profile(s, world),
         s.parallel.clock == "wall" ? netem::ClockKind::kWall : netem::ClockKind::kVirtual);
@@ -70,11 +79,13 @@ int run(const Config& config, const cxxopts::ParseResult& args, const std::strin
     std::ostream& log = comm->rank() == 0 ? std::cout : quiet;
     log << "# resolved config\n" << config.to_yaml() << std::flush;
     trainer = std::make_unique<par::ParallelTrainer>(config, *comm, log);
+    startup.reset();
     if (args.count("resume")) trainer->resume(args["resume"].as<std::string>());
     trainer->prepare_outputs(args.count("overwrite") > 0);
     commitments = verify::attach_recorder(config, *trainer);  // verify.segment > 0 only
   });
   guarded(/*setup=*/false, [&] { trainer->run(command_line); });
+  hang_if_asked(s.faults, "finalize", coll::MpiSession::launcher_rank());
   return trainer->stopped_by() ? kStoppedExitCode : 0;
 }
 

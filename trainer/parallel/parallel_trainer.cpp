@@ -80,6 +80,7 @@ netem::Profile run_profile(const TrainSettings& s, int world_size) {
   netem::Profile p = s.parallel.net_profile.empty() ? netem::uniform_profile(world_size, 0, 0)
                                                     : netem::load_profile(s.parallel.net_profile, world_size);
   place_sites(p, run_placement(s, world_size), s.parallel.placement);
+  attach_link_faults(p, s.faults);  // faults.outages, .bandwidth, .burst_* (train/faults.hpp)
   return p;
 }
 
@@ -337,6 +338,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
     else backward_micro(a.microbatch, a.microbatch == M - 1);
   }
   finish_backward();
+  spike_gradients();  // faults.grad_spike_step (parallel_trainer_faults.cpp)
 
   // The global grad norm and the loss: each element counted once (its owner, its DP block).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
@@ -359,8 +361,10 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   tl.set_phase(Phase::kOptimizer);
   if (cocktail_) cocktail_land();
   if (demo_) demo_step(float(r.lr), float(clip_scale(r.grad_norm, s_.optim.grad_clip)));
-  else model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
-  for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
+  else if (!skip_outlier(r)) {  // optim.outlier_z (parallel_trainer_faults.cpp)
+    model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+    for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
+  }
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });
     tl.record().dp_total += wait;
@@ -462,7 +466,7 @@ std::string ParallelTrainer::step_line(const StepRecord& r, const RankStepRecord
                 static_cast<long long>(r.step + 1), s_.steps, r.loss, r.grad_norm, r.lr, r.time_ms, r.tokens_per_s,
                 r.gflops, mfu, exposed * 1e3, t.step_time > 0 ? 100.0 * exposed / t.step_time : 0.0, hidden * 1e3,
                 t.bubble * 1e3);
-  return buf;
+  return buf + outlier_text();
 }
 
 namespace {
@@ -736,6 +740,7 @@ CheckpointState ParallelTrainer::checkpoint_state() {
   ck.config_yaml = config_yaml_;
   if (diloco_) save_strategy(ck);
   if (cocktail_ || demo_) save_compressed(ck);
+  if (s_.outlier_z > 0) ck.outlier_state = outlier_.state();  // optim.outlier_z (rank 0's: DiLoCo's worker 0's)
   return ck;
 }
 
@@ -777,6 +782,7 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
     model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }
   resume_data_and_pp(ck, path);  // the sampler checked, AQ-SGD's buffers loaded
+  if (s_.outlier_z > 0 && !ck.outlier_state.empty()) outlier_.restore(ck.outlier_state);
 }
 
 }  // namespace dtb::par

@@ -38,6 +38,7 @@
 #include "profile.hpp"
 #include "train/checkpoint.hpp"
 #include "train/results.hpp"
+#include "train/outlier.hpp"
 #include "train/train_config.hpp"
 
 namespace dtb::par {
@@ -188,6 +189,14 @@ class ParallelTrainer {
   std::string results_path_;  // fixed before step 1 (train.results or the default)
   std::string stop_checkpoint_;  // where stop_with_checkpoint() wrote
   int stopped_by_ = 0;
+  // optim.outlier_z (train/outlier.hpp): the detector, the last step's score, the skips;
+  // faults.grad_spike_step's injected spike.
+  bool skip_outlier(const StepRecord& r);
+  void spike_gradients();
+  std::string outlier_text() const;
+  OutlierDetector outlier_;
+  double last_z_ = 0;
+  bool last_skipped_ = false;
 };
 
 }  // namespace dtb::par

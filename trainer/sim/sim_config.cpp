@@ -50,7 +50,9 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
     "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown",
-    "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk"};
+    "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk",
+    "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter", "faults.burst_leave",
+    "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 

@@ -678,6 +678,7 @@ SimInputs load_inputs(const SimSettings& s) {
   par::Placement placement =
       s.placement.empty() ? par::identity_placement(world) : par::load_placement(find_file(s.placement), world);
   par::place_sites(profile, placement, s.placement);
+  attach_link_faults(profile, s.faults);  // the trainer's link faults (train/faults.hpp); sim/fault_run.hpp walks them
   return {apply_overrides(std::move(profile), s.net), load_device(s.device), std::move(placement)};
 }
 

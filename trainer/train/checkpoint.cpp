@@ -30,7 +30,6 @@ uint32_t crc32_of(std::span<const std::byte> bytes) {
   return uint32_t(crc);
 }
 
-uint32_t crc32_of(std::span<const float> data) { return crc32_of(std::as_bytes(data)); }
 uint32_t crc32_of(const std::string& text) { return crc32_of(std::as_bytes(std::span(text.data(), text.size()))); }
 
 // The checksum DATASET was written with must be that of what was read back.
@@ -47,15 +46,37 @@ void verify_checksum(const h5::File& f, const std::string& dataset, uint32_t rea
   }
 }
 
-std::vector<float> read_checked(const h5::File& f, const std::string& dataset, bool checksummed) {
-  std::vector<float> data = f.read<float>(dataset);
-  if (checksummed) verify_checksum(f, dataset, crc32_of(data));
+template <class T>
+std::vector<T> read_checked(const h5::File& f, const std::string& dataset, bool checksummed) {
+  std::vector<T> data = f.read<T>(dataset);
+  if (checksummed) verify_checksum(f, dataset, crc32_of(std::as_bytes(std::span<const T>(data))));
   return data;
 }
 
-void write_checked(h5::File& f, const std::string& dataset, const std::vector<float>& data) {
-  f.write<float>(dataset, data);
-  f.set_attr(dataset, kChecksumAttr, int64_t(crc32_of(data)));
+template <class T>
+void write_checked(h5::File& f, const std::string& dataset, const std::vector<T>& data) {
+  f.write<T>(dataset, data);
+  f.set_attr(dataset, kChecksumAttr, int64_t(crc32_of(std::as_bytes(std::span<const T>(data)))));
+}
+
+// The root attributes that say where the run stands (step, seed, data cursor, the epoch
+// sampler's and AQ-SGD's), as one text: its CRC-32 is the root's state_crc32, so a flipped
+// byte there is refused like one in a dataset. Files written before it have none.
+constexpr const char* kStateChecksumAttr = "state_crc32";
+std::string state_text(const CheckpointState& s) {
+  return "step=" + std::to_string(s.step) + ";seed=" + std::to_string(s.seed) +
+         ";data_cursor=" + std::to_string(s.data_cursor) + ";data.sampler=" + s.sampler +
+         ";data.epoch_samples=" + std::to_string(s.epoch_samples) + ";data.epoch=" + std::to_string(s.epoch) +
+         ";data.epoch_position=" + std::to_string(s.epoch_position) + ";pp_compress=" + s.pp_compress +
+         ";pp_buffer_width=" + std::to_string(s.pp_buffer_width);
+}
+
+void verify_state_checksum(const h5::File& f, const CheckpointState& s) {
+  if (!f.has_attr("/", kStateChecksumAttr)) return;
+  const uint32_t read = crc32_of(state_text(s));
+  if (f.attr_int("/", kStateChecksumAttr) != int64_t(read))
+    throw UsageError(f.path() + ": the root attributes (step, seed, data_cursor, data.*, pp_*) fail their checksum " +
+                     kStateChecksumAttr + ": the file is corrupt");
 }
 
 void write_model_shape(h5::File& f, const GPTConfig& c) {
@@ -108,22 +129,24 @@ void write_pp_buffers(h5::File& f, const CheckpointState& s) {
     ids.insert(ids.end(), b.ids.begin(), b.ids.end());
     values.insert(values.end(), b.values.begin(), b.values.end());
   }
-  f.write<int64_t>("pp_buffers/layers", layers);
-  f.write<int64_t>("pp_buffers/counts", counts);
+  write_checked(f, "pp_buffers/layers", layers);
+  write_checked(f, "pp_buffers/counts", counts);
   if (ids.empty()) return;  // no sample has crossed yet
-  f.write<uint32_t>("pp_buffers/ids", ids);
-  f.write<float>("pp_buffers/values", values);
+  write_checked(f, "pp_buffers/ids", ids);
+  write_checked(f, "pp_buffers/values", values);
 }
 
-void read_pp_buffers(const h5::File& f, CheckpointState& s) {
+// CHECKED: the datasets carry their CRC-32 (a file written since the strategy state and
+// AQ-SGD's buffers got them: it has the root's state_crc32).
+void read_pp_buffers(const h5::File& f, CheckpointState& s, bool checked) {
   if (!f.has_attr("/", "pp_compress")) return;
   s.pp_compress = f.attr_string("/", "pp_compress");
   s.pp_buffer_width = f.attr_int("/", "pp_buffer_width");
-  const std::vector<int64_t> layers = f.read<int64_t>("pp_buffers/layers");
-  const std::vector<int64_t> counts = f.read<int64_t>("pp_buffers/counts");
+  const std::vector<int64_t> layers = read_checked<int64_t>(f, "pp_buffers/layers", checked);
+  const std::vector<int64_t> counts = read_checked<int64_t>(f, "pp_buffers/counts", checked);
   const bool any = f.exists("pp_buffers/ids");
-  const std::vector<uint32_t> ids = any ? f.read<uint32_t>("pp_buffers/ids") : std::vector<uint32_t>{};
-  const std::vector<float> values = any ? f.read<float>("pp_buffers/values") : std::vector<float>{};
+  const std::vector<uint32_t> ids = any ? read_checked<uint32_t>(f, "pp_buffers/ids", checked) : std::vector<uint32_t>{};
+  const std::vector<float> values = any ? read_checked<float>(f, "pp_buffers/values", checked) : std::vector<float>{};
   int64_t total = 0;
   for (int64_t c : counts) total += c;
   if (layers.size() != counts.size() || size_t(total) != ids.size() ||
@@ -159,11 +182,13 @@ void save_checkpoint(const std::string& path, const CheckpointState& s) {
   for (const auto& [name, value] : s.attrs) f.set_attr("/", name, value);
   std::string names;
   for (const auto& [name, values] : s.strategy) {
-    f.write<float>("strategy/" + name, values);
+    write_checked(f, "strategy/" + name, values);
     names += (names.empty() ? "" : ",") + name;
   }
   if (!names.empty()) f.set_attr("/", "strategy_arrays", names);
+  if (!s.outlier_state.empty()) write_checked(f, "outlier/state", s.outlier_state);
   f.set_attr("config", kChecksumAttr, int64_t(crc32_of(s.config_yaml)));
+  f.set_attr("/", kStateChecksumAttr, int64_t(crc32_of(state_text(s))));
   f.commit();
 }
 
@@ -181,17 +206,20 @@ CheckpointState load_checkpoint(const std::string& path) {
   s.step = f.attr_int("/", "step");
   s.seed = uint64_t(f.attr_int("/", "seed"));
   s.data_cursor = uint64_t(f.attr_int("/", "data_cursor"));
-  s.params = read_checked(f, "params", checksummed);
-  s.adam_m = read_checked(f, "adam/m", checksummed);
-  s.adam_v = read_checked(f, "adam/v", checksummed);
+  s.params = read_checked<float>(f, "params", checksummed);
+  s.adam_m = read_checked<float>(f, "adam/m", checksummed);
+  s.adam_v = read_checked<float>(f, "adam/v", checksummed);
   s.config_yaml = f.read_string("config");
   read_epoch_cursor(f, s);
-  read_pp_buffers(f, s);
+  const bool all_checked = checksummed && f.has_attr("/", kStateChecksumAttr);
+  read_pp_buffers(f, s, all_checked);
+  verify_state_checksum(f, s);
+  if (f.exists("outlier/state")) s.outlier_state = read_checked<double>(f, "outlier/state", true);
   const std::string names = f.has_attr("/", "strategy_arrays") ? f.attr_string("/", "strategy_arrays") : "";
   for (size_t start = 0; start < names.size();) {
     const size_t comma = std::min(names.find(',', start), names.size());
     const std::string name = names.substr(start, comma - start);
-    s.strategy.emplace_back(name, f.read<float>("strategy/" + name));
+    s.strategy.emplace_back(name, read_checked<float>(f, "strategy/" + name, all_checked));
     start = comma + 1;
   }
   if (checksummed) verify_checksum(f, "config", crc32_of(s.config_yaml));

@@ -5,7 +5,14 @@
 //   /strategy/<name>            float32, flat: a DP strategy's own state (dp_strategy.hpp:
 //                               DiLoCo's outer anchor and momentum, every worker's own
 //                               replica), listed in the root attribute strategy_arrays
-//   each dataset's @crc32       zlib's CRC-32 of its bytes (version 2), verified on load
+//   each dataset's @crc32       zlib's CRC-32 of its bytes (version 2), verified on load;
+//                               every dataset since the root's state_crc32 came (the strategy
+//                               state, pp_buffers/*, outlier/*; older version 2 files had
+//                               it on params, adam/* and config only)
+//   root @state_crc32           CRC-32 of the run's position: step, seed, data_cursor, the
+//                               epoch sampler's data.* and AQ-SGD's pp_* attributes
+//   /outlier/state              float64: optim.outlier_z's detector (train/outlier.hpp: its
+//                               two running sums, then its window of norms, oldest first)
 //   root attributes: format = "dtbench-checkpoint", version, step (optimizer steps done),
 //   seed, data_cursor (the next global batch index), the model shape (model.*).
 // The data loader is counter-based: (seed, data_cursor) is its whole random state, and
@@ -51,6 +58,7 @@ struct CheckpointState {
   // A DP strategy's state: (name, values), in param_layout() order where per parameter.
   std::vector<std::pair<std::string, std::vector<float>>> strategy;
   const std::vector<float>* strategy_array(const std::string& name) const;  // null if absent
+  std::vector<double> outlier_state;  // optim.outlier_z's detector (train/outlier.hpp); empty: off
 };
 
 // Written to a temporary name, flushed and renamed.

@@ -65,6 +65,10 @@ void write_train_results(const std::string& path, const TrainRunSummary& run) {
   f.write<int64_t>("val/step", column(run.val, &ValRecord::step));
   f.write<double>("val/loss", column(run.val, &ValRecord::loss));
   if (!run.rank_steps.empty()) write_rank_steps(f, run);
+  if (run.outlier_skips >= 0) {  // optim.outlier_z: how many updates were skipped, and which
+    f.set_attr("/", "outlier_skips", run.outlier_skips);
+    f.write<int64_t>("outlier/skipped_steps", run.skipped_steps);
+  }
   if (run.write_more) run.write_more(f);
   f.commit();
 }

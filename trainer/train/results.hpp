@@ -52,6 +52,8 @@ struct TrainRunSummary {
   int64_t dp_buckets = 0;                  // DP gradient buckets of the stage with the most (parallel.bucket_mb)
   double dp_bucket_mb = 0;                 // parallel.bucket_mb (0 = one bucket)
   std::string status = "complete";         // "running" (the steps so far), "stopped by SIGTERM", ...
+  int64_t outlier_skips = -1;              // optim.outlier_z: updates skipped (-1: off, nothing written)
+  std::vector<int64_t> skipped_steps;      // their 0-based steps
 };
 
 // Written to a temporary name and renamed.

@@ -49,6 +49,8 @@ std::vector<KeySpec> train_schema() {
       {"optim.eps", K::kFloat, "1e-08", 0, 1, {}, "AdamW epsilon", true},
       {"optim.weight_decay", K::kFloat, "0.1", 0, 10, {}, "decoupled weight decay (matrices only)"},
       {"optim.grad_clip", K::kFloat, "1", 0, 1e9, {}, "global grad-norm clip (0 = off)"},
+      {"optim.outlier_z", K::kFloat, "0", 0, 1e6, {},
+       "skip an update whose grad norm's z-score over the last 128 norms exceeds this (llm.c's; 0 = off)"},
       {"parallel.dp", K::kInt, "1", 1, 65536, {}, "data-parallel ranks (world = dp x pp x tp)"},
       {"parallel.pp", K::kInt, "1", 1, 1024, {}, "pipeline stages (<= model.n_layer)"},
       {"parallel.tp", K::kInt, "1", 1, 1024, {}, "tensor-parallel ranks (must divide model.n_head)"},
@@ -126,6 +128,7 @@ std::vector<KeySpec> train_schema() {
   };
   for (KeySpec& k : verify::key_specs()) keys.push_back(std::move(k));  // verify.* (verify/verify_config.hpp)
   for (KeySpec& k : privacy::key_specs()) keys.push_back(std::move(k));  // privacy.* (privacy/privacy_config.hpp)
+  for (KeySpec& k : more_fault_key_specs()) keys.push_back(std::move(k));  // faults.*: links, spikes (train/faults.hpp)
   return keys;
 }
 
@@ -348,6 +351,7 @@ TrainSettings train_settings(const Config& c) {
   s.optim.eps = c.get_float("optim.eps");
   s.optim.weight_decay = c.get_float("optim.weight_decay");
   s.optim.grad_clip = c.get_float("optim.grad_clip");
+  s.outlier_z = c.get_float("optim.outlier_z");
 
   s.threads_set = c.get_int("train.threads") != 0;  // by value: a resolved config names every key
   s.sampler = c.get_string("data.sampler");

@@ -86,6 +86,7 @@ struct TrainSettings {
   int results_every = 50;           // train.results_every: results so far rewritten every N steps (0 = at the end)
   double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
   privacy::PrivacySettings privacy;  // privacy.*: DP-SGD, secure aggregation (privacy/privacy_config.hpp)
+  double outlier_z = 0;             // optim.outlier_z: skip an update whose norm's z-score is above (0 = off; train/outlier.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
