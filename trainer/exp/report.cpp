@@ -492,7 +492,10 @@ double time_to(const TrainData& t, double target) {
 std::string strategy_text(const TrainData& t) {
   std::string s = config_value(t, "strategy.name");
   if (s.empty()) s = "ddp";
-  if (s != "ddp") s += " H=" + config_value(t, "strategy.inner_steps");
+  const std::string name = s;
+  if (name == "diloco" || name == "streaming_diloco") s += " H=" + config_value(t, "strategy.inner_steps");
+  if (name == "onebit_adam" || name == "quantized_adam") s += " F=" + config_value(t, "strategy.freeze_step");
+  if (name == "quantized_adam") s += " " + config_value(t, "strategy.bits") + "-bit";
   const std::string codec = config_value(t, "net.codec");
   if (!codec.empty() && codec != "none") s += " " + codec;
   if (config_value(t, "net.codec_scope") == "across_sites") s += " across sites";

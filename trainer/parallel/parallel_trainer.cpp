@@ -154,6 +154,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
     diloco_ = std::make_unique<DiLoCo>(s_.strategy, *g_->dp, s_.parallel.dp_algo, params, s_.parallel.codec,
                                        coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback,
                                        std::span<const float>(model_->params(), model_->num_params()));
+  if (s_.strategy.compressed()) setup_compressed_adam(*g_->dp, bucket, owned_ranges(model_->runs()));
   const double efficiency = s_.parallel.device_efficiency > 0 ? s_.parallel.device_efficiency : 1.0;
   const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
   timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
@@ -317,6 +318,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
                        targets_.data());
   if (pp_codec_) pp_codec_->begin_step(step_, sample_ids_);
   if (hooks_) hooks_->after_batch(*this, inputs_, targets_);
+  if (cadam_) set_compressing(cadam_->compressing(step_));
   model_->zero_grad();
   sync_->begin_step();
   float loss_sum = 0;
@@ -335,6 +337,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   double norm_loss[2] = {model_->sum_of_squares(norm_ranges_),
                          reports_loss ? loss_sum / float(grad_replicas() * M) : 0.0f};
   tl.record().other_comm += sum_over(scalars, norm_loss);
+  if (compressing_) norm_loss[0] *= layout_.dp;  // the mean over workers of ||local gradient||^2 (compressed_adam.hpp)
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
@@ -346,7 +349,8 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   if (diloco_ ? world_.untimed_max(finite ? 0.0 : 1.0) > 0 : !finite) stop_non_finite(r);
 
   tl.set_phase(Phase::kOptimizer);
-  model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+  if (compressing_) compressed_adam_step(r);
+  else model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
   for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });
@@ -712,6 +716,7 @@ CheckpointState ParallelTrainer::checkpoint_state() {
   ck.data_cursor = uint64_t(step_);
   ck.config_yaml = config_yaml_;
   if (diloco_) save_strategy(ck);
+  if (cadam_) save_compressed_adam(ck);
   return ck;
 }
 
@@ -750,6 +755,7 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   } else {
     model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }
+  if (cadam_) resume_compressed_adam(ck, path);
   resume_data_and_pp(ck, path);  // the sampler checked, AQ-SGD's buffers loaded
 }
 

@@ -49,6 +49,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "device.efficiency",  "device.memory_gbs", "parallel.vocab_parallel", "parallel.stages",
     "parallel.placement", "parallel.zero1", "model.tie_embeddings", "net.codec_scope",
     "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
+    "strategy.freeze_step", "strategy.bits", "train.steps",
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
@@ -93,7 +94,13 @@ void read_dp_sync(const Config& c, SimSettings& s) {
                                              algo_name(s.dp_algo) + "'");
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
   const std::string& strategy = c.get_string("strategy.name");
-  s.inner_steps = strategy != "ddp" ? int(c.get_int("strategy.inner_steps")) : 0;
+  const bool local = strategy == "diloco" || strategy == "streaming_diloco";
+  s.inner_steps = local ? int(c.get_int("strategy.inner_steps")) : 0;
+  if (strategy == "onebit_adam" || strategy == "quantized_adam") {  // compressed_adam.hpp
+    s.momentum_codec = strategy == "onebit_adam" ? "onebit" : "kbit" + std::to_string(c.get_int("strategy.bits"));
+    s.freeze_step = int(c.get_int("strategy.freeze_step"));
+    s.steps = int(c.get_int("train.steps"));
+  }
   if (strategy == "streaming_diloco") {
     s.fragments = int(c.get_int("strategy.fragments"));
     s.overlap_steps = int(c.get_int("strategy.overlap_steps"));

@@ -62,6 +62,13 @@ struct SimSettings {
   int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
   int fragments = 1;            // streaming_diloco: strategy.fragments F
   int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
+  // strategy.name = onebit_adam | quantized_adam (parallel/compressed_adam.hpp): the step
+  // simulated is one after the warm-up, its momentum through the compressed server;
+  // MOMENTUM_CODEC the quantizer ('' = neither strategy), FREEZE_STEP of STEPS (train.steps)
+  // the warm-up at DDP's cost, for the volume over the run.
+  std::string momentum_codec;
+  int freeze_step = 0, steps = 0;
+  bool per_step_buckets() const { return inner_steps == 0 && momentum_codec.empty(); }
   FaultSettings faults;         // faults.*: stragglers, as the trainer reads them (train/faults.hpp)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }

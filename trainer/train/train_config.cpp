@@ -83,10 +83,15 @@ std::vector<KeySpec> train_schema() {
        "lossy codecs keep what an encoding lost and add it to the next send (EF-SGD)"},
       {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
       {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
-      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco"},
+      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco", "onebit_adam", "quantized_adam"},
        "DP strategy: ddp (gradients allreduced every step), diloco (H local AdamW steps, then an outer Nesterov step "
        "on the averaged pseudo-gradient; net.codec compresses it), streaming_diloco (fragments synced in turn, "
-       "overlapping inner steps)"},
+       "overlapping inner steps), onebit_adam / quantized_adam (Adam; after freeze_step steps the variance frozen "
+       "and the momentum sent as 1 bit / strategy.bits bits through a sharded server with error feedback)"},
+      {"strategy.freeze_step", K::kInt, "100", 1, kMaxInt, {},
+       "onebit_adam, quantized_adam: full-precision AdamW steps (DDP) before the variance freezes and the momentum "
+       "is compressed (DeepSpeed's freeze_step)"},
+      {"strategy.bits", K::kInt, "8", 2, 8, {}, "quantized_adam: bits per momentum value, 512-value buckets (AQ-SGD's dp_bits)"},
       {"strategy.inner_steps", K::kInt, "500", 1, kMaxInt, {}, "diloco: inner steps H per outer step"},
       {"strategy.outer_lr", K::kFloat, "0.7", 0, 10, {}, "diloco: outer Nesterov learning rate"},
       {"strategy.outer_momentum", K::kFloat, "0.9", 0, 0.999999, {}, "diloco: outer Nesterov momentum"},
@@ -210,6 +215,27 @@ void check_layout(const Config& c, const TrainSettings& s) {
                                          "inside a site and across sites are separate levels), not '" + p.dp_algo + "'");
 }
 
+// strategy.freeze_step and strategy.bits (compressed_adam.hpp), by value as read_strategy's.
+void read_compressed_adam(const Config& c, TrainSettings& s) {
+  StrategySettings& st = s.strategy;
+  st.freeze_step = static_cast<int>(c.get_int("strategy.freeze_step"));
+  st.bits = static_cast<int>(c.get_int("strategy.bits"));
+  for (const KeySpec& k : c.schema()) {
+    const bool set = (k.key == "strategy.freeze_step" || k.key == "strategy.bits") &&
+                     c.get_float(k.key) != std::stod(k.default_value);
+    if (set && k.key == "strategy.bits" && st.name != "quantized_adam")
+      c.fail_constraint(k.key, "needs strategy.name = quantized_adam");
+    if (set && !st.compressed()) c.fail_constraint(k.key, "needs strategy.name = onebit_adam or quantized_adam");
+  }
+  if (!st.compressed()) return;
+  const std::string what = st.name + " compresses the momentum itself";
+  if (s.parallel.zero1) c.fail_constraint("strategy.name", what + "; parallel.zero1 shards the moments: use one or the other");
+  if (s.backend != "cpu") c.fail_constraint("strategy.name", st.name + " needs device.backend = cpu (it reads the moments)");
+  if (s.parallel.codec != "none")
+    c.fail_constraint("net.codec", what + " after a full-precision warm-up; net.codec must be none, not '" +
+                                       s.parallel.codec + "'");
+}
+
 // strategy.*: the DP strategy and what it cannot be combined with.
 void read_strategy(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
@@ -235,6 +261,7 @@ void read_strategy(const Config& c, TrainSettings& s) {
           c.get_float(k.key) != std::stod(k.default_value))
         c.fail_constraint(k.key, "needs strategy.name = streaming_diloco");
   }
+  read_compressed_adam(c, s);
   if (!st.local()) return;
   if (s.parallel.zero1)
     c.fail_constraint("strategy.name", st.name + " keeps a whole replica per worker; parallel.zero1 shards "

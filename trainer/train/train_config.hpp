@@ -49,14 +49,17 @@ struct ParallelSettings {
 // diloco takes inner_steps local steps per outer step, streaming_diloco syncs fragments in
 // turn, each overlapping the next inner steps.
 struct StrategySettings {
-  std::string name = "ddp";      // ddp | diloco | streaming_diloco
+  std::string name = "ddp";      // ddp | diloco | streaming_diloco | onebit_adam | quantized_adam
   int inner_steps = 500;         // H: inner steps per outer step
   double outer_lr = 0.7;         // the outer Nesterov step's learning rate
   double outer_momentum = 0.9;   // its momentum mu
   int fragments = 1;             // streaming: fragments synced in turn (diloco: 1)
   int overlap_steps = 0;         // streaming: inner steps a sync overlaps, tau (diloco: 0)
   double mix = 0;                // streaming: a landed fragment = mix local + (1 - mix) anchor (diloco: 0)
-  bool local() const { return name != "ddp"; }  // no per-step gradient sync across DP
+  int freeze_step = 100;         // onebit_adam, quantized_adam: full-precision Adam steps first
+  int bits = 8;                  // quantized_adam: bits per momentum value
+  bool local() const { return name == "diloco" || name == "streaming_diloco"; }  // no per-step gradient sync across DP
+  bool compressed() const { return name == "onebit_adam" || name == "quantized_adam"; }  // compressed_adam.hpp
 };
 
 struct TrainSettings {
