@@ -236,6 +236,20 @@ TEST_CASE("1-bit Adam and QuantizedAdam: DP bytes per step are DDP's, then 2 (p 
   }
 }
 
+// Bad input: one clear line naming the key and what is allowed.
+TEST_CASE("1-bit Adam and QuantizedAdam: what they cannot be combined with is refused", "[cadam][config]") {
+  auto refused = [](const std::vector<std::string>& sets, const std::string& what) {
+    INFO(sets.back());
+    CHECK_THROWS_WITH(train_settings(small(sets)), Catch::Matchers::Contains(what));
+  };
+  refused(plus(onebit(2), {"parallel.dp=2", "parallel.zero1=true"}), "parallel.zero1 shards the moments");
+  refused(plus(onebit(2), {"net.codec=int8"}), "net.codec must be none");
+  refused({"strategy.freeze_step=5"}, "needs strategy.name = onebit_adam or quantized_adam");
+  refused(plus(onebit(2), {"strategy.bits=4"}), "needs strategy.name = quantized_adam");
+  refused(quantized(2, 1), "strategy.bits");
+  CHECK(train_settings(small(quantized(3, 2))).strategy.bits == 2);
+}
+
 int main(int argc, char** argv) {
   coll::MpiSession mpi(&argc, &argv, /*thread_multiple=*/false);
   const int failed = Catch::Session().run(argc, argv);

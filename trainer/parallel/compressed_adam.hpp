@@ -32,9 +32,10 @@
 // after the warm-up each rank's N local parameters cross as W = wire(N) bytes, the sum
 // over its chunks of the quantizer's encoded size (1 bit: N / 8 + 4 x tensors x p; k bits:
 // N k / 8 + 2 ceil(N / 512)-ish), 2 (p - 1) W over the p ranks of a DP group
-// (ring_allreduce_bytes_sent(p, W)), against DDP's 2 (p - 1) 4N: 32 / (1 + 32 x 4 x
-// tensors x p / N) x less for 1 bit, 32 / k x less for k bits (less the scales). Over a
-// run of S steps: (F 4N + (S - F) W) / S per step.
+// (ring_allreduce_bytes_sent(p, W)), against DDP's 2 (p - 1) 4N: 32 / (1 + 32 x pieces
+// x p / N) x less for 1 bit (pieces: the tensor pieces, one 4-byte scale per chunk), about
+// 32 / k x less for k bits (less the fp16 scales). Over a run of S steps:
+// (F 4N + (S - F) W) / S per step. (fp16 gradients: 2N for DDP, 16 x less for 1 bit.)
 #include <cstdint>
 #include <memory>
 #include <span>
