@@ -88,8 +88,16 @@ std::unique_ptr<Codec> make_int8_codec(size_t bucket, bool stochastic);
 std::unique_ptr<Codec> make_int4_codec(size_t bucket);
 std::unique_ptr<Codec> make_topk_codec(double ratio);
 std::unique_ptr<Codec> make_sign_codec(size_t bucket);
+// The compressed server's quantizers (compressed_server.hpp), not net.codec choices:
+// 1-bit Adam's sign with one scale ||x||_2 / sqrt(n) over the whole chunk (codec_sign.cpp),
+// AQ-SGD's BITS-bit buckets with an fp16 max scale (codec_kbit.cpp).
+std::unique_ptr<Codec> make_onebit_codec();
+std::unique_ptr<Codec> make_kbit_codec(int bits, size_t bucket = 512);
 
 namespace detail {
+// IEEE fp16 (round to nearest even, saturating at +-65504), written out (codec_half.cpp).
+uint16_t float_to_fp16(float f);
+float fp16_to_float(uint16_t h);
 // out (op)= v, as MODE says.
 inline void apply(DecodeMode mode, float& out, float v) {
   if (mode == DecodeMode::kAssign) out = v;

@@ -13,7 +13,7 @@
 #include "codec.hpp"
 
 namespace dtb::coll {
-namespace {
+namespace detail {
 
 uint16_t float_to_fp16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
@@ -36,6 +36,12 @@ float fp16_to_float(uint16_t h) {
   if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (man << 13));
   return std::bit_cast<float>(sign | ((exp + 112) << 23) | (man << 13));
 }
+
+}  // namespace detail
+
+namespace {
+using detail::float_to_fp16;
+using detail::fp16_to_float;
 
 uint16_t float_to_bf16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);

@@ -4,9 +4,17 @@
 // ||error||^2 = ||x||^2 - len s^2: it never adds energy, and error feedback recovers the
 // rest over later calls. 32x smaller than fp32, plus 4 bytes per bucket.
 // Layout per bucket: [float s][ceil(len / 8) bytes of bits, LSB first].
+//
+// onebit: 1-bit Adam's quantizer (DeepSpeed, runtime/comm/nccl.py compressed_allreduce):
+// the same bits (set: x >= 0, so 0 and -0 decode to +s, as sign().add_(1).bool() does) with
+// one scale over the whole chunk, s = ||x||_2 / sqrt(n) (the RMS, which keeps the chunk's
+// energy: n s^2 = ||x||^2), the norm summed in double. DeepSpeed's worker takes one such
+// scale over its whole flattened buffer and its server one per chunk; the compressed
+// server here takes one per chunk on both sides (compressed_server.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "codec.hpp"
 
@@ -15,9 +23,10 @@ namespace {
 
 class SignCodec final : public Codec {
  public:
-  explicit SignCodec(size_t bucket) : bucket_(bucket) {}
+  // RMS: 1-bit Adam's scale ||x||_2 / sqrt(n) over the whole chunk (BUCKET unlimited).
+  SignCodec(size_t bucket, bool rms) : bucket_(bucket), rms_(rms) {}
 
-  std::string name() const override { return "sign:" + std::to_string(bucket_); }
+  std::string name() const override { return rms_ ? "onebit" : "sign:" + std::to_string(bucket_); }
 
   size_t encoded_bytes(size_t n) const override {
     const size_t full = n / bucket_, tail = n % bucket_;
@@ -26,10 +35,10 @@ class SignCodec final : public Codec {
 
   void encode(std::span<const float> in, std::span<std::byte> out, uint64_t) const override {
     detail::check_encoded_size(*this, in.size(), out.size());
-    auto scale = [](std::span<const float> x) {
-      double sum_abs = 0;
-      for (float v : x) sum_abs += std::fabs(v);
-      return float(sum_abs / double(x.size()));
+    auto scale = [this](std::span<const float> x) {
+      double sum = 0;
+      for (float v : x) sum += rms_ ? double(v) * v : std::fabs(v);
+      return float(rms_ ? std::sqrt(sum) / std::sqrt(double(x.size())) : sum / double(x.size()));
     };
     detail::encode_scaled_buckets(in, out, bucket_, bit_bytes, scale,
                                   [](std::span<const float> x, float, size_t, std::byte* bits) {
@@ -62,10 +71,15 @@ class SignCodec final : public Codec {
   static size_t bit_bytes(size_t len) { return (len + 7) / 8; }  // one bit per element, LSB first
   static size_t bucket_bytes(size_t len) { return sizeof(float) + bit_bytes(len); }
   size_t bucket_;
+  bool rms_;
 };
 
 }  // namespace
 
-std::unique_ptr<Codec> make_sign_codec(size_t bucket) { return std::make_unique<SignCodec>(bucket); }
+std::unique_ptr<Codec> make_sign_codec(size_t bucket) { return std::make_unique<SignCodec>(bucket, false); }
+
+std::unique_ptr<Codec> make_onebit_codec() {
+  return std::make_unique<SignCodec>(std::numeric_limits<size_t>::max(), true);
+}
 
 }  // namespace dtb::coll

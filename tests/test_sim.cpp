@@ -338,6 +338,22 @@ TEST_CASE("DiLoCo: bytes per step H x less than DDP (500x, INTELLECT-1's 400x), 
   }
 }
 
+// 1-bit Adam in its paper's setting (preset onebit-bert-large: fp16 gradients, 64 GPUs):
+// after the warm-up each rank sends 2 (p-1)/p W against DDP's ring 2 (p-1)/p 2N, W = N / 8
+// + one 4-byte scale per chunk: 16x less less the scales; over 152,000 steps with 23,000 of
+// warm-up the blog's 1 / (f + (1 - f) / 16) ~ 4.9x. The warm-up's bytes are DDP's own run's.
+TEST_CASE("1-bit Adam: 16x less after the warm-up, ~4.9x over the run (DeepSpeed's 5x)", "[sim][cadam]") {
+  const SimResult one = run({}, "onebit-bert-large");
+  const SimResult ddp = run({"strategy.name=ddp"}, "onebit-bert-large");
+  const double n = one.params, p = 64;
+  CHECK(one.dp_bytes_warmup.total() == Approx(ddp.dp_bytes.total()).epsilon(1e-9));
+  CHECK(one.dp_bytes.total() == Approx(2 * (p - 1) / p * (n / 8 + 4 * p)).epsilon(1e-5));  // + ceil per chunk
+  const double after = ddp.dp_bytes.total() / one.dp_bytes.total(), f = 23000.0 / 152000.0;
+  CHECK(after == Approx(16.0).epsilon(1e-3));
+  CHECK(1 / (f + (1 - f) / after) == Approx(4.89).epsilon(0.005));
+  CHECK(one.time.step < ddp.time.step);
+}
+
 // Streaming DiLoCo: the same bytes per step on average (F syncs of N / F per H steps);
 // one fragment without overlap is DiLoCo; each sync hidden behind tau steps when those
 // last longer than it (DiLoCo's preset: a fragment of 4 takes about 5 s, 20 steps 7.6 s).

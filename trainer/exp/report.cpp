@@ -530,13 +530,14 @@ double time_to(const TrainData& t, double target) {
 std::string strategy_text(const TrainData& t) {
   std::string s = config_value(t, "strategy.name");
   if (s.empty()) s = "ddp";
-  if (s == "cocktail")
+  const std::string name = s;
+  if (name == "diloco" || name == "streaming_diloco") s += " H=" + config_value(t, "strategy.inner_steps");
+  if (name == "onebit_adam" || name == "quantized_adam") s += " F=" + config_value(t, "strategy.freeze_step");
+  if (name == "quantized_adam") s += " " + config_value(t, "strategy.bits") + "-bit";
+  if (name == "cocktail")
     s += " r=" + config_value(t, "strategy.random_ratio") + " k=" + config_value(t, "strategy.topk_ratio") + " " +
          config_value(t, "strategy.bits") + "b";
-  else if (s == "demo")
-    s += " " + config_value(t, "strategy.topk") + "/" + config_value(t, "strategy.chunk");
-  else if (s != "ddp")
-    s += " H=" + config_value(t, "strategy.inner_steps");
+  if (name == "demo") s += " " + config_value(t, "strategy.topk") + "/" + config_value(t, "strategy.chunk");
   const std::string codec = config_value(t, "net.codec");
   if (!codec.empty() && codec != "none") s += " " + codec;
   if (config_value(t, "net.codec_scope") == "across_sites") s += " across sites";

@@ -159,6 +159,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
     diloco_ = std::make_unique<DiLoCo>(s_.strategy, *g_->dp, s_.parallel.dp_algo, params, s_.parallel.codec,
                                        coll::parse_codec_scope(s_.parallel.codec_scope), s_.parallel.error_feedback,
                                        std::span<const float>(model_->params(), model_->num_params()));
+  if (s_.strategy.compressed()) setup_compressed_adam(*g_->dp, bucket, owned_ranges(model_->runs()));
   const double efficiency = s_.parallel.device_efficiency > 0 ? s_.parallel.device_efficiency : 1.0;
   const double device_rate = s_.parallel.device_gflops * 1e9 * efficiency;
   timeline_ = std::make_unique<Timeline>(world, [this] { return model_->flops(); }, device_rate,
@@ -328,6 +329,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
                        targets_.data());
   if (pp_codec_) pp_codec_->begin_step(step_, sample_ids_);
   if (hooks_) hooks_->after_batch(*this, inputs_, targets_);
+  if (cadam_) set_compressing(cadam_->compressing(step_));
   model_->zero_grad();
   sync_->begin_step();
   begin_privacy_step();  // DP-SGD: the per-sample pass that fixes each sample's clip factor
@@ -348,6 +350,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   double norm_loss[2] = {model_->sum_of_squares(norm_ranges_),
                          reports_loss ? loss_sum / float(grad_replicas() * M) : 0.0f};
   tl.record().other_comm += sum_over(scalars, norm_loss);
+  if (compressing_) norm_loss[0] *= layout_.dp;  // the mean over workers of ||local gradient||^2 (compressed_adam.hpp)
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
@@ -360,10 +363,17 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
 
   tl.set_phase(Phase::kOptimizer);
   if (cocktail_) cocktail_land();
-  if (demo_) demo_step(float(r.lr), float(clip_scale(r.grad_norm, s_.optim.grad_clip)));
-  else if (!skip_outlier(r)) {  // optim.outlier_z (parallel_trainer_faults.cpp)
-    model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+  const auto charge_adam = [&] {
     for (const UpdatePiece& p : pieces_) tl.charge_memory(double(p.size) * kAdamBytesPerParam);
+  };
+  if (demo_) {
+    demo_step(float(r.lr), float(clip_scale(r.grad_norm, s_.optim.grad_clip)));
+  } else if (compressing_) {
+    compressed_adam_step(r);
+    charge_adam();
+  } else if (!skip_outlier(r)) {  // optim.outlier_z (parallel_trainer_faults.cpp)
+    model_->adamw(pieces_, s_.optim, r.lr, step_ + 1, clip_scale(r.grad_norm, s_.optim.grad_clip));
+    charge_adam();
   }
   if (s_.parallel.zero1) {
     const double wait = tl.blocking(Traffic::kDp, [&] { sync_->allgather_params(model_->params()); });
@@ -741,6 +751,7 @@ CheckpointState ParallelTrainer::checkpoint_state() {
   if (diloco_) save_strategy(ck);
   if (cocktail_ || demo_) save_compressed(ck);
   if (s_.outlier_z > 0) ck.outlier_state = outlier_.state();  // optim.outlier_z (rank 0's: DiLoCo's worker 0's)
+  if (cadam_) save_compressed_adam(ck);
   return ck;
 }
 
@@ -781,6 +792,7 @@ void ParallelTrainer::restore(const CheckpointState& ck, const std::string& path
   } else {
     model_->set_state(localize(ck.params), sync_->shard_state(localize(ck.adam_m)), sync_->shard_state(localize(ck.adam_v)));
   }
+  if (cadam_) resume_compressed_adam(ck, path);
   resume_data_and_pp(ck, path);  // the sampler checked, AQ-SGD's buffers loaded
   if (s_.outlier_z > 0 && !ck.outlier_state.empty()) outlier_.restore(ck.outlier_state);
 }

@@ -26,6 +26,7 @@
 #include "data/epoch_sampler.hpp"
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
+#include "parallel/compressed_adam.hpp"
 #include "parallel/dp_strategy.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/grid.hpp"
@@ -186,6 +187,18 @@ class ParallelTrainer {
   std::function<void(h5::File&)> privacy_writer_;  // the results' /privacy group (set by privacy_report)
   void save_data_and_pp(CheckpointState& ck);
   void resume_data_and_pp(const CheckpointState& ck, const std::string& path);
+  // 1-bit Adam / QuantizedAdam (compressed_adam.hpp; parallel_trainer_cadam.cpp): after the
+  // warm-up the gradient buckets stay local (sync_ swapped with local_sync_) and the
+  // optimizer step sends the compressed momentum.
+  std::unique_ptr<CompressedAdam> cadam_;
+  std::unique_ptr<GradSync> local_sync_;
+  std::vector<Range> local_norm_ranges_;  // its norm_ranges_
+  bool compressing_ = false;
+  void setup_compressed_adam(coll::Communicator& dp, size_t bucket, const std::vector<Range>& owned);
+  void set_compressing(bool on);
+  void compressed_adam_step(const StepRecord& r);
+  void save_compressed_adam(CheckpointState& ck);
+  void resume_compressed_adam(const CheckpointState& ck, const std::string& path);
   std::string results_path_;  // fixed before step 1 (train.results or the default)
   std::string stop_checkpoint_;  // where stop_with_checkpoint() wrote
   int stopped_by_ = 0;

@@ -55,6 +55,8 @@ class CpuStage final : public StageCompute {
                    std::span(&seg, 1), o, lr, t, grad_scale);
     }
   }
+  float* adam_m() override { return m_.data(); }
+  float* adam_v() override { return v_.data(); }
   void get_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v) override {
     params->assign(model_.params(), model_.params() + model_.num_params());
     *m = m_;

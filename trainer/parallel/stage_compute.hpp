@@ -61,6 +61,10 @@ class StageCompute {
   // finished when it returns, so the step time covers it.
   virtual void adamw(const std::vector<UpdatePiece>& pieces, const OptimSettings& o, double lr, int64_t t,
                      double grad_scale) = 0;
+  // The moments themselves (state_size each), for strategies that update them their own
+  // way (compressed_adam.hpp); null on a device stage.
+  virtual float* adam_m() { return nullptr; }
+  virtual float* adam_v() { return nullptr; }
   // Copies of the parameters (num_params, local order) and the moments (state_size).
   virtual void get_state(std::vector<float>* params, std::vector<float>* m, std::vector<float>* v) = 0;
   virtual void set_state(const std::vector<float>& params, const std::vector<float>& m,

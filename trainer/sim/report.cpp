@@ -34,6 +34,10 @@ void print_inputs(std::ostream& out, const SimSettings& s, const SimResult& r) {
           : s.strategy == "demo" ? "DeMo (top " + std::to_string(s.topk) + " of " + std::to_string(s.chunk) +
                                        " DCT components per chunk), all-gathered, "
                             : std::string())
+      << (s.momentum_codec.empty() ? std::string()
+                                   : "the Adam momentum through the compressed server (" + s.momentum_codec + ") after " +
+                                         std::to_string(s.freeze_step) + " warm-up steps (the step below is one after it; " +
+                                         "the warm-up's DDP), ")
       << algo_name(s.dp_algo) << ", codec " << s.dp_codec << ", grads "
       << kPrecisionNames[size_t(s.grad_precision)] << ", " << r.dp_buckets << " bucket"
       << (r.dp_buckets == 1 ? "" : "s") << " per rank\n\n";
@@ -44,6 +48,20 @@ void row(std::ostream& out, const std::string& part, double seconds, double step
       << std::setw(9) << format_percent(seconds / step);
   if (bytes) out << std::setw(14) << format_bytes(bytes->intra) << std::setw(14) << format_bytes(bytes->inter);
   out << "\n";
+}
+
+// 1-bit Adam / QuantizedAdam: DP bytes after the warm-up and during it (DDP's), and over
+// the run of train.steps with freeze_step of them warm-up (DeepSpeed's 1 / (f + (1 - f) / 16)
+// for 1 bit against fp16 gradients).
+void print_warmup_volume(std::ostream& out, const SimSettings& s, const SimResult& r) {
+  if (s.momentum_codec.empty() || s.grid.dp == 1) return;
+  const double warm = r.dp_bytes_warmup.total(), after = r.dp_bytes.total();
+  const double f = s.steps > 0 ? std::min(1.0, double(s.freeze_step) / s.steps) : 0.0;
+  const double run = f * warm + (1 - f) * after;
+  out << "  DP volume   " << format_bytes(after) << " per rank per step after the warm-up, " << format_bytes(warm)
+      << " during it (DDP): " << format_fixed(warm / after, 1) << "x less; over " << s.steps << " steps with "
+      << s.freeze_step << " of warm-up " << format_bytes(run) << " per step, " << format_fixed(warm / run, 2)
+      << "x less than DDP\n";
 }
 
 }  // namespace
@@ -70,6 +88,7 @@ void print_result(std::ostream& out, const SimSettings& s, const SimResult& r) {
       << r.world << " x " << format_flops(r.peak_flops) << "/s\n"
       << "  slowdown    " << format_fixed(r.slowdown(), 2) << "x against free communication ("
       << format_seconds(t.ideal) << " per step)\n";
+  print_warmup_volume(out, s, r);
   const MemoryPerRank& m = r.memory;
   out << "  memory      " << format_bytes(m.total()) << " per rank (stage " << m.stage << "): params "
       << format_bytes(m.params) << ", grads " << format_bytes(m.grads) << ", optimizer " << format_bytes(m.optimizer)

@@ -51,8 +51,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "strategy.name",      "strategy.inner_steps", "strategy.fragments", "strategy.overlap_steps",
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown",
     "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk",
-    "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter", "faults.burst_leave",
-    "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps"};
+    "strategy.freeze_step", "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter",
+    "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -97,12 +97,18 @@ void read_dp_sync(const Config& c, SimSettings& s) {
   s.dp_bucket_bytes = c.get_float("parallel.bucket_mb") * 1048576.0;
   const std::string& strategy = c.get_string("strategy.name");
   s.strategy = strategy;
-  s.inner_steps = strategy == "diloco" || strategy == "streaming_diloco" ? int(c.get_int("strategy.inner_steps")) : 0;
+  const bool local = strategy == "diloco" || strategy == "streaming_diloco";
+  s.inner_steps = local ? int(c.get_int("strategy.inner_steps")) : 0;
   s.random_ratio = c.get_float("strategy.random_ratio");
   s.topk_ratio = c.get_float("strategy.topk_ratio");
   s.bits = int(c.get_int("strategy.bits"));
   s.chunk = int(c.get_int("strategy.chunk"));
   s.topk = int(c.get_int("strategy.topk"));
+  if (strategy == "onebit_adam" || strategy == "quantized_adam") {  // compressed_adam.hpp
+    s.momentum_codec = strategy == "onebit_adam" ? "onebit" : "kbit" + std::to_string(s.bits);
+    s.freeze_step = int(c.get_int("strategy.freeze_step"));
+    s.steps = int(c.get_int("train.steps"));
+  }
   if (strategy == "streaming_diloco") {
     s.fragments = int(c.get_int("strategy.fragments"));
     s.overlap_steps = int(c.get_int("strategy.overlap_steps"));

@@ -64,10 +64,19 @@ struct SimSettings {
   int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau
   std::string strategy = "ddp";  // strategy.name
   double random_ratio = 0.1, topk_ratio = 0.2;  // cocktail: strategy.random_ratio, topk_ratio
-  int bits = 4;                                 // cocktail: strategy.bits
+  int bits = 8;                                 // cocktail, quantized_adam: strategy.bits
   int chunk = 4096, topk = 32;                  // demo: strategy.chunk, strategy.topk
-  // No per-step gradient buckets: DiLoCo's outer steps, or cocktail's and demo's own syncs.
-  bool local() const { return strategy != "ddp"; }
+  // strategy.name = onebit_adam | quantized_adam (parallel/compressed_adam.hpp): the step
+  // simulated is one after the warm-up, its momentum through the compressed server;
+  // MOMENTUM_CODEC the quantizer ('' = neither strategy), FREEZE_STEP of STEPS (train.steps)
+  // the warm-up at DDP's cost, for the volume over the run.
+  std::string momentum_codec;
+  int freeze_step = 0, steps = 0;
+  // Gradient buckets every step (ddp) or not: DiLoCo's outer steps, cocktail's and demo's
+  // own syncs, 1-bit Adam's compressed momentum.
+  bool per_step_buckets() const { return strategy == "ddp"; }
+  // Each worker steps alone (its loss and norm reductions stay inside it): DiLoCo, cocktail, demo.
+  bool local() const { return strategy != "ddp" && momentum_codec.empty(); }
   FaultSettings faults;         // faults.*: stragglers, as the trainer reads them (train/faults.hpp)
 
   int micro_batch() const { return batch_size / (grid.dp * microbatches); }

@@ -8,6 +8,7 @@
 
 #include "algorithms.hpp"
 #include "codec.hpp"
+#include "compressed_server.hpp"
 #include "network.hpp"
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
@@ -164,7 +165,7 @@ std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, c
 // (parallel/grad_sync.cpp), each allreduced over the DP group with net.algo's cost model:
 // when DP's rank of the group is done, all starting together (the latest of the TP ranks').
 std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
-  if (c.g.dp == 1 || c.s.local()) return {};  // DiLoCo: no per-step sync (add_outer_step); cocktail, demo: add_compressed_sync
+  if (c.g.dp == 1 || !c.s.per_step_buckets()) return {};  // DiLoCo: add_outer_step; 1-bit Adam: add_compressed_momentum
   const double n = c.model.stages[size_t(st)].buffer.total();
   const double per = c.bucket_elements(n);
   if (n / per > 1e6)
@@ -365,7 +366,7 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
 // long there), so that a launch that moved since does not carry a wait twice. Launch
 // patterns repeat from bucket to bucket: each distinct one is replayed once.
 void couple_buckets(const Context& c, std::vector<Replica>& replicas) {
-  if (c.g.dp == 1 || c.s.local()) return;
+  if (c.g.dp == 1 || !c.s.per_step_buckets()) return;
   constexpr double kLongAgo = 1e3;  // seconds before: peers that are long there
   for (int st = 0; st < c.g.pp; ++st) {
     const std::vector<Bucket>& buckets = replicas.front().in.stages[size_t(st)].buckets;
@@ -485,6 +486,7 @@ MemoryPerRank memory_per_rank(const Context& c) {
     m.grads = n * c.grad_bytes;
     m.optimizer = c.updated(st) * (8 + master);  // Adam's m and v in fp32, and the master copy (ZeRO-1: its block)
     if (c.s.inner_steps > 0) m.optimizer += n * 12;  // DiLoCo: fp32 anchor, outer momentum, pseudo-gradient
+    if (!c.s.momentum_codec.empty()) m.optimizer += n * 8;  // 1-bit Adam: fp32 worker and server errors
     const int in_flight = par::live_microbatches(c.s.schedule, st, c.g.pp, c.s.microbatches);
     const double per_token = c.s.recompute
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
@@ -515,7 +517,7 @@ void count_traffic(const Context& c, SimResult& r) {
           coll::ring_allgather_rounds(int(group.size()), gathered, emit);
         });
     }
-    for (int t = 0; t < c.g.tp && !c.s.local(); ++t) {  // DiLoCo's: add_outer_step; add_compressed_sync
+    for (int t = 0; t < c.g.tp && c.s.per_step_buckets(); ++t) {  // DiLoCo's: add_outer_step
       const std::vector<int> group = c.dp_group(st, t);
       dps += allreduce_traffic(c.net, group, c.dp_spec(stage.buffer.total()), dp_wire);
       if (c.s.zero1)  // and the parameters back
@@ -647,6 +649,40 @@ void add_compressed_sync(const Context& c, SimResult& r) {
   r.time.dp_total = sync;
   r.dp_bytes.intra += bytes.intra / w;
   r.dp_bytes.inter += bytes.inter / w;
+// 1-bit Adam / QuantizedAdam after the warm-up (parallel/compressed_adam.hpp): no per-step
+// buckets; after the backward each rank's N parameters' momentum goes through the
+// compressed server over its DP group, blocking: W = the quantizer's bytes over the p
+// chunks of N (the trainer's chunks are per tensor: 4 more bytes per tensor and chunk for
+// 1 bit, negligible at scale), in time a param-server allreduce of W with one server per
+// rank, in bytes 2 (p - 1) W per group. DP_BYTES_WARMUP: DDP's, the warm-up's per step.
+void add_compressed_momentum(const Context& c, SimResult& r) {
+  if (c.s.momentum_codec.empty() || c.g.dp == 1) return;
+  const std::unique_ptr<coll::Codec> q = c.s.momentum_codec == "onebit"
+                                             ? coll::make_onebit_codec()
+                                             : coll::make_kbit_codec(std::stoi(c.s.momentum_codec.substr(4)));
+  const CollectiveSpec server{Algo::kPs, 0, 0};
+  double sync = 0;
+  coll::Traffic bytes, ddp;
+  for (int st = 0; st < c.g.pp; ++st) {
+    const double n = c.model.stages[size_t(st)].buffer.total();
+    const coll::Range all{0, size_t(n)};
+    const double w = double(coll::compressed_server_wire_bytes(*q, std::span(&all, 1), c.g.dp));
+    for (int t = 0; t < c.g.tp; ++t) {
+      const std::vector<int> group = c.dp_group(st, t);
+      sync = std::max(sync, allreduce_time(c.net, group, server, w));
+      bytes += allreduce_traffic(c.net, group, server, w);
+      ddp += allreduce_traffic(c.net, group, c.dp_spec(n), c.grad_wire(n));
+    }
+  }
+  const double w = c.g.world();
+  r.time.step += sync;
+  r.time.dp_exposed += sync;
+  r.time.dp_total += sync;
+  r.dp_bytes.intra += bytes.intra / w;
+  r.dp_bytes.inter += bytes.inter / w;
+  r.dp_bytes_warmup = {r.dp_bytes.intra - bytes.intra / w + ddp.intra / w, r.dp_bytes.inter - bytes.inter / w + ddp.inter / w};
+  if (bytes.worst_beta > 0 && 1 / bytes.worst_beta < r.slowest_link_Bps) r.slowest_link_Bps = 1 / bytes.worst_beta;
+  r.largest_latency_s = std::max(r.largest_latency_s, bytes.worst_alpha);
 }
 
 }  // namespace
@@ -703,6 +739,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   count_traffic(c, r);
   add_outer_step(c, r);
   add_compressed_sync(c, r);
+  add_compressed_momentum(c, r);
   r.memory = memory_per_rank(c);
   r.memory_capacity = in.device.memory_bytes;
   return r;

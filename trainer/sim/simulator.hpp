@@ -102,6 +102,7 @@ struct SimResult {
   double efficiency = 1;  // the fraction of it achieved
   StepTimes time;
   LinkBytes tp_bytes, pp_bytes, dp_bytes;
+  LinkBytes dp_bytes_warmup;  // 1-bit Adam / QuantizedAdam: dp_bytes during the warm-up (DDP's)
   MemoryPerRank memory;
   double memory_capacity = 0;
   double slowest_link_Bps = 0;  // the slowest link carrying traffic (payload bytes/s; inf = none)

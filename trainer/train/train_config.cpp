@@ -86,11 +86,20 @@ std::vector<KeySpec> train_schema() {
        "lossy codecs keep what an encoding lost and add it to the next send (EF-SGD)"},
       {"net.servers", K::kInt, "1", 1, 65536, {}, "net.algo=ps: server shards, served by DP ranks j x DP / servers"},
       {"net.rounds", K::kInt, "10", 0, 1000000, {}, "net.algo=gossip: averaging rounds"},
-      {"strategy.name", K::kChoice, "ddp", 0, 0, {"ddp", "diloco", "streaming_diloco", "cocktail", "demo"},
+      {"strategy.name", K::kChoice, "ddp", 0, 0,
+       {"ddp", "diloco", "streaming_diloco", "onebit_adam", "quantized_adam", "cocktail", "demo"},
        "DP strategy: ddp (gradients allreduced every step), diloco (H local AdamW steps, then an outer Nesterov step "
        "on the averaged pseudo-gradient; net.codec compresses it), streaming_diloco (fragments synced in turn, "
-       "overlapping inner steps), cocktail (CocktailSGD: local AdamW, the model delta sent randomly sparsified, "
-       "top-k and quantized every step), demo (DeMo: local momentum, top-k of its chunked DCT all-gathered, sign step)"},
+       "overlapping inner steps), onebit_adam / quantized_adam (Adam; after freeze_step steps the variance frozen "
+       "and the momentum sent as 1 bit / strategy.bits bits through a sharded server with error feedback), "
+       "cocktail (CocktailSGD: local AdamW, the model delta sent randomly sparsified, top-k and quantized every "
+       "step), demo (DeMo: local momentum, top-k of its chunked DCT all-gathered, sign step)"},
+      {"strategy.freeze_step", K::kInt, "100", 1, kMaxInt, {},
+       "onebit_adam, quantized_adam: full-precision AdamW steps (DDP) before the variance freezes and the momentum "
+       "is compressed (DeepSpeed's freeze_step)"},
+      {"strategy.bits", K::kInt, "8", 2, 32, {},
+       "quantized_adam: bits per momentum value, 2..8, 512-value buckets (AQ-SGD's dp_bits); cocktail: bits per kept "
+       "value, 2..8 max-scaled per 128 values, or 32 = fp32 (lossless)"},
       {"strategy.inner_steps", K::kInt, "500", 1, kMaxInt, {}, "diloco: inner steps H per outer step"},
       {"strategy.outer_lr", K::kFloat, "0.7", 0, 10, {}, "diloco: outer Nesterov learning rate"},
       {"strategy.outer_momentum", K::kFloat, "0.9", 0, 0.999999, {}, "diloco: outer Nesterov momentum"},
@@ -102,7 +111,6 @@ std::vector<KeySpec> train_schema() {
        "streaming_diloco: a landed fragment = mix x local + (1 - mix) x the outer step's result"},
       {"strategy.random_ratio", K::kFloat, "0.1", 1e-6, 1, {}, "cocktail: share of each chunk's elements in the random (rolling) subset"},
       {"strategy.topk_ratio", K::kFloat, "0.2", 1e-6, 1, {}, "cocktail: share of the random subset kept by top-k"},
-      {"strategy.bits", K::kInt, "4", 2, 32, {}, "cocktail: bits per kept value (2..8, max-scaled per 128 values; 32 = fp32, lossless)"},
       {"strategy.chunk", K::kInt, "4096", 1, 16777216, {}, "demo: elements per DCT-II chunk of each rank's buffer"},
       {"strategy.topk", K::kInt, "32", 1, 16777216, {}, "demo: DCT components sent per chunk (<= strategy.chunk)"},
       {"strategy.momentum_decay", K::kFloat, "0.999", 0, 0.999999, {}, "demo: decay of the local momentum (DeMo's compression_decay)"},
@@ -225,7 +233,8 @@ void check_layout(const Config& c, const TrainSettings& s) {
 // cocktail's and demo's keys (parallel/cocktail.hpp, demo.hpp); refused with any other strategy.
 void read_compressed_strategy(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
-  const std::vector<std::string> cocktail = {"strategy.random_ratio", "strategy.topk_ratio", "strategy.bits"};
+  // strategy.bits is also quantized_adam's (read_compressed_adam checks it there).
+  const std::vector<std::string> cocktail = {"strategy.random_ratio", "strategy.topk_ratio"};
   const std::vector<std::string> demo = {"strategy.chunk", "strategy.topk", "strategy.momentum_decay"};
   for (const KeySpec& k : c.schema()) {
     const bool mine = std::count(cocktail.begin(), cocktail.end(), k.key) ? st.name == "cocktail"
@@ -254,6 +263,27 @@ void read_compressed_strategy(const Config& c, TrainSettings& s) {
                                      "embedding copies would diverge)");
   if (s.parallel.codec != "none")
     c.fail_constraint("net.codec", st.name + " compresses with its own strategy.* keys; net.codec must be none");
+// strategy.freeze_step and strategy.bits (compressed_adam.hpp), by value as read_strategy's.
+void read_compressed_adam(const Config& c, TrainSettings& s) {
+  StrategySettings& st = s.strategy;
+  st.freeze_step = static_cast<int>(c.get_int("strategy.freeze_step"));
+  st.bits = static_cast<int>(c.get_int("strategy.bits"));
+  for (const KeySpec& k : c.schema()) {
+    const bool set = (k.key == "strategy.freeze_step" || k.key == "strategy.bits") &&
+                     c.get_float(k.key) != std::stod(k.default_value);
+    if (set && k.key == "strategy.bits" && st.name != "quantized_adam" && st.name != "cocktail")
+      c.fail_constraint(k.key, "needs strategy.name = quantized_adam or cocktail");
+    if (set && k.key == "strategy.freeze_step" && !st.compressed())
+      c.fail_constraint(k.key, "needs strategy.name = onebit_adam or quantized_adam");
+  }
+  if (st.name == "quantized_adam" && st.bits > 8) c.fail_constraint("strategy.bits", "quantized_adam takes 2..8 bits");
+  if (!st.compressed()) return;
+  const std::string what = st.name + " compresses the momentum itself";
+  if (s.parallel.zero1) c.fail_constraint("strategy.name", what + "; parallel.zero1 shards the moments: use one or the other");
+  if (s.backend != "cpu") c.fail_constraint("strategy.name", st.name + " needs device.backend = cpu (it reads the moments)");
+  if (s.parallel.codec != "none")
+    c.fail_constraint("net.codec", what + " after a full-precision warm-up; net.codec must be none, not '" +
+                                       s.parallel.codec + "'");
 }
 
 // strategy.*: the DP strategy and what it cannot be combined with.
@@ -282,6 +312,7 @@ void read_strategy(const Config& c, TrainSettings& s) {
         c.fail_constraint(k.key, "needs strategy.name = streaming_diloco");
   }
   read_compressed_strategy(c, s);
+  read_compressed_adam(c, s);
   if (!st.local()) return;
   if (s.parallel.zero1)
     c.fail_constraint("strategy.name", st.name + " keeps a whole replica per worker; parallel.zero1 shards "

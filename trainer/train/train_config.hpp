@@ -50,7 +50,7 @@ struct ParallelSettings {
 // diloco takes inner_steps local steps per outer step, streaming_diloco syncs fragments in
 // turn, each overlapping the next inner steps.
 struct StrategySettings {
-  std::string name = "ddp";      // ddp | diloco | streaming_diloco | cocktail | demo
+  std::string name = "ddp";      // ddp | diloco | streaming_diloco | onebit_adam | quantized_adam | cocktail | demo
   int inner_steps = 500;         // H: inner steps per outer step
   double outer_lr = 0.7;         // the outer Nesterov step's learning rate
   double outer_momentum = 0.9;   // its momentum mu
@@ -59,11 +59,14 @@ struct StrategySettings {
   double mix = 0;                // streaming: a landed fragment = mix local + (1 - mix) anchor (diloco: 0)
   // cocktail (parallel/cocktail.hpp): random subset, then top-k of it, then BITS-bit values (32: fp32)
   double random_ratio = 0.1, topk_ratio = 0.2;
-  int bits = 4;
+  int bits = 8;                  // cocktail: bits per kept value; quantized_adam: per momentum value
   // demo (parallel/demo.hpp): DCT-II over CHUNK-element chunks, TOPK per chunk sent, momentum decay
   int chunk = 4096, topk = 32;
   double momentum_decay = 0.999;
-  bool local() const { return name != "ddp"; }  // no per-step gradient sync across DP
+  int freeze_step = 100;         // onebit_adam, quantized_adam: full-precision Adam steps first
+  bool compressed() const { return name == "onebit_adam" || name == "quantized_adam"; }  // compressed_adam.hpp
+  // No per-step gradient sync across DP (each worker steps alone between its syncs).
+  bool local() const { return name != "ddp" && !compressed(); }
   bool diloco() const { return name == "diloco" || name == "streaming_diloco"; }
 };
 
