@@ -649,6 +649,10 @@ void add_compressed_sync(const Context& c, SimResult& r) {
   r.time.dp_total = sync;
   r.dp_bytes.intra += bytes.intra / w;
   r.dp_bytes.inter += bytes.inter / w;
+  if (bytes.worst_beta > 0 && 1 / bytes.worst_beta < r.slowest_link_Bps) r.slowest_link_Bps = 1 / bytes.worst_beta;
+  r.largest_latency_s = std::max(r.largest_latency_s, bytes.worst_alpha);
+}
+
 // 1-bit Adam / QuantizedAdam after the warm-up (parallel/compressed_adam.hpp): no per-step
 // buckets; after the backward each rank's N parameters' momentum goes through the
 // compressed server over its DP group, blocking: W = the quantizer's bytes over the p

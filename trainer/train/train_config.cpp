@@ -263,6 +263,8 @@ void read_compressed_strategy(const Config& c, TrainSettings& s) {
                                      "embedding copies would diverge)");
   if (s.parallel.codec != "none")
     c.fail_constraint("net.codec", st.name + " compresses with its own strategy.* keys; net.codec must be none");
+}
+
 // strategy.freeze_step and strategy.bits (compressed_adam.hpp), by value as read_strategy's.
 void read_compressed_adam(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
