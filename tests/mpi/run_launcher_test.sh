@@ -3,6 +3,7 @@
 #  1. `dtbench run` with launcher mpirun runs a 2-rank experiment through the build's own
 #     launcher (MPIEXEC), with Open MPI's workstation options under Open MPI and none under
 #     MPICH (whose hydra refuses them), and the result is written;
+#     and inside Slurm srun gets the build's PMI plugin (pmix for Open MPI, pmi2 for MPICH);
 #  2. bad input on 2 ranks under that launcher: exit 2 and one error line, from rank 0 only
 #     (each rank knows its rank before MPI starts from its launcher's environment:
 #     OMPI_COMM_WORLD_RANK under Open MPI, PMI_RANK under MPICH's hydra).
@@ -36,6 +37,11 @@ case $FLAVOR in
   openmpi) [[ $line == *" --oversubscribe --mca mpi_yield_when_idle 1 "* ]] || fail "Open MPI without --oversubscribe" ;;
   *) [[ $line != *--oversubscribe* && $line != *--mca* && $line != *--allow-run-as-root* ]] || fail "Open MPI options given to $FLAVOR" ;;
 esac
+
+# Inside a Slurm allocation srun's plugin follows the build: pmix for Open MPI, pmi2 for MPICH.
+plugin=$([[ $FLAVOR == mpich ]] && echo pmi2 || echo pmix)
+SLURM_JOB_ID=1 "$DTBENCH" run exp.yaml --launcher srun --out dry --dry-run >dry.log 2>&1 || { cat dry.log; fail "dry run inside Slurm"; }
+grep -q -- "srun --mpi=$plugin -n 2 " dry.log || { cat dry.log; fail "$FLAVOR: srun is not started with --mpi=$plugin"; }
 
 "$MPIEXEC" -np 2 "$@" "$DTBENCH" train --set model.no_such_key=1 >bad.log 2>&1
 rc=$?

@@ -216,7 +216,7 @@ std::vector<std::string> mpiexec_defaults() {
 }
 
 // srun's MPI plugin when nothing names one: PMIx for Open MPI (Debian's is built with it);
-// PMI-2 for MPICH (Slurm's pmi2 plugin speaks the PMI-1 wire protocol of MPICH's own client).
+// PMI-2 for MPICH (Debian's is built --with-slurm; Slurm's MPI guide starts MPICH with pmi2).
 std::string default_srun_mpi() { return kMpiFlavor == "mpich" ? "pmi2" : "pmix"; }
 
 // srun's MPI plugin and extra options. Clusters differ (PMIx in one version or another,
