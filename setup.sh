@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config            # toolchain
   libopenmpi-dev openmpi-bin                  # MPI (collectives/)
+  mpich libmpich-dev                          # MPICH beside Open MPI: the mpich preset (build-mpich, .ci/run)
   libhdf5-dev                                 # datasets, checkpoints, results
   zlib1g-dev                                  # CRC-32 of checkpoint datasets
   hdf5-tools                                  # h5dump, h5ls: read result files (results/README.md)

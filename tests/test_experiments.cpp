@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "dtbench_runner.hpp"
 #include "exp/progress.hpp"
 #include "h5file.hpp"
@@ -150,7 +152,7 @@ TEST_CASE("a dry run prints the launch commands and starts nothing", "[exp]") {
   INFO(o.out << o.err);
   CHECK(o.exit_code == 0);
   CHECK_THAT(o.out, Contains("[run 1/3] dp2: train, 2 ranks, 4 steps"));
-  CHECK_THAT(o.out, Contains("mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1"));
+  CHECK_THAT(o.out, Contains(" -np 2 --oversubscribe --mca mpi_yield_when_idle 1"));  // the build's launcher (Open MPI)
   CHECK_THAT(o.out, Contains("--set parallel.dp=2"));
   CHECK_THAT(o.out, Contains("--set device.peak_gflops=989400 --set device.efficiency=0.4"));
   CHECK_THAT(o.out, Contains("coll --net "));
@@ -358,7 +360,7 @@ TEST_CASE("the local job script builds the pair runs from RANKS, PP and TP", "[e
   INFO(dp.out << dp.err);
   CHECK(dp.exit_code == 0);
   CHECK_THAT(dp.out, Contains("layout: DP=4 PP=1 TP=1 (4 ranks)"));
-  CHECK_THAT(dp.out, Contains("mpirun -np 4"));
+  CHECK_THAT(dp.out, Contains(" -np 4 "));
   CHECK_THAT(dp.out, Contains("decentralized-1g.yaml"));
   CHECK_THAT(dp.out, !Contains("centralized-25g.yaml"));
   const Outcome pp = shell(env + " RANKS=8 PP=2" + script + " centralized" + set);
@@ -638,6 +640,55 @@ TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs,
     INFO(path);
     CHECK(slurp(path) == text);
   }
+}
+
+TEST_CASE("report --json holds every table, the same numbers as the CSV, and one baseline rule", "[exp][report]") {
+  const fs::path dir = hand_folder();
+  const Outcome o = dtbench("report golden --csv --json");
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  CHECK_THAT(o.out, Contains("table: golden/report.json"));
+  const YAML::Node doc = YAML::LoadFile((dir / "report.json").string());  // JSON is YAML
+  CHECK(doc["title"].as<std::string>() == "golden");
+  const YAML::Node tables = doc["tables"];
+  std::set<std::string> names;
+  for (const auto& t : tables) names.insert(t.first.as<std::string>());
+  CHECK(names == std::set<std::string>{"runs", "breakdown", "quality", "failed", "coll", "files"});
+  for (const std::string& name : names) {
+    INFO("table " << name);
+    const auto table = read_csv(dir / (name + ".csv"));
+    const YAML::Node json = tables[name];
+    REQUIRE(json["columns"].size() == table[0].size());
+    REQUIRE(json["rows"].size() == table.size() - 1);
+    for (size_t c = 0; c < table[0].size(); ++c) CHECK(json["columns"][c].as<std::string>() == table[0][c]);
+    for (size_t r = 1; r < table.size(); ++r)
+      for (size_t c = 0; c < table[0].size(); ++c) {
+        const YAML::Node cell = json["rows"][r - 1][table[0][c]];
+        INFO("row " << r << " column " << table[0][c] << ": CSV '" << table[r][c] << "'");
+        REQUIRE(cell.IsDefined());
+        char* end = nullptr;
+        const double x = std::strtod(table[r][c].c_str(), &end);
+        if (table[r][c].empty()) CHECK((cell.IsNull() || cell.as<std::string>().empty()));
+        else if (*end == '\0' && cell.Tag() != "!") CHECK(cell.as<double>() == x);  // a JSON number: the same double
+        else CHECK(cell.as<std::string>() == table[r][c]);
+      }
+  }
+  // Text stays text, numbers are numbers, n/a is null: by hand from the folder.
+  const YAML::Node runs = tables["runs"]["rows"];
+  CHECK(runs[1]["run"].as<std::string>() == "dec");
+  CHECK(runs[1]["slowdown"].as<double>() == Approx(100).epsilon(1e-14));
+  CHECK(tables["failed"]["rows"][1]["why"].as<std::string>() ==
+        "error: rank 1: something broke (no verdict in its log: the runner was stopped)");
+  // The quality table uses the runs table's one baseline rule: dec-sign names central (25x),
+  // dec is central's twin on decentralized-1g (100x); short stopped early and is left out.
+  const YAML::Node quality = tables["quality"]["rows"];
+  REQUIRE(quality.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    INFO(quality[i]["run"].as<std::string>());
+    CHECK(quality[i]["slowdown"].as<double>() == runs[i]["slowdown"].as<double>());
+    CHECK(quality[i]["baseline"].as<std::string>() == "central");
+  }
+  CHECK(quality[2]["slowdown"].as<double>() == Approx(25).epsilon(1e-14));
 }
 
 TEST_CASE("a named baseline must be a train run of the experiment", "[exp][report]") {

@@ -575,12 +575,36 @@ TEST_CASE("dtbench sim: two --sweep flags, bars for a text key, titles naming wh
   CHECK_THAT(gp, Contains("title \"net.codec = sign\""));
   CHECK_THAT(gp, Contains("GPipe, net.algo ring"));
   CHECK_THAT(gp, Contains("dt 2"));  // the second curve dashed
+  // Beside the curves, the heat map (microbatches across, codec up): SVG, PNG, the script,
+  // and the data file it draws, whose cells are the step times of the results file.
+  const fs::path map = scratch() / "two-heatmap";
+  for (const char* ext : {".svg", ".png", ".gp", ".dat"}) CHECK(fs::exists(map.string() + ext));
+  CHECK_THAT(two.out, Contains("# heat map: " + map.string() + ".svg, " + map.string() + ".png (data " + map.string() + ".dat"));
+  CHECK_THAT(dtb::test::slurp(map.string() + ".gp"), Contains("matrix rowheaders columnheaders using 1:2:3 with image"));
+  std::istringstream dat(dtb::test::slurp(map.string() + ".dat"));
+  std::string line;
+  std::getline(dat, line);
+  CHECK(line == "# dtbench sim: step time (s); rows: net.codec, columns: parallel.microbatches");
+  std::getline(dat, line);
+  CHECK(line == "net.codec\\parallel.microbatches\t32\t64");
+  for (const size_t at : {0, 2}) {
+    std::getline(dat, line);
+    std::istringstream cells(line);
+    std::string codec;
+    double a = 0, b = 0;
+    cells >> codec >> a >> b;
+    CHECK(codec == (at == 0 ? "none" : "sign"));
+    CHECK(a == step[at]);  // every digit: the same doubles
+    CHECK(b == step[at + 1]);
+  }
+  CHECK_FALSE(std::getline(dat, line));
 
   // A text key alone: bars, and the title names the swept key instead of its base value.
   const Outcome codecs = dtbench("sim --preset gpt3-xl --sweep net.codec=none,fp16,sign --out none --plot " +
                                  (scratch() / "codecs.svg").string());
   REQUIRE(codecs.exit_code == 0);
   const std::string bars = dtb::test::slurp(scratch() / "codecs.gp");
+  CHECK_FALSE(fs::exists(scratch() / "codecs-heatmap.svg"));  // one key: no heat map
   CHECK_THAT(bars, Contains("with boxes"));
   CHECK_THAT(bars, Contains("xtic(3)"));
   const Outcome dp = dtbench("sim --sweep parallel.dp=1,2 --out none --plot " + (scratch() / "dp.svg").string());

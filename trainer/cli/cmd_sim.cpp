@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -16,6 +17,7 @@
 #include "sim/device.hpp"
 #include "sim/fault_run.hpp"
 #include "sim/format.hpp"
+#include "sim/heatmap.hpp"
 #include "sim/paths.hpp"
 #include "sim/plot.hpp"
 #include "sim/report.hpp"
@@ -139,6 +141,27 @@ sim::Plot make_plot(const sim::SimSettings& s, const sim::SweepAxis& axis, const
   return p;
 }
 
+// A two-key sweep as a heat map: the first key across, the second up (run_sweep's points
+// come one row of the first key per value of the second).
+sim::HeatMap make_heatmap(const sim::SimSettings& s, const sim::SweepAxis& axis, const sim::SweepAxis& by,
+                          const Metric& metric, const sim::SimRun& run) {
+  sim::HeatMap m{setting_text(s, run.points.front().result, axis.key, by.key), axis.key, by.key, metric.label, {}, {}, {}};
+  const size_t nx = axis.values.size();
+  for (size_t i = 0; i < run.points.size(); ++i) {
+    const SweepPoint& pt = run.points[i];
+    if (i < nx) m.x_values.push_back(pt.label);
+    if (i % nx == 0) m.y_values.push_back(pt.series), m.z.emplace_back();
+    m.z.back().push_back(metric.get(pt.result));
+  }
+  return m;
+}
+
+// FIGURE's name without its extension, then -heatmap: two.svg -> two-heatmap(.svg, .png, .dat).
+std::string heatmap_stem(const std::string& figure) {
+  const std::filesystem::path p(figure);
+  return (p.parent_path() / (p.stem().string() + "-heatmap")).string();
+}
+
 int run_article(const cxxopts::ParseResult& args, const std::string& command_line) {
   if (args.count("sweep") || args.count("mark") || args.count("config") || args.count("set"))
     throw UsageError("--preset article: a fixed table; it takes no --sweep, --mark, --config or --set");
@@ -204,6 +227,7 @@ void run_sweep(const cxxopts::ParseResult& args, const Config& base, const sim::
     sim::print_sweep(std::cout, run.mark_key, run.marks);
   }
   std::cout << sim::write_plot(make_plot(s, axis, run.series_key, metric, run), plot_path) << "\n";
+  if (by) std::cout << sim::write_heatmap(make_heatmap(s, axis, *by, metric, run), heatmap_stem(plot_path)) << "\n";
 }
 
 }  // namespace

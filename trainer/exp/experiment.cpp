@@ -23,7 +23,7 @@ const FieldSpec kFields[] = {
     {"steps", Shape::kScalar, true, false, "train.steps", "", "optimizer steps"},
     {"layout", Shape::kMap, true, false, "parallel.", "", "dp, pp, tp, microbatches, schedule"},
     {"net", Shape::kScalar, true, true, "net.profile", "--net", "network profile: a name in configs/net or a .yaml path"},
-    {"clock", Shape::kScalar, true, true, "net.clock", "--clock", "virtual or wall"},
+    {"clock", Shape::kScalar, true, true, "net.clock", "--clock", "virtual or wall (train runs also auto, their default: wall on one rank)"},
     {"algo", Shape::kScalar, true, true, "net.algo", "--algo", "allreduce algorithm (dtbench coll --help lists them)"},
     {"codec", Shape::kScalar, true, true, "net.codec", "--codec", "compression: none, fp16, int8, topk, sign, ..."},
     {"device", Shape::kScalar, true, false, "device.peak_gflops, device.efficiency", "",

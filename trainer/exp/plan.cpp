@@ -13,6 +13,7 @@
 #include "cli/cmd_coll.hpp"
 #include "coll_bench.hpp"
 #include "config.hpp"
+#include "exp/runner.hpp"
 #include "profile.hpp"
 #include "sim/device.hpp"
 #include "sim/paths.hpp"
@@ -139,7 +140,7 @@ void plan_train(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   c = train_config(r, settings);
   check_dataset(r, c);
   p.steps = int(c.get_int("train.steps"));
-  p.clock = c.get_string("net.clock");
+  p.clock = resolved_clock(c.get_string("net.clock"), p.ranks);
   p.argv = {o.self, "train"};
   for (const Value& m : r.lists.at("model")) p.argv.insert(p.argv.end(), {"--config", sim::find_file(m.text)});
   for (const Setting& s : settings) p.argv.insert(p.argv.end(), {"--set", s.key + "=" + s.value});
@@ -186,13 +187,45 @@ void plan_coll(const RunFields& r, const PlanOptions& o, PlannedRun& p) {
   p.argv.insert(p.argv.end(), {"--out", p.result});
 }
 
+// The MPI this binary was built against (cmake/mpi.cmake): how its ranks are started.
+#ifndef DTB_MPIEXEC
+#define DTB_MPIEXEC "mpirun"
+#endif
+#ifndef DTB_MPI_FLAVOR
+#define DTB_MPI_FLAVOR "other"
+#endif
+constexpr std::string_view kMpiFlavor = DTB_MPI_FLAVOR;
+
+// The launcher of the build's MPI (Open MPI's mpirun, MPICH's mpiexec: another one cannot
+// start this binary's ranks), or DTB_MPIEXEC from the environment (a site's wrapper).
+std::string mpiexec_program() {
+  const char* env = std::getenv("DTB_MPIEXEC");
+  return env && *env ? env : DTB_MPIEXEC;
+}
+
+// Workstation defaults for `mpirun`, by implementation. Open MPI: more ranks than cores, and
+// idle ranks must yield the cores (busy polling starves the others: on 2 cores a 1-byte
+// round trip took ~8 ms without mpi_yield_when_idle, 0.03 ms with it); as root it asks for
+// --allow-run-as-root. MPICH's hydra starts any number of ranks, as root too, and knows
+// none of these options (it refuses them).
+std::vector<std::string> mpiexec_defaults() {
+  if (kMpiFlavor != "openmpi") return {};
+  std::vector<std::string> out = {"--oversubscribe", "--mca", "mpi_yield_when_idle", "1"};
+  if (geteuid() == 0) out.push_back("--allow-run-as-root");
+  return out;
+}
+
+// srun's MPI plugin when nothing names one: PMIx for Open MPI (Debian's is built with it);
+// PMI-2 for MPICH (Debian's is built --with-slurm; Slurm's MPI guide starts MPICH with pmi2).
+std::string default_srun_mpi() { return kMpiFlavor == "mpich" ? "pmi2" : "pmix"; }
+
 // srun's MPI plugin and extra options. Clusters differ (PMIx in one version or another,
 // PMI-2, Cray's cray_shasta), and the environment knows its cluster: DTB_SRUN_MPI and
 // DTB_SRUN_ARGS (a site's modulefile, a job script) win over the experiment's srun_mpi and
 // srun_args, as Slurm's own input variables win over #SBATCH lines. Extra options come
 // after the defaults (the experiment's, then the environment's), so the later one wins.
 std::vector<std::string> srun_options(const Experiment& e) {
-  std::string mpi = e.srun_mpi.text.empty() ? "pmix" : e.srun_mpi.text;
+  std::string mpi = e.srun_mpi.text.empty() ? default_srun_mpi() : e.srun_mpi.text;
   if (const char* env = std::getenv("DTB_SRUN_MPI"); env && *env) {
     check_srun_mpi(env, "environment variable DTB_SRUN_MPI");
     mpi = env;
@@ -219,12 +252,9 @@ std::vector<std::string> launcher_prefix(Launcher l, const PlannedRun& p, const 
   for (const Value& v : custom) options.push_back(v.text);
   switch (l) {
     case Launcher::kMpirun:
-      out = {"mpirun", "-np", n};
-      // Defaults for a workstation: more ranks than cores, and idle ranks must yield the
-      // cores (busy polling starves the others: on 2 cores a 1-byte
-      // round trip took ~8 ms without mpi_yield_when_idle, 0.03 ms with it).
-      if (custom.empty()) options = {"--oversubscribe", "--mca", "mpi_yield_when_idle", "1"};
-      if (geteuid() == 0) options.push_back("--allow-run-as-root");
+      out = {mpiexec_program(), "-np", n};
+      if (custom.empty()) options = mpiexec_defaults();
+      else if (geteuid() == 0 && kMpiFlavor == "openmpi") options.push_back("--allow-run-as-root");
       break;
     case Launcher::kSrun: {
       out = {"srun"};
@@ -265,14 +295,14 @@ void check_folder(const Experiment& e, const std::string& out_dir) {
 void handle_existing(Plan& plan, bool skip_existing) {
   std::vector<std::string> existing;
   for (const PlannedRun& p : plan.runs)
-    if (fs::exists(p.result) && !fs::exists(failed_marker(p.result))) existing.push_back(p.result);
+    if (finished_result(p)) existing.push_back(p.result);
   if (existing.empty()) return;
   if (!skip_existing)
     throw UsageError(existing[0] + " already exists" +
                      (existing.size() > 1 ? " (and " + std::to_string(existing.size() - 1) + " more)" : "") +
                      ": results are never overwritten; pass --out DIR for a new folder, or --skip-existing to run "
                      "only the runs without a result");
-  std::erase_if(plan.runs, [](const PlannedRun& p) { return fs::exists(p.result) && !fs::exists(failed_marker(p.result)); });
+  std::erase_if(plan.runs, finished_result);
   plan.existing = existing;
 }
 
@@ -310,8 +340,9 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& o) {
   return plan;
 }
 
-std::string failed_marker(const std::string& result) {
-  return (fs::path(result).parent_path() / (fs::path(result).stem().string() + ".failed")).string();
+bool finished_result(const PlannedRun& p) {
+  if (!fs::exists(p.result)) return false;
+  return !fs::exists(p.log) || verdict_in_log(slurp(p.log)).ok;
 }
 
 std::string shell_line(const std::vector<std::string>& argv) {

@@ -50,9 +50,13 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& options);
 // (one rank only) runs the plain single-rank trainer.
 Launcher resolve_launcher(Launcher chosen);
 
-// <out>/<run>.failed beside <out>/<run>.h5: the runner's record of a failed run (its reason,
-// one line). A result with it is a failed run's partial one: a new run replaces it.
-std::string failed_marker(const std::string& result);
+// Whether P's result is a finished run's, which is never overwritten. The one record of how
+// a run ended is the runner's verdict line at the end of <out>/<run>.log (runner.hpp:
+// verdict_in_log; the report reads the same line): ok is finished; FAILED, or no verdict (a
+// runner stopped or killed mid-run: the log is begun before the run starts) make the result
+// a partial one, which a new run replaces. A result without a log was put there by hand
+// (dtbench train --set train.results=...): finished.
+bool finished_result(const PlannedRun& p);
 
 // The command as a shell would take it (arguments quoted where needed), to show and copy.
 std::string shell_line(const std::vector<std::string>& argv);

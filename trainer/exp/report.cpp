@@ -18,6 +18,7 @@
 #include "exp/result_file.hpp"
 #include "exp/runner.hpp"
 #include "sim/format.hpp"
+#include "train/train_config.hpp"
 #include "usage_error.hpp"
 
 namespace dtb::exp {
@@ -183,6 +184,12 @@ int world_of(const TrainData& t) {
   return int(w);
 }
 
+// The clock the run used (net.clock auto: by its world size); "" where the file has no net.clock.
+std::string clock_of(const TrainData& t) {
+  const std::string v = config_value(t, "net.clock");
+  return v.empty() ? v : resolved_clock(v, world_of(t));
+}
+
 // "DP4", "DP2 PP2 1f1b m=4", "1 rank".
 std::string layout_text(const TrainData& t) {
   std::string out;
@@ -209,7 +216,8 @@ std::string comparison_key(const TrainData& t) {
                                          "train.log_every"};
   std::string key;
   for (const auto& [k, v] : t.config)
-    if (std::find(std::begin(kIgnored), std::end(kIgnored), k) == std::end(kIgnored)) key += k + "=" + v + "\n";
+    if (std::find(std::begin(kIgnored), std::end(kIgnored), k) == std::end(kIgnored))
+      key += k + "=" + (k == "net.clock" ? clock_of(t) : v) + "\n";  // auto compares as the clock it was
   return key;
 }
 
@@ -281,22 +289,25 @@ std::string exact(double v) {
   return buf;
 }
 
-// Each table twice: as the report shows it (units, rounding, n/a) and as its CSV holds it
-// (SI units named in the header, every digit, empty for n/a), cell for cell.
+// Each table twice: as the report shows it (units, rounding, n/a) and as its CSV and JSON
+// hold it (SI units named in the header, every digit, empty or null for n/a), cell for cell.
 struct Table {
-  std::string name;  // the CSV's stem: DIR/<name>.csv
+  std::string name;  // the CSV's stem: DIR/<name>.csv; the table's key in report.json
   std::vector<std::string> headers, csv_headers;
   std::vector<bool> right;  // numbers are right-aligned
   std::vector<std::vector<std::string>> rows, csv_rows;
+  std::vector<std::vector<bool>> numeric;  // a number (JSON number or null), else text
 
   void column(const std::string& header, const std::string& csv_header, bool number) {
     headers.push_back(header), csv_headers.push_back(csv_header), right.push_back(number);
   }
-  void new_row() { rows.emplace_back(), csv_rows.emplace_back(); }
-  void text(const std::string& t, const std::string& raw) { rows.back().push_back(t), csv_rows.back().push_back(raw); }
+  void new_row() { rows.emplace_back(), csv_rows.emplace_back(), numeric.emplace_back(); }
+  void text(const std::string& t, const std::string& raw) {
+    rows.back().push_back(t), csv_rows.back().push_back(raw), numeric.back().push_back(false);
+  }
   void text(const std::string& t) { text(t, t); }
   void number(double v, std::string (*format)(double)) {
-    rows.back().push_back(or_na(v, format)), csv_rows.back().push_back(exact(v));
+    rows.back().push_back(or_na(v, format)), csv_rows.back().push_back(exact(v)), numeric.back().push_back(true);
   }
 };
 
@@ -342,6 +353,38 @@ std::string csv(const Table& t) {
   return out;
 }
 
+// A JSON string (RFC 8259): quotes, backslashes and control characters escaped.
+std::string json_string(const std::string& v) {
+  std::string out = "\"";
+  for (const char c : v) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else out += c;
+  }
+  return out + "\"";
+}
+
+// A table as JSON: its columns in order and one object per row, keyed by the CSV's column
+// names; numbers with every digit (the CSV's text), null where the report says n/a.
+std::string json(const Table& t) {
+  std::string out = "{\"columns\": [";
+  for (size_t c = 0; c < t.csv_headers.size(); ++c) out += (c ? ", " : "") + json_string(t.csv_headers[c]);
+  out += "], \"rows\": [";
+  for (size_t r = 0; r < t.csv_rows.size(); ++r) {
+    out += r ? ",\n    {" : "\n    {";
+    for (size_t c = 0; c < t.csv_rows[r].size(); ++c) {
+      const std::string& v = t.csv_rows[r][c];
+      out += (c ? ", " : "") + json_string(t.csv_headers[c]) + ": ";
+      out += !t.numeric[r][c] ? json_string(v) : v.empty() ? "null" : v;
+    }
+    out += "}";
+  }
+  return out + (t.csv_rows.empty() ? "]}" : "\n  ]}");
+}
+
 std::vector<const ResultFile*> of_kind(const Folder& f, const std::string& kind) {
   std::vector<const ResultFile*> out;
   for (const ResultFile& r : f.results)
@@ -355,11 +398,18 @@ std::string run_label(const Folder& f, const std::string& name) {
   return short_run ? name + " (incomplete)" : name;
 }
 
-Table train_table(const Folder& f, const std::vector<const ResultFile*>& runs) {
+// Every train run's numbers, its slowdown against its baseline included: the one baseline
+// rule of every table.
+std::vector<TrainNumbers> train_numbers(const Folder& f, const std::vector<const ResultFile*>& runs) {
   std::vector<TrainNumbers> numbers;
   for (const ResultFile* r : runs) numbers.push_back(numbers_of(r->train));
   add_slowdowns(f, runs, numbers);
-  Table t{"runs", {}, {}, {}, {}, {}};
+  return numbers;
+}
+
+Table train_table(const Folder& f, const std::vector<const ResultFile*>& runs) {
+  const std::vector<TrainNumbers> numbers = train_numbers(f, runs);
+  Table t{"runs", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("layout", "layout", false), t.column("network", "network", false);
   t.column("clock", "clock", false), t.column("step time", "step_time_s", true);
   t.column("tokens/s", "tokens_per_s", true), t.column("MFU", "mfu", true);
@@ -371,7 +421,7 @@ Table train_table(const Folder& f, const std::vector<const ResultFile*>& runs) {
   for (size_t i = 0; i < runs.size(); ++i) {
     const TrainData& d = runs[i]->train;
     const TrainNumbers& n = numbers[i];
-    const std::string clock = d.has_ranks ? config_value(d, "net.clock") : "wall";
+    const std::string clock = d.has_ranks ? clock_of(d) : "wall";
     t.new_row();
     t.text(run_label(f, runs[i]->name), runs[i]->name), t.text(layout_text(d)), t.text(network_text(d));
     t.text(clock.empty() ? "n/a" : clock);
@@ -388,7 +438,7 @@ Table train_table(const Folder& f, const std::vector<const ResultFile*>& runs) {
 // Each part of the step, as the breakdown figure stacks them, to three significant digits:
 // readable however far apart the runs' step times are.
 Table breakdown_table(const std::vector<const ResultFile*>& runs) {
-  Table t{"breakdown", {}, {}, {}, {}, {}};
+  Table t{"breakdown", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false);
   for (const StepPart& p : step_parts()) t.column(p.label, std::string(p.dataset) + "_s", true);
   t.column("step", "step_s", true);
@@ -440,7 +490,7 @@ Table privacy_table(const std::vector<const ResultFile*>& runs) {
 }
 
 Table unfinished_table(const Folder& f) {
-  Table t{"failed", {}, {}, {}, {}, {}};
+  Table t{"failed", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("status", "status", false), t.column("why", "why", false);
   for (const Unfinished& u : f.unfinished) t.new_row(), t.text(u.name), t.text(u.status), t.text(u.why);
   return t;
@@ -458,7 +508,7 @@ std::string gbps(double v) { return sim::format_fixed(v, 3) + " GB/s"; }
 std::string micro_seconds(double us) { return sim::format_seconds(us * 1e-6); }
 
 Table coll_table(const std::vector<const ResultFile*>& runs) {
-  Table t{"coll", {}, {}, {}, {}, {}};
+  Table t{"coll", {}, {}, {}, {}, {}, {}};
   for (const char* h : {"run", "op", "algo", "codec", "network", "clock"}) t.column(h, h, false);
   t.column("ranks", "ranks", true), t.column("sizes", "sizes", true);
   t.column("time (largest)", "time_largest_us", true), t.column("busbw (largest)", "busbw_largest_GBps", true);
@@ -478,7 +528,7 @@ Table coll_table(const std::vector<const ResultFile*>& runs) {
 }
 
 Table files_table(const Folder& f) {
-  Table t{"files", {}, {}, {}, {}, {}};
+  Table t{"files", {}, {}, {}, {}, {}, {}};
   for (const char* h : {"file", "kind", "commit", "host"}) t.column(h, h, false);
   t.column("created (UTC)", "created_utc", false);
   for (const ResultFile& r : f.results) {
@@ -545,38 +595,24 @@ std::string strategy_text(const TrainData& t) {
   return s;
 }
 
-// Step time over that of plain DP (ddp, no codec) with the same layout, clock and device
-// on the baseline profile.
-double slowdown_against_dp(const Folder& f, const std::vector<const ResultFile*>& runs, const TrainData& t) {
-  static const char* const kKeys[] = {"parallel.dp", "parallel.pp", "parallel.tp", "net.clock", "device.peak_gflops",
-                                      "train.steps", "train.batch_size"};
-  const std::string baseline = fs::path(f.baseline_net).stem().string();
-  for (const ResultFile* r : runs) {
-    const TrainData& b = r->train;
-    const std::string strategy = config_value(b, "strategy.name"), codec = config_value(b, "net.codec");
-    if (network_text(b) != baseline || (!strategy.empty() && strategy != "ddp") || (!codec.empty() && codec != "none"))
-      continue;
-    bool same = true;
-    for (const char* k : kKeys) same = same && config_value(b, k) == config_value(t, k);
-    if (same) return mean(t.time_ms) / mean(b.time_ms);
-  }
-  return kNaN;
-}
-
-Table quality_table(const Folder& f, const std::vector<const ResultFile*>& runs, double target) {
-  Table t{"quality", {}, {}, {}, {}, {}};
+// The validated runs (VAL, a subset of TRAIN); slowdowns as the runs table has them (their
+// baselines are looked for among all train runs).
+Table quality_table(const Folder& f, const std::vector<const ResultFile*>& train,
+                    const std::vector<const ResultFile*>& val, double target) {
+  const std::vector<TrainNumbers> numbers = train_numbers(f, train);
+  Table t{"quality", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("strategy", "strategy", false), t.column("network", "network", false);
   t.column("step time", "step_time_s", true), t.column("across sites/step", "across_sites_bytes_per_step", true);
-  t.column("slowdown vs central DP", "slowdown_vs_central_dp", true), t.column("final val loss", "final_val_loss", true);
-  t.column("time to target", "time_to_target_s", true);
-  for (const ResultFile* r : runs) {
+  t.column("slowdown", "slowdown", true), t.column("baseline", "baseline", false);
+  t.column("final val loss", "final_val_loss", true), t.column("time to target", "time_to_target_s", true);
+  for (const ResultFile* r : val) {
     const TrainData& d = r->train;
-    const TrainNumbers n = numbers_of(d);
+    const TrainNumbers& n = numbers[size_t(std::find(train.begin(), train.end(), r) - train.begin())];
     t.new_row();
     t.text(r->name), t.text(strategy_text(d)), t.text(network_text(d));
     t.number(n.step_s, sim::format_seconds), t.number(n.bytes_inter, sim::format_bytes);
-    t.number(slowdown_against_dp(f, runs, d), times), t.number(d.val_loss.back(), fixed4);
-    t.number(time_to(d, target), sim::format_seconds);
+    t.number(n.slowdown, times), t.text(n.baseline.empty() ? "n/a" : n.baseline);
+    t.number(d.val_loss.back(), fixed4), t.number(time_to(d, target), sim::format_seconds);
   }
   return t;
 }
@@ -653,7 +689,7 @@ LineChart loss_chart(const std::vector<const ResultFile*>& runs) {
 LineChart loss_time_chart(const std::vector<const ResultFile*>& runs) {
   LineChart c{"Training loss against time", kTimeAxis, "loss (nats)", spread_wide(runs), false, {}, {}};
   for (const ResultFile* r : runs) {
-    Series s{r->name + " (" + config_value(r->train, "net.clock") + ")", {}};
+    Series s{r->name + " (" + clock_of(r->train) + ")", {}};
     const std::vector<double> at = elapsed_s(r->train);
     for (size_t i = 0; i < at.size(); ++i) s.points.emplace_back(at[i], r->train.loss[i]);
     c.series.push_back(s);
@@ -665,7 +701,7 @@ LineChart val_time_chart(const std::vector<const ResultFile*>& runs) {
   LineChart c{"Validation loss against time", kTimeAxis, "validation loss (nats)", spread_wide(runs), false, {}, {}};
   for (const ResultFile* r : runs) {
     if (r->train.val_loss.empty()) continue;
-    Series s{r->name + " (" + config_value(r->train, "net.clock") + ")", {}};
+    Series s{r->name + " (" + clock_of(r->train) + ")", {}};
     const std::vector<double> elapsed = elapsed_s(r->train);
     for (size_t i = 0; i < r->train.val_step.size(); ++i)
       s.points.emplace_back(elapsed_at(r->train, elapsed, r->train.val_step[i]), r->train.val_loss[i]);
@@ -753,8 +789,9 @@ Figures draw_figures(const Folder& f, const std::vector<const ResultFile*>& trai
 const char* const kQualityColumns =
     "Strategy: strategy.name (DiLoCo: H inner steps per outer step), net.codec, where it applies and whether "
     "error feedback is off. Across sites/step: bytes sent between sites per step, all ranks together, over every "
-    "step of the run (DiLoCo's outer steps amortised). Slowdown vs central DP: step time over that of plain DP "
-    "(ddp, no codec) with the same layout, clock and device on the baseline profile. Time to target: the run's "
+    "step of the run (DiLoCo's outer steps amortised). Slowdown and baseline: as in the runs table (the run's "
+    "`baseline:`, else its twin on the baseline profile; an experiment comparing strategies names plain DP as "
+    "every run's baseline, as configs/experiments/strategies.yaml does). Time to target: the run's "
     "clock summed up to its first validation at or below the target, the highest final validation loss among "
     "these runs (so every run reaches it), at the granularity of train.val_every.";
 
@@ -772,7 +809,7 @@ Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
   Tables t;
   if (!train.empty()) t.all.push_back(train_table(f, train));
   if (!train.empty() && !breakdown_table(train).rows.empty()) t.all.push_back(breakdown_table(train));
-  if (const auto val = validated(f, train); !val.empty()) t.all.push_back(quality_table(f, val, target_loss(val)));
+  if (const auto val = validated(f, train); !val.empty()) t.all.push_back(quality_table(f, train, val, target_loss(val)));
   if (std::any_of(train.begin(), train.end(), [](const ResultFile* r) { return r->train.has_privacy; }))
     t.all.push_back(privacy_table(train));
   if (!f.unfinished.empty()) t.all.push_back(unfinished_table(f));
@@ -781,7 +818,16 @@ Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
   return t;
 }
 
-std::string document(const Folder& f, const Tables& t, const Figures& fig, bool with_csv) {
+// report.json: {"title": ..., "tables": {"<name>": <json(table)>, ...}}, the tables in the
+// report's order, each as its CSV holds it.
+std::string json_document(const Folder& f, const Tables& t) {
+  std::string out = "{\"title\": " + json_string(f.title) + ",\n \"tables\": {";
+  for (size_t i = 0; i < t.all.size(); ++i)
+    out += std::string(i ? ",\n  " : "\n  ") + json_string(t.all[i].name) + ": " + json(t.all[i]);
+  return out + "\n }\n}\n";
+}
+
+std::string document(const Folder& f, const Tables& t, const Figures& fig, bool with_csv, bool with_json) {
   std::ostringstream d;
   d << "# " << f.title << "\n\n";
   if (!f.description.empty()) d << f.description << "\n\n";
@@ -790,7 +836,7 @@ std::string document(const Folder& f, const Tables& t, const Figures& fig, bool 
     << ". Slowdowns are against the `" << fs::path(f.baseline_net).stem().string()
     << "` profile unless a run names its `baseline`." << (with_csv ? " Every table is also a CSV file beside this one "
                                                                    "(SI units, every digit): `<table>.csv`." : "")
-    << "\n\n";
+    << (with_json ? " Every table is also in `report.json` (the CSV's columns; null for n/a)." : "") << "\n\n";
   if (!f.manifest_note.empty()) d << "Note: " << f.manifest_note << "\n\n";
   if (const Table* failed = t.find("failed"))
     d << "## Runs that did not finish\n\n" << markdown(*failed)
@@ -835,7 +881,11 @@ ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostre
       o.csv.push_back((fs::path(dir) / (t.name + ".csv")).string());
       write_atomically(o.csv.back(), csv(t));
     }
-  write_atomically(o.path, document(f, tables, fig, options.csv));
+  if (options.json) {
+    o.csv.push_back((fs::path(dir) / "report.json").string());
+    write_atomically(o.csv.back(), json_document(f, tables));
+  }
+  write_atomically(o.path, document(f, tables, fig, options.csv, options.json));
   if (const Table* t = tables.find("failed")) out << "\nRuns that did not finish:\n" << markdown(*t);
   if (const Table* t = tables.find("runs")) out << "\nTraining runs (" << f.title << "):\n" << markdown(*t);
   if (const Table* t = tables.find("quality")) out << "\nQuality against time:\n" << markdown(*t);

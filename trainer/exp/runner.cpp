@@ -61,24 +61,6 @@ std::string run_header(const PlannedRun& p, size_t i, size_t n) {
   return "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": " + what + " -> " + p.result;
 }
 
-// <out>/<run>.failed holds a failed run's reason (one line) for the report, and tells a
-// later `dtbench run` that the run's result, if any, is a failed run's partial one (plan.cpp).
-// It is written before the run starts too, so a runner stopped mid-run (Ctrl-C, a killed
-// job) leaves the run's partial result marked as such, not as a finished one.
-void write_failed_marker(const PlannedRun& p, const std::string& why) {
-  const fs::path marker = failed_marker(p.result);
-  const fs::path tmp = marker.string() + ".tmp-" + std::to_string(::getpid());
-  std::error_code ignored;
-  std::ofstream(tmp) << why << "\n";
-  fs::rename(tmp, marker, ignored);
-}
-
-void record_outcome(const PlannedRun& p, const RunOutcome& o) {
-  std::error_code ignored;
-  if (o.ok) fs::remove(failed_marker(p.result), ignored);
-  else write_failed_marker(p, o.why);
-}
-
 RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, std::ostream& out) {
   out << run_header(p, i, n) << "\n  $ " << shell_line(p.argv) << std::endl;
   std::ofstream log(p.log, std::ios::trunc);
@@ -87,7 +69,6 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
   std::string last_error, last_line;
   int rows = 0;  // a coll run's table rows so far
   progress.start_run(i, seconds_now());
-  write_failed_marker(p, "unfinished: the runner stopped before the run ended");
   const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
     log << line << "\n" << std::flush;
     if (!line.empty() && !is_rule(line)) last_line = line;
@@ -108,8 +89,9 @@ RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, 
     const std::string said = !last_error.empty() ? last_error : c.timed_out || signaled ? "" : last_line;
     o.why = (c.timed_out ? "timed out after " + duration_text(p.timeout_s) : describe(c)) + (said.empty() ? "" : ": " + said);
   }
-  log << kOutcomeLine << (o.ok ? "ok" : "FAILED: " + o.why) << "\n";  // for dtbench report
-  record_outcome(p, o);
+  // The one record of how the run ended: dtbench report and the next dtbench run read it
+  // (finished_result); until it is written the run counts as unfinished.
+  log << kOutcomeLine << (o.ok ? "ok" : "FAILED: " + o.why) << std::endl;
   const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", c.seconds);
@@ -179,7 +161,7 @@ class RunLocks {
     }
     // Locked now: a result that appeared since the plan was checked was written meanwhile.
     for (const PlannedRun& p : plan.runs)
-      if (fs::exists(p.result) && !fs::exists(failed_marker(p.result))) {
+      if (finished_result(p)) {
         ::close(fd_);
         throw UsageError(p.result + " was written by another dtbench run meanwhile: results are never overwritten");
       }

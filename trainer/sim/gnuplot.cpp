@@ -1,5 +1,6 @@
 #include "sim/gnuplot.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -22,6 +23,18 @@ std::string gnuplot_quoted(const std::string& text) {
     out += c;
   }
   return out + "\"";
+}
+
+std::string log_tics(double lo, double hi) {
+  std::string tics;
+  for (int k = int(std::floor(std::log10(lo))); k <= int(std::ceil(std::log10(hi))); ++k)
+    for (const double f : {1.0, 2.0, 5.0})
+      if (const double v = f * std::pow(10.0, k); v >= lo && v <= hi) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.10g", v);
+        tics += (tics.empty() ? "" : ", ") + std::string(buf);
+      }
+  return tics;
 }
 
 GnuplotRun run_gnuplot(const std::filesystem::path& script) {

@@ -54,17 +54,7 @@ std::string y_range(const Plot& plot) {
   if (plot.log_y) {
     const double bottom = lo / 1.15, top = hi * 1.3;
     s << "set yrange [" << bottom << ":" << top << "]\n";
-    if (hi / lo < 1000) {  // tics at 1, 2, 5 x 10^k rather than at decades only
-      std::string tics;
-      for (int k = int(std::floor(std::log10(bottom))); k <= int(std::ceil(std::log10(top))); ++k)
-        for (double f : {1.0, 2.0, 5.0})
-          if (const double v = f * std::pow(10.0, k); v >= bottom && v <= top) {
-            std::ostringstream one;
-            one << v;
-            tics += (tics.empty() ? "" : ", ") + one.str();
-          }
-      s << "set ytics (" << tics << ")\n";
-    }
+    if (hi / lo < 1000) s << "set ytics (" << log_tics(bottom, top) << ")\n";  // not at decades only
   } else {
     const double pad = hi > lo ? 0.08 * (hi - lo) : 0.1 * std::fabs(hi) + 1e-12;
     s << "set yrange [" << (lo >= 0 ? std::max(0.0, lo - pad) : lo - pad) << ":" << hi + pad << "]\n";

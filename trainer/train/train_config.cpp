@@ -75,8 +75,8 @@ std::vector<KeySpec> train_schema() {
       {"parallel.placement", K::kString, "", 1, 0, {},
        "placement YAML: ranks (grid order), sites (per rank) ('' = identity)"},
       {"net.profile", K::kString, "", 1, 0, {}, "network profile configs/net/*.yaml ('' = unshaped)"},
-      {"net.clock", K::kChoice, "virtual", 0, 0, {"virtual", "wall"},
-       "time of the emulated network (a world of one rank, unless set: wall, its own step time)"},
+      {"net.clock", K::kChoice, "auto", 0, 0, {"auto", "virtual", "wall"},
+       "time of the emulated network: virtual, wall, or auto (wall on one rank: its own step time; virtual on more)"},
       {"net.algo", K::kChoice, "ring", 0, 0, {"ring", "hd", "tree", "hier", "ps", "gossip", "mpi"},
        "allreduce algorithm of the DP gradient sync"},
       {"net.codec", K::kString, "none", 1, 0, {}, "DP gradient (diloco: pseudo-gradient) compression: none, fp16, bf16, int8[:B], int4[:B], topk[:R], sign[:B]"},
@@ -155,8 +155,7 @@ void read_parallel(const Config& c, TrainSettings& s) {
   p.vocab_parallel = c.get_bool("parallel.vocab_parallel");
   p.placement = c.get_string("parallel.placement");
   p.net_profile = c.get_string("net.profile");
-  // One rank sends nothing: its step time is its own, on the wall clock, unless asked.
-  p.clock = p.world() == 1 && c.origin("net.clock") == "default" ? "wall" : c.get_string("net.clock");
+  p.clock = resolved_clock(c.get_string("net.clock"), p.world());
   p.dp_algo = c.get_string("net.algo");
   p.codec = c.get_string("net.codec");
   p.codec_scope = c.get_string("net.codec_scope");
@@ -411,6 +410,11 @@ TrainSettings train_settings(const Config& c) {
   s.privacy = privacy::privacy_settings(c);
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
+}
+
+std::string resolved_clock(const std::string& value, int world) {
+  if (value != "auto") return value;
+  return world == 1 ? "wall" : "virtual";
 }
 
 }  // namespace dtb

@@ -101,4 +101,10 @@ TrainSettings train_settings(const Config& config);
 // N_LAYER (UsageError naming the key). The trainer and the simulator read it here.
 std::vector<int> stage_layers(const Config& c, int pp, int n_layer);
 
+// net.clock as a run of WORLD ranks uses it: auto (the default) is the wall clock for a world
+// of one (it sends nothing: its step time is its own) and the virtual clock for more; virtual
+// and wall are themselves. By value, so a resolved config (a results file's /config) read
+// back is the same run. The trainer, `dtbench run`'s plan and `dtbench report` all use it.
+std::string resolved_clock(const std::string& value, int world);
+
 }  // namespace dtb
