@@ -16,6 +16,8 @@ struct Queues {
   std::span<const int> ranks;
   std::vector<double> time, egress_free, ingress_free;
   std::unordered_map<int64_t, double> path_free;  // from * p + to
+  std::vector<std::vector<NicBusy>>* egress = nullptr;  // egress_busy's record, when asked
+  std::span<const SharedNic> shared;                    // NICs booked outside the replay
 
   static constexpr double kIdle = -std::numeric_limits<double>::infinity();  // a queue never used
   Queues(const netem::NetworkModel& n, std::span<const int> r)
@@ -30,9 +32,15 @@ struct Queues {
     const int a = ranks[size_t(m.from)], b = ranks[size_t(m.to)];
     const NicBeta nic = nic_betas(net, a, b, round_bytes);
     const double beta = net.beta(a, b);
-    const double start = std::max(egress_free[size_t(m.from)], ready);
-    const double sender_free = start + m.bytes * nic.egress;
+    double start = std::max(egress_free[size_t(m.from)], ready);
+    double sender_free = start + m.bytes * nic.egress;
+    for (const SharedNic& s : shared)
+      if (s.rank == m.from && nic.egress > 0) {
+        const netem::NicQueue::Booking b = s.nic->book(s.channel, start, m.bytes * nic.egress);
+        start = b.start, sender_free = b.end;
+      }
     egress_free[size_t(m.from)] = sender_free;
+    if (egress && nic.egress > 0) (*egress)[size_t(m.from)].push_back({start, sender_free});
     double& path = path_free.try_emplace(int64_t(m.from) * int64_t(ranks.size()) + m.to, kIdle).first->second;
     const double depart = std::max(sender_free, std::max(path, start) + m.bytes * beta);
     path = depart;
@@ -68,6 +76,12 @@ void run_round(Queues& q, std::span<const Message> round) {
   q.time = std::move(ends);
 }
 
+// Every round of ROUNDS, the ranks starting at START (empty: all at 0).
+void run_rounds(Queues& q, const Rounds& rounds, std::span<const double> start) {
+  if (!start.empty()) q.time.assign(start.begin(), start.end());
+  if (q.ranks.size() > 1) rounds([&](std::span<const Message> round) { run_round(q, round); });
+}
+
 }  // namespace
 
 NicBeta nic_betas(const netem::NetworkModel& net, int a, int b, double n) {
@@ -79,8 +93,24 @@ NicBeta nic_betas(const netem::NetworkModel& net, int a, int b, double n) {
 std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
                                 std::span<const double> start) {
   Queues q(net, ranks);
-  if (!start.empty()) q.time.assign(start.begin(), start.end());
-  if (ranks.size() > 1) rounds([&](std::span<const Message> round) { run_round(q, round); });
+  run_rounds(q, rounds, start);
+  return q.time;
+}
+
+std::vector<std::vector<NicBusy>> egress_busy(const netem::NetworkModel& net, std::span<const int> ranks,
+                                              const Rounds& rounds, std::span<const double> start) {
+  std::vector<std::vector<NicBusy>> busy(ranks.size());
+  Queues q(net, ranks);
+  q.egress = &busy;
+  run_rounds(q, rounds, start);
+  return busy;
+}
+
+std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
+                                std::span<const double> start, std::span<const SharedNic> shared) {
+  Queues q(net, ranks);
+  q.shared = shared;
+  run_rounds(q, rounds, start);
   return q.time;
 }
 

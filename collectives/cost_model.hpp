@@ -44,6 +44,26 @@ double replay(const netem::NetworkModel& net, std::span<const int> ranks, const 
 std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
                                 std::span<const double> start = {});
 
+// A rank whose egress NIC the collective shares with the rank's other channel (netem's
+// NicQueue, as the simulator keeps one per stage): the replay books that rank's capped
+// messages on NIC, on CHANNEL, where the other channel left it free, instead of on a NIC of
+// its own; so they wait for, or fill the gaps of, what was booked there before.
+struct SharedNic {
+  int rank = 0;  // local rank
+  netem::NicQueue* nic = nullptr;
+  int channel = 0;
+};
+std::vector<double> replay_each(const netem::NetworkModel& net, std::span<const int> ranks, const Rounds& rounds,
+                                std::span<const double> start, std::span<const SharedNic> shared);
+// The intervals each rank's egress NIC is busy with the messages of ROUNDS that meet an
+// egress cap (nic:, or the host's share), in time order, the ranks starting at START as in
+// replay_each: what the simulator books on a rank's NIC (netem::NicQueue) beside its other
+// channel, so the two share the NIC as netem's virtual clock has them share it.
+struct NicBusy {
+  double start = 0, end = 0;
+};
+std::vector<std::vector<NicBusy>> egress_busy(const netem::NetworkModel& net, std::span<const int> ranks,
+                                              const Rounds& rounds, std::span<const double> start = {});
 // What ROUNDS send, summed over the group's ranks, by link class (netem sites), as
 // Communicator::stats counts it; the most one rank sends; and the worst latency and
 // seconds per byte among the links that carry a message.

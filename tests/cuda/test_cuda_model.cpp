@@ -2,7 +2,10 @@
 // the same parameters and tokens: one whole training step (loss, every gradient tensor,
 // the grad norm, parameters and Adam moments after the update), then five steps of
 // losses within 1e-4 relative, in fp32; the same in bf16 mixed precision with the looser
-// tolerances of bf16 activations. Exits 77 (ctest: skipped) where no GPU can run it.
+// tolerances of bf16 activations. Then the stage itself (model/stage.hpp) over the CUDA
+// kernel set against the CPU set where cuda::Model does not go: the pipeline's buffer
+// order, an untied LM head, two micro-batch slots and a loss scale.
+// Exits 77 (ctest: skipped) where no GPU can run it.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -10,8 +13,14 @@
 #include <string>
 #include <vector>
 
+#include <cuda_runtime_api.h>
+
+#include "cuda/check.hpp"
+#include "cuda/context.hpp"
 #include "cuda/gpu_test.hpp"
+#include "cuda/kernel_set.hpp"
 #include "cuda/model.hpp"
+#include "model/stage.hpp"
 #include "model/gpt2.hpp"
 #include "optim/adamw.hpp"
 
@@ -132,6 +141,46 @@ void five_steps(Precision p, Random& rng, uint64_t seed, Checker& check) {
   if (!ok) check.fail(std::string("five steps of losses ") + precision_name(p));
 }
 
+// Two micro-batches, each LOSS_SCALE x its loss, through a layer-major untied stage on the
+// CPU set and on the GPU's: the losses and the accumulated gradients (fp32).
+void stage_over_the_gpu_set(Random& rng, uint64_t seed, Checker& check) {
+  dtb::GPTConfig c = kConfig;
+  c.tie_embeddings = false;
+  const dtb::StageShard whole = dtb::whole_model(c);
+  Context ctx;
+  KernelSet gpu_set(ctx, false);
+  dtb::TransformerStage<float> cpu(c, whole, kB, kT, 2), gpu(c, whole, kB, kT, 2, dtb::StageLayout::kLayerMajor, gpu_set);
+  cpu.init_weights(seed);
+  gpu.init_weights(seed);
+  cpu.zero_grad();
+  gpu.zero_grad();
+  auto& none = dtb::no_tensor_parallelism();
+  std::vector<std::vector<int32_t>> in, tgt;
+  for (int slot = 0; slot < 2; ++slot) {
+    in.push_back(rng.tokens(size_t(kB) * kT, c.vocab_size));
+    tgt.push_back(rng.tokens(size_t(kB) * kT, c.vocab_size));
+    const float want = cpu.forward(slot, in.back().data(), tgt.back().data(), none);
+    const float got = gpu.forward(slot, in.back().data(), tgt.back().data(), none);
+    check.check("stage loss, slot " + std::to_string(slot), {got}, {want}, kStepFp32);
+  }
+  for (int slot = 1; slot >= 0; --slot) {
+    cpu.backward(slot, 0.5f, none);
+    gpu.backward(slot, 0.5f, none);
+  }
+  std::vector<float> grads(gpu.num_params());
+  cuda_check(cudaMemcpy(grads.data(), gpu.grads(), grads.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  // Per tensor of param_layout (its runs gathered from the layer-major buffer).
+  const auto layout = dtb::param_layout(c);
+  std::vector<std::vector<double>> got(layout.size()), want(layout.size());
+  for (const dtb::ShardRun& r : gpu.runs()) {
+    got[size_t(r.tensor)].insert(got[size_t(r.tensor)].end(), grads.begin() + long(r.local),
+                                 grads.begin() + long(r.local + r.len));
+    want[size_t(r.tensor)].insert(want[size_t(r.tensor)].end(), cpu.grads() + r.local, cpu.grads() + r.local + r.len);
+  }
+  for (size_t t = 0; t < layout.size(); ++t)
+    check.check(std::string("stage grad ") + layout[t].name + " (layer-major, untied)", got[t], want[t], kStepFp32);
+}
+
 void misuse(Checker& check) {
   Model gpu(kConfig, kB, kT, Precision::kFp32);
   bool threw = false;
@@ -165,6 +214,7 @@ int main() {
       one_step(p, rng, seed, check);
       five_steps(p, rng, seed, check);
     }
+    stage_over_the_gpu_set(rng, seed, check);
     misuse(check);
     return check.finish("test_cuda_model");
   } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 #pragma once
-// GPT-2 on one GPU: the model of model/gpt2.hpp with the same flat parameter layout
+// GPT-2 on one GPU: the one orchestration (model/stage.hpp, every layer at TP = 1) over the
+// CUDA kernel set (cuda/kernel_set.hpp), with GPT<float>'s flat parameter layout
 // (param_layout), so parameters, gradients and Adam moments copy 1:1 between the CPU and
 // the CUDA backends, and a DP bucket or a checkpoint means the same floats on both.
 //

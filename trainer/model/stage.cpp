@@ -1,4 +1,4 @@
-// The one GPT orchestration (model/stage.hpp) over the CPU kernels (cpu/kernels.hpp).
+// The one GPT orchestration (model/stage.hpp) over a kernel set (model/kernel_set.hpp).
 #include "model/stage.hpp"
 
 #include <algorithm>
@@ -119,7 +119,7 @@ bool is_whole_model(const GPTConfig& c, const StageShard& s) {
 }
 
 void validate(const GPTConfig& c, const StageShard& s, int rows, int T, int slots, StageLayout layout,
-              bool real_is_float) {
+              bool real_is_float, bool kernels_tensor_parallel) {
   auto fail = [](const std::string& what) { throw std::invalid_argument("model: " + what); };
   if (c.vocab_size < 1 || c.n_ctx < 1 || c.n_layer < 1 || c.n_head < 1 || c.n_embd < 1)
     fail("vocab_size, n_ctx, n_layer, n_head and n_embd must all be >= 1");
@@ -137,6 +137,7 @@ void validate(const GPTConfig& c, const StageShard& s, int rows, int T, int slot
   if (layout == StageLayout::kTensorMajor && !is_whole_model(c, s))
     fail("param_layout order needs the whole model on one rank (every layer, TP = 1)");
   if (!real_is_float && s.tp_size > 1) fail("tensor parallelism runs in float only");
+  if (!kernels_tensor_parallel && s.tp_size > 1) fail("this kernel set runs TP = 1 only");
 }
 
 class NoTensorParallelism final : public TpReduce {
@@ -177,6 +178,7 @@ template <typename Real>
 struct TransformerStage<Real>::Dims {
   size_t B, T, BT, C, Ct, Ft, NHt, Lloc, Vt, TP;
   bool last, vocab_split;
+  size_t align, ldv;  // the kernel set's: buffer alignment, the logits' row stride
 };
 
 template <typename Real>
@@ -212,17 +214,34 @@ struct TransformerStage<Real>::Acts {
 
 template <typename Real>
 typename TransformerStage<Real>::Dims TransformerStage<Real>::dims_of(const GPTConfig& c, const StageShard& s,
-                                                                      int rows, int T) {
+                                                                      int rows, int T, size_t align, int ldv) {
   const VocabSlice v = vocab_slice(c, s);
   const size_t tp = size_t(s.tp_size), C = size_t(c.n_embd);
-  return {size_t(rows), size_t(T), size_t(rows) * size_t(T), C, C / tp, 4 * C / tp, size_t(c.n_head) / tp,
-          size_t(s.layer_end - s.layer_begin), size_t(v.hi - v.lo), tp, s.last, v.hi - v.lo < c.vocab_size};
+  return {size_t(rows),
+          size_t(T),
+          size_t(rows) * size_t(T),
+          C,
+          C / tp,
+          4 * C / tp,
+          size_t(c.n_head) / tp,
+          size_t(s.layer_end - s.layer_begin),
+          size_t(v.hi - v.lo),
+          tp,
+          s.last,
+          v.hi - v.lo < c.vocab_size,
+          align,
+          ldv > 0 ? size_t(ldv) : size_t(v.hi - v.lo)};
+}
+
+template <typename Real>
+typename TransformerStage<Real>::Dims TransformerStage<Real>::dims() const {
+  return dims_of(c_, shard_, B_, T_, k_->align(), ldv_);
 }
 
 // One layer's activations at BASE (null: only counts); returns the elements it spans.
 template <typename Real>
 size_t TransformerStage<Real>::carve_block_x(Real* base, const Dims& d, BlockX* x) {
-  Carver<Real> k(base);
+  Carver<Real> k(base, d.align);
   x->ln1 = k.take(d.BT * d.C);
   x->ln1_mean = k.take(d.BT);
   x->ln1_rstd = k.take(d.BT);
@@ -246,15 +265,15 @@ template <typename Real>
 size_t TransformerStage<Real>::carve_acts(Real* base, const Dims& d, Acts* a) {
   BlockX x;
   const size_t layer_acts = carve_block_x(nullptr, d, &x);
-  Carver<Real> k(base);
+  Carver<Real> k(base, d.align);
   a->input = k.take(d.BT * d.C);
   a->layers = k.take(d.Lloc * layer_acts);
   const size_t head = d.last ? 1 : 0;  // only the last stage has lnf and the LM head
   a->lnf = k.take(head * d.BT * d.C);
   a->lnf_mean = k.take(head * d.BT);
   a->lnf_rstd = k.take(head * d.BT);
-  a->logits = k.take(head * d.BT * d.Vt);
-  a->probs = k.take(head * d.BT * d.Vt);
+  a->logits = k.take(head * d.BT * d.ldv);
+  a->probs = k.take(head * d.BT * d.ldv);
   a->losses = k.take(head * d.BT);
   a->lse = k.take(head * d.BT);
   return k.used();
@@ -279,14 +298,14 @@ template <typename Real>
 typename TransformerStage<Real>::Acts TransformerStage<Real>::slot_acts(int slot) const {
   if (slot < 0 || size_t(slot) >= inputs_.size()) throw std::out_of_range("stage: slot out of range");
   Acts a;
-  carve_acts(const_cast<Real*>(acts_.data()) + size_t(slot) * slot_size_, dims_of(c_, shard_, B_, T_), &a);
+  carve_acts(acts_.data() + size_t(slot) * slot_size_, dims(), &a);
   return a;
 }
 
 template <typename Real>
 typename TransformerStage<Real>::BlockX TransformerStage<Real>::block_x(const Acts& a, int li) const {
   BlockX x;
-  carve_block_x(a.layers + size_t(li) * layer_acts_, dims_of(c_, shard_, B_, T_), &x);
+  carve_block_x(a.layers + size_t(li) * layer_acts_, dims(), &x);
   return x;
 }
 
@@ -304,12 +323,13 @@ typename TransformerStage<Real>::BlockW TransformerStage<Real>::block_w(Real* ba
 
 template <typename Real>
 TransformerStage<Real>::TransformerStage(const GPTConfig& config, const StageShard& shard, int rows, int T,
-                                         int slots, StageLayout layout)
-    : c_(config), shard_(shard), layout_(layout), B_(rows), T_(T), BT_(rows * T), C_(config.n_embd),
+                                         int slots, StageLayout layout, KernelSet<Real>& kernels)
+    : c_(config), shard_(shard), k_(&kernels), layout_(layout), B_(rows), T_(T), BT_(rows * T), C_(config.n_embd),
       Ct_(config.n_embd / std::max(shard.tp_size, 1)), Ft_(4 * config.n_embd / std::max(shard.tp_size, 1)),
       NHt_(config.n_head / std::max(shard.tp_size, 1)), Lloc_(shard.layer_end - shard.layer_begin),
-      vocab_(vocab_slice(config, shard)), vocab_split_(vocab_.hi - vocab_.lo < config.vocab_size) {
-  validate(config, shard, rows, T, slots, layout, std::is_same_v<Real, float>);
+      vocab_(vocab_slice(config, shard)), ldv_(kernels.vocab_stride(vocab_.hi - vocab_.lo)),
+      vocab_split_(vocab_.hi - vocab_.lo < config.vocab_size) {
+  validate(config, shard, rows, T, slots, layout, std::is_same_v<Real, float>, kernels.tensor_parallel());
   layer_first_.assign(size_t(kLastLayerTensor) + 1, 0);
   layer_stride_.assign(layer_first_.size(), 0);
   if (layout == StageLayout::kLayerMajor) {
@@ -329,20 +349,22 @@ TransformerStage<Real>::TransformerStage(const GPTConfig& config, const StageSha
     for (int t = kFirstLayerTensor; t <= kLastLayerTensor; ++t)
       layer_first_[size_t(t)] = g[size_t(t)].offset, layer_stride_[size_t(t)] = g[size_t(t)].size / size_t(c_.n_layer);
   }
-  const Dims d = dims_of(c_, shard_, B_, T_);
+  const Dims d = dims();
   BlockX x;
   layer_acts_ = carve_block_x(nullptr, d, &x);
   Acts a;
   slot_size_ = carve_acts(nullptr, d, &a);
   runs_ = shard_runs(c_, shard_, layout_);
-  params_.assign(rank_parameters(c_, shard_), Real(0));
-  grads_.assign(params_.size(), Real(0));
-  acts_.assign(slot_size_ * size_t(slots), Real(0));
-  dresidual_.assign(d.BT * d.C, Real(0));
+  using Memory = typename KernelSet<Real>::Memory;
+  params_ = KernelBuffer<Real>(kernels, rank_parameters(c_, shard_), Memory::kState);
+  grads_ = KernelBuffer<Real>(kernels, params_.size(), Memory::kState);
+  acts_ = KernelBuffer<Real>(kernels, slot_size_ * size_t(slots), Memory::kActivations);
+  dresidual_ = KernelBuffer<Real>(kernels, d.BT * d.C, Memory::kActivations);
   inputs_.assign(size_t(slots), nullptr);
   targets_.assign(size_t(slots), nullptr);
-  scratch_.assign(scratch_size(d), Real(0));
-  if (vocab_split_ && shard.last) ce_stats_.assign(d.TP * d.BT * 3, Real(0));
+  scratch_ = KernelBuffer<Real>(kernels, scratch_size(d), Memory::kActivations);
+  if (vocab_split_ && shard.last) ce_stats_ = KernelBuffer<Real>(kernels, d.TP * d.BT * 3, Memory::kState);
+  kernels.weights_changed(params_.data(), params_.size());
 }
 
 template <typename Real>
@@ -358,8 +380,11 @@ std::vector<ShardRun> TransformerStage<Real>::shard_runs(const GPTConfig& c, con
 template <typename Real>
 void TransformerStage<Real>::init_weights(uint64_t seed) {
   const auto g = param_layout(c_);
+  std::vector<Real> host(params_.size(), Real(0));  // drawn on the host whatever the kernel set
   for (const ShardRun& r : runs_)
-    init_param_slice(c_, seed, r.tensor, r.global - g[size_t(r.tensor)].offset, r.len, params_.data() + r.local);
+    init_param_slice(c_, seed, r.tensor, r.global - g[size_t(r.tensor)].offset, r.len, host.data() + r.local);
+  k_->upload(params_.data(), host.data(), host.size());
+  k_->weights_changed(params_.data(), params_.size());
 }
 
 template <typename Real>
@@ -404,22 +429,22 @@ const Real* TransformerStage<Real>::logits(int slot) const {
 
 template <typename Real>
 void TransformerStage<Real>::zero_grad() {
-  std::fill(grads_.begin(), grads_.end(), Real(0));
+  k_->zero(grads_.data(), grads_.size());
 }
 
 // ------------------------------------------------------------------- the kernels
 
 template <typename Real>
 void TransformerStage<Real>::matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in,
-                                        int out_features) {
-  matmul_forward(out, inp, w, bias, BT_, in, out_features);
+                                        int out_features, int ldo) {
+  k_->matmul_forward(out, inp, w, bias, BT_, in, out_features, ldo > 0 ? ldo : out_features);
   flops_ += 2.0 * BT_ * in * out_features;
 }
 
 template <typename Real>
 void TransformerStage<Real>::matmul_bwd(Real* dinp, Real* dw, Real* db, const Real* dout, const Real* inp,
-                                        const Real* w, int in, int out_features) {
-  matmul_backward(dinp, dw, db, dout, inp, w, BT_, in, out_features);
+                                        const Real* w, int in, int out_features, int ld_dout) {
+  k_->matmul_backward(dinp, dw, db, dout, inp, w, BT_, in, out_features, ld_dout > 0 ? ld_dout : out_features);
   flops_ += 4.0 * BT_ * in * out_features;
 }
 
@@ -441,8 +466,7 @@ void TransformerStage<Real>::row_parallel_forward(Real* out, const Real* inp, co
   if (shard_.tp_size == 1) return matmul_fwd(out, inp, w, bias, in_features, C_);
   matmul_fwd(out, inp, w, nullptr, in_features, C_);
   tp_allreduce(out, size_t(BT_) * C_, tp);
-  for (int i = 0; i < BT_; ++i)
-    for (int o = 0; o < C_; ++o) out[size_t(i) * C_ + o] += bias[o];
+  k_->add_bias(out, bias, BT_, C_);
 }
 
 // Pre-LN block on this rank's heads and MLP columns: residual2 = residual +
@@ -452,17 +476,17 @@ void TransformerStage<Real>::block_forward(const Acts& a, int li, const Real* re
   const BlockX x = block_x(a, li);
   const BlockW w = block_w(params_.data(), li);
   const size_t btc = size_t(BT_) * C_;
-  layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, BT_, C_);
+  k_->layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, BT_, C_);
   matmul_fwd(x.qkv, x.ln1, w.qkvw, w.qkvb, C_, 3 * Ct_);  // column-parallel
-  attention_forward(x.atty, x.att, x.qkv, B_, T_, Ct_, NHt_);
+  k_->attention_forward(x.atty, x.att, x.qkv, B_, T_, Ct_, NHt_);
   flops_ += 2.0 * BT_ * T_ * Ct_;  // QK^T and AV, causal half (llm.c's 6LCT per token, fwd+bwd)
   row_parallel_forward(x.attproj, x.atty, w.attprojw, w.attprojb, Ct_, tp);
-  residual_forward(x.residual2, residual, x.attproj, btc);
-  layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, BT_, C_);
+  k_->residual_forward(x.residual2, residual, x.attproj, btc);
+  k_->layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, BT_, C_);
   matmul_fwd(x.fch, x.ln2, w.fcw, w.fcb, C_, Ft_);  // column-parallel
-  gelu_forward(x.fch_gelu, x.fch, size_t(BT_) * Ft_);
+  k_->gelu_forward(x.fch_gelu, x.fch, size_t(BT_) * Ft_);
   row_parallel_forward(x.fcproj, x.fch_gelu, w.fcprojw, w.fcprojb, Ft_, tp);
-  residual_forward(x.residual3, x.residual2, x.fcproj, btc);
+  k_->residual_forward(x.residual3, x.residual2, x.fcproj, btc);
 }
 
 // wte[token] + wpe[position]; vocabulary-parallel: each rank's rows, summed over the TP ranks.
@@ -470,23 +494,23 @@ template <typename Real>
 void TransformerStage<Real>::embed(const Acts& a, const int32_t* inputs, TpReduce& tp) {
   const Real* wte = params_.data() + wte_at_;
   const Real* wpe = params_.data() + wpe_at_;
-  if (!vocab_split_) return encoder_forward(a.input, inputs, wte, wpe, B_, T_, C_);
+  if (!vocab_split_) return k_->encoder_forward(a.input, inputs, wte, wpe, B_, T_, C_, VocabSlice{});
   // Only rank 0 adds wpe, so the sum holds it once; x + 0 is exact, so the result is
   // bitwise the replicated one.
-  encoder_forward(a.input, inputs, wte, shard_.tp_rank == 0 ? wpe : nullptr, B_, T_, C_, vocab_);
+  k_->encoder_forward(a.input, inputs, wte, shard_.tp_rank == 0 ? wpe : nullptr, B_, T_, C_, vocab_);
   tp_allreduce(a.input, size_t(BT_) * C_, tp);
 }
 
 // The LM head's softmax and the mean loss over the rows, from this rank's logits columns.
 template <typename Real>
 Real TransformerStage<Real>::cross_entropy(const Acts& a, const int32_t* targets, TpReduce& tp) {
-  if (!vocab_split_) return crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, c_.vocab_size);
+  if (!vocab_split_) return k_->crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, c_.vocab_size, ldv_);
   if constexpr (std::is_same_v<Real, float>) {
     Real* mine = ce_stats_.data() + size_t(shard_.tp_rank) * BT_ * 3;
-    crossentropy_partial(mine, a.logits, targets, BT_, vocab_);
+    k_->crossentropy_partial(mine, a.logits, targets, BT_, vocab_);
     tp.allgather(ce_stats_.data(), ce_stats_.size());
-    const Real loss = crossentropy_combine(a.losses, a.lse, ce_stats_.data(), shard_.tp_size, BT_);
-    softmax_from_lse(a.probs, a.logits, a.lse, BT_, vocab_.hi - vocab_.lo);
+    const Real loss = k_->crossentropy_combine(a.losses, a.lse, ce_stats_.data(), shard_.tp_size, BT_);
+    k_->softmax_from_lse(a.probs, a.logits, a.lse, BT_, vocab_.hi - vocab_.lo);
     return loss;
   } else {
     throw std::logic_error("tensor parallelism runs in float only");
@@ -498,8 +522,8 @@ template <typename Real>
 Real TransformerStage<Real>::lm_head_forward(const Acts& a, const Real* residual, const int32_t* targets,
                                              TpReduce& tp) {
   const Real* lnfw = params_.data() + lnf_at_;
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C_, BT_, C_);
-  matmul_fwd(a.logits, a.lnf, params_.data() + head_at_, nullptr, C_, vocab_.hi - vocab_.lo);
+  k_->layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C_, BT_, C_);
+  matmul_fwd(a.logits, a.lnf, params_.data() + head_at_, nullptr, C_, vocab_.hi - vocab_.lo, ldv_);
   if (!targets) return std::numeric_limits<Real>::quiet_NaN();
   return cross_entropy(a, targets, tp);
 }
@@ -533,7 +557,7 @@ Real TransformerStage<Real>::forward(int slot, const int32_t* inputs, const int3
   }
   if (!shard_.last) return Real(0);
   const Real loss = lm_head_forward(a, residual, targets, tp);
-  probe(ProbePoint::kLogits, -1, a.logits, size_t(BT_) * (vocab_.hi - vocab_.lo));
+  probe(ProbePoint::kLogits, -1, a.logits, size_t(BT_) * size_t(ldv_));
   return loss;
 }
 
@@ -555,18 +579,18 @@ void TransformerStage<Real>::block_backward(const Acts& a, int li, const Real* r
   Real* datty = dln2 + btc;
   Real* dqkv = datty + BT * Ct_;
   Real* dln1 = dqkv + 3 * BT * Ct_;
-  std::fill(dfch_gelu, dln1 + btc, Real(0));
+  k_->zero(dfch_gelu, size_t(dln1 + btc - dfch_gelu));
   matmul_bwd(dfch_gelu, g.fcprojw, g.fcprojb, dres, x.fch_gelu, w.fcprojw, Ft_, C_);
-  gelu_backward(dfch, x.fch, dfch_gelu, BT * Ft_);
+  k_->gelu_backward(dfch, x.fch, dfch_gelu, BT * Ft_);
   matmul_bwd(dln2, g.fcw, g.fcb, dfch, x.ln2, w.fcw, C_, Ft_);
   if (shard_.tp_size > 1) tp_allreduce(dln2, btc, tp);
-  layernorm_backward(dres, g.ln2w, g.ln2b, dln2, x.residual2, w.ln2w, x.ln2_mean, x.ln2_rstd, BT_, C_);
+  k_->layernorm_backward(dres, g.ln2w, g.ln2b, dln2, x.residual2, w.ln2w, x.ln2_mean, x.ln2_rstd, BT_, C_);
   matmul_bwd(datty, g.attprojw, g.attprojb, dres, x.atty, w.attprojw, Ct_, C_);
-  attention_backward(dqkv, datty, x.qkv, x.att, B_, T_, Ct_, NHt_);
+  k_->attention_backward(dqkv, datty, x.qkv, x.att, B_, T_, Ct_, NHt_);
   flops_ += 4.0 * BT_ * T_ * Ct_;
   matmul_bwd(dln1, g.qkvw, g.qkvb, dqkv, x.ln1, w.qkvw, C_, 3 * Ct_);
   if (shard_.tp_size > 1) tp_allreduce(dln1, btc, tp);
-  layernorm_backward(dres, g.ln1w, g.ln1b, dln1, residual, w.ln1w, x.ln1_mean, x.ln1_rstd, BT_, C_);
+  k_->layernorm_backward(dres, g.ln1w, g.ln1b, dln1, residual, w.ln1w, x.ln1_mean, x.ln1_rstd, BT_, C_);
 }
 
 // The cross-entropy's gradient (in place over the softmax: the kernels assign dlogits),
@@ -578,18 +602,16 @@ void TransformerStage<Real>::lm_head_backward(const Acts& a, int slot, Real loss
   const int C = C_, V = vocab_.hi - vocab_.lo;  // this rank's vocabulary columns
   const size_t btc = size_t(BT_) * C;
   Real* dlogits = a.probs;
-  crossentropy_backward(dlogits, a.probs, targets, BT_, V, vocab_);
-  if (loss_scale != Real(1))
-    for (size_t i = 0; i < size_t(BT_) * V; ++i) dlogits[i] *= loss_scale;
+  k_->crossentropy_backward(dlogits, a.probs, a.logits, targets, BT_, V, ldv_, vocab_, loss_scale);
   Real* dlnf = scratch_.data();
-  std::fill(dlnf, dlnf + btc, Real(0));
-  matmul_bwd(dlnf, grads_.data() + head_at_, nullptr, dlogits, a.lnf, params_.data() + head_at_, C, V);
+  k_->zero(dlnf, btc);
+  matmul_bwd(dlnf, grads_.data() + head_at_, nullptr, dlogits, a.lnf, params_.data() + head_at_, C, V, ldv_);
   if (vocab_split_) tp_allreduce(dlnf, btc, tp);  // each rank's columns gave a partial sum
   Real* dres = dresidual_.data();
-  std::fill(dres, dres + btc, Real(0));
+  k_->zero(dres, btc);
   const Real* lnfw = params_.data() + lnf_at_;
   Real* glnfw = grads_.data() + lnf_at_;
-  layernorm_backward(dres, glnfw, glnfw + C, dlnf, block_x(a, Lloc_ - 1).residual3, lnfw, a.lnf_mean, a.lnf_rstd,
+  k_->layernorm_backward(dres, glnfw, glnfw + C, dlnf, block_x(a, Lloc_ - 1).residual3, lnfw, a.lnf_mean, a.lnf_rstd,
                      BT_, C);
   targets_[size_t(slot)] = nullptr;  // the softmax is spent
 }
@@ -613,8 +635,8 @@ void TransformerStage<Real>::backward(int slot, Real loss_scale, TpReduce& tp,
     done_from(layer_offset(li));
   }
   if (shard_.first)
-    encoder_backward(grads_.data() + wte_at_, grads_.data() + wpe_at_, dresidual_.data(), inputs_[size_t(slot)], B_,
-                     T_, C_, vocab_);
+    k_->encoder_backward(grads_.data() + wte_at_, grads_.data() + wpe_at_, dresidual_.data(), inputs_[size_t(slot)],
+                         B_, T_, C_, vocab_);
 }
 
 template class TransformerStage<float>;

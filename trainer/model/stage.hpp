@@ -34,12 +34,19 @@
 // checkpoints). kTensorMajor is param_layout itself (the checkpoint schema, tensors stored
 // (L, ...)), for the stage that holds the whole model at TP = 1: GPT<T>'s buffer. Both
 // orders run the same kernels on the same numbers, so the results are bitwise the same.
+//
+// Kernel set (model/kernel_set.hpp). The stage calls its layers through a KernelSet and
+// keeps every buffer in that set's memory: the CPU kernels on host memory by default, or
+// the CUDA kernels on device memory (cuda::KernelSet, the one-GPU model). With a device set
+// every pointer the stage hands out (params, grads, input, output, logits, dresidual, a
+// probe's data) is device memory, and TP > 1 is refused (TpReduce moves host floats).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "model/kernel_set.hpp"
 #include "model/schema.hpp"
 
 namespace dtb {
@@ -101,9 +108,10 @@ template <typename Real>
 class TransformerStage {
  public:
   // ROWS sequences of T tokens per micro-batch; SLOTS micro-batches' activations kept at
-  // once. Throws std::invalid_argument on a shape the stage cannot run.
+  // once; KERNELS computes (it must outlive the stage). Throws std::invalid_argument on a
+  // shape the stage (or its kernel set) cannot run.
   TransformerStage(const GPTConfig& config, const StageShard& shard, int rows, int T, int slots,
-                   StageLayout layout = StageLayout::kLayerMajor);
+                   StageLayout layout = StageLayout::kLayerMajor, KernelSet<Real>& kernels = cpu_kernel_set<Real>());
 
   // The same numbers as a whole model's init_weights(seed) for this rank's elements.
   void init_weights(uint64_t seed);
@@ -129,7 +137,9 @@ class TransformerStage {
 
   Real* input(int slot);         // (rows, T, C) residual entering the stage (non-first: fill it)
   const Real* output(int slot);  // (rows, T, C) residual leaving the stage (non-last)
-  const Real* logits(int slot) const;  // last stage: (rows, T, this rank's vocabulary) after forward
+  // Last stage, after forward: (rows, T, this rank's vocabulary), rows logits_stride() apart.
+  const Real* logits(int slot) const;
+  int logits_stride() const { return ldv_; }
   // (rows, T, C) the residual-stream gradient: before backward() on a non-last stage, the
   // gradient of output(slot) (fill it); after backward(), that of input(slot).
   Real* dresidual() { return dresidual_.data(); }
@@ -167,7 +177,8 @@ class TransformerStage {
   struct Acts;
   struct BlockW;
   struct BlockX;
-  static Dims dims_of(const GPTConfig& c, const StageShard& s, int rows, int T);
+  static Dims dims_of(const GPTConfig& c, const StageShard& s, int rows, int T, size_t align = 1, int ldv = 0);
+  Dims dims() const;
   static size_t carve_block_x(Real* base, const Dims& d, BlockX* x);
   static size_t carve_acts(Real* base, const Dims& d, Acts* a);
   static size_t scratch_size(const Dims& d);
@@ -183,16 +194,19 @@ class TransformerStage {
   void tp_allreduce(Real* data, size_t count, TpReduce& tp);
   void row_parallel_forward(Real* out, const Real* inp, const Real* w, const Real* bias,
                             int in_features, TpReduce& tp);
-  void matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in, int out_features);
+  void matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in, int out_features,
+                  int ldo = 0);
   void matmul_bwd(Real* dinp, Real* dw, Real* db, const Real* dout, const Real* inp,
-                  const Real* w, int in, int out_features);
+                  const Real* w, int in, int out_features, int ld_dout = 0);
   void check_tokens(const int32_t* ids, const char* what) const;
 
   GPTConfig c_;
   StageShard shard_;
+  KernelSet<Real>* k_;
   StageLayout layout_;
   int B_, T_, BT_, C_, Ct_, Ft_, NHt_, Lloc_;
   VocabSlice vocab_;  // this rank's rows of wte / lm_head
+  int ldv_;           // the logits' row stride (the kernel set's choice)
   bool vocab_split_;  // vocabulary-parallel with TP > 1
   // Where the pieces sit in the local buffer (the layout's choice): the embeddings, lnf,
   // the LM head's weight, and per-layer tensor t of local layer li at
@@ -201,8 +215,8 @@ class TransformerStage {
   std::vector<size_t> layer_first_, layer_stride_;
   size_t layer_acts_, slot_size_;
   std::vector<ShardRun> runs_;
-  std::vector<Real> params_, grads_, acts_, dresidual_, scratch_;
-  std::vector<Real> ce_stats_;  // vocabulary-parallel: (TP, B T, 3) cross-entropy statistics
+  KernelBuffer<Real> params_, grads_, acts_, dresidual_, scratch_;
+  KernelBuffer<Real> ce_stats_;  // vocabulary-parallel: (TP, B T, 3) cross-entropy statistics
   std::vector<const int32_t*> inputs_, targets_;
   double flops_ = 0;
   Probe probe_;

@@ -27,6 +27,11 @@ std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<con
   return coll::replay_each(net, ranks, algorithm(spec).messages(net, ranks, n, params(spec, int(ranks.size()))), start);
 }
 
+std::vector<std::vector<coll::NicBusy>> allreduce_egress(const netem::NetworkModel& net, std::span<const int> ranks,
+                                                         const CollectiveSpec& spec, double n) {
+  return coll::egress_busy(net, ranks, algorithm(spec).messages(net, ranks, n, params(spec, int(ranks.size()))));
+}
+
 coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
                                 const CollectiveSpec& spec, double n) {
   return coll::traffic(net, ranks, algorithm(spec).messages(net, ranks, n, params(spec, int(ranks.size()))));

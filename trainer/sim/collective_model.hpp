@@ -29,6 +29,9 @@ double allreduce_time(const netem::NetworkModel& net, std::span<const int> ranks
 // a rank behind fast links may be done before the slowest).
 std::vector<double> allreduce_each(const netem::NetworkModel& net, std::span<const int> ranks,
                                    const CollectiveSpec& spec, double n, std::span<const double> start = {});
+// When each rank's egress NIC is busy with it where a NIC or host cap binds (all starting at 0).
+std::vector<std::vector<coll::NicBusy>> allreduce_egress(const netem::NetworkModel& net, std::span<const int> ranks,
+                                                         const CollectiveSpec& spec, double n);
 // Its messages: bytes by link class, and the worst link they take.
 coll::Traffic allreduce_traffic(const netem::NetworkModel& net, std::span<const int> ranks,
                                 const CollectiveSpec& spec, double n);

@@ -5,17 +5,29 @@
 #include <limits>
 #include <stdexcept>
 
+
 namespace dtb::sim {
 namespace {
 
 constexpr double kNotYet = std::numeric_limits<double>::quiet_NaN();
 
-// A boundary in one direction: FIFO, netem's rule for one path.
+// A rank's egress NIC, shared by its two channels (netem's NicQueue, its channel indices).
+const int kCommChannel = netem::channel_index(netem::Stream::kComm);
+const int kDpChannel = netem::channel_index(netem::Stream::kDp);
+
+// A boundary in one direction: FIFO, netem's rule for one path. Where the sender's NIC cap
+// binds, the message first takes its time on that NIC (SENDER), from the gaps the DP
+// buckets left there on: depart = max(NIC done, max(path free, NIC start) + serialize).
 struct Link {
   Hop hop;
   double free = 0;
-  double send(double ready) {
-    free = std::max(free, ready) + hop.serialize;
+  double send(double ready, netem::NicQueue& sender) {
+    if (hop.nic <= 0) {
+      free = std::max(free, ready) + hop.serialize;
+    } else {
+      const netem::NicQueue::Booking b = sender.book(kCommChannel, ready, hop.nic);
+      free = std::max(b.end, std::max(free, b.start) + hop.serialize);
+    }
     return free + hop.latency;
   }
 };
@@ -27,6 +39,7 @@ struct Rank {
   double compute = 0, comm = 0, dp = 0, busy = 0;
   size_t launched = 0;
   std::vector<double> bucket_start;  // when each launched bucket began on the DP channel
+  netem::NicQueue nic;               // its egress NIC (capped messages only)
 
   double both() const { return std::max(compute, comm); }
   double all() const { return std::max(both(), dp); }  // joined: every channel done
@@ -38,9 +51,20 @@ struct Rank {
       const Bucket& b = work->buckets[launched];
       const double start = std::max(dp, compute);
       bucket_start.push_back(start);
-      dp = std::max(start + b.cost, b.until);
+      dp = std::max(start + b.cost + book_nic(b, start), b.until);
       busy += dp - start;
     }
+  }
+  // Books bucket B's messages (their NIC use from START on) on the DP channel, each no
+  // earlier than the one before it ended; returns how much later the last one ends than on
+  // a NIC of its own.
+  double book_nic(const Bucket& b, double start) {
+    double late = 0;
+    for (const coll::NicBusy& m : b.nic) {
+      const double end = nic.book(kDpChannel, start + m.start + late, m.end - m.start).end;
+      late = std::max(late, end - (start + m.end));
+    }
+    return late;
   }
   void run(const std::vector<Piece>& pass, bool last_backward) {
     for (const Piece& p : pass) {
@@ -70,13 +94,13 @@ bool run_op(const PipelineInput& in, State& st, int s, const par::Action& op) {
     if (s > 0) r.receive(st.act[size_t(s)][i]);
     r.run(r.work->fwd, false);
     if (last) st.done_f[i] = r.compute;
-    else st.act[size_t(s + 1)][i] = st.fwd[size_t(s)].send(r.both());
+    else st.act[size_t(s + 1)][i] = st.fwd[size_t(s)].send(r.both(), r.nic);
     return true;
   }
   if (std::isnan(last ? st.done_f[i] : st.grad[size_t(s)][i])) return false;
   if (!last) r.receive(st.grad[size_t(s)][i]);
   r.run(r.work->bwd, op.microbatch == in.microbatches - 1);
-  if (s > 0) st.grad[size_t(s - 1)][i] = st.bwd[size_t(s - 1)].send(r.both());
+  if (s > 0) st.grad[size_t(s - 1)][i] = st.bwd[size_t(s - 1)].send(r.both(), r.nic);
   return true;
 }
 
@@ -86,7 +110,7 @@ void finish(State& st, const TiedSync& tied, PipelineTimes& out) {
   const size_t pp = st.ranks.size();
   Rank &first = st.ranks.front(), &last = st.ranks.back();
   if (pp > 1 && tied) {
-    const auto [first_done, last_done] = tied(first.both(), last.both());
+    const auto [first_done, last_done] = tied(first.both(), last.both(), first.nic, last.nic);
     first.compute = first.comm = first_done;
     last.compute = last.comm = last_done;
   }
@@ -112,7 +136,7 @@ double PipelineTimes::sync_end() const { return done.empty() ? end : *std::max_e
 PipelineTimes run_pipeline(const PipelineInput& in) {
   const int pp = int(in.stages.size()), m = in.microbatches;
   State st;
-  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, w.start, 0, 0, {}});
+  for (const StageWork& w : in.stages) st.ranks.push_back({&w, w.start, w.start, w.start, 0, 0, {}, {}});
   st.act.assign(size_t(pp), std::vector<double>(size_t(m), kNotYet));
   st.grad = st.act;
   st.done_f.assign(size_t(m), kNotYet);

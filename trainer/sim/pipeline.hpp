@@ -15,8 +15,12 @@
 //   - on the last micro-batch's backward, a DP bucket is launched on the DP channel as
 //     soon as a piece has made its gradients final (it starts when compute and the DP
 //     channel are both there); compute and the TP/PP channel go on beside it. The two
-//     channels are taken as independent: the trainer's share one NIC (netem), which slows
-//     them only where a NIC cap binds while both send;
+//     channels share the rank's egress NIC as netem's do (netem::NicQueue): where a NIC or
+//     host cap binds, each bucket books the NIC time its messages take there and each PP
+//     send its own; what one channel booked first, the other waits for or fills the gaps of.
+//     The tied embedding's sum books its messages there too. Not booked: the TP allreduces
+//     (a TP group that leaves its host would share the NIC too) and the receivers'
+//     ingress NICs;
 //   - after its last operation a stage allreduces the tied embedding (first and last stage:
 //     blocking, on the TP/PP channel, each side done when the collective reaches it),
 //     launches the remaining buckets and waits for both channels (join).
@@ -31,6 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "cost_model.hpp"  // coll::NicBusy
+#include "network.hpp"     // netem::NicQueue
 #include "sim/sim_config.hpp"
 
 namespace dtb::sim {
@@ -49,6 +55,7 @@ struct Bucket {
   double offset = 0;  // of its first element in the rank's buffer
   double cost = 0;    // its DP allreduce, seconds
   double until = -std::numeric_limits<double>::infinity();  // nor does it end before (its DP peers)
+  std::vector<coll::NicBusy> nic;  // its messages on the rank's capped egress NIC, from its start
 };
 
 struct StageWork {
@@ -61,11 +68,15 @@ struct StageWork {
 
 struct Hop {
   double latency = 0, serialize = 0;  // one message over one boundary, one direction
+  double nic = 0;  // its time at the sender's egress NIC cap (0: none binds)
 };
 
 // The tied embedding's gradient sum between the first and the last stage (PP > 1): given
-// when each is ready, when each is done (a collective need not end at once on both).
-using TiedSync = std::function<std::pair<double, double>(double first_ready, double last_ready)>;
+// when each is ready, when each is done (a collective need not end at once on both). Its
+// messages take each end's egress NIC as the TP/PP channel (FIRST_NIC, LAST_NIC: the DP
+// buckets in flight there booked it first).
+using TiedSync = std::function<std::pair<double, double>(double first_ready, double last_ready,
+                                                         netem::NicQueue& first_nic, netem::NicQueue& last_nic)>;
 
 struct PipelineInput {
   std::vector<StageWork> stages;       // PP entries

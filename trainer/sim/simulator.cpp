@@ -177,11 +177,19 @@ std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
       worst = std::max(worst, allreduce_each(c.net, c.dp_group(st, t), c.dp_spec(elements), c.grad_wire(elements))[size_t(dp)]);
     return worst;
   };
+  // Where a NIC or host cap binds: the bucket's messages on the egress NIC of the stage's
+  // first TP rank, which its PP sends share (run_pipeline).
+  auto nic = [&](double elements) {
+    return allreduce_egress(c.net, c.dp_group(st, 0), c.dp_spec(elements), c.grad_wire(elements))[size_t(dp)];
+  };
   std::vector<Bucket> out;
   const double full = cost(per);
+  const std::vector<coll::NicBusy> full_nic = nic(per);
   for (double hi = n; hi > 0;) {
     const double lo = std::max(0.0, hi - per);
-    out.push_back({lo, hi - lo == per ? full : cost(hi - lo)});
+    const bool whole = hi - lo == per;
+    out.push_back({lo, whole ? full : cost(hi - lo), -std::numeric_limits<double>::infinity(),
+                   whole ? full_nic : nic(hi - lo)});
     hi = lo;
   }
   return out;
@@ -193,13 +201,18 @@ std::vector<Bucket> dp_buckets(const Context& c, int st, int dp) {
 TiedSync tied_embedding_sync(const Context& c, int dp) {
   if (c.g.pp == 1 || !c.s.model.tie_embeddings) return nullptr;  // untied: nothing ties the stages
   const double bytes = c.model.stages[0].wte_rank * c.grad_bytes;  // each TP rank's wte
-  return [&c, dp, bytes](double first_ready, double last_ready) {
+  return [&c, dp, bytes](double first_ready, double last_ready, netem::NicQueue& first_nic,
+                         netem::NicQueue& last_nic) {
     std::pair<double, double> done{first_ready, last_ready};
     const double start[2] = {first_ready, last_ready};
+    auto ring = [&](const coll::RoundSink& emit) { coll::ring_allreduce_rounds(2, bytes, emit); };
+    // TP rank 0's ring on the stages' NICs (whose buckets dp_buckets books there), the others' on their own.
+    const int channel = netem::channel_index(netem::Stream::kComm);
+    const coll::SharedNic shared[2] = {{0, &first_nic, channel}, {1, &last_nic, channel}};
     for (int t = 0; t < c.g.tp; ++t) {
       const int pair[2] = {c.rank(t, dp, 0), c.rank(t, dp, c.g.pp - 1)};
-      const std::vector<double> end = coll::replay_each(
-          c.net, pair, [&](const coll::RoundSink& emit) { coll::ring_allreduce_rounds(2, bytes, emit); }, start);
+      const std::vector<double> end =
+          coll::replay_each(c.net, pair, ring, start, t == 0 ? std::span(shared) : std::span<const coll::SharedNic>());
       done = {std::max(done.first, end[0]), std::max(done.second, end[1])};
     }
     return done;
@@ -223,6 +236,8 @@ Hop boundary(const Context& c, int st, int dp, bool forward) {
     if (!forward) std::swap(a, b);
     worst.latency = std::max(worst.latency, c.net.alpha(a, b));
     worst.serialize = std::max(worst.serialize, c.pp_message(forward) * c.net.beta(a, b));
+    const double bytes = c.pp_message(forward);
+    worst.nic = std::max(worst.nic, bytes * coll::nic_betas(c.net, a, b, bytes).egress);
   }
   return worst;
 }
@@ -466,7 +481,7 @@ double ideal_step(const Replica& r) {
   for (StageWork& w : in.stages) {
     for (auto* pass : {&w.fwd, &w.bwd})
       for (Piece& p : *pass) p.allreduce = 0;
-    for (Bucket& b : w.buckets) b = {b.offset, 0};
+    for (Bucket& b : w.buckets) b = {b.offset, 0, -std::numeric_limits<double>::infinity(), {}};
   }
   std::fill(in.forward.begin(), in.forward.end(), Hop{});
   std::fill(in.backward.begin(), in.backward.end(), Hop{});

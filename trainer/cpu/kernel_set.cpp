@@ -1,0 +1,117 @@
+// The CPU kernel set (model/kernel_set.hpp): cpu/kernels.hpp on host memory, exactly the
+// calls the stage made before the kernel set existed, so its numbers are bitwise the same.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "cpu/kernels.hpp"
+#include "model/kernel_set.hpp"
+
+namespace dtb {
+namespace {
+
+template <typename Real>
+class CpuKernelSet final : public KernelSet<Real> {
+  using Memory = typename KernelSet<Real>::Memory;
+
+ public:
+  Real* allocate(size_t n, Memory) override { return new Real[n](); }
+  void release(Real* p) override { delete[] p; }
+  void zero(Real* p, size_t n) override { std::fill(p, p + n, Real(0)); }
+  void upload(Real* dst, const Real* host, size_t n) override {
+    if (n) std::memmove(dst, host, n * sizeof(Real));
+  }
+  void weights_changed(const Real*, size_t) override {}  // the kernels read the parameters themselves
+  size_t align() const override { return 1; }
+  int vocab_stride(int v_local) const override { return v_local; }
+  bool tensor_parallel() const override { return true; }
+
+  void encoder_forward(Real* out, const int32_t* inp, const Real* wte, const Real* wpe, int B, int T, int C,
+                       VocabSlice vocab) override {
+    dtb::encoder_forward(out, inp, wte, wpe, B, T, C, vocab);
+  }
+  void encoder_backward(Real* dwte, Real* dwpe, const Real* dout, const int32_t* inp, int B, int T, int C,
+                        VocabSlice vocab) override {
+    dtb::encoder_backward(dwte, dwpe, dout, inp, B, T, C, vocab);
+  }
+  void layernorm_forward(Real* out, Real* mean, Real* rstd, const Real* inp, const Real* weight, const Real* bias,
+                         int N, int C) override {
+    dtb::layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
+  }
+  void layernorm_backward(Real* dinp, Real* dweight, Real* dbias, const Real* dout, const Real* inp,
+                          const Real* weight, const Real* mean, const Real* rstd, int N, int C) override {
+    dtb::layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  }
+  void matmul_forward(Real* out, const Real* inp, const Real* weight, const Real* bias, int N, int C, int OC,
+                      int ldo) override {
+    dense_rows(ldo, OC);
+    dtb::matmul_forward(out, inp, weight, bias, N, C, OC);
+  }
+  void matmul_backward(Real* dinp, Real* dweight, Real* dbias, const Real* dout, const Real* inp, const Real* weight,
+                       int N, int C, int OC, int ld_dout) override {
+    dense_rows(ld_dout, OC);
+    dtb::matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+  }
+  void add_bias(Real* out, const Real* bias, int N, int C) override {
+    for (int i = 0; i < N; ++i)
+      for (int o = 0; o < C; ++o) out[size_t(i) * C + o] += bias[o];
+  }
+  void attention_forward(Real* out, Real* att, const Real* qkv, int B, int T, int C, int NH) override {
+    dtb::attention_forward(out, att, qkv, B, T, C, NH);
+  }
+  void attention_backward(Real* dqkv, const Real* dout, const Real* qkv, const Real* att, int B, int T, int C,
+                          int NH) override {
+    dtb::attention_backward(dqkv, dout, qkv, att, B, T, C, NH);
+  }
+  void gelu_forward(Real* out, const Real* inp, size_t n) override { dtb::gelu_forward(out, inp, n); }
+  void gelu_backward(Real* dinp, const Real* inp, const Real* dout, size_t n) override {
+    dtb::gelu_backward(dinp, inp, dout, n);
+  }
+  void residual_forward(Real* out, const Real* inp1, const Real* inp2, size_t n) override {
+    dtb::residual_forward(out, inp1, inp2, n);
+  }
+  Real crossentropy_forward(Real* losses, Real* probs, const Real* logits, const int32_t* targets, int N, int V,
+                            int ldv) override {
+    dense_rows(ldv, V);
+    return dtb::crossentropy_forward(losses, probs, logits, targets, N, V);
+  }
+  // From the softmax the forward kept in PROBS.
+  void crossentropy_backward(Real* dlogits, const Real* probs, const Real*, const int32_t* targets, int N, int V,
+                             int ldv, VocabSlice vocab, Real scale) override {
+    dense_rows(ldv, V);
+    dtb::crossentropy_backward(dlogits, probs, targets, N, V, vocab);
+    if (scale != Real(1))
+      for (size_t i = 0; i < size_t(N) * size_t(V); ++i) dlogits[i] *= scale;
+  }
+  void crossentropy_partial(Real* stats, const Real* logits, const int32_t* targets, int N,
+                            VocabSlice vocab) override {
+    dtb::crossentropy_partial(stats, logits, targets, N, vocab);
+  }
+  Real crossentropy_combine(Real* losses, Real* lse, const Real* stats, int P, int N) override {
+    return dtb::crossentropy_combine(losses, lse, stats, P, N);
+  }
+  void softmax_from_lse(Real* probs, const Real* logits, const Real* lse, int N, int V_local) override {
+    dtb::softmax_from_lse(probs, logits, lse, N, V_local);
+  }
+
+ private:
+  // vocab_stride() pads nothing, so every row stride the stage passes is the row length.
+  static void dense_rows(int ld, int n) {
+    if (ld != n) throw std::logic_error("cpu kernel set: rows are dense (stride " + std::to_string(ld) + " != " +
+                                        std::to_string(n) + ")");
+  }
+};
+
+}  // namespace
+
+template <typename Real>
+KernelSet<Real>& cpu_kernel_set() {
+  static CpuKernelSet<Real> set;
+  return set;
+}
+
+template KernelSet<float>& cpu_kernel_set<float>();
+template KernelSet<double>& cpu_kernel_set<double>();
+
+}  // namespace dtb
