@@ -304,8 +304,8 @@ typename TransformerStage<Real>::BlockW TransformerStage<Real>::block_w(Real* ba
 
 template <typename Real>
 TransformerStage<Real>::TransformerStage(const GPTConfig& config, const StageShard& shard, int rows, int T,
-                                         int slots, StageLayout layout)
-    : c_(config), shard_(shard), layout_(layout), B_(rows), T_(T), BT_(rows * T), C_(config.n_embd),
+                                         int slots, StageLayout layout, const KernelSet<Real>& kernels)
+    : c_(config), shard_(shard), layout_(layout), k_(&kernels), B_(rows), T_(T), BT_(rows * T), C_(config.n_embd),
       Ct_(config.n_embd / std::max(shard.tp_size, 1)), Ft_(4 * config.n_embd / std::max(shard.tp_size, 1)),
       NHt_(config.n_head / std::max(shard.tp_size, 1)), Lloc_(shard.layer_end - shard.layer_begin),
       vocab_(vocab_slice(config, shard)), vocab_split_(vocab_.hi - vocab_.lo < config.vocab_size) {
@@ -412,14 +412,14 @@ void TransformerStage<Real>::zero_grad() {
 template <typename Real>
 void TransformerStage<Real>::matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in,
                                         int out_features) {
-  matmul_forward(out, inp, w, bias, BT_, in, out_features);
+  k_->matmul_forward(out, inp, w, bias, BT_, in, out_features);
   flops_ += 2.0 * BT_ * in * out_features;
 }
 
 template <typename Real>
 void TransformerStage<Real>::matmul_bwd(Real* dinp, Real* dw, Real* db, const Real* dout, const Real* inp,
                                         const Real* w, int in, int out_features) {
-  matmul_backward(dinp, dw, db, dout, inp, w, BT_, in, out_features);
+  k_->matmul_backward(dinp, dw, db, dout, inp, w, BT_, in, out_features);
   flops_ += 4.0 * BT_ * in * out_features;
 }
 
@@ -452,17 +452,17 @@ void TransformerStage<Real>::block_forward(const Acts& a, int li, const Real* re
   const BlockX x = block_x(a, li);
   const BlockW w = block_w(params_.data(), li);
   const size_t btc = size_t(BT_) * C_;
-  layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, BT_, C_);
+  k_->layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, BT_, C_);
   matmul_fwd(x.qkv, x.ln1, w.qkvw, w.qkvb, C_, 3 * Ct_);  // column-parallel
-  attention_forward(x.atty, x.att, x.qkv, B_, T_, Ct_, NHt_);
+  k_->attention_forward(x.atty, x.att, x.qkv, B_, T_, Ct_, NHt_);
   flops_ += 2.0 * BT_ * T_ * Ct_;  // QK^T and AV, causal half (llm.c's 6LCT per token, fwd+bwd)
   row_parallel_forward(x.attproj, x.atty, w.attprojw, w.attprojb, Ct_, tp);
-  residual_forward(x.residual2, residual, x.attproj, btc);
-  layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, BT_, C_);
+  k_->residual_forward(x.residual2, residual, x.attproj, btc);
+  k_->layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, BT_, C_);
   matmul_fwd(x.fch, x.ln2, w.fcw, w.fcb, C_, Ft_);  // column-parallel
-  gelu_forward(x.fch_gelu, x.fch, size_t(BT_) * Ft_);
+  k_->gelu_forward(x.fch_gelu, x.fch, size_t(BT_) * Ft_);
   row_parallel_forward(x.fcproj, x.fch_gelu, w.fcprojw, w.fcprojb, Ft_, tp);
-  residual_forward(x.residual3, x.residual2, x.fcproj, btc);
+  k_->residual_forward(x.residual3, x.residual2, x.fcproj, btc);
 }
 
 // wte[token] + wpe[position]; vocabulary-parallel: each rank's rows, summed over the TP ranks.
@@ -470,23 +470,23 @@ template <typename Real>
 void TransformerStage<Real>::embed(const Acts& a, const int32_t* inputs, TpReduce& tp) {
   const Real* wte = params_.data() + wte_at_;
   const Real* wpe = params_.data() + wpe_at_;
-  if (!vocab_split_) return encoder_forward(a.input, inputs, wte, wpe, B_, T_, C_);
+  if (!vocab_split_) return k_->encoder_forward(a.input, inputs, wte, wpe, B_, T_, C_, VocabSlice{});
   // Only rank 0 adds wpe, so the sum holds it once; x + 0 is exact, so the result is
   // bitwise the replicated one.
-  encoder_forward(a.input, inputs, wte, shard_.tp_rank == 0 ? wpe : nullptr, B_, T_, C_, vocab_);
+  k_->encoder_forward(a.input, inputs, wte, shard_.tp_rank == 0 ? wpe : nullptr, B_, T_, C_, vocab_);
   tp_allreduce(a.input, size_t(BT_) * C_, tp);
 }
 
 // The LM head's softmax and the mean loss over the rows, from this rank's logits columns.
 template <typename Real>
 Real TransformerStage<Real>::cross_entropy(const Acts& a, const int32_t* targets, TpReduce& tp) {
-  if (!vocab_split_) return crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, c_.vocab_size);
+  if (!vocab_split_) return k_->crossentropy_forward(a.losses, a.probs, a.logits, targets, BT_, c_.vocab_size);
   if constexpr (std::is_same_v<Real, float>) {
     Real* mine = ce_stats_.data() + size_t(shard_.tp_rank) * BT_ * 3;
-    crossentropy_partial(mine, a.logits, targets, BT_, vocab_);
+    k_->crossentropy_partial(mine, a.logits, targets, BT_, vocab_);
     tp.allgather(ce_stats_.data(), ce_stats_.size());
-    const Real loss = crossentropy_combine(a.losses, a.lse, ce_stats_.data(), shard_.tp_size, BT_);
-    softmax_from_lse(a.probs, a.logits, a.lse, BT_, vocab_.hi - vocab_.lo);
+    const Real loss = k_->crossentropy_combine(a.losses, a.lse, ce_stats_.data(), shard_.tp_size, BT_);
+    k_->softmax_from_lse(a.probs, a.logits, a.lse, BT_, vocab_.hi - vocab_.lo);
     return loss;
   } else {
     throw std::logic_error("tensor parallelism runs in float only");
@@ -498,7 +498,7 @@ template <typename Real>
 Real TransformerStage<Real>::lm_head_forward(const Acts& a, const Real* residual, const int32_t* targets,
                                              TpReduce& tp) {
   const Real* lnfw = params_.data() + lnf_at_;
-  layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C_, BT_, C_);
+  k_->layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, lnfw, lnfw + C_, BT_, C_);
   matmul_fwd(a.logits, a.lnf, params_.data() + head_at_, nullptr, C_, vocab_.hi - vocab_.lo);
   if (!targets) return std::numeric_limits<Real>::quiet_NaN();
   return cross_entropy(a, targets, tp);
@@ -557,16 +557,16 @@ void TransformerStage<Real>::block_backward(const Acts& a, int li, const Real* r
   Real* dln1 = dqkv + 3 * BT * Ct_;
   std::fill(dfch_gelu, dln1 + btc, Real(0));
   matmul_bwd(dfch_gelu, g.fcprojw, g.fcprojb, dres, x.fch_gelu, w.fcprojw, Ft_, C_);
-  gelu_backward(dfch, x.fch, dfch_gelu, BT * Ft_);
+  k_->gelu_backward(dfch, x.fch, dfch_gelu, BT * Ft_);
   matmul_bwd(dln2, g.fcw, g.fcb, dfch, x.ln2, w.fcw, C_, Ft_);
   if (shard_.tp_size > 1) tp_allreduce(dln2, btc, tp);
-  layernorm_backward(dres, g.ln2w, g.ln2b, dln2, x.residual2, w.ln2w, x.ln2_mean, x.ln2_rstd, BT_, C_);
+  k_->layernorm_backward(dres, g.ln2w, g.ln2b, dln2, x.residual2, w.ln2w, x.ln2_mean, x.ln2_rstd, BT_, C_);
   matmul_bwd(datty, g.attprojw, g.attprojb, dres, x.atty, w.attprojw, Ct_, C_);
-  attention_backward(dqkv, datty, x.qkv, x.att, B_, T_, Ct_, NHt_);
+  k_->attention_backward(dqkv, datty, x.qkv, x.att, B_, T_, Ct_, NHt_);
   flops_ += 4.0 * BT_ * T_ * Ct_;
   matmul_bwd(dln1, g.qkvw, g.qkvb, dqkv, x.ln1, w.qkvw, C_, 3 * Ct_);
   if (shard_.tp_size > 1) tp_allreduce(dln1, btc, tp);
-  layernorm_backward(dres, g.ln1w, g.ln1b, dln1, residual, w.ln1w, x.ln1_mean, x.ln1_rstd, BT_, C_);
+  k_->layernorm_backward(dres, g.ln1w, g.ln1b, dln1, residual, w.ln1w, x.ln1_mean, x.ln1_rstd, BT_, C_);
 }
 
 // The cross-entropy's gradient (in place over the softmax: the kernels assign dlogits),
@@ -578,7 +578,7 @@ void TransformerStage<Real>::lm_head_backward(const Acts& a, int slot, Real loss
   const int C = C_, V = vocab_.hi - vocab_.lo;  // this rank's vocabulary columns
   const size_t btc = size_t(BT_) * C;
   Real* dlogits = a.probs;
-  crossentropy_backward(dlogits, a.probs, targets, BT_, V, vocab_);
+  k_->crossentropy_backward(dlogits, a.probs, targets, BT_, V, vocab_);
   if (loss_scale != Real(1))
     for (size_t i = 0; i < size_t(BT_) * V; ++i) dlogits[i] *= loss_scale;
   Real* dlnf = scratch_.data();
@@ -589,7 +589,7 @@ void TransformerStage<Real>::lm_head_backward(const Acts& a, int slot, Real loss
   std::fill(dres, dres + btc, Real(0));
   const Real* lnfw = params_.data() + lnf_at_;
   Real* glnfw = grads_.data() + lnf_at_;
-  layernorm_backward(dres, glnfw, glnfw + C, dlnf, block_x(a, Lloc_ - 1).residual3, lnfw, a.lnf_mean, a.lnf_rstd,
+  k_->layernorm_backward(dres, glnfw, glnfw + C, dlnf, block_x(a, Lloc_ - 1).residual3, lnfw, a.lnf_mean, a.lnf_rstd,
                      BT_, C);
   targets_[size_t(slot)] = nullptr;  // the softmax is spent
 }
@@ -613,7 +613,7 @@ void TransformerStage<Real>::backward(int slot, Real loss_scale, TpReduce& tp,
     done_from(layer_offset(li));
   }
   if (shard_.first)
-    encoder_backward(grads_.data() + wte_at_, grads_.data() + wpe_at_, dresidual_.data(), inputs_[size_t(slot)], B_,
+    k_->encoder_backward(grads_.data() + wte_at_, grads_.data() + wpe_at_, dresidual_.data(), inputs_[size_t(slot)], B_,
                      T_, C_, vocab_);
 }
 

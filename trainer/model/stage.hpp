@@ -39,7 +39,7 @@
 #include <functional>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "cpu/kernel_set.hpp"
 #include "model/schema.hpp"
 
 namespace dtb {
@@ -101,9 +101,12 @@ template <typename Real>
 class TransformerStage {
  public:
   // ROWS sequences of T tokens per micro-batch; SLOTS micro-batches' activations kept at
-  // once. Throws std::invalid_argument on a shape the stage cannot run.
+  // once; KERNELS: the kernel set every layer runs (train.kernels, cpu/kernel_set.hpp).
+  // Throws std::invalid_argument on a shape the stage cannot run.
   TransformerStage(const GPTConfig& config, const StageShard& shard, int rows, int T, int slots,
-                   StageLayout layout = StageLayout::kLayerMajor);
+                   StageLayout layout = StageLayout::kLayerMajor,
+                   const KernelSet<Real>& kernels = kernel_set<Real>());
+  const KernelSet<Real>& kernels() const { return *k_; }
 
   // The same numbers as a whole model's init_weights(seed) for this rank's elements.
   void init_weights(uint64_t seed);
@@ -191,6 +194,7 @@ class TransformerStage {
   GPTConfig c_;
   StageShard shard_;
   StageLayout layout_;
+  const KernelSet<Real>* k_;  // the layers' kernels
   int B_, T_, BT_, C_, Ct_, Ft_, NHt_, Lloc_;
   VocabSlice vocab_;  // this rank's rows of wte / lm_head
   bool vocab_split_;  // vocabulary-parallel with TP > 1

@@ -77,6 +77,7 @@ struct TrainSettings {
   FaultSettings faults;             // faults.*: stragglers (train/faults.hpp)
   int results_every = 50;           // train.results_every: results so far rewritten every N steps (0 = at the end)
   double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
+  KernelMode kernels = KernelMode::kFast;  // train.kernels (cpu/kernel_set.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,
