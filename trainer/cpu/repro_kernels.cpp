@@ -29,12 +29,24 @@ inline Real kexp(Real x) { return repro_math::exp(x); }
 template <typename Real>
 inline Real klog(Real x) { return repro_math::log(x); }
 
-// The gemm's tiles: an inner loop computes kMR rows by kNR columns of c at once (4 x 16
-// accumulators: a few SIMD registers at any width). Work items are a panel of kNR columns
-// by kRowBlock rows; threads take whole items. These constants decide only which outputs
-// are computed together, never the order of any sum.
-constexpr int kMR = 4, kNR = 16, kRowBlock = 256;
+// The gemm's tiles: an inner loop computes kMR rows by kNR columns of c at once, each row's
+// kNR accumulators one GCC vector (one AVX-512 register, two AVX ones, four SSE ones: the
+// compiler splits it, lane by lane, the same IEEE operations). Work items are a panel of
+// kNR columns by kRowBlock rows; threads take whole items. These constants decide only
+// which outputs are computed together, never the order of any sum.
+constexpr int kMR = 6, kNR = 16, kRowBlock = 240;
 constexpr double kMinParallelFlops = 4e6;  // below, waking the threads costs more
+
+template <typename Real>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  typedef float V __attribute__((vector_size(kNR * sizeof(float))));
+};
+template <>
+struct Lanes<double> {
+  typedef double V __attribute__((vector_size(kNR * sizeof(double))));
+};
 
 // op(a)(i, p) and op(b)(p, j) of a row-major gemm (GemmShape, cpu/kernels.hpp).
 template <typename Real>
@@ -47,17 +59,20 @@ inline Real b_at(const GemmShape& s, const Real* b, int p, int j) {
 }
 
 // acc(r, j) = sum over p = 0, 1, ..., k-1 of ap(p, r) bp(p, j), one accumulator per output,
-// added to in increasing p: the order every output of the gemm is summed in.
+// added to in increasing p (a product, rounded, then a sum, rounded): the order every
+// output of the gemm is summed in.
 template <typename Real>
-inline void tile_kernel(const Real* ap, const Real* bp, int k, Real (&acc)[kMR][kNR]) {
-  for (int r = 0; r < kMR; ++r)
-    for (int j = 0; j < kNR; ++j) acc[r][j] = Real(0);
+inline void tile_kernel(const Real* ap, const Real* bp, int k, Real (&out)[kMR][kNR]) {
+  using V = typename Lanes<Real>::V;
+  V acc[kMR];
+  for (int r = 0; r < kMR; ++r) acc[r] = V{};
   for (int p = 0; p < k; ++p) {
     const Real* aq = ap + size_t(p) * kMR;  // (kMR)
-    const Real* bq = bp + size_t(p) * kNR;  // (kNR)
-    for (int r = 0; r < kMR; ++r)
-      for (int j = 0; j < kNR; ++j) acc[r][j] += aq[r] * bq[j];
+    V bq;                                   // (kNR)
+    std::memcpy(&bq, bp + size_t(p) * kNR, sizeof bq);
+    for (int r = 0; r < kMR; ++r) acc[r] += aq[r] * bq;
   }
+  std::memcpy(out, acc, sizeof out);
 }
 
 // Columns [j0, j0 + kNR) and rows [i0, i1) of c: packs the panel of op(b) and each tile of
