@@ -243,8 +243,8 @@ std::string train_command(const std::string& name, int threads, const std::strin
          " --set train.results=" + base + ".h5 --set train.checkpoint=" + base + "-final.h5" + extra;
 }
 
-TEST_CASE("dtbench train, reproducible kernels: bitwise the same losses and parameters at 1 and 2 threads; "
-          "verify re-runs its commitments on 2 threads",
+TEST_CASE("dtbench train, reproducible kernels: bitwise the same losses and parameters at 1 and 2 threads, "
+          "and verify re-runs the commitments on 2 threads",
           "[repro]") {
   const std::string ck = (scratch() / "seg").string();
   for (const auto& [name, threads] : {std::pair{"t1", 1}, std::pair{"t2", 2}}) {
