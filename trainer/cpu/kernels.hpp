@@ -9,6 +9,8 @@
 // Determinism: loops are split across OpenMP threads over independent outputs only, and
 // every sum runs in a fixed order inside one thread, so results are bitwise the same for
 // a given thread count (most kernels even for any thread count; the gemms are not).
+// These are the fast set; cpu/kernel_set.hpp holds the reproducible one (train.kernels), the
+// same bodies with the same bits for any thread count and x86-64 CPU.
 // Templated on the real type (named Real: T is the sequence length); float and double are
 // instantiated in kernels.cpp.
 #include <array>

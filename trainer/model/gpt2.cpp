@@ -8,8 +8,8 @@ MemoryBreakdown memory_breakdown(const GPTConfig& c, int B, int T, size_t real_s
 }
 
 template <typename Real>
-GPT<Real>::GPT(const GPTConfig& config, int B, int T)
-    : config_(config), B_(B), T_(T), stage_(config, whole_model(config), B, T, 1, StageLayout::kTensorMajor) {}
+GPT<Real>::GPT(const GPTConfig& config, int B, int T, KernelSet<Real>& kernels)
+    : config_(config), B_(B), T_(T), stage_(config, whole_model(config), B, T, 1, StageLayout::kTensorMajor, kernels) {}
 
 template <typename Real>
 const Real* GPT<Real>::logits() const {

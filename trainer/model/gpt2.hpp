@@ -23,8 +23,9 @@ class GPT {
  public:
   // Allocates parameters, gradients and activations for batches of B sequences of T tokens
   // (T <= n_ctx); throws std::invalid_argument on a shape it cannot run. Parameters start
-  // at zero until init_weights() or a checkpoint fills them.
-  GPT(const GPTConfig& config, int batch, int seq_len);
+  // at zero until init_weights() or a checkpoint fills them. KERNELS: the kernel set
+  // (train.kernels, cpu/kernel_set.hpp).
+  GPT(const GPTConfig& config, int batch, int seq_len, KernelSet<T>& kernels = cpu_kernel_set<T>());
 
   // GPT-2's initialisation from one seed (init_param_slice).
   void init_weights(uint64_t seed) { stage_.init_weights(seed); }

@@ -4,8 +4,10 @@
 // order on which buffers (the layers, TP slices, pipeline slots, buffer layout); a kernel
 // set decides where the buffers live and how each layer is computed:
 //
-//   cpu_kernel_set<Real>()   cpu/kernels.hpp on host memory (float trains, double is the
-//                            finite-difference reference). The default of every stage.
+//   cpu_kernel_set<Real>(m)  cpu/kernels.hpp on host memory (float trains, double is the
+//                            finite-difference reference), in the arithmetic of mode M
+//                            (train.kernels: fast, or reproducible; cpu/kernel_set.hpp).
+//                            The fast set is the default of every stage.
 //   cuda::KernelSet          (trainer/cuda/kernel_set.hpp, -DDTB_CUDA=ON) cuda/kernels.hpp on
 //                            device memory, fp32 or bf16 activations; TP = 1 only.
 //
@@ -84,9 +86,14 @@ class KernelSet {
   virtual void softmax_from_lse(Real* probs, const Real* logits, const Real* lse, int N, int V_local) = 0;
 };
 
-// cpu/kernels.hpp on host memory: one shared instance per type (it holds no state).
+// train.kernels: the CPU arithmetic (cpu/kernel_set.hpp says what each guarantees).
+enum class KernelMode { kFast, kReproducible };
+const char* kernel_mode_name(KernelMode m);  // "fast" | "reproducible"
+
+// The CPU kernels of MODE on host memory: one shared instance per type and mode (it holds
+// no state).
 template <typename Real>
-KernelSet<Real>& cpu_kernel_set();
+KernelSet<Real>& cpu_kernel_set(KernelMode mode = KernelMode::kFast);
 
 // Owns N elements allocated by a kernel set (moves, never copies).
 template <typename Real>

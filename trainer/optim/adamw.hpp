@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 
+#include "cpu/kernel_set.hpp"  // KernelMode
 #include "model/schema.hpp"  // ParamSegment
 #include "train/train_config.hpp"
 
@@ -27,5 +28,18 @@ double clip_scale(double grad_norm, double clip);
 void adamw_update(float* params, const float* grads, float* m, float* v,
                   std::span<const ParamSegment> segments, const OptimSettings& o, double lr,
                   int64_t t, double grad_scale);
+
+// The optimizer's arithmetic of one kernel mode (train.kernels, cpu/kernel_set.hpp): fast
+// is the functions above; reproducible (optim/adamw_repro.cpp) the same code with cos and
+// pow of its own (cpu/repro_math.hpp), built with -ffp-contract=off.
+struct OptimMath {
+  decltype(&dtb::learning_rate) learning_rate;
+  decltype(&dtb::sum_of_squares) sum_of_squares;
+  decltype(&dtb::adamw_update) adamw_update;
+};
+const OptimMath& optim_math(KernelMode mode);
+namespace repro {
+const OptimMath& optim_math();  // optim/adamw_repro.cpp, in namespace dtb::DTB_REPRO_NS
+}  // namespace repro
 
 }  // namespace dtb

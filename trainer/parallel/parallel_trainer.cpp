@@ -354,7 +354,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
-  r.lr = learning_rate(s_.optim, int(step_), s_.steps);
+  r.lr = optim_math(s_.kernels).learning_rate(s_.optim, int(step_), s_.steps);  // train.kernels' cosine
   // Without DiLoCo both sums crossed the world, so every rank sees the same non-finite value
   // and stops here. DiLoCo's sums stay inside a worker: the workers agree first (control
   // plane, no emulated time), so no worker stops while another goes on into a collective.

@@ -12,11 +12,16 @@ namespace {
 class CpuStage final : public StageCompute {
  public:
   CpuStage(const TrainSettings& s, const StageShard& shard, int rows, int slots)
-      : model_(s.model, shard, rows, s.seq_len, slots) {
+      : model_(s.model, shard, rows, s.seq_len, slots, StageLayout::kLayerMajor, cpu_kernel_set<float>(s.kernels)),
+        mode_(s.kernels),
+        math_(optim_math(s.kernels)) {
     model_.init_weights(s.seed);
   }
 
-  std::string describe() const override { return "cpu, " + std::to_string(num_threads()) + " thread(s) per rank"; }
+  std::string describe() const override {
+    const std::string kernels = kernel_mode() == KernelMode::kFast ? "" : ", reproducible kernels";
+    return "cpu, " + std::to_string(num_threads()) + " thread(s) per rank" + kernels;
+  }
   const StageShard& shard() const override { return model_.shard(); }
   size_t num_params() const override { return model_.num_params(); }
   const std::vector<ShardRun>& runs() const override { return model_.runs(); }
@@ -40,7 +45,7 @@ class CpuStage final : public StageCompute {
 
   double sum_of_squares(const std::vector<Range>& ranges) override {
     double sum = 0;
-    for (const Range& r : ranges) sum += dtb::sum_of_squares(model_.grads() + r.offset, r.size);
+    for (const Range& r : ranges) sum += math_.sum_of_squares(model_.grads() + r.offset, r.size);
     return sum;
   }
   void init_moments(size_t state_size) override {
@@ -51,7 +56,7 @@ class CpuStage final : public StageCompute {
              double grad_scale) override {
     for (const UpdatePiece& p : pieces) {
       const ParamSegment seg{0, p.size, p.decay};
-      adamw_update(model_.params() + p.offset, model_.grads() + p.offset, m_.data() + p.state, v_.data() + p.state,
+      math_.adamw_update(model_.params() + p.offset, model_.grads() + p.offset, m_.data() + p.state, v_.data() + p.state,
                    std::span(&seg, 1), o, lr, t, grad_scale);
     }
   }
@@ -70,7 +75,10 @@ class CpuStage final : public StageCompute {
   void set_probe(StageModel::Probe probe) override { model_.set_probe(std::move(probe)); }
 
  private:
+  KernelMode kernel_mode() const { return mode_; }
   StageModel model_;
+  KernelMode mode_;  // train.kernels
+  const OptimMath& math_;  // the optimizer's arithmetic of the same kernel mode
   std::vector<float> m_, v_;
 };
 

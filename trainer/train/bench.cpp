@@ -133,9 +133,19 @@ void report(std::ostream& out, const GPT<float>& model, int steps, const StepTim
         double(rss) / double(m.total()));
 }
 
+// The reproducible kernels' step beside the fast one (train.kernels), timed in the same run.
+void report_kernels(std::ostream& out, const StepTiming& fast, const StepTiming& repro) {
+  print(out,
+        "kernels  fast %.1f ms mean, %.1f fastest | reproducible %.1f ms mean (forward %.1f, "
+        "backward %.1f, AdamW %.1f), %.1f fastest | reproducible / fast %.2fx mean, %.2fx fastest\n",
+        fast.step_ms(), fast.best_step_ms, repro.step_ms(), repro.forward_ms, repro.backward_ms,
+        repro.optimizer_ms, repro.best_step_ms, repro.step_ms() / fast.step_ms(),
+        repro.best_step_ms / fast.best_step_ms);
+}
+
 }  // namespace
 
-StepTiming time_train_steps(GPT<float>& model, int steps, int warmup) {
+StepTiming time_train_steps(GPT<float>& model, int steps, int warmup, KernelMode mode) {
   const size_t n = size_t(model.batch()) * model.seq_len();
   const int V = model.config().vocab_size;
   const std::vector<int32_t> inputs = random_tokens(n, V, 1), targets = random_tokens(n, V, 2);
@@ -143,6 +153,7 @@ StepTiming time_train_steps(GPT<float>& model, int steps, int warmup) {
   std::vector<float> adam_m(n_params, 0.0f), adam_v(n_params, 0.0f);
   const ParamSegment all{0, n_params, true};
   const OptimSettings optim{6e-4, 0.1, 0.9, 0.95, 1e-8, 0.1, 1.0, 0};
+  const OptimMath& math = optim_math(mode);  // the optimizer of the model's kernel mode
   StepTiming sum{0, 0, 0, 1e300};
   for (int i = 0; i < warmup + steps; ++i) {
     const auto t0 = Clock::now();
@@ -153,9 +164,9 @@ StepTiming time_train_steps(GPT<float>& model, int steps, int warmup) {
     model.backward();
     const double bwd = ms_since(t1);
     const auto t2 = Clock::now();
-    const double norm = std::sqrt(sum_of_squares(model.grads(), n_params));
-    adamw_update(model.params(), model.grads(), adam_m.data(), adam_v.data(), {&all, 1}, optim,
-                 optim.lr, i + 1, clip_scale(norm, optim.grad_clip));
+    const double norm = std::sqrt(math.sum_of_squares(model.grads(), n_params));
+    math.adamw_update(model.params(), model.grads(), adam_m.data(), adam_v.data(), {&all, 1}, optim,
+                      optim.lr, i + 1, clip_scale(norm, optim.grad_clip));
     const double opt = ms_since(t2);
     if (i >= warmup)
       sum = {sum.forward_ms + fwd, sum.backward_ms + bwd, sum.optimizer_ms + opt,
@@ -209,6 +220,10 @@ int run_train_bench(const GPTConfig& cfg, int B, int T, int steps, int threads, 
   const GemmReference own = time_step_gemms(cfg, B, T, kGemmReps, false);
   const GemmReference ref = time_step_gemms(cfg, B, T, kGemmReps, true);
   report(out, *model, steps, timing, ref, own, rss);
+  model.reset();
+  GPT<float> repro(cfg, B, T, cpu_kernel_set<float>(KernelMode::kReproducible));
+  repro.init_weights(1);
+  report_kernels(out, timing, time_train_steps(repro, steps, kWarmupSteps, KernelMode::kReproducible));
   return 0;
 }
 

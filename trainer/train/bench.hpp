@@ -20,7 +20,7 @@ struct StepTiming {
 
 // Runs `warmup` untimed and then `steps` timed steps on synthetic random tokens, each
 // with an AdamW update (its moments allocated here, as in training).
-StepTiming time_train_steps(GPT<float>& model, int steps, int warmup);
+StepTiming time_train_steps(GPT<float>& model, int steps, int warmup, KernelMode mode = KernelMode::kFast);
 
 // The BLAS reference: every gemm of one training step at batch B x T (matmul_gemms() of
 // each linear layer, forward and backward), each distinct shape timed on its own and

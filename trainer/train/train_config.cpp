@@ -31,6 +31,9 @@ std::vector<KeySpec> train_schema() {
       {"train.seed", K::kInt, "1337", 0, 9007199254740992.0, {}, "seed for weights and data order"},
       {"train.threads", K::kInt, "0", 0, 1024, {},
        "kernel threads per rank (0 = all cores; unless set: all cores for one rank on the wall clock, else 1)"},
+      {"train.kernels", K::kChoice, "fast", 0, 0, {"fast", "reproducible"},
+       "fast: OpenBLAS, bitwise per thread count and CPU; reproducible: fixed-order kernels, the same bits "
+       "for any thread count and x86-64 CPU (cpu/kernel_set.hpp)"},
       {"train.log_every", K::kInt, "1", 1, kMaxInt, {}, "print a step line every N steps"},
       {"train.val_every", K::kInt, "50", 0, kMaxInt, {}, "validation every N steps (0 = never)"},
       {"train.val_batches", K::kInt, "8", 1, kMaxInt, {}, "batches per validation"},
@@ -406,6 +409,9 @@ TrainSettings train_settings(const Config& c) {
   s.faults = fault_settings(c);
   check_fault_ranks(s.faults, s.parallel.world());
   check_cuda_layout(c, s);
+  s.kernels = c.get_string("train.kernels") == "fast" ? KernelMode::kFast : KernelMode::kReproducible;
+  if (s.kernels == KernelMode::kReproducible && s.backend != "cpu")
+    c.fail_constraint("train.kernels", "reproducible runs the CPU kernels: it needs device.backend = cpu");
   verify::verify_settings(c);  // the verify.* keys, checked here with the rest
   s.privacy = privacy::privacy_settings(c);
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits

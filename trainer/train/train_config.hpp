@@ -90,6 +90,7 @@ struct TrainSettings {
   double watchdog_s = 300;          // net.watchdog_s: real seconds a rank waits for a silent peer (0 = forever)
   privacy::PrivacySettings privacy;  // privacy.*: DP-SGD, secure aggregation (privacy/privacy_config.hpp)
   double outlier_z = 0;             // optim.outlier_z: skip an update whose norm's z-score is above (0 = off; train/outlier.hpp)
+  KernelMode kernels = KernelMode::kFast;  // train.kernels (cpu/kernel_set.hpp)
 };
 
 // Reads the typed settings and checks the constraints between keys (heads divide the width,

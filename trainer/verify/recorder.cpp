@@ -34,6 +34,7 @@ Recorder::Recorder(const VerifySettings& v, const Digest& config_digest, int thr
 
 void Recorder::attach(par::ParallelTrainer& t) {
   root_ = t.world_rank() == 0;
+  c_.mode = kernel_mode_name(t.settings().kernels);  // train.kernels: which bits a re-run must give
   t.set_hooks(this);
   if (v_.trace || cheat_.any())
     t.compute().set_probe([this](ProbePoint at, int layer, float* data, size_t n) { on_probe(at, layer, data, n); });

@@ -22,20 +22,25 @@ namespace {
 std::string short_hex(const Digest& d) { return hex(d).substr(0, 16); }
 
 // The worker's config from its results file, made to re-execute: no cheat, no files, the
-// worker's thread count (the bits depend on it), then the caller's overrides.
+// worker's thread count when the bits depend on it (fast kernels; reproducible ones run on
+// the worker's count unless the caller sets another), then the caller's overrides.
 Config reexecution_config(const std::string& results_path, const Commitment& c, const VerifyOptions& o) {
   const std::string yaml = h5::File::open_read(results_path).read_string("config");
   const std::filesystem::path tmp =
       std::filesystem::temp_directory_path() / ("dtb-verify-" + std::to_string(::getpid()) + ".yaml");
   std::ofstream(tmp) << yaml;
-  std::vector<std::string> sets = {"verify.cheat=none", "train.threads=" + std::to_string(c.threads),
-                                   "train.checkpoint=", "train.checkpoint_every=0", "train.val_every=0"};
+  std::vector<std::string> sets = {"verify.cheat=none", "train.checkpoint=", "train.checkpoint_every=0",
+                                   "train.val_every=0"};
+  if (c.mode != "reproducible") sets.push_back("train.threads=" + std::to_string(c.threads));
   sets.insert(sets.end(), o.sets.begin(), o.sets.end());
   Config config = load_config(train_schema(), {tmp.string()}, sets);
   std::filesystem::remove(tmp);
   if (config_digest(config) != c.config_digest)
     throw UsageError(results_path + ": its config does not hash to the committed config digest " +
                      hex(c.config_digest) + " (a --set changed the computation, or the file was altered)");
+  if (config.get_string("train.kernels") != c.mode)
+    throw UsageError(results_path + ": the commitments were made with " + c.mode + " kernels, the config says train.kernels = " +
+                     config.get_string("train.kernels"));
   return config;
 }
 

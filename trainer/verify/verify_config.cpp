@@ -61,6 +61,10 @@ Digest config_digest(const Config& c) {
   Hasher h("dtbench-config-v1");
   for (const KeySpec& k : c.schema()) {
     if (std::find(std::begin(kIgnored), std::end(kIgnored), k.key) != std::end(kIgnored)) continue;
+    // The default kernels are left out, so that commitments made before train.kernels
+    // existed still verify; reproducible ones change the digest (and are recorded as the
+    // commitment's mode).
+    if (k.key == "train.kernels" && c.get_string(k.key) == "fast") continue;
     std::string value;
     switch (k.type) {
       case KeyType::kInt: value = std::to_string(c.get_int(k.key)); break;
