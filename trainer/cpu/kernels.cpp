@@ -278,6 +278,39 @@ void attention_forward(Real* out, Real* att, const Real* qkv, int B, int T, int 
       }
 }
 
+// attention_forward's arithmetic for one query row t = pos[r] at a time, its keys and
+// values read from a cache instead of the batch (generation, model/stage.hpp's forward_cached).
+template <typename Real>
+void attention_forward_cached(Real* out, const Real* q, int q_stride, const Real* keys, const Real* values,
+                              const int32_t* seq, const int32_t* pos, int N, int n_ctx, int C, int NH) {
+  const int hs = C / NH;
+  const Real scale = Real(1) / std::sqrt(Real(hs));
+#pragma omp parallel
+  {
+    std::vector<Real> row(static_cast<size_t>(n_ctx));  // one query's scores, then its probabilities
+#pragma omp for collapse(2) schedule(static)
+    for (int r = 0; r < N; ++r)
+      for (int h = 0; h < NH; ++h) {
+        const int t = pos[r];
+        const Real* qr = q + size_t(r) * q_stride + h * hs;                     // (hs)
+        const Real* k = keys + size_t(seq[r]) * n_ctx * C + h * hs;             // (n_ctx, C) of the sequence
+        const Real* v = values + size_t(seq[r]) * n_ctx * C + h * hs;
+        for (int t2 = 0; t2 <= t; ++t2) row[size_t(t2)] = dot(qr, k + size_t(t2) * C, hs) * scale;
+        const Real maxv = lane_max(row.data(), t + 1);
+        Real sum = 0;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          row[size_t(t2)] = std::exp(row[size_t(t2)] - maxv);
+          sum += row[size_t(t2)];
+        }
+        const Real inv = Real(1) / sum;
+        for (int t2 = 0; t2 <= t; ++t2) row[size_t(t2)] *= inv;
+        Real* o = out + size_t(r) * C + h * hs;  // (hs)
+        std::fill(o, o + hs, Real(0));
+        for (int t2 = 0; t2 <= t; ++t2) axpy(o, row[size_t(t2)], v + size_t(t2) * C, hs);
+      }
+  }
+}
+
 template <typename Real>
 void attention_backward(Real* dqkv, const Real* dout, const Real* qkv, const Real* att, int B,
                         int T, int C, int NH) {
@@ -453,6 +486,8 @@ void softmax_from_lse(Real* probs, const Real* logits, const Real* lse, int N, i
   template void gemm<Real>(const GemmShape&, const Real*, const Real*, Real*);                     \
   template void blas_gemm<Real>(const GemmShape&, const Real*, const Real*, Real*);                \
   template void attention_forward<Real>(Real*, Real*, const Real*, int, int, int, int);            \
+  template void attention_forward_cached<Real>(Real*, const Real*, int, const Real*, const Real*,  \
+                                             const int32_t*, const int32_t*, int, int, int, int);  \
   template void attention_backward<Real>(Real*, const Real*, const Real*, const Real*, int, int,   \
                                          int, int);                                                \
   template void gelu_forward<Real>(Real*, const Real*, size_t);                                    \
