@@ -5,7 +5,8 @@
 //
 // One generation prints each sequence and one line of figures. --profiles and --batches make
 // a sweep in one launch, every profile x concurrency, printed as a table (nccl-tests style)
-// and, with --results, written to an HDF5 file.
+// and, with --results, written to an HDF5 file. --predict prints the simulator's prediction
+// of a decode step at any scale instead (`dtbench sim`'s keys; infer/predict.hpp).
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -16,6 +17,8 @@
 #include "communicator.hpp"
 #include "h5file.hpp"
 #include "infer/generate.hpp"
+#include "infer/predict.hpp"
+#include "sim/sim_config.hpp"
 #include "parallel/parallel_trainer.hpp"  // run_profile
 #include "provenance.hpp"
 #include "train/checkpoint.hpp"
@@ -62,6 +65,7 @@ Config infer_config(const cxxopts::ParseResult& args, const CheckpointState& ck)
   c.set_value("model.n_head", std::to_string(ck.model.n_head), origin);
   c.set_value("model.n_embd", std::to_string(ck.model.n_embd), origin);
   c.set_value("model.tie_embeddings", ck.model.tie_embeddings ? "true" : "false", origin);
+  c.set_value("train.seq_len", std::to_string(ck.model.n_ctx), origin);  // training's window: unused here
   if (args.count("config"))
     for (const std::string& f : args["config"].as<std::vector<std::string>>()) c.merge_file(f);
   if (args.count("set"))
@@ -170,6 +174,17 @@ int run_generation(const cxxopts::ParseResult& args, const TrainSettings& base, 
   return 0;
 }
 
+// --predict: `dtbench sim`'s config (model, layout, net.profile, device.profile, precision.*),
+// one table per --batches entry. No MPI, no checkpoint.
+int run_prediction(const cxxopts::ParseResult& args, const std::vector<int>& batches) {
+  const Config config = config_from_args(args, sim::sim_schema());
+  const sim::SimSettings s = sim::sim_settings(config);
+  const sim::SimInputs in = sim::load_inputs(s);
+  for (int b : batches.empty() ? std::vector<int>{1} : batches)
+    std::cout << infer::prediction_table(s, in, infer::predict_token(s, in, b));
+  return 0;
+}
+
 }  // namespace
 
 int cmd_infer(int argc, char** argv) {
@@ -191,6 +206,7 @@ int cmd_infer(int argc, char** argv) {
       ("profiles", "sweep: comma-separated net profiles (each replaces net.profile)", cxxopts::value<std::string>(), "P,..")
       ("batches", "sweep: comma-separated numbers of concurrent sequences (prompts cycled)", cxxopts::value<std::string>(), "N,..")
       ("results", "write the figures to this HDF5 file", cxxopts::value<std::string>(), "FILE")
+      ("predict", "predict a decode step at any scale with the simulator's models (dtbench sim's keys via --config)")
       ("h,help", "print this help");
   auto args = parse_or_usage(options, argc, argv);
   if (args.count("help")) {
@@ -199,6 +215,14 @@ int cmd_infer(int argc, char** argv) {
   }
   if (!args.unmatched().empty())
     throw UsageError(std::string(argv[0]) + ": unexpected argument '" + args.unmatched()[0] + "'; see " + argv[0] + " --help");
+  std::vector<int> batches;
+  if (args.count("batches"))
+    for (const std::string& b : split_list(args["batches"].as<std::string>())) {
+      if (b.find_first_not_of("0123456789") != std::string::npos || b.size() > 6 || std::stoi(b) < 1)
+        throw UsageError("infer: --batches " + b + ": must be counts >= 1 separated by commas, e.g. 1,8");
+      batches.push_back(std::stoi(b));
+    }
+  if (args.count("predict")) return run_prediction(args, batches);
   if (!args.count("checkpoint")) throw UsageError("infer: --checkpoint CK is required (a file dtbench train wrote)");
   const CheckpointState ck = load_checkpoint(args["checkpoint"].as<std::string>());
   const Config config = infer_config(args, ck);
@@ -212,12 +236,7 @@ int cmd_infer(int argc, char** argv) {
   req.sampling.temperature = args["temperature"].as<double>();
   req.sampling.seed = args["seed"].as<uint64_t>();
   if (args.count("profiles")) req.profiles = split_list(args["profiles"].as<std::string>());
-  if (args.count("batches"))
-    for (const std::string& b : split_list(args["batches"].as<std::string>())) {
-      if (b.find_first_not_of("0123456789") != std::string::npos || b.size() > 6 || std::stoi(b) < 1)
-        throw UsageError("infer: --batches " + b + ": must be counts >= 1 separated by commas, e.g. 1,8");
-      req.batches.push_back(std::stoi(b));
-    }
+  req.batches = batches;
   if (!req.batches.empty() && req.texts.empty()) throw UsageError("infer: --batches needs a --prompt or --prompts to cycle");
   return run_generation(args, s, ck.params, req, command_line, &argc, &argv);
 }
