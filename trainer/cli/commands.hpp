@@ -11,5 +11,6 @@ int cmd_sim(int argc, char** argv);
 int cmd_plan(int argc, char** argv);  // DT-FM's scheduler: a placement file
 int cmd_run(int argc, char** argv);     // experiments: launches dtbench train / coll as child processes
 int cmd_report(int argc, char** argv);
-int cmd_verify(int argc, char** argv);  // re-executes sampled segments of a committed run (verify/)
+int cmd_verify(int argc, char** argv);
+int cmd_infer(int argc, char** argv);   // generation over PP stages and TP slices (infer/generate.hpp)  // re-executes sampled segments of a committed run (verify/)
 }  // namespace dtb

@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"run", "run an experiment (configs/experiments/*.yaml): each run under mpirun or srun, then its report", dtb::cmd_run},
     {"report", "tables and figures of a results folder (report.md, SVG)", dtb::cmd_report},
     {"verify", "verify a committed run: re-execute sampled segments, bisect disputes to the step and layer", dtb::cmd_verify},
+    {"infer", "generate from a checkpoint over PP stages and TP slices on a network profile; latency figures", dtb::cmd_infer},
 };
 
 std::string usage(const cxxopts::Options& options) {
@@ -44,7 +45,7 @@ int run_main(int argc, char** argv) {
       return c.run(argc - 1, argv + 1);
     }
     throw dtb::UsageError(std::string("dtbench: unknown command '") + argv[1] +
-                          "'; commands: prepare, train, bench, coll, sim, plan, run, report, verify (see dtbench --help)");
+                          "'; commands: prepare, train, bench, coll, sim, plan, run, report, verify, infer (see dtbench --help)");
   }
   cxxopts::Options options("dtbench", "dtbench: reference GPT trainer and decentralized-training benchmark");
   options.custom_help("[--help] [--version] COMMAND [OPTIONS]");

@@ -27,6 +27,7 @@ class CpuKernelSet final : public KernelSet<Real> {
   size_t align() const override { return 1; }
   int vocab_stride(int v_local) const override { return v_local; }
   bool tensor_parallel() const override { return true; }
+  bool generates() const override { return true; }
 
   void encoder_forward(Real* out, const int32_t* inp, const Real* wte, const Real* wpe, int B, int T, int C,
                        VocabSlice vocab) override {
@@ -60,6 +61,10 @@ class CpuKernelSet final : public KernelSet<Real> {
   }
   void attention_forward(Real* out, Real* att, const Real* qkv, int B, int T, int C, int NH) override {
     k_.attention_forward(out, att, qkv, B, T, C, NH);
+  }
+  void attention_forward_cached(Real* out, const Real* q, int q_stride, const Real* keys, const Real* values,
+                                const int32_t* seq, const int32_t* pos, int N, int n_ctx, int C, int NH) override {
+    k_.attention_forward_cached(out, q, q_stride, keys, values, seq, pos, N, n_ctx, C, NH);
   }
   void attention_backward(Real* dqkv, const Real* dout, const Real* qkv, const Real* att, int B, int T, int C,
                           int NH) override {

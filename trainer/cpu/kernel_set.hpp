@@ -32,6 +32,7 @@ struct CpuKernels {
   decltype(&dtb::matmul_forward<Real>) matmul_forward;
   decltype(&dtb::matmul_backward<Real>) matmul_backward;
   decltype(&dtb::attention_forward<Real>) attention_forward;
+  decltype(&dtb::attention_forward_cached<Real>) attention_forward_cached;
   decltype(&dtb::attention_backward<Real>) attention_backward;
   decltype(&dtb::gelu_forward<Real>) gelu_forward;
   decltype(&dtb::gelu_backward<Real>) gelu_backward;
@@ -51,7 +52,7 @@ struct CpuKernels {
   CpuKernels<Real> { \
     mode, &encoder_forward<Real>, &encoder_backward<Real>, &layernorm_forward<Real>, \
         &layernorm_backward<Real>, &matmul_forward<Real>, &matmul_backward<Real>, \
-        &attention_forward<Real>, &attention_backward<Real>, &gelu_forward<Real>, \
+        &attention_forward<Real>, &attention_forward_cached<Real>, &attention_backward<Real>, &gelu_forward<Real>, \
         &gelu_backward<Real>, &residual_forward<Real>, &residual_backward<Real>, \
         &crossentropy_forward<Real>, &crossentropy_backward<Real>, &crossentropy_partial<Real>, \
         &crossentropy_combine<Real>, &softmax_from_lse<Real>, &gemm<Real> \

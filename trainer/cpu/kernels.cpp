@@ -117,6 +117,8 @@ inline void kgemm(const GemmShape& s, const Real* a, const Real* b, Real* c) { g
   template void gemm<Real>(const GemmShape&, const Real*, const Real*, Real*);                     \
   template void blas_gemm<Real>(const GemmShape&, const Real*, const Real*, Real*);                \
   template void attention_forward<Real>(Real*, Real*, const Real*, int, int, int, int);            \
+  template void attention_forward_cached<Real>(Real*, const Real*, int, const Real*, const Real*,  \
+                                             const int32_t*, const int32_t*, int, int, int, int);  \
   template void attention_backward<Real>(Real*, const Real*, const Real*, const Real*, int, int,   \
                                          int, int);                                                \
   template void gelu_forward<Real>(Real*, const Real*, size_t);                                    \

@@ -106,6 +106,19 @@ void attention_forward(Real* out,        // (B, T, C)
                        Real* att,        // (B, NH, T, T)
                        const Real* qkv,  // (B, T, 3C)
                        int B, int T, int C, int NH);
+// The same attention for N query rows whose keys and values sit in a cache (generation with
+// a KV cache): row r is position pos[r] of sequence seq[r] and attends to that sequence's
+// positions 0..pos[r], which must already be in the cache. Row r's output is, operation for
+// operation, attention_forward's output at t = pos[r].
+template <typename Real>
+void attention_forward_cached(Real* out,            // (N, C)
+                              const Real* q,        // (N, q_stride): the queries at columns [0, C)
+                              int q_stride,
+                              const Real* keys,     // (S, n_ctx, C) per sequence
+                              const Real* values,   // (S, n_ctx, C)
+                              const int32_t* seq,   // (N) in [0, S)
+                              const int32_t* pos,   // (N) in [0, n_ctx)
+                              int N, int n_ctx, int C, int NH);
 template <typename Real>
 void attention_backward(Real* dqkv,        // (B, T, 3C)
                         const Real* dout,  // (B, T, C)

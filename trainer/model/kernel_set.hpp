@@ -22,6 +22,7 @@
 // place two branches meet (layernorm_backward's dinp) must accumulate.
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 #include "cpu/kernels.hpp"  // VocabSlice
 
@@ -64,6 +65,15 @@ class KernelSet {
   // out (N, C) += bias (C): the row-parallel linear's bias after its allreduce (TP > 1).
   virtual void add_bias(Real* out, const Real* bias, int N, int C) = 0;
   virtual void attention_forward(Real* out, Real* att, const Real* qkv, int B, int T, int C, int NH) = 0;
+  // Generation with a KV cache (model/stage.hpp's forward_cached; cpu/kernels.hpp's
+  // contract): the cache lives in host memory, so only a host set generates; a set that
+  // cannot keeps these answers.
+  virtual bool generates() const { return false; }
+  virtual void attention_forward_cached(Real* /*out*/, const Real* /*q*/, int /*q_stride*/, const Real* /*keys*/,
+                                        const Real* /*values*/, const int32_t* /*seq*/, const int32_t* /*pos*/,
+                                        int /*N*/, int /*n_ctx*/, int /*C*/, int /*NH*/) {
+    throw std::logic_error("this kernel set does not run generation with a KV cache (dtbench infer runs on the CPU)");
+  }
   virtual void attention_backward(Real* dqkv, const Real* dout, const Real* qkv, const Real* att, int B, int T, int C,
                                   int NH) = 0;
   virtual void gelu_forward(Real* out, const Real* inp, size_t n) = 0;

@@ -436,9 +436,10 @@ void TransformerStage<Real>::zero_grad() {
 
 template <typename Real>
 void TransformerStage<Real>::matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in,
-                                        int out_features, int ldo) {
-  k_->matmul_forward(out, inp, w, bias, BT_, in, out_features, ldo > 0 ? ldo : out_features);
-  flops_ += 2.0 * BT_ * in * out_features;
+                                        int out_features, int ldo, int rows) {
+  const int n = rows > 0 ? rows : BT_;
+  k_->matmul_forward(out, inp, w, bias, n, in, out_features, ldo > 0 ? ldo : out_features);
+  flops_ += 2.0 * n * in * out_features;
 }
 
 template <typename Real>
@@ -462,11 +463,12 @@ void TransformerStage<Real>::tp_allreduce(Real* data, size_t count, TpReduce& tp
 // linear, as a whole model makes it.
 template <typename Real>
 void TransformerStage<Real>::row_parallel_forward(Real* out, const Real* inp, const Real* w, const Real* bias,
-                                                  int in_features, TpReduce& tp) {
-  if (shard_.tp_size == 1) return matmul_fwd(out, inp, w, bias, in_features, C_);
-  matmul_fwd(out, inp, w, nullptr, in_features, C_);
-  tp_allreduce(out, size_t(BT_) * C_, tp);
-  k_->add_bias(out, bias, BT_, C_);
+                                                  int in_features, TpReduce& tp, int rows) {
+  const int n = rows > 0 ? rows : BT_;
+  if (shard_.tp_size == 1) return matmul_fwd(out, inp, w, bias, in_features, C_, 0, n);
+  matmul_fwd(out, inp, w, nullptr, in_features, C_, 0, n);
+  tp_allreduce(out, size_t(n) * C_, tp);
+  k_->add_bias(out, bias, n, C_);
 }
 
 // Pre-LN block on this rank's heads and MLP columns: residual2 = residual +
@@ -637,6 +639,121 @@ void TransformerStage<Real>::backward(int slot, Real loss_scale, TpReduce& tp,
   if (shard_.first)
     k_->encoder_backward(grads_.data() + wte_at_, grads_.data() + wpe_at_, dresidual_.data(), inputs_[size_t(slot)],
                          B_, T_, C_, vocab_);
+}
+
+// ------------------------------------------------------- generation with a KV cache
+
+// forward_cached's activations for the cache's max_rows rows: the stage's input, one
+// block's activations (every layer reuses them: a layer reads its input residual before it
+// overwrites residual3 with its output) and the LM head's.
+template <typename Real>
+struct TransformerStage<Real>::CachedX {
+  Real* input;  // (n, C)
+  BlockX x;     // (n, ...) one layer's; its attention probabilities (att) stay unused
+  Real *lnf, *lnf_mean, *lnf_rstd, *logits;  // last stage: (n, C), (n), (n), (n, V)
+};
+
+template <typename Real>
+KvCache<Real> TransformerStage<Real>::make_kv_cache(int seqs, int max_rows) const {
+  if (vocab_split_) throw std::invalid_argument("model: generation needs the whole vocabulary on each TP rank (no vocab_parallel)");
+  if (seqs < 1 || max_rows < 1) throw std::invalid_argument("model: a KV cache needs >= 1 sequence and >= 1 row");
+  if (!k_->generates()) throw std::invalid_argument("model: this kernel set does not run generation (a host KV cache)");
+  KvCache<Real> cache;
+  cache.seqs = seqs, cache.max_rows = max_rows;
+  const size_t per_layer = size_t(seqs) * size_t(c_.n_ctx) * size_t(Ct_);
+  cache.keys.assign(size_t(Lloc_) * per_layer, Real(0));
+  cache.values.assign(cache.keys.size(), Real(0));
+  const Dims d = dims_of(c_, shard_, max_rows, 1);
+  BlockX x;
+  const size_t head = shard_.last ? d.BT * (d.C + 2 + d.Vt) : 0;
+  cache.work.assign(d.BT * d.C + carve_block_x(nullptr, d, &x) + head, Real(0));
+  return cache;
+}
+
+template <typename Real>
+typename TransformerStage<Real>::CachedX TransformerStage<Real>::cached_x(KvCache<Real>& cache) const {
+  const Dims d = dims_of(c_, shard_, cache.max_rows, 1);
+  CachedX cx;
+  Carver<Real> k(cache.work.data());
+  cx.input = k.take(d.BT * d.C);
+  Real* layer = k.take(carve_block_x(nullptr, d, &cx.x));
+  carve_block_x(layer, d, &cx.x);
+  const size_t head = shard_.last ? 1 : 0;
+  cx.lnf = k.take(head * d.BT * d.C);
+  cx.lnf_mean = k.take(head * d.BT);
+  cx.lnf_rstd = k.take(head * d.BT);
+  cx.logits = k.take(head * d.BT * d.Vt);
+  return cx;
+}
+
+// block_forward's kernels in its order on the rows, the attention reading the cache into
+// which this call first writes the rows' keys and values.
+template <typename Real>
+void TransformerStage<Real>::block_cached(const CachedX& cx, KvCache<Real>& cache, int li,
+                                          std::span<const TokenRow> rows, TpReduce& tp) {
+  const BlockX& x = cx.x;
+  const BlockW w = block_w(params_.data(), li);
+  const int n = int(rows.size());
+  const size_t nc = size_t(n) * C_, ctx = size_t(c_.n_ctx), Ct = size_t(Ct_);
+  const Real* residual = li == 0 ? cx.input : x.residual3;
+  k_->layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, n, C_);
+  matmul_fwd(x.qkv, x.ln1, w.qkvw, w.qkvb, C_, 3 * Ct_, 0, n);  // column-parallel: [q | k | v] of this rank's heads
+  Real* keys = cache.keys.data() + size_t(li) * cache.seqs * ctx * Ct;  // (seqs, n_ctx, Ct)
+  Real* values = cache.values.data() + size_t(li) * cache.seqs * ctx * Ct;
+  std::vector<int32_t> seq(static_cast<size_t>(n)), pos(static_cast<size_t>(n));
+  for (int r = 0; r < n; ++r) {
+    const TokenRow& t = rows[size_t(r)];
+    seq[size_t(r)] = t.seq, pos[size_t(r)] = t.pos;
+    const Real* qkv = x.qkv + size_t(r) * 3 * Ct;
+    const size_t at = (size_t(t.seq) * ctx + size_t(t.pos)) * Ct;
+    std::copy(qkv + Ct, qkv + 2 * Ct, keys + at);
+    std::copy(qkv + 2 * Ct, qkv + 3 * Ct, values + at);
+    flops_ += 4.0 * (t.pos + 1) * Ct_;  // QK^T and AV over the positions 0..pos
+  }
+  k_->attention_forward_cached(x.atty, x.qkv, 3 * Ct_, keys, values, seq.data(), pos.data(), n, c_.n_ctx, Ct_, NHt_);
+  row_parallel_forward(x.attproj, x.atty, w.attprojw, w.attprojb, Ct_, tp, n);
+  k_->residual_forward(x.residual2, residual, x.attproj, nc);
+  k_->layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, n, C_);
+  matmul_fwd(x.fch, x.ln2, w.fcw, w.fcb, C_, Ft_, 0, n);  // column-parallel
+  k_->gelu_forward(x.fch_gelu, x.fch, size_t(n) * Ft_);
+  row_parallel_forward(x.fcproj, x.fch_gelu, w.fcprojw, w.fcprojb, Ft_, tp, n);
+  k_->residual_forward(x.residual3, x.residual2, x.fcproj, nc);
+}
+
+template <typename Real>
+const Real* TransformerStage<Real>::forward_cached(KvCache<Real>& cache, std::span<const TokenRow> rows,
+                                                   const Real* input, TpReduce& tp) {
+  const int n = int(rows.size());
+  if (n < 1 || n > cache.max_rows)
+    throw std::out_of_range("forward_cached: " + std::to_string(n) + " rows, the cache takes 1 to " +
+                            std::to_string(cache.max_rows));
+  for (const TokenRow& t : rows) {
+    if (t.seq < 0 || t.seq >= cache.seqs || t.pos < 0 || t.pos >= c_.n_ctx)
+      throw std::out_of_range("forward_cached: row (sequence " + std::to_string(t.seq) + ", position " +
+                              std::to_string(t.pos) + ") outside the cache's " + std::to_string(cache.seqs) +
+                              " sequences of n_ctx = " + std::to_string(c_.n_ctx));
+    if (shard_.first && (t.token < 0 || t.token >= c_.vocab_size))
+      throw std::out_of_range("forward_cached: token id " + std::to_string(t.token) + " is outside [0, " +
+                              std::to_string(c_.vocab_size) + ")");
+  }
+  const CachedX cx = cached_x(cache);
+  const size_t nc = size_t(n) * C_;
+  if (shard_.first) {  // wte[token] + wpe[pos], encoder_forward one row at a time
+    for (int r = 0; r < n; ++r) {
+      const TokenRow& t = rows[size_t(r)];
+      k_->encoder_forward(cx.input + size_t(r) * C_, &t.token, params_.data() + wte_at_,
+                          params_.data() + wpe_at_ + size_t(t.pos) * C_, 1, 1, C_, VocabSlice{});
+    }
+  } else {
+    std::copy(input, input + nc, cx.input);
+  }
+  for (int li = 0; li < Lloc_; ++li) block_cached(cx, cache, li, rows, tp);
+  const Real* residual = cx.x.residual3;
+  if (!shard_.last) return residual;
+  const Real* lnfw = params_.data() + lnf_at_;
+  k_->layernorm_forward(cx.lnf, cx.lnf_mean, cx.lnf_rstd, residual, lnfw, lnfw + C_, n, C_);
+  matmul_fwd(cx.logits, cx.lnf, params_.data() + head_at_, nullptr, C_, c_.vocab_size, 0, n);
+  return cx.logits;
 }
 
 template class TransformerStage<float>;

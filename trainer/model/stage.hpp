@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <vector>
 
 #include "cpu/kernels.hpp"
@@ -104,6 +105,22 @@ size_t rank_parameters(const GPTConfig& c, const StageShard& s);
 MemoryBreakdown rank_memory(const GPTConfig& c, const StageShard& s, int rows, int T, int slots,
                             size_t real_size);
 
+// Generation (dtbench infer, infer/generate.hpp): one row of work is one token of one
+// sequence at its position. TOKEN is read by the first stage only.
+struct TokenRow {
+  int32_t seq, pos, token;
+};
+
+// A stage's KV cache and the work buffers of forward_cached(): for each local layer the
+// keys and values of this rank's heads, SEQS sequences of up to n_ctx positions, and
+// buffers for up to MAX_ROWS rows per call. Made by TransformerStage::make_kv_cache.
+template <typename Real>
+struct KvCache {
+  int seqs = 0, max_rows = 0;
+  std::vector<Real> keys, values;  // (Lloc, seqs, n_ctx, C/TP)
+  std::vector<Real> work;          // forward_cached's activations of MAX_ROWS rows
+};
+
 template <typename Real>
 class TransformerStage {
  public:
@@ -156,6 +173,19 @@ class TransformerStage {
   // are final when backward returns. The last stage needs a forward() with targets first.
   void backward(int slot, Real loss_scale, TpReduce& tp, const std::function<void(size_t)>& ready = {});
 
+  // Generation with a KV cache. ROWS (at most the cache's max_rows; any mix of prompt
+  // tokens and single new tokens, of any sequences) run through this stage's layers: each
+  // row's key and value enter CACHE first, so a row attends to its sequence's positions
+  // 0..pos, which must be in the cache by then (earlier calls or earlier rows). INPUT is
+  // the (n, C) residual entering a non-first stage (ignored on the first). Returns the
+  // (n, C) residual leaving the stage or, on the last, the (n, V) logits; valid until the
+  // next call. Per row the same kernels in the same order as forward(), so the logits are
+  // those of forward() over the whole prefix up to the gemms' rounding on fewer rows.
+  // Throws std::out_of_range on a row outside the cache or a token outside the vocabulary;
+  // vocabulary-parallel stages are refused (their logits are split across TP ranks).
+  KvCache<Real> make_kv_cache(int seqs, int max_rows) const;
+  const Real* forward_cached(KvCache<Real>& cache, std::span<const TokenRow> rows, const Real* input, TpReduce& tp);
+
   double flops() const { return flops_; }  // FLOPs issued so far (the device-model clock)
 
   // An observer of each layer's output (verify/ hashes them for its dispute's second phase;
@@ -192,13 +222,20 @@ class TransformerStage {
   void lm_head_backward(const Acts& a, int slot, Real loss_scale, TpReduce& tp);
   Real cross_entropy(const Acts& a, const int32_t* targets, TpReduce& tp);
   void tp_allreduce(Real* data, size_t count, TpReduce& tp);
+  // ROWS: the rows of INP (0: the micro-batch's B x T; forward_cached passes its own).
   void row_parallel_forward(Real* out, const Real* inp, const Real* w, const Real* bias,
-                            int in_features, TpReduce& tp);
+                            int in_features, TpReduce& tp, int rows = 0);
+  // ROWS: how many rows (0: the micro-batch's B x T; forward_cached's fewer); LDO: the
+  // output's row stride (0: OUT_FEATURES; the kernel set's padded logits).
   void matmul_fwd(Real* out, const Real* inp, const Real* w, const Real* bias, int in, int out_features,
-                  int ldo = 0);
+                  int ldo = 0, int rows = 0);
   void matmul_bwd(Real* dinp, Real* dw, Real* db, const Real* dout, const Real* inp,
                   const Real* w, int in, int out_features, int ld_dout = 0);
   void check_tokens(const int32_t* ids, const char* what) const;
+  // forward_cached's pieces.
+  struct CachedX;
+  CachedX cached_x(KvCache<Real>& cache) const;
+  void block_cached(const CachedX& x, KvCache<Real>& cache, int li, std::span<const TokenRow> rows, TpReduce& tp);
 
   GPTConfig c_;
   StageShard shard_;
