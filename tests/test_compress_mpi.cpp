@@ -398,6 +398,32 @@ TEST_CASE("CocktailSGD and DeMo: bad settings are refused with one line naming t
                                                                  "parallel.pp=2", "model.tie_embeddings=false"})));
 }
 
+// Settings a strategy cannot honour, where two features meet: the reproducible kernels do
+// not cover a strategy's own arithmetic, the outlier skip has no AdamW update to skip under
+// demo or the compressed Adams, and strategy.bits is one key with a range per strategy
+// (the simulator reads it through the same strategy_bits).
+TEST_CASE("strategies refuse the kernel mode, outlier skip and bit widths they cannot honour", "[cocktail][demo]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"strategy.name=cocktail", "train.kernels=reproducible"}, "train.kernels"},
+      {{"strategy.name=onebit_adam", "train.kernels=reproducible"}, "train.kernels"},
+      {{"strategy.name=demo", "optim.outlier_z=6"}, "optim.outlier_z"},
+      {{"strategy.name=quantized_adam", "optim.outlier_z=6"}, "optim.outlier_z"},
+      {{"strategy.name=quantized_adam", "strategy.bits=16"}, "strategy.bits"},
+      {{"strategy.name=cocktail", "strategy.bits=16"}, "strategy.bits"}};
+  for (const auto& [sets, key] : cases) {
+    INFO(sets[0] << " " << sets[1]);
+    try {
+      (void)train_settings(load_config(train_schema(), {}, sets));
+      FAIL("accepted");
+    } catch (const UsageError& e) {
+      CHECK(std::string(e.what()).find(key) != std::string::npos);
+    }
+  }
+  CHECK_NOTHROW(train_settings(load_config(train_schema(), {}, {"train.kernels=reproducible"})));
+  CHECK_NOTHROW(train_settings(load_config(train_schema(), {}, {"strategy.name=cocktail", "optim.outlier_z=6"})));
+  CHECK(dtb::strategy_bits(load_config(train_schema(), {}, {"strategy.name=quantized_adam", "strategy.bits=4"})) == 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

@@ -213,7 +213,7 @@ TEST_CASE("pipeline channels: a gradient send does not wait behind the DP bucket
   // 8.5 + 4 + 0.5 = 13 and stage 0's backward ends at 15. The bucket ends at 18.5. On one
   // channel the send would have left at 18.5 and the pipeline ended at 25.
   PipelineInput in;
-  in.stages = {StageWork::plain({1.0, 2.0}), StageWork{{{1.0}}, {{2.0, 0.0, 0.0}}, 0, {{0.0, 10.0}}}};
+  in.stages = {StageWork::plain({1.0, 2.0}), StageWork{{{1.0}}, {{2.0, 0.0, 0.0}}, 0, {{0.0, 10.0, -std::numeric_limits<double>::infinity(), {}}}}};
   in.forward.assign(1, Hop{0.5, 4.0});
   in.backward.assign(1, Hop{0.5, 4.0});
   in.schedule = par::ScheduleKind::kGPipe;

@@ -462,7 +462,7 @@ std::string general(double v) {
 // it: compute per step (forward + backward + optimizer), bytes sent, step time, val loss,
 // epsilon. Shown when any run has a /privacy group.
 Table privacy_table(const std::vector<const ResultFile*>& runs) {
-  Table t{"privacy", {}, {}, {}, {}, {}};
+  Table t{"privacy", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("network", "network", false), t.column("DP-SGD", "dp_sgd", false);
   t.column("secure agg", "secure_agg", false), t.column("compute/step", "compute_s", true);
   t.column("sent/step", "sent_bytes_per_step", true), t.column("step time", "step_time_s", true);

@@ -141,7 +141,8 @@ Generation generate(coll::Communicator& world, const TrainSettings& s, const std
 
   // The rank's stage with its slices of the checkpoint's tensors (one row, one slot: the
   // training activations are not used; forward_cached has its own).
-  TransformerStage<float> stage(s.model, shard_of(s, coord), 1, 1, 1);
+  TransformerStage<float> stage(s.model, shard_of(s, coord), 1, 1, 1, StageLayout::kLayerMajor,
+                                cpu_kernel_set<float>(s.kernels));
   for (const ShardRun& r : stage.runs())
     std::copy_n(params.begin() + std::ptrdiff_t(r.global), r.len, stage.params() + r.local);
   int64_t prompt_tokens = 0;

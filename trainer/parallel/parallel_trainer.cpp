@@ -368,6 +368,7 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   };
   if (demo_) {
     demo_step(float(r.lr), float(clip_scale(r.grad_norm, s_.optim.grad_clip)));
+    charge_adam();  // the simulator's optimizer_time charges every strategy alike
   } else if (compressing_) {
     compressed_adam_step(r);
     charge_adam();

@@ -101,7 +101,7 @@ void read_dp_sync(const Config& c, SimSettings& s) {
   s.inner_steps = local ? int(c.get_int("strategy.inner_steps")) : 0;
   s.random_ratio = c.get_float("strategy.random_ratio");
   s.topk_ratio = c.get_float("strategy.topk_ratio");
-  s.bits = int(c.get_int("strategy.bits"));
+  s.bits = strategy_bits(c);
   s.chunk = int(c.get_int("strategy.chunk"));
   s.topk = int(c.get_int("strategy.topk"));
   if (strategy == "onebit_adam" || strategy == "quantized_adam") {  // compressed_adam.hpp

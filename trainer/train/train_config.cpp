@@ -232,6 +232,19 @@ void check_layout(const Config& c, const TrainSettings& s) {
                                          "inside a site and across sites are separate levels), not '" + p.dp_algo + "'");
 }
 
+}  // namespace
+
+int strategy_bits(const Config& c) {
+  const int bits = static_cast<int>(c.get_int("strategy.bits"));
+  const std::string& name = c.get_string("strategy.name");
+  if (name == "quantized_adam" && bits > 8) c.fail_constraint("strategy.bits", "quantized_adam takes 2..8 bits");
+  if (name == "cocktail" && bits > 8 && bits != 32)
+    c.fail_constraint("strategy.bits", "must be 2..8 or 32 (fp32, no quantization)");
+  return bits;
+}
+
+namespace {
+
 // cocktail's and demo's keys (parallel/cocktail.hpp, demo.hpp); refused with any other strategy.
 void read_compressed_strategy(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
@@ -248,11 +261,10 @@ void read_compressed_strategy(const Config& c, TrainSettings& s) {
   if (st.name != "cocktail" && st.name != "demo") return;
   st.random_ratio = c.get_float("strategy.random_ratio");
   st.topk_ratio = c.get_float("strategy.topk_ratio");
-  st.bits = static_cast<int>(c.get_int("strategy.bits"));
+  st.bits = strategy_bits(c);
   st.chunk = static_cast<int>(c.get_int("strategy.chunk"));
   st.topk = static_cast<int>(c.get_int("strategy.topk"));
   st.momentum_decay = c.get_float("strategy.momentum_decay");
-  if (st.bits > 8 && st.bits != 32) c.fail_constraint("strategy.bits", "must be 2..8 or 32 (fp32, no quantization)");
   if (st.topk > st.chunk)
     c.fail_constraint("strategy.topk", "must be at most strategy.chunk = " + std::to_string(st.chunk));
   // Each rank chunks its own buffer, so an element two ranks of a worker both hold (TP's
@@ -271,7 +283,7 @@ void read_compressed_strategy(const Config& c, TrainSettings& s) {
 void read_compressed_adam(const Config& c, TrainSettings& s) {
   StrategySettings& st = s.strategy;
   st.freeze_step = static_cast<int>(c.get_int("strategy.freeze_step"));
-  st.bits = static_cast<int>(c.get_int("strategy.bits"));
+  st.bits = strategy_bits(c);
   for (const KeySpec& k : c.schema()) {
     const bool set = (k.key == "strategy.freeze_step" || k.key == "strategy.bits") &&
                      c.get_float(k.key) != std::stod(k.default_value);
@@ -280,7 +292,6 @@ void read_compressed_adam(const Config& c, TrainSettings& s) {
     if (set && k.key == "strategy.freeze_step" && !st.compressed())
       c.fail_constraint(k.key, "needs strategy.name = onebit_adam or quantized_adam");
   }
-  if (st.name == "quantized_adam" && st.bits > 8) c.fail_constraint("strategy.bits", "quantized_adam takes 2..8 bits");
   if (!st.compressed()) return;
   const std::string what = st.name + " compresses the momentum itself";
   if (s.parallel.zero1) c.fail_constraint("strategy.name", what + "; parallel.zero1 shards the moments: use one or the other");
@@ -412,8 +423,17 @@ TrainSettings train_settings(const Config& c) {
   s.kernels = c.get_string("train.kernels") == "fast" ? KernelMode::kFast : KernelMode::kReproducible;
   if (s.kernels == KernelMode::kReproducible && s.backend != "cpu")
     c.fail_constraint("train.kernels", "reproducible runs the CPU kernels: it needs device.backend = cpu");
+  // The strategies' and DP-SGD's own arithmetic (compressed momentum, DCT, codecs, noise)
+  // is built with the fast flags and glibc's math: not part of the reproducible set.
+  if (s.kernels == KernelMode::kReproducible && s.strategy.name != "ddp")
+    c.fail_constraint("train.kernels", "reproducible needs strategy.name = ddp (" + s.strategy.name +
+                                           "'s own arithmetic is not in the reproducible set)");
   verify::verify_settings(c);  // the verify.* keys, checked here with the rest
   s.privacy = privacy::privacy_settings(c);
+  if (s.kernels == KernelMode::kReproducible && s.privacy.dp_sgd)
+    c.fail_constraint("train.kernels", "reproducible needs privacy.dp_sgd = off (its noise uses glibc's log and cos)");
+  if (s.outlier_z > 0 && (s.strategy.name == "demo" || s.strategy.compressed()))
+    c.fail_constraint("optim.outlier_z", s.strategy.name + " replaces the AdamW update the outlier skip would skip");
   check_backend(c);  // last: a config's own mistakes are named before this machine's limits
   return s;
 }
