@@ -17,6 +17,7 @@
 
 #include "compressed_server.hpp"
 #include "parallel/parallel_trainer.hpp"
+#include "mpi_world.hpp"
 #include "train/checkpoint.hpp"
 
 using namespace dtb;
@@ -24,39 +25,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-coll::Communicator& world() {
-  static coll::Communicator w(MPI_COMM_WORLD, netem::uniform_profile(coll::MpiSession::world_size(), 0, 0),
-                              netem::ClockKind::kVirtual);
-  return w;
-}
-bool root() { return world().rank() == 0; }
+coll::Communicator& world() { return test::mpi_world(); }
+bool root() { return test::mpi_root(); }
 
-// One folder for all ranks (rank 0's pid), the fortunes prepared once by rank 0.
 fs::path scratch() {
-  static fs::path dir = [] {
-    const int64_t pid = world().untimed_sum(root() ? int64_t(getpid()) : 0);
-    fs::path d = fs::temp_directory_path() / ("dtb_test_cadam_" + std::to_string(pid));
-    if (root()) {
-      fs::create_directories(d);
-      const std::string cmd = std::string(DTB_BINARY) + " prepare --out " + (d / "fortunes.h5").string() + " >/dev/null";
-      CHECK(std::system(cmd.c_str()) == 0);
-    }
-    world().untimed_max(0);  // a barrier
-    return d;
-  }();
+  static const fs::path dir = test::mpi_scratch("cadam");
   return dir;
 }
 
-// test_parallel_mpi's small model.
-Config small(const std::vector<std::string>& sets) {
-  std::vector<std::string> all = {"data.path=" + (scratch() / "fortunes.h5").string(),
-                                  "train.results=" + (scratch() / "results.h5").string(),
-                                  "model.n_layer=2", "model.n_embd=32", "model.n_head=4", "model.n_ctx=16",
-                                  "model.vocab_size=256", "train.seq_len=16", "train.batch_size=8",
-                                  "train.steps=6", "train.val_every=0", "train.threads=1", "optim.lr=0.01"};
-  all.insert(all.end(), sets.begin(), sets.end());
-  return load_config(train_schema(), {}, all);
-}
+// Smaller than tiny: 8-rank layouts stay fast on 2 cores.
+Config small(const std::vector<std::string>& sets) { return test::small_train_config(scratch(), 6, sets); }
 
 std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());

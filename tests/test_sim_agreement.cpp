@@ -24,6 +24,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "mpi_world.hpp"
 #include "parallel/parallel_trainer.hpp"
 #include "train/train_config.hpp"
 #include "sim/fault_run.hpp"
@@ -37,22 +38,14 @@ namespace {
 
 constexpr double kTolerance = 0.05;  // the requirement, on the step
 
-coll::Communicator& world() {
-  static coll::Communicator w(MPI_COMM_WORLD, netem::uniform_profile(coll::MpiSession::world_size(), 0, 0),
-                              netem::ClockKind::kVirtual);
-  return w;
-}
-bool root() { return world().rank() == 0; }
+coll::Communicator& world() { return test::mpi_world(); }
+bool root() { return test::mpi_root(); }
 
 // One scratch folder for all ranks (rank 0's pid): the fortunes dataset and a two-site profile.
 fs::path scratch() {
   static fs::path dir = [] {
-    const int64_t pid = world().untimed_sum(root() ? int64_t(getpid()) : 0);
-    fs::path d = fs::temp_directory_path() / ("dtb_test_sim_agreement_" + std::to_string(pid));
+    const fs::path d = test::mpi_scratch("sim_agreement");
     if (root()) {
-      fs::create_directories(d);
-      const std::string cmd = std::string(DTB_BINARY) + " prepare --out " + (d / "fortunes.h5").string() + " >/dev/null";
-      CHECK(std::system(cmd.c_str()) == 0);
       // DT-FM's scenario 3 (configs/net/dtfm-3-two-dcs.yaml) with 4 ranks per data centre,
       // so that 8 ranks span both: the pipeline and the norm's ring cross the 10 ms link.
       // Three sites interleaved over the ranks (a b c a b c a b), unlike links between them.
