@@ -90,4 +90,10 @@ inline void expect_usage_error(const Outcome& o, const std::string& args,
   for (const auto& p : pieces) CHECK_THAT(o.err, Catch::Matchers::Contains(p));
 }
 
+// A's --set lines followed by B's.
+inline std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 }  // namespace dtb::test

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "communicator.hpp"
+#include "dtbench_runner.hpp"
 #include "config.hpp"
 #include "train/train_config.hpp"
 
@@ -48,6 +49,13 @@ inline Config small_train_config(const std::filesystem::path& dir, int steps, co
                                   "optim.lr=0.01"};
   all.insert(all.end(), sets.begin(), sets.end());
   return load_config(train_schema(), {}, all);
+}
+
+// The --set lines of a DP x PP x TP layout with M micro-batches.
+inline std::vector<std::string> layout_sets(int dp, int pp, int tp, int m, const std::string& schedule = "1f1b") {
+  return {"parallel.dp=" + std::to_string(dp), "parallel.pp=" + std::to_string(pp),
+          "parallel.tp=" + std::to_string(tp), "parallel.microbatches=" + std::to_string(m),
+          "parallel.schedule=" + schedule};
 }
 
 }  // namespace dtb::test

@@ -36,15 +36,8 @@ fs::path scratch() {
 // Smaller than tiny: 8-rank layouts stay fast on 2 cores.
 Config small(const std::vector<std::string>& sets) { return test::small_train_config(scratch(), 6, sets); }
 
-std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-std::vector<std::string> layout(int dp, int pp, int tp) {
-  return {"parallel.dp=" + std::to_string(dp), "parallel.pp=" + std::to_string(pp), "parallel.tp=" + std::to_string(tp),
-          "parallel.microbatches=" + std::to_string(pp)};
-}
+using test::plus;
+std::vector<std::string> layout(int dp, int pp, int tp) { return test::layout_sets(dp, pp, tp, pp); }
 
 struct RunResult {
   std::vector<double> losses, val;

@@ -119,15 +119,9 @@ void check_losses(const std::vector<double>& a, const std::vector<double>& b, do
   }
 }
 
+using test::plus;
 std::vector<std::string> layout(int dp, int pp, int tp, int m, const std::string& schedule = "1f1b") {
-  return {"parallel.dp=" + std::to_string(dp), "parallel.pp=" + std::to_string(pp),
-          "parallel.tp=" + std::to_string(tp), "parallel.microbatches=" + std::to_string(m),
-          "parallel.schedule=" + schedule};
-}
-
-std::vector<std::string> plus(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
+  return test::layout_sets(dp, pp, tp, m, schedule);
 }
 
 }  // namespace

@@ -72,10 +72,7 @@ SimResult run(const std::vector<std::string>& sets, const std::string& preset = 
   return simulate(sim_settings(config(sets, preset)));
 }
 
-std::vector<std::string> plus_sets(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using dtb::test::plus;
 
 using dtb::test::Outcome;
 
@@ -374,8 +371,8 @@ TEST_CASE("codec across sites only: hier's trees raw, its leaders' ring compress
   const std::vector<std::string> base = {"parallel.dp=8", "train.batch_size=8", "net.profile=" + two_sites(),
                                          "net.algo=hier", "parallel.bucket_mb=0"};
   const SimResult raw = run(base);
-  const SimResult every = run(plus_sets(base, {"net.codec=int8"}));
-  const SimResult across = run(plus_sets(base, {"net.codec=int8", "net.codec_scope=across_sites"}));
+  const SimResult every = run(plus(base, {"net.codec=int8"}));
+  const SimResult across = run(plus(base, {"net.codec=int8", "net.codec_scope=across_sites"}));
   CHECK(across.dp_bytes.intra == Approx(raw.dp_bytes.intra));
   CHECK(across.dp_bytes.inter == Approx(every.dp_bytes.inter));
   CHECK(every.dp_bytes.intra < raw.dp_bytes.intra);
@@ -630,7 +627,7 @@ TEST_CASE("dtbench sim: two --sweep flags, bars for a text key, titles naming wh
 TEST_CASE("CocktailSGD and DeMo: the simulator's bytes are the strategies' formulas", "[sim][cocktail][demo]") {
   const std::vector<std::string> one_stage = {"parallel.pp=1", "parallel.microbatches=16", "train.batch_size=64"};
   const SimResult c = run(one_stage, "cocktail");
-  const SimResult cd = run(plus_sets(one_stage, {"strategy.name=ddp"}), "cocktail");
+  const SimResult cd = run(plus(one_stage, {"strategy.name=ddp"}), "cocktail");
   const par::CocktailCodec codec{0.1, 0.2, 4};
   CHECK(c.dp_bytes.total() == Approx(par::cocktail_bytes_per_rank(codec, c.params, 4)).epsilon(1e-9));
   CHECK(c.dp_bytes.intra == 0);
