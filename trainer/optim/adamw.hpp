@@ -2,6 +2,7 @@
 // AdamW with decoupled weight decay (Loshchilov & Hutter), global grad-norm clipping and a
 // warm-up + cosine learning-rate schedule, over flat buffers. Works on any contiguous slice
 // of the parameter buffer, so a ZeRO shard is just a shorter span.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -22,6 +23,22 @@ double sum_of_squares(const float* g, size_t n);
 
 // Factor that scales gradients down to a global norm of at most clip (1 when clip is 0).
 double clip_scale(double grad_norm, double clip);
+
+// AdamW's arithmetic per element, written once for adamw_update (optim/adamw_bodies.inc) and
+// the strategies that communicate or freeze a moment (parallel/compressed_adam.cpp). Only
+// + - * / and sqrt (IEEE-exact), so both kernel modes can use them; the expressions keep
+// adamw_update's order of operations, so its results are bitwise what they were.
+inline float adam_first_moment(float b1, float m, float g) { return b1 * m + (1.0f - b1) * g; }
+inline float adam_second_moment(float b2, float v, float g) { return b2 * v + (1.0f - b2) * g * g; }
+// What one parameter's step needs besides its moments: the learning rate, its decay factor
+// (lr x weight_decay, 0 where the tensor is not decayed) and the bias corrections.
+struct AdamStep {
+  float lr, decay, m_corr, v_corr, eps;
+};
+inline float adamw_step(float w, float m, float v, const AdamStep& a) {
+  const float update = (m * a.m_corr) / (std::sqrt(v * a.v_corr) + a.eps);
+  return w - (a.lr * update + a.decay * w);
+}
 
 // One AdamW update of every segment. T is the 1-based step count for bias correction;
 // GRAD_SCALE multiplies each gradient first (clipping).

@@ -1,5 +1,7 @@
 #include "parallel/compressed_adam.hpp"
 
+#include "optim/adamw.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -41,28 +43,24 @@ void CompressedAdam::update_momentum(float* m, const float* grads, const std::ve
     float* ms = m + p.state;
     const float* g = grads + p.offset;
 #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < p.size; ++i) ms[i] = b1 * ms[i] + (1.0f - b1) * (g[i] * scale);
+    for (size_t i = 0; i < p.size; ++i) ms[i] = adam_first_moment(b1, ms[i], g[i] * scale);
   }
 }
 
 void CompressedAdam::communicate(std::span<float> m) { coll::compressed_server_allreduce(dp_, m, units_, *q_, errors_); }
 
-// AdamW's update (optim/adamw.cpp) with the momentum given and the variance frozen.
+// AdamW's step (optim/adamw.hpp) with the momentum given and the variance frozen.
 void CompressedAdam::apply(float* params, const float* m, const float* v, const std::vector<UpdatePiece>& pieces,
                            const OptimSettings& o, double lr, int64_t t) const {
-  const float eps = float(o.eps), step = float(lr);
   const float m_corr = float(1.0 / (1.0 - std::pow(o.beta1, double(t))));
   const float v_corr = float(1.0 / (1.0 - std::pow(o.beta2, double(s_.freeze_step))));
   for (const UpdatePiece& p : pieces) {
-    const float decay = p.decay ? float(lr * o.weight_decay) : 0.0f;
+    const AdamStep a{float(lr), p.decay ? float(lr * o.weight_decay) : 0.0f, m_corr, v_corr, float(o.eps)};
     float* w = params + p.offset;
     const float* ms = m + p.state;
     const float* vs = v + p.state;
 #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < p.size; ++i) {
-      const float update = (ms[i] * m_corr) / (std::sqrt(vs[i] * v_corr) + eps);
-      w[i] -= step * update + decay * w[i];
-    }
+    for (size_t i = 0; i < p.size; ++i) w[i] = adamw_step(w[i], ms[i], vs[i], a);
   }
 }
 
