@@ -149,7 +149,7 @@ TEST_CASE("h5: every element type round-trips with its shape and dtype") {
   CHECK(file.read<double>("g/u16") == std::vector<double>{1.0, 65535.0});  // converted on read
 }
 
-TEST_CASE("h5: strings and attributes round-trip; exists walks nested paths") {
+TEST_CASE("h5: strings and attributes round-trip, exists walks nested paths") {
   TempDir dir;
   const std::string path = dir.file("attrs.h5");
   const std::string text = "model:\n  name: gpt2-tiny  # UTF-8: \xc3\xa9\xe2\x82\xac\n";

@@ -597,6 +597,8 @@ TEST_CASE("the report of a hand-made folder: tables, baselines, unfinished runs,
     CHECK(fs::exists(dir / (name + ".png")));
     CHECK_THAT(md, Contains("](" + name + ".svg) ([PNG](" + name + ".png))"));
   }
+  // A log time axis labels its tics as numbers (1e-05, 100), not 0.0000100 or 100.000000.
+  CHECK_THAT(slurp(dir / "loss-time.gp"), Contains("set logscale x 10\nset format x '%g'\n"));
   // Every table as CSV; the runs table's numbers read back to the hand-computed values.
   for (const char* t : {"runs", "breakdown", "failed", "coll", "files"}) CHECK(fs::exists(dir / (std::string(t) + ".csv")));
   const auto runs = read_csv(dir / "runs.csv");

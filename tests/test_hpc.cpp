@@ -94,6 +94,10 @@ TEST_CASE("result files record the build, MPI, OpenBLAS, CPU and the Slurm job",
   CHECK(f.attr_string("/", "cpu_model") == first_cpu_model());
   CHECK_THAT(f.attr_string("/", "compiler"), Contains("GNU") || Contains("Clang"));
   CHECK_THAT(f.attr_string("/", "build_flags"), Contains("-O3"));  // the kernels' flags are named
+  // ... with the CPU level DTB_ARCH asked for (a portable build must not say -march=native).
+  const std::string march = DTB_EXPECTED_MARCH;
+  if (march.empty()) CHECK_THAT(f.attr_string("/", "build_flags"), !Contains("-march="));
+  else CHECK_THAT(f.attr_string("/", "build_flags"), Contains("(kernels: " + march + " "));
   CHECK(!f.attr_string("/", "build_type").empty());
   CHECK_FALSE(f.has_attr("/", "slurm_job_id"));  // no job: no Slurm fields
 

@@ -53,7 +53,7 @@ TEST_CASE("grid [dp=2, pp=4, tp=1] and [dp=1, pp=2, tp=4]: groups by hand", "[pa
   }
 }
 
-TEST_CASE("stages: balanced and given; placements checked", "[parallel]") {
+TEST_CASE("stages: balanced and given, placements checked", "[parallel]") {
   CHECK(stage_bounds(5, 2) == std::vector<int>{0, 3, 5});
   CHECK(stage_bounds(4, 4) == std::vector<int>{0, 1, 2, 3, 4});
   CHECK(stage_bounds(4, 2, {3, 1}) == std::vector<int>{0, 3, 4});

@@ -317,7 +317,7 @@ TEST_CASE("DP-SGD with sigma 0 and an infinite clip is plain training, bitwise",
 // With clipping and noise on: the same run on one rank, on DP x TP and on DP x PP (the
 // per-sample norm summed over the ranks that split the sample's parameters; the noise by
 // parameter index, added once), within float rounding; and not the plain run.
-TEST_CASE("DP-SGD clips and noises alike on every layout; epsilon reported", "[privacy]") {
+TEST_CASE("DP-SGD clips and noises alike on every layout, epsilon reported", "[privacy]") {
   const std::vector<std::string> dp = {"privacy.dp_sgd=on", "privacy.noise_multiplier=0.5", "privacy.clip_norm=0.1",
                                        "model.tie_embeddings=false"};
   auto with = [&](std::vector<std::string> more) {

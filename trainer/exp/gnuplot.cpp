@@ -64,7 +64,8 @@ std::string script(const LineChart& chart, const std::string& name) {
   std::ostringstream s;
   s << preamble(name, chart.title, chart.ylabel) << "set xlabel " << quoted(chart.xlabel) << "\n"
     << (chart.log_x ? "set logscale x " + std::string(chart.xtics.empty() ? "10" : "2") + "\n" : "")
-    << (chart.log_y ? "set logscale y\n" : "");
+    // '%g' on a log axis: 1e-05 ... 100, not gnuplot's default 0.0000100 ... 100.000000.
+    << (chart.log_x ? "set format x '%g'\n" : "") << (chart.log_y ? "set logscale y\n" : "");
   for (size_t i = 0; i < chart.xtics.size(); ++i)
     s << (i ? ", " : "set xtics (") << quoted(chart.xtics[i].second) << " " << number(chart.xtics[i].first)
       << (i + 1 == chart.xtics.size() ? ")\n" : "");
