@@ -408,3 +408,17 @@ TEST_CASE("report: the Privacy table shows epsilon and the costs", "[privacy]") 
   const std::string report = test::slurp(dir / "report.md");
   CHECK_THAT(report, Contains("## Privacy") && Contains("| rep_plain"));
 }
+
+TEST_CASE("bench masks: the keystream rate is printed beside the simulator's, from the same constant", "[privacy]") {
+  const test::Outcome o = test::run_dtbench("bench masks", scratch());
+  INFO(o.out << o.err);
+  REQUIRE(o.exit_code == 0);
+  double measured = 0, charged = 0, ratio = 0;
+  REQUIRE(std::sscanf(o.out.c_str(), "ChaCha20 keystream (libsodium, 64 MiB, best of 5, thread CPU time): %lf GB/s per core; "
+                                     "dtbench sim --privacy charges %lf GB/s (measured/charged %lf)",
+                      &measured, &charged, &ratio) == 3);
+  CHECK(measured > 0);
+  CHECK(charged == Approx(dtb::sim::kChaCha20BytesPerS / 1e9).epsilon(1e-3));
+  CHECK(ratio == Approx(measured / charged).epsilon(0.02));
+  test::expect_usage_error(test::run_dtbench("bench nonsense", scratch()), "bench nonsense", {"train or masks"});
+}

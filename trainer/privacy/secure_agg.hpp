@@ -27,6 +27,11 @@
 
 namespace dtb::privacy {
 
+// ChaCha20 keystream bytes per second of the calling thread: libsodium's
+// crypto_stream_chacha20 (the masks' generator) over BYTES, best of REPEATS, thread CPU time.
+// `dtbench bench masks` prints it beside the rate the simulator charges (sim/privacy_costs.hpp).
+double keystream_bytes_per_second(size_t bytes, int repeats);
+
 using PublicKey = std::array<uint8_t, 32>;
 
 class SecureAggregator {

@@ -31,7 +31,7 @@ struct PrivacyCost {
 
 // ChaCha20 keystream, bytes per second of one core: libsodium's crypto_stream_chacha20 over
 // 64 MiB, best of 5, thread CPU time, on this project's 2-core AMD EPYC build machine
-// (2.37 GB/s, 2026-12-06; results/privacy.md has the command).
+// (2.37 GB/s, 2026-12-06, quiet machine; `dtbench bench masks` measures it again).
 constexpr double kChaCha20BytesPerS = 2.37e9;
 
 std::vector<PrivacyCost> privacy_costs(const SimSettings& s, const SimResult& base);
