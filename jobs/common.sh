@@ -57,8 +57,11 @@ dtb_pair() {
   echo "layout: DP=$dp PP=$pp TP=$tp ($ranks ranks), $mb micro-batch(es); results: $out"
   echo "binary: $DTBENCH; experiment: $experiment"
   dtb_move_log "$out"
+  local rc=0
   "$DTBENCH" run "$experiment" --only "$run" --launcher "$launcher" --out "$out" \
-    --set parallel.dp="$dp" --set parallel.pp="$pp" --set parallel.tp="$tp" --set parallel.microbatches="$mb" "$@"
+    --set parallel.dp="$dp" --set parallel.pp="$pp" --set parallel.tp="$tp" --set parallel.microbatches="$mb" "$@" || rc=$?
+  dtb_release_folder "$out" "$run"
+  return $rc
 }
 
 # dtb_pair_folder BASE RUN: the folder this job's RUN writes into. With OUT, or outside
@@ -78,6 +81,15 @@ dtb_pair_folder() {
     out=$base-$n
   done
   echo "$out"
+}
+
+# dtb_release_folder OUT RUN: a claim (dtb_pair_folder) that dtbench run never used, because
+# it refused the job's options before starting RUN (RUN.log is still empty), is given back,
+# so that the corrected job lands beside its twin again. OUT goes too if nothing else is in it.
+dtb_release_folder() {
+  [[ -z ${OUT:-} && -n ${SLURM_JOB_ID:-} && -f $1/$2.log && ! -s $1/$2.log ]] || return 0
+  rm -f "$1/$2.log"
+  rmdir "$1" 2>/dev/null || true
 }
 
 # dtb_move_log OUT: inside a Slurm job, its log moves from where the scripts' #SBATCH

@@ -122,6 +122,11 @@ done
 "$P/bin/dtbench" report "$PAIR-2" >report.txt 2>&1 || { cat report.txt; fail "dtbench report $PAIR-2 failed"; }
 grep -Eq '^\| decentralized .*\| +[0-9.]+x \| centralized +\|' report.txt || { cat report.txt; fail "the resubmitted decentralized run has no baseline in its folder"; }
 log "installed job scripts from $TMP/proj: the pair in $PAIR/, the resubmitted pair in $PAIR-2/ (with its baseline)"
+# A job whose options dtbench run refuses gives its folder back: the corrected job lands
+# in the next pair's folder, -3, not -4.
+SLURM_JOB_ID=105 SLURM_JOB_NAME=dtb-decentralized bash decentralized.sbatch --no-such-option >bad.txt 2>&1; rc=$?
+[[ $rc -eq 2 ]] && grep -q "results: $PAIR-3" bad.txt || { cat bad.txt; fail "job 105 with a bad option: exit $rc"; }
+[[ ! -e $PAIR-3 ]] || fail "job 105, refused by dtbench run, left its claim: $(ls "$PAIR-3")"
 # Nowhere to find its tree: one clear line, exit code 2.
 (unset DTBENCH_HOME; bash decentralized.sbatch >err.txt 2>&1); rc=$?
 [[ $rc -eq 2 ]] && grep -q "no jobs/common.sh in DTBENCH_HOME" err.txt || { cat err.txt; fail "a script with no tree: exit $rc"; }
