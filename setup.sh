@@ -21,6 +21,7 @@ PACKAGES=(
   clang libclang-rt-dev libomp-dev            # libFuzzer targets (tests/fuzz, the fuzz preset)
   iputils-ping iperf3                         # netem/tc/verify.sh: RTT and throughput of a shaped path
   libfftw3-dev                                # DeMo's DCT-II over chunks (trainer/parallel/demo.cpp)
+  lmod                                        # install_tree loads the installed modulefiles (Lua and Tcl) with `module load`
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The centralized/decentralized pair on this workstation through mpirun: RANKS ranks,
 # DP = RANKS / (PP x TP), on centralized-25g (the slowdown's baseline) and decentralized-1g.
-# From the repository root:
+# Results go into results/ of the folder you start it from (the repository root, say):
 #   jobs/local/pair.sh                        both runs, centralized first
 #   jobs/local/pair.sh decentralized          one of them (centralized or decentralized)
 #   RANKS=8 PP=2 jobs/local/pair.sh decentralized --set train.steps=200   (more dtbench run options)
@@ -10,12 +10,13 @@
 # ---- settings you may change ----
 RANKS=${RANKS:-4}                          # MPI ranks = DP x PP x TP (more than cores is fine)
 export PP=${PP:-1} TP=${TP:-1}             # pipeline stages, tensor-parallel ranks
-export DTBENCH=${DTBENCH:-build/dtbench}   # the binary
+export DTBENCH=${DTBENCH:-}               # the binary (default: the checkout's build/dtbench, or the install's bin/dtbench)
 
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-source jobs/common.sh
-dtb_check
+# dtbench's tree (jobs/common.sh, configs/, the binary): DTBENCH_HOME (the modulefile sets it),
+# else the tree this script lies in (a checkout, or an install's share/dtbench).
+DTB_HOME=${DTBENCH_HOME:-$(dirname "$(realpath "$0")")/../..}
+source "$DTB_HOME/jobs/common.sh"
 runs=(centralized decentralized)
 if [[ $# -gt 0 && $1 != -* ]]; then
   [[ $1 == centralized || $1 == decentralized ]] ||

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Every run of an experiment on this workstation, one after the other through mpirun; the
-# same runs as jobs/slurm/sweep.sbatch's array tasks. From the repository root:
+# same runs as jobs/slurm/sweep.sbatch's array tasks. Results go into results/ of the
+# folder you start it from (the repository root, say):
 #   jobs/local/sweep.sh                                         (the quickstart)
 #   jobs/local/sweep.sh configs/experiments/pair.yaml --set parallel.dp=2
 #   OUT=results/quickstart-1 jobs/local/sweep.sh --skip-existing   (fill in failed runs)
@@ -8,11 +9,14 @@
 
 # ---- settings you may change ----
 EXPERIMENT=${1:-configs/experiments/quickstart.yaml}
-export DTBENCH=${DTBENCH:-build/dtbench}   # the binary
+export DTBENCH=${DTBENCH:-}               # the binary (default: the checkout's build/dtbench, or the install's bin/dtbench)
 
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-source jobs/common.sh
-dtb_check
+# dtbench's tree (jobs/common.sh, configs/, the binary): DTBENCH_HOME (the modulefile sets it),
+# else the tree this script lies in (a checkout, or an install's share/dtbench).
+DTB_HOME=${DTBENCH_HOME:-$(dirname "$(realpath "$0")")/../..}
+source "$DTB_HOME/jobs/common.sh"
+EXPERIMENT=$(dtb_find "$EXPERIMENT")
+dtb_check "$EXPERIMENT"
 shift $(( $# > 0 ? 1 : 0 ))
 "$DTBENCH" run "$EXPERIMENT" --launcher mpirun ${OUT:+--out "$OUT"} "$@"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # A real one-node Slurm on localhost runs the quickstart's smallest run through
 # jobs/slurm/sweep.sbatch (dtbench run -> srun --mpi=pmix), and the test checks its result,
-# the job's provenance in it and the job's log moved into the results folder.
+# the job's provenance in it and the job's log moved into the results folder. The job is
+# submitted from a folder with no jobs/, configs/ or results/ of its own: the script, which
+# Slurm runs as a copy, finds its tree (jobs/common.sh, configs/) from the one submitted.
 # Everything is private: munged, slurmctld and slurmd get their own key, socket, config,
 # state, logs and free ports under a temporary folder, so a real installation on the host is
 # not touched; a trap stops what this script started (by pid) and removes the folder.
@@ -46,7 +48,7 @@ trap cleanup EXIT
 
 fail() {
   echo "FAIL: $*"
-  for f in "$TMP"/work/results/*.out "$TMP"/work/results/slurm-test/*.out "$TMP"/slurm/log/*.log "$TMP"/munge/munged.log; do
+  for f in "$TMP"/work/*.out "$TMP"/work/results/slurm-test/*.out "$TMP"/slurm/log/*.log "$TMP"/munge/munged.log; do
     [[ -f $f ]] && { echo "---- $f"; tail -n 30 "$f"; }
   done
   exit 1
@@ -119,12 +121,10 @@ start_slurm() {
   fail "the node did not come up idle: $(sinfo 2>&1 | tail -n 1)"
 }
 
-# A work folder with the repository's jobs and configs, and a small dataset where the
-# quickstart expects its data (data/fortunes.h5).
+# A work folder with a small dataset where the quickstart expects its data
+# (data/fortunes.h5), and nothing else.
 prepare_work() {
-  mkdir -p "$TMP/work/data" "$TMP/work/results"  # results/: where the scripts' #SBATCH --output writes
-  ln -s "$SRC/jobs" "$TMP/work/jobs"
-  ln -s "$SRC/configs" "$TMP/work/configs"
+  mkdir -p "$TMP/work/data"
   for _ in $(seq 300); do echo "The quick brown fox jumps over the lazy dog."; done >"$TMP/work/corpus.txt"
   (cd "$TMP/work" && "$DTBENCH" prepare corpus.txt --out data/fortunes.h5 >/dev/null) || fail "dtbench prepare failed"
 }
@@ -132,7 +132,7 @@ prepare_work() {
 # "INDEX NAME RANKS" of the quickstart's smallest train run (fewest ranks, then fewest
 # steps), from its dry run.
 smallest_run() {
-  (cd "$TMP/work" && "$DTBENCH" run configs/experiments/quickstart.yaml --dry-run --out results/dry) |
+  (cd "$TMP/work" && "$DTBENCH" run "$SRC/configs/experiments/quickstart.yaml" --dry-run --out results/dry) |
     sed -n 's/^\[run \([0-9]*\)\/[0-9]*\] \([^:]*\): train, \([0-9]*\) ranks\{0,1\}, \([0-9]*\) steps.*/\1 \2 \3 \4/p' |
     sort -k3,3n -k4,4n | awk 'NR == 1 { print $1 - 1, $2, $3 }'
 }
@@ -150,15 +150,16 @@ export DTBENCH OUT=results/slurm-test
 OVERCOMMIT=()
 (( RANKS > $(nproc) )) && OVERCOMMIT=(--overcommit)  # else the job waits for cores this node lacks
 JOB=$(timeout "$WAIT_S" sbatch --wait --parsable --array="$INDEX" --ntasks="$RANKS" "${OVERCOMMIT[@]}" \
-  jobs/slurm/sweep.sbatch configs/experiments/quickstart.yaml --set train.steps=3)
+  "$SRC/jobs/slurm/sweep.sbatch" configs/experiments/quickstart.yaml --set train.steps=3)
 rc=$?
 [[ $rc -eq 124 ]] && fail "the job did not finish within $WAIT_S s"
-# The job's log: written to results/ (#SBATCH --output), moved into the results folder.
+# The job's log: written to the submit folder (#SBATCH --output), moved into the results folder.
 LOG=results/slurm-test/slurm-${JOB%%;*}_$INDEX.out
-cat "$LOG" results/*.out 2>/dev/null
+cat "$LOG" ./*.out 2>/dev/null
 [[ $rc -eq 0 ]] || fail "the job ended with exit code $rc"
 [[ -f $LOG ]] || fail "the job's log is not in its results folder as $LOG (results/: $(ls results))"
-[[ -z $(ls results/*.out 2>/dev/null) ]] || fail "a job log was left in results/"
+[[ -z $(ls ./*.out 2>/dev/null) ]] || fail "a job log was left in the submit folder"
+grep -q "of $SRC/configs/experiments/quickstart.yaml ->" "$LOG" || fail "the job did not take its configs from the tree it was submitted from"
 grep -q "srun --mpi=pmix -n $RANKS" "$LOG" || fail "the run was not launched with srun --mpi=pmix"
 [[ -f results/slurm-test/$NAME.h5 ]] || fail "no result results/slurm-test/$NAME.h5"
 # Provenance: the job and the software, as the result file records them.
