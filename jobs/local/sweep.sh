@@ -15,4 +15,6 @@ cd "$(dirname "$0")/../.."
 source jobs/common.sh
 dtb_check
 shift $(( $# > 0 ? 1 : 0 ))
-"$DTBENCH" run "$EXPERIMENT" --launcher mpirun ${OUT:+--out "$OUT"} "$@"
+# Ctrl-C or SIGTERM to this script: the running run stops after its step with a checkpoint
+# and its results, the others do not start, exit 3 (dtb_graceful).
+dtb_graceful "$DTBENCH" run "$EXPERIMENT" --launcher mpirun ${OUT:+--out "$OUT"} "$@"
