@@ -50,6 +50,7 @@ dtb_pair() {
 dtb_graceful() {
   "$@" &
   local pid=$! rc=0
+  # shellcheck disable=SC2064  # the pid is known now
   trap "kill -USR1 $pid 2>/dev/null || true" INT TERM
   while :; do
     wait "$pid" && rc=0 || rc=$?
