@@ -58,7 +58,7 @@ dtb_pair() {
   echo "binary: $DTBENCH; experiment: $experiment"
   dtb_move_log "$out"
   local rc=0
-  "$DTBENCH" run "$experiment" --only "$run" --launcher "$launcher" --out "$out" \
+  dtb_graceful "$DTBENCH" run "$experiment" --only "$run" --launcher "$launcher" --out "$out" \
     --set parallel.dp="$dp" --set parallel.pp="$pp" --set parallel.tp="$tp" --set parallel.microbatches="$mb" "$@" || rc=$?
   dtb_release_folder "$out" "$run"
   return $rc
@@ -90,6 +90,26 @@ dtb_release_folder() {
   [[ -z ${OUT:-} && -n ${SLURM_JOB_ID:-} && -f $1/$2.log && ! -s $1/$2.log ]] || return 0
   rm -f "$1/$2.log"
   rmdir "$1" 2>/dev/null || true
+}
+
+# dtb_graceful COMMAND...: runs COMMAND (dtbench run) and passes the script's SIGINT (Ctrl-C)
+# and SIGTERM (kill, scancel) on to it as SIGUSR1, dtbench run's graceful stop: its running
+# run ends its step and writes a checkpoint and its results, no other run starts, and it
+# exits with 3, which ends the script (set -e). Without this the shell would wait for the
+# command to end before acting on a signal (Ctrl-C), or die and leave it running (SIGTERM).
+# dtbench run may get Ctrl-C's SIGINT itself too: a signal of another kind does not hurry it,
+# a second Ctrl-C does (it sends SIGTERM, then SIGKILL, to its launcher).
+dtb_graceful() {
+  "$@" &
+  local pid=$! rc=0
+  # shellcheck disable=SC2064  # the pid is known now
+  trap "kill -USR1 $pid 2>/dev/null || true" INT TERM
+  while :; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || break  # gone: rc is its exit code, not a trap's wake-up
+  done
+  trap - INT TERM
+  return "$rc"
 }
 
 # dtb_move_log OUT: inside a Slurm job, its log moves from where the scripts' #SBATCH

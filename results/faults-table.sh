@@ -1,8 +1,10 @@
 #!/bin/bash
 # The rows of README.md's fault table for link faults, the phase watchdog, DiLoCo's NaN,
-# the outlier skip and the strategy checksums (issue 14). Run from the repository root
-# after building; works in a scratch folder (first argument, default /tmp/dtb-faults).
-# Prints each case's exit code and real time, and rank 0's step times from its step lines.
+# the outlier skip, the strategy checksums, and the stops and refusals ("job ends after":
+# signals to mpirun, to dtbench run and to jobs/local/sweep.sh, dtbench run's timeout, a
+# killed run, refused starts) (issue 14). Run from the repository root after building;
+# works in a scratch folder (first argument, default /tmp/dtb-faults). Prints each case's
+# exit code and real time, and rank 0's step times from its step lines.
 set -u
 B=$PWD/build/dtbench
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -33,3 +35,47 @@ echo "== DiLoCo checkpoint, a flipped byte in strategy/diloco/anchor"; t $MPI $B
 off=$(h5dump -p -H -d strategy/diloco/anchor dl-ck.h5 | grep -o "OFFSET [0-9]*" | awk '{print $2}')
 cp dl-ck.h5 dl-bad.h5; printf '\x55' | dd of=dl-bad.h5 bs=1 seek=$((off + 41)) conv=notrunc 2>/dev/null
 t $MPI $B train $SMALL --overwrite --set train.steps=6 --set strategy.name=diloco --set strategy.inner_steps=2 --set train.results=dl2.h5 --resume dl-bad.h5; head -2 last.err
+
+# ---- stops and refusals: the time from the fault to the end of the job ----
+REPO=$OLDPWD
+# A job in a process group of its own: kill -INT -PGID is what a terminal's Ctrl-C does.
+bg() { setsid "$@" > last.out 2> last.err & BG=$!; }
+wait_for() { for _ in $(seq 600); do grep -q "$1" last.out last.err && return 0; sleep 0.1; done; echo "never saw '$1'"; return 1; }
+# ends SIGNAL TARGET: sends it, then the job's exit code and how long after the signal it ended.
+ends() { local s=$(date +%s.%N); kill -"$1" -- "$2"; wait $BG; local rc=$?; echo "rc=$rc ended $(echo "$(date +%s.%N) - $s" | bc) s after SIG$1"; }
+ranks_of() { pgrep -d, -P "$1"; }  # the ranks mpirun PID started: pid,pid
+LONG="--set train.steps=100000 --set train.log_every=1"
+for sig in TERM INT USR1; do
+  echo "== SIG$sig to mpirun (DP = 2)"; bg $MPI $B train $SMALL --overwrite $LONG --set train.results=sig.h5
+  wait_for "step     3/" && ends $sig $BG; grep -h "stopped by" last.out | head -1
+done
+echo "== SIGKILL of a run: mpirun and both ranks at once (a node lost)"; bg $MPI $B train $SMALL --overwrite $LONG --set train.results_every=2 --set train.results=killed.h5
+wait_for "step     7/" && { r=$(ranks_of $BG); s=$(date +%s.%N); kill -KILL $BG ${r//,/ }; wait $BG; echo "rc=$? ended $(echo "$(date +%s.%N) - $s" | bc) s after SIGKILL"; }
+h5dump -a status killed.h5 | grep -o '"running"'; h5dump -H -d steps/step killed.h5 | grep -o "DATASPACE.*"
+echo "== SIGKILL of mpirun alone: its ranks"; bg $MPI $B train $SMALL --overwrite $LONG --set train.results=orphan.h5
+wait_for "step     3/" && { r=$(ranks_of $BG); s=$(date +%s.%N); kill -KILL $BG; wait $BG
+  for _ in $(seq 300); do ps -p $r > /dev/null || break; sleep 0.1; done
+  echo "ranks $r gone $(echo "$(date +%s.%N) - $s" | bc) s after SIGKILL of mpirun"; ps -p $r > /dev/null && kill -KILL ${r//,/ }; }
+echo "== an existing results file"; t $MPI $B train $SMALL --set train.steps=2 --set train.results=sig.h5; grep -h "error" last.err | head -1
+# dtbench run: the tiny model, DP = 2 under mpirun (as in tests/test_run_faults.cpp).
+exp() {  # exp NAME RUNS...: an experiment file NAME.yaml, its runs one per argument
+  local n=$1; shift
+  { echo "name: $n"; echo "launcher: mpirun"; echo "defaults:"; echo "  model: $REPO/configs/model/tiny.yaml"
+    echo "  set: {data.path: $PWD/fortunes.h5, train.threads: 1, train.val_every: 0, train.log_every: 1}"; echo "runs:"
+    for r in "$@"; do echo "  - $r"; done; } > "$n.yaml"; rm -rf "$n"
+}
+exp long "{name: long, steps: 100000, layout: {dp: 2}}" "{name: next, steps: 2, layout: {dp: 1}}"
+echo "== a second dtbench run into the folder while the first runs"; bg $B run long.yaml --out long
+wait_for "\[1/2 long\] step     3/" && { $B run long.yaml --only long --out long > second.out 2>&1 & s=$(date +%s.%N); wait $!
+  echo "rc=$? refused $(echo "$(date +%s.%N) - $s" | bc) s after its start"; head -1 second.out; }
+echo "== a dtbench run child killed by a signal (SIGKILL of rank 0)"; r=$(pgrep -P "$(pgrep -P $BG)" | head -1)
+ends KILL "$r"; grep -h "FAILED after" last.out
+echo "== SIGINT to dtbench run (Ctrl-C: its process group)"; rm -rf long; bg $B run long.yaml --out long
+wait_for "\[1/2 long\] step     3/" && ends INT -$BG; grep -h "SIGUSR1 to\|not started\|FAILED" last.out
+exp tmo "{name: long, steps: 100000, timeout: 5, layout: {dp: 2}}"
+echo "== dtbench run's timeout (5 s)"; bg $B run tmo.yaml --out tmo; s=$(date +%s.%N)
+wait_for "timed out after 5s"; wait $BG; echo "rc=$? ended $(echo "$(date +%s.%N) - $s" | bc) s after its start"; grep -h "SIGUSR1 to\|FAILED" last.out
+echo "== SIGINT to jobs/local/sweep.sh (Ctrl-C)"; rm -rf long; bg env DTBENCH=$B bash -c "cd $REPO && exec jobs/local/sweep.sh $PWD/long.yaml --out $PWD/long"
+wait_for "\[1/2 long\] step     3/" && ends INT -$BG; grep -h "SIGUSR1 to\|not started\|FAILED" last.out
+echo "== SIGTERM to jobs/local/sweep.sh (kill PID)"; rm -rf long; bg env DTBENCH=$B bash -c "cd $REPO && exec jobs/local/sweep.sh $PWD/long.yaml --out $PWD/long"
+wait_for "\[1/2 long\] step     3/" && ends TERM $BG; grep -h "SIGUSR1 to\|not started\|FAILED" last.out

@@ -258,40 +258,67 @@ TEST_CASE("a wall-clock run whose predicted step would take days is refused up f
   expect_error_line(o, 2, {"error: net.profile " + profile.string() + ": predicted step time", "net.watchdog_s = 300 s"});
 }
 
-TEST_CASE("SIGTERM after a step writes checkpoint and results and exits 3 and the resumed run is bitwise the uninterrupted one",
+TEST_CASE("SIGTERM, SIGINT or SIGUSR1 after a step writes checkpoint and results and exits 3 and the resumed run is "
+          "bitwise the uninterrupted one",
           "[faults]") {
   const std::string bin = dtb::test::dtbench_binary();
   const std::string common = "--set train.steps=1500 --set train.log_every=1 ";
-  REQUIRE(dtb::test::run_dtbench(small(common + "--set train.checkpoint=" + in_scratch("ref.h5") +
-                                       " --set train.results=" + in_scratch("ref-results.h5")),
-                                 scratch())
-              .exit_code == 0);
-  const std::string mine = common + "--set train.checkpoint=" + in_scratch("mine.h5");
-  Job job(bin + small(mine + " --set train.results=" + in_scratch("mine-results.h5")), "sigterm");
+  static const bool reference = [&] {  // once for the three signals
+    return dtb::test::run_dtbench(small(common + "--set train.checkpoint=" + in_scratch("ref.h5") +
+                                        " --set train.results=" + in_scratch("ref-results.h5")),
+                                  scratch())
+               .exit_code == 0;
+  }();
+  REQUIRE(reference);
+  const auto [signal, name] = GENERATE(table<int, std::string>({{SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGUSR1, "SIGUSR1"}}));
+  INFO(name);
+  const std::string mine = common + "--set train.checkpoint=" + in_scratch("mine-" + name + ".h5");
+  Job job(bin + small(mine + " --set train.results=" + in_scratch("mine-results.h5") + " --overwrite"), "stop-" + name);
   REQUIRE(job.wait_for("step     3/1500", 60));
-  kill(job.pid(), SIGTERM);
+  kill(job.pid(), signal);
   const int code = job.finish(60);
   INFO(job.out() << job.err());
   REQUIRE(code == 3);
-  const int k = stopped_step(job.out(), "SIGTERM");
+  const int k = stopped_step(job.out(), name);
   REQUIRE(k >= 3);
   REQUIRE(k < 1500);
-  const std::string ck = dtb::periodic_checkpoint_path(in_scratch("mine.h5"), k);
+  const std::string ck = dtb::periodic_checkpoint_path(in_scratch("mine-" + name + ".h5"), k);
   CHECK(dtb::load_checkpoint(ck).step == k);
-  CHECK_FALSE(fs::exists(in_scratch("mine.h5")));  // the final one is not written
+  CHECK_FALSE(fs::exists(in_scratch("mine-" + name + ".h5")));  // the final one is not written
   const dtb::h5::File results = dtb::h5::File::open_read(in_scratch("mine-results.h5"));
-  CHECK(results.attr_string("/", "status") == "stopped by SIGTERM");
+  CHECK(results.attr_string("/", "status") == "stopped by " + name);
   CHECK(results.read<int64_t>("steps/step").size() == size_t(k));
-  const dtb::test::Outcome resumed =
-      dtb::test::run_dtbench(small(mine + " --set train.results=" + in_scratch("mine-results2.h5") + " --resume " + ck), scratch());
+  const dtb::test::Outcome resumed = dtb::test::run_dtbench(
+      small(mine + " --set train.results=" + in_scratch("mine-results2.h5") + " --overwrite --resume " + ck), scratch());
   INFO(resumed.out << resumed.err);
   REQUIRE(resumed.exit_code == 0);
-  expect_same_checkpoint(in_scratch("ref.h5"), in_scratch("mine.h5"));
+  expect_same_checkpoint(in_scratch("ref.h5"), in_scratch("mine-" + name + ".h5"));
   // The losses after the stop are the uninterrupted run's, bit for bit.
   const std::vector<double> want = dtb::h5::File::open_read(in_scratch("ref-results.h5")).read<double>("steps/loss");
   const std::vector<double> got = dtb::h5::File::open_read(in_scratch("mine-results2.h5")).read<double>("steps/loss");
   REQUIRE(got.size() == size_t(1500 - k));
   CHECK(std::equal(got.begin(), got.end(), want.begin() + k));
+}
+
+TEST_CASE("SIGUSR1 to mpirun reaches both ranks: they stop after one step with checkpoint and results", "[faults]") {
+  // Open MPI's mpirun forwards SIGUSR1 to every rank (SIGTERM and SIGINT it answers by
+  // killing them): the signal dtbench run sends a run it stops.
+  const std::string ck = in_scratch("usr1-mpirun.h5");
+  Job job(mpirun(2) + dtb::test::dtbench_binary() +
+              small("--set parallel.dp=2 --set train.steps=100000 --set train.log_every=1 --overwrite --set train.checkpoint=" +
+                    ck + " --set train.results=" + in_scratch("usr1-mpirun-results.h5")),
+          "usr1-mpirun");
+  REQUIRE(job.wait_for("step     3/", 60));
+  kill(job.pid(), SIGUSR1);
+  const int code = job.finish(60);
+  INFO(job.out() << job.err());
+  CHECK(code == 3);
+  const int k = stopped_step(job.out(), "SIGUSR1");
+  REQUIRE(k >= 3);
+  CHECK(dtb::load_checkpoint(dtb::periodic_checkpoint_path(ck, k)).step == k);
+  const dtb::h5::File results = dtb::h5::File::open_read(in_scratch("usr1-mpirun-results.h5"));
+  CHECK(results.attr_string("/", "status") == "stopped by SIGUSR1");
+  CHECK(results.read<int64_t>("steps/step").size() == size_t(k));
 }
 
 TEST_CASE("SIGTERM to one rank of a 3D layout stops every rank after the same step and the resume is bitwise",
@@ -426,4 +453,99 @@ TEST_CASE("a rank that hangs before MPI_Init, before start-up's collectives or a
     CHECK_THAT(job.err(), Contains(line));
     if (phase == "finalize") CHECK_THAT(job.out(), Contains("step     2/2"));  // the run itself was done
   }
+}
+
+namespace {
+
+// An experiment of train runs of the tiny model (RUNS: the runs: entries), written to
+// scratch/NAME.yaml; dtbench run's command line for it into scratch/NAME/.
+std::string experiment_run(const std::string& name, const std::string& launcher, const std::string& runs) {
+  const fs::path file = scratch() / (name + ".yaml");
+  std::ofstream(file) << "name: " << name << "\nlauncher: " << launcher << "\ndefaults:\n  model: " << DTB_SOURCE_DIR
+                      << "/configs/model/tiny.yaml\n  set: {data.path: " << fortunes()
+                      << ", train.threads: 1, train.val_every: 0, train.log_every: 1}\nruns:\n"
+                      << runs;
+  fs::remove_all(scratch() / name);
+  return dtb::test::dtbench_binary() + " run " + file.string() + " --out " + in_scratch(name);
+}
+
+// The step a run that dtbench run stopped gracefully stopped at, read from its log's verdict
+// (WHY: how dtbench run asked, e.g. "timed out after 3s"); its checkpoint holds that step
+// and its results that many steps, marked stopped by SIGUSR1 (what dtbench run sends).
+int expect_stopped_run(const std::string& dir, const std::string& run, const std::string& why) {
+  const std::string log = slurp(scratch() / dir / (run + ".log"));
+  INFO(log);
+  std::smatch m;
+  REQUIRE(std::regex_search(log, m, std::regex("\n# dtbench run: FAILED: " + why +
+                                               R"(; stopped after a step \(exit 3; it wrote a checkpoint to resume from\): )"
+                                               R"(stopped by SIGUSR1 after step (\d+)/100000: )")));
+  const int k = std::stoi(m[1]);
+  CHECK(k >= 3);
+  CHECK_THAT(log, Contains("\n# stop: " + why + ": SIGUSR1 to "));
+  CHECK(dtb::load_checkpoint(dtb::periodic_checkpoint_path(in_scratch(dir + "/" + run + "-checkpoint.h5"), k)).step == k);
+  const dtb::h5::File results = dtb::h5::File::open_read(in_scratch(dir + "/" + run + ".h5"));
+  CHECK(results.attr_string("/", "status") == "stopped by SIGUSR1");
+  CHECK(results.read<int64_t>("steps/step").size() == size_t(k));
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("dtbench run's timeout stops a run after a step: checkpoint and results of the timed-out run", "[faults][run]") {
+  // A world of one (launcher direct): dtbench run's SIGUSR1 reaches the trainer itself.
+  Job job(experiment_run("timeout", "direct", "  - {name: long, steps: 100000, timeout: 3, layout: {dp: 1}}\n"), "timeout");
+  const int code = job.finish(60);
+  INFO(job.out() << job.err());
+  CHECK(code == 1);  // a run failed
+  CHECK(job.seconds() < 3 + 10);  // not the 120 s of grace: the run ended after its step
+  CHECK_THAT(job.out(), Contains("[run 1/1] long: timed out after 3s: SIGUSR1 to dtbench (pid "));
+  expect_stopped_run("timeout", "long", "timed out after 3s");
+}
+
+TEST_CASE("SIGINT to dtbench run stops its mpirun run after a step, starts no other and exits 3", "[faults][run]") {
+  Job job(experiment_run("interrupted", "mpirun",
+                         "  - {name: long, steps: 100000, layout: {dp: 2}}\n  - {name: next, steps: 2, layout: {dp: 1}}\n"),
+          "interrupted");
+  REQUIRE(job.wait_for("[1/2 long] step     3/", 60));
+  kill(-job.pid(), SIGINT);  // as a Ctrl-C at the terminal: the foreground process group
+  const int code = job.finish(60);
+  INFO(job.out() << job.err());
+  CHECK(code == 3);
+  CHECK_THAT(job.out(), Contains("[run 1/2] long: dtbench run got SIGINT: SIGUSR1 to mpi"));  // mpirun, mpiexec...
+  CHECK_THAT(job.out(), Contains("dtbench run got SIGINT: 1 run(s) not started"));
+  expect_stopped_run("interrupted", "long", "dtbench run got SIGINT");
+  CHECK_FALSE(fs::exists(scratch() / "interrupted/next.log"));
+  CHECK_THAT(slurp(scratch() / "interrupted/report.md"),
+             Contains("## Runs that did not finish") && Contains("dtbench run got SIGINT"));
+}
+
+TEST_CASE("a run that ignores the stop gets SIGTERM after stop_grace and SIGKILL when dtbench run is asked again",
+          "[faults][run]") {
+  // A launcher (a site's wrapper, DTB_MPIEXEC) that ignores SIGUSR1 and SIGTERM, as a hung job might.
+  const fs::path fake = scratch() / "deaf-launcher.sh";
+  std::ofstream(fake) << "#!/bin/bash\ntrap 'echo deaf: USR1' USR1\ntrap 'echo deaf: TERM' TERM\n"
+                         "while :; do sleep 0.05; done\n";
+  fs::permissions(fake, fs::perms::owner_all);
+  Job job("env DTB_MPIEXEC=" + fake.string() + " " +
+              experiment_run("deaf", "mpirun", "  - {name: hung, steps: 100000, timeout: 1, stop_grace: 1, layout: {dp: 1}}\n"),
+          "deaf");
+  REQUIRE(job.wait_for("still running 1s after SIGUSR1: SIGTERM to deaf-launcher.sh (pid ", 30));
+  const auto logged = [&](const std::string& text) {  // the launcher's lines go to the run's log
+    for (int tries = 0; tries < 500 && slurp(scratch() / "deaf/hung.log").find(text) == std::string::npos; ++tries)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return slurp(scratch() / "deaf/hung.log").find(text) != std::string::npos;
+  };
+  REQUIRE(logged("deaf: TERM"));
+  kill(job.pid(), SIGINT);  // the first of a kind: the stop goes on as it is
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(job.pid(), SIGINT);  // again: no more waiting
+  const int code = job.finish(30);
+  INFO(job.out() << job.err());
+  CHECK(code == 3);
+  CHECK(job.seconds() < 10);  // not the 10 s after SIGTERM
+  CHECK_THAT(job.out(), Contains("[run 1/1] hung: timed out after 1s: SIGUSR1 to deaf-launcher.sh"));
+  CHECK_THAT(job.out(), Contains("[run 1/1] hung: dtbench run was asked again: SIGKILL to deaf-launcher.sh"));
+  const std::string log = slurp(scratch() / "deaf/hung.log");
+  CHECK_THAT(log, Contains("\ndeaf: USR1\n# stop: still running 1s after SIGUSR1: SIGTERM to deaf-launcher.sh"));
+  CHECK(log.ends_with("\n# dtbench run: FAILED: dtbench run got SIGINT; killed by signal 9 (SIGKILL)\n"));
 }

@@ -6,6 +6,8 @@
 #   jobs/local/pair.sh decentralized          one of them (centralized or decentralized)
 #   RANKS=8 PP=2 jobs/local/pair.sh decentralized --set train.steps=200   (more dtbench run options)
 # Writes results/pair-dp<DP>-pp<PP>-tp<TP>/{centralized,decentralized}.h5 and the folder's report.
+# Ctrl-C or SIGTERM: the running run stops after its step with a checkpoint and its results,
+# the other does not start, exit 3 (dtb_graceful in jobs/common.sh).
 
 # ---- settings you may change ----
 RANKS=${RANKS:-4}                          # MPI ranks = DP x PP x TP (more than cores is fine)

@@ -19,4 +19,6 @@ source "$DTB_HOME/jobs/common.sh"
 EXPERIMENT=$(dtb_find "$EXPERIMENT")
 dtb_check "$EXPERIMENT"
 shift $(( $# > 0 ? 1 : 0 ))
-"$DTBENCH" run "$EXPERIMENT" --launcher mpirun ${OUT:+--out "$OUT"} "$@"
+# Ctrl-C or SIGTERM to this script: the running run stops after its step with a checkpoint
+# and its results, the others do not start, exit 3 (dtb_graceful).
+dtb_graceful "$DTBENCH" run "$EXPERIMENT" --launcher mpirun ${OUT:+--out "$OUT"} "$@"

@@ -11,6 +11,7 @@
 #include "exp/report.hpp"
 #include "exp/runner.hpp"
 #include "sim/paths.hpp"
+#include "train/stop_signal.hpp"
 
 namespace dtb {
 namespace {
@@ -19,7 +20,8 @@ cxxopts::Options run_options(const std::string& program) {
   cxxopts::Options options(program,
                            "Runs an experiment (configs/experiments/*.yaml): every run, or one with --only, each under "
                            "its launcher;\nthen writes the report (dtbench report). Exit code 1 when a run failed, 2 "
-                           "for a bad experiment or option.");
+                           "for a bad experiment or option,\n3 when stopped by SIGINT, SIGTERM or SIGUSR1 (the running "
+                           "run stops after its step with a checkpoint; a second signal of a kind hurries it).");
   options.positional_help("EXPERIMENT.yaml");
   options.add_options()
       ("o,out", "results folder (default results/<experiment name>)", cxxopts::value<std::string>(), "DIR")
@@ -72,6 +74,9 @@ void report(const std::string& dir) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
+  // SIGINT, SIGTERM and SIGUSR1 stop the running run gracefully and start no other
+  // (exp/runner.hpp); from the start, so a signal while the plan is checked counts too.
+  install_stop_handlers(OnRepeat::kCount);
   cxxopts::Options options = run_options(argv[0]);
   auto args = parse_or_usage(options, argc, argv);
   if (args.count("help")) {
@@ -90,6 +95,7 @@ int cmd_run(int argc, char** argv) {
   for (const exp::RunOutcome& o : outcomes)
     if (!o.ok) std::cout << "  failed: " << o.name << ": " << o.why << "\n";
   if (!args.count("no-report")) report(plan.out_dir);
+  if (stop_signal()) return kStoppedExitCode;  // a run stopped, the rest not started
   const bool all_ok = std::all_of(outcomes.begin(), outcomes.end(), [](const exp::RunOutcome& o) { return o.ok; });
   return all_ok ? 0 : 1;
 }

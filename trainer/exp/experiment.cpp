@@ -34,6 +34,8 @@ const FieldSpec kFields[] = {
     {"args", Shape::kList, false, true, "", "", "further dtbench coll options, e.g. [-b, 1K, -e, 4M]"},
     {"launcher", Shape::kScalar, true, true, "", "", "how this run starts (auto, mpirun, srun, direct); --launcher overrides it"},
     {"timeout", Shape::kScalar, true, true, "", "", "seconds after which the run is stopped and counted failed (0: none)"},
+    {"stop_grace", Shape::kScalar, true, true, "", "",
+     "seconds a run asked to stop (timeout, Ctrl-C) has to finish its step and checkpoint before SIGTERM (default 120)"},
     {"baseline", Shape::kScalar, true, false, "", "",
      "the run whose step time the report divides by (default: the twin on baseline_net)"},
 };
@@ -183,6 +185,7 @@ void store_field(const std::string& path, RunFields& run, const std::string& nam
   if (name == "name" || name == "kind") return;  // read first, by the caller
   if (name == "ranks") run.ranks = int(parse_number(path, node, name, true, 1));
   else if (name == "timeout") run.timeout_s = parse_number(path, node, name, false, 0);
+  else if (name == "stop_grace") run.stop_grace_s = parse_number(path, node, name, false, 0);
   else if (spec->shape == Shape::kScalar) run.scalars[name] = {scalar_text(path, node, name), where(path, node)};
   else if (spec->shape == Shape::kList) run.lists[name] = list_values(path, node, name);
   else run.maps[name] = map_entries(path, node, name);

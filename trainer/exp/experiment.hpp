@@ -51,6 +51,7 @@ struct RunFields {
   RunKind kind = RunKind::kTrain;
   int ranks = 0;          // 0: not given (train: DP x PP x TP; coll: 1)
   double timeout_s = 0;   // 0: none
+  double stop_grace_s = 120;  // after SIGUSR1, before SIGTERM (exp/child.hpp): Slurm's USR1@120
   std::map<std::string, Value> scalars;       // other scalar fields: net, clock, steps, ...
   std::map<std::string, std::vector<Value>> lists;   // model, args
   std::map<std::string, std::vector<Entry>> maps;    // layout, set

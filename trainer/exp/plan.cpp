@@ -325,7 +325,7 @@ Plan plan_experiment(const Experiment& e, const PlanOptions& o) {
     p.name = r.name;
     p.index = i;
     p.kind = r.kind;
-    p.timeout_s = r.timeout_s;
+    p.stop = {r.timeout_s, r.stop_grace_s};
     p.result = plan.out_dir + "/" + r.name + ".h5";
     p.log = plan.out_dir + "/" + r.name + ".log";
     if (r.kind == RunKind::kTrain) plan_train(r, o, p);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "exp/child.hpp"
 #include "exp/experiment.hpp"
 
 namespace dtb::exp {
@@ -19,7 +20,7 @@ struct PlannedRun {
   int ranks = 1;
   int steps = 0;           // for progress: train: train.steps; coll: its buffer sizes (table rows)
   std::string clock;       // virtual or wall (net.clock, --clock), for progress
-  double timeout_s = 0;
+  StopPolicy stop;         // its timeout, and the grace after asking it to stop
   std::vector<std::string> argv;  // launcher, its options, dtbench, the subcommand and its options
   std::string result, log;        // <out>/<name>.h5 and .log
 };

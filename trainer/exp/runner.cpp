@@ -13,6 +13,7 @@
 
 #include "exp/child.hpp"
 #include "exp/progress.hpp"
+#include "train/stop_signal.hpp"
 #include "usage_error.hpp"
 
 namespace dtb::exp {
@@ -61,38 +62,55 @@ std::string run_header(const PlannedRun& p, size_t i, size_t n) {
   return "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": " + what + " -> " + p.result;
 }
 
+// Why a run failed. A run stopped gracefully (exit 3) says so with the trainer's own line
+// (its step, checkpoint and how to resume); else the last error line says why; a run
+// stopped at its timeout or killed by a signal was merely still running: its last line is
+// no reason.
+std::string why_failed(const PlannedRun& p, const ChildOutcome& c, const std::string& last_error,
+                       const std::string& last_line, const std::string& stop_line) {
+  const bool stopped = c.error.empty() && c.exit_code == kStoppedExitCode;
+  std::string why = c.timed_out ? "timed out after " + duration_text(p.stop.timeout_s) : "";
+  if (c.stopped_by) why = std::string("dtbench run got ") + signal_name(c.stopped_by);
+  if (why.empty() || stopped || c.stopped_by) why += (why.empty() ? "" : "; ") + describe(c);
+  const bool signaled = c.exit_code > 128;
+  const std::string said = stopped && !stop_line.empty() ? stop_line
+                           : !last_error.empty()          ? last_error
+                           : c.timed_out || c.stopped_by || signaled ? ""
+                                                                     : last_line;
+  return why + (said.empty() ? "" : ": " + said);
+}
+
 RunOutcome run_one(const PlannedRun& p, size_t i, size_t n, Progress& progress, std::ostream& out) {
   out << run_header(p, i, n) << "\n  $ " << shell_line(p.argv) << std::endl;
   std::ofstream log(p.log, std::ios::trunc);
   log << "$ " << shell_line(p.argv) << "\n";
   const std::string tag = "  [" + std::to_string(i + 1) + "/" + std::to_string(n) + " " + p.name + "] ";
-  std::string last_error, last_line;
+  const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
+  std::string last_error, last_line, stop_line;
   int rows = 0;  // a coll run's table rows so far
   progress.start_run(i, seconds_now());
-  const ChildOutcome c = run_child(p.argv, p.timeout_s, [&](const std::string& line) {
+  const auto note = [&](const std::string& what) {  // how the runner stops the child
+    log << kStopLine << what << std::endl;
+    out << head << what << std::endl;
+  };
+  const ChildOutcome c = run_child(p.argv, p.stop, [&](const std::string& line) {
     log << line << "\n" << std::flush;
     if (!line.empty() && !is_rule(line)) last_line = line;
     if (is_error_line(line)) last_error = line;
+    if (line.starts_with("stopped by ")) stop_line = line;  // the trainer's line after a graceful stop
     const int step = step_of(line);
     const bool row = p.kind == RunKind::kColl && is_coll_row(line);
     if (step < 0 && !row) return;
     progress.mark(row ? ++rows : step, seconds_now());
     out << tag << line << " | " << progress.text(seconds_now()) << std::endl;
-  });
+  }, note);
   RunOutcome o{p.name, c.exit_code == 0 && c.error.empty(), "", c.seconds};
   if (o.ok && !fs::exists(p.result)) o.ok = false, o.why = "finished but wrote no " + p.result;
   progress.finish_run(seconds_now(), o.ok);
-  if (!c.error.empty() || c.exit_code != 0) {
-    // The last error line says why; a run stopped at its timeout or killed by a signal was
-    // merely still running: its last line is no reason.
-    const bool signaled = c.exit_code > 128;
-    const std::string said = !last_error.empty() ? last_error : c.timed_out || signaled ? "" : last_line;
-    o.why = (c.timed_out ? "timed out after " + duration_text(p.timeout_s) : describe(c)) + (said.empty() ? "" : ": " + said);
-  }
+  if (!c.error.empty() || c.exit_code != 0) o.why = why_failed(p, c, last_error, last_line, stop_line);
   // The one record of how the run ended: dtbench report and the next dtbench run read it
   // (finished_result); until it is written the run counts as unfinished.
   log << kOutcomeLine << (o.ok ? "ok" : "FAILED: " + o.why) << std::endl;
-  const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + p.name + ": ";
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f s", c.seconds);
   if (o.ok) out << head << "ok, " << secs << std::endl;
@@ -181,10 +199,18 @@ std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ost
   const RunLocks locks(plan);
   copy_experiment(e, plan.out_dir);
   for (const std::string& r : plan.existing) out << "kept (--skip-existing): " << r << "\n";
+  // SIGINT, SIGTERM, SIGUSR1 (cmd_run installs the handlers): the running child stops
+  // gracefully (run_child), no other starts.
   Progress progress = progress_of(plan);
   std::vector<RunOutcome> outcomes;
-  for (size_t i = 0; i < plan.runs.size(); ++i)
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    if (stop_signal()) {
+      out << "dtbench run got " << signal_name(stop_signal()) << ": " << plan.runs.size() - i
+          << " run(s) not started" << std::endl;
+      break;
+    }
     outcomes.push_back(run_one(plan.runs[i], i, plan.runs.size(), progress, out));
+  }
   return outcomes;
 }
 

@@ -23,12 +23,18 @@ struct RunOutcome {
 void print_dry_run(const Plan& plan, std::ostream& out);
 
 // Runs PLAN (after copying E's file to <out>/experiment.yaml, once) and returns one
-// outcome per run, in order.
+// outcome per run, in order. With install_stop_handlers(OnRepeat::kCount) (dtbench run's
+// first act), SIGINT, SIGTERM or SIGUSR1 to dtbench run stops the running run gracefully
+// (exp/child.hpp) and starts no other: fewer outcomes than runs, and dtb::stop_signal()
+// says which signal.
 std::vector<RunOutcome> run_plan(const Experiment& e, const Plan& plan, std::ostream& out);
 
 // The last line the runner writes to a run's log: "# dtbench run: ok" or
 // "# dtbench run: FAILED: <why>".
 inline constexpr const char* kOutcomeLine = "# dtbench run: ";
+// Before it, one line for each step the runner takes to stop the run (exp/child.hpp's
+// StopPolicy): "# stop: timed out after 5s: SIGUSR1 to mpirun (pid 123), ...".
+inline constexpr const char* kStopLine = "# stop: ";
 
 // A line of a child's output that says what went wrong ("error: ...", "... Error: ...").
 bool is_error_line(const std::string& line);

@@ -5,12 +5,22 @@
 // to stop at, write a checkpoint and the results so far, and the job exits with
 // kStoppedExitCode. A second signal of the same kind ends the process at once, as it
 // would have without the handler.
+//
+// `dtbench run` takes the same three signals the same way (OnRepeat::kCount): it passes the
+// stop on to its running child, and a repeated signal hurries the child's end (runner.hpp)
+// instead of killing the runner and orphaning the child.
 namespace dtb {
 
 constexpr int kStoppedExitCode = 3;  // stopped by a signal, checkpoint and results written
 
-void install_stop_handlers();
+enum class OnRepeat {
+  kDie,    // a second signal of a kind already received ends the process at once
+  kCount,  // it is counted (stop_repeats) and the process carries on
+};
+
+void install_stop_handlers(OnRepeat on_repeat = OnRepeat::kDie);
 int stop_signal();                       // the first stop signal received, 0 = none
-const char* signal_name(int signal);     // "SIGTERM", "SIGINT", "SIGUSR1", else "signal N"
+int stop_repeats();                      // signals of a kind already received that came again (kCount)
+const char* signal_name(int signal);     // "SIGTERM", "SIGINT", "SIGUSR1", else "a signal"
 
 }  // namespace dtb
