@@ -153,6 +153,17 @@ TEST_CASE("infer: bad input gets one line and exit code 2", "[infer][cli]") {
   const auto ok = test::run_dtbench("infer --checkpoint " + ck + " --prompt abc --max-new-tokens 4", dir.path);
   REQUIRE(ok.exit_code == 0);
   CHECK_THAT(ok.out, Catch::Matchers::Contains("--- sequence 1\nabc"));
+  CHECK_THAT(ok.out, !Catch::Matchers::Contains("warning"));
+  // Two stages that a multi-site profile puts on one machine: one warning line, as train,
+  // coll and sim print (Open MPI's mpirun, as the other CLI tests that launch ranks).
+  const auto one_site = test::run_shell("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe --mca mpi_yield_when_idle 1 " + test::dtbench_binary() +
+                                            " infer --checkpoint " + ck + " --prompt abc --max-new-tokens 2 --set parallel.pp=2"
+                                            " --set net.profile=" + std::string(DTB_SOURCE_DIR) + "/configs/net/dtfm-1-dc-ondemand.yaml",
+                                        dir.path);
+  INFO(one_site.out << one_site.err);
+  REQUIRE(one_site.exit_code == 0);
+  CHECK_THAT(one_site.out, Catch::Matchers::Contains("# warning: network profile 'dtfm-1-dc-ondemand' has "));
+  CHECK_THAT(one_site.out, Catch::Matchers::Contains(" sites but puts all 2 ranks on "));
 }
 
 TEST_CASE("infer: the predicted decode step is the closed form of its stages and hops", "[infer][sim]") {

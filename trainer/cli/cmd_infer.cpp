@@ -146,6 +146,8 @@ int run_generation(const cxxopts::ParseResult& args, const TrainSettings& base, 
     TrainSettings s = base;
     s.parallel.net_profile = profile;
     const netem::Profile net = par::run_profile(s, world);
+    // As train, coll and sim do: a multi-site profile with every rank on one site says so.
+    if (const std::string w = netem::single_site_warning(net); talk && !w.empty()) std::cout << "# " << w << "\n";
     coll::Communicator comm(MPI_COMM_WORLD, net,
                             s.parallel.clock == "wall" ? netem::ClockKind::kWall : netem::ClockKind::kVirtual);
     for (int b : batches) {
