@@ -49,6 +49,7 @@ void Recorder::on_probe(ProbePoint at, int layer, float* data, size_t n) {
 
 void Recorder::record_op(const std::string& name, std::span<const std::byte> data) {
   op_seconds_.push_back(seconds_since(last_));
+  if (step_ == keep_step_ && ops_.size() == keep_index_) kept_.assign(data.begin(), data.end());
   const Clock::time_point start = Clock::now();
   ops_.push_back(op_leaf(step_, ops_.size(), name, data));
   names_.push_back(name);
