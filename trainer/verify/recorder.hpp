@@ -46,10 +46,7 @@ class Recorder final : public par::StepHooks {
   int microbatch_ = -1;                  // the micro-batch the probe is in (its embedding seen last)
   std::vector<Digest> ops_;              // this step's operation hashes so far
   std::vector<std::string> names_;       // and their names
-  std::vector<double> op_seconds_;
-  Clock::time_point last_;               // the end of the last probe: the next op's start
   double hashing_ = 0;                   // this step's hashing time so far
-  double tail_seconds_ = 0;              // from the last backward probe to the step's end
   int64_t keep_step_ = -1;               // keep_op's operation, and its bytes
   size_t keep_index_ = 0;
   std::vector<std::byte> kept_;
