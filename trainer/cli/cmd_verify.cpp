@@ -90,9 +90,9 @@ void print_detection(const verify::VerifyReport& r, const std::vector<double>& p
     chart.series[1].points.push_back({d.p, d.formula});
   }
   if (plot.empty()) return;
-  const std::filesystem::path prefix(plot);  // results/verify/detection-m1 -> .gp and .svg there
+  const std::filesystem::path prefix(plot);  // results/verify/detection-m1 -> .gp, .svg and .png there
   const std::string name = prefix.filename().string();
-  std::cout << exp::draw(exp::script(chart, name + ".svg"), prefix.parent_path().string(), name) << "\n";
+  std::cout << exp::draw(exp::script(chart, name), prefix.parent_path().string(), name) << "\n";
 }
 
 }  // namespace
