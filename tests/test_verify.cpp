@@ -274,6 +274,34 @@ TEST_CASE("the referee refuses a tampered input tensor or state and rules on the
   CHECK(refused.why.find("committed state") != std::string::npos);
 }
 
+// Every operation the referee re-runs alone (each block's forward, the logits), on a stage
+// of its own, gives the hash the whole model's forward committed in an honest run's trace.
+TEST_CASE("the referee's operations alone give the honest trace's hashes", "[verify]") {
+  const std::string results = train("honest", {});
+  const auto w = dtb::verify::Commitment::read(results);
+  const dtb::Config config = small("referee-honest", {"verify.segment=4", "verify.trace=true"});
+  std::ostringstream log;
+  dtb::par::ParallelTrainer t(config, world(), log);
+  const dtb::verify::VerifySettings v = dtb::verify::verify_settings(config);
+  int alone = 0;
+  for (size_t op = 0; op < w.op_names.size(); ++op) {
+    int layer = 0;
+    if (!dtb::verify::runs_alone(w.op_names[op], &layer)) continue;
+    INFO("operation " << w.op_names[op]);
+    dtb::verify::Dispute d;  // as if disputed at step 5, both claims the honest hash
+    d.kind = "step", d.step = 5, d.op = w.op_names[op];
+    d.worker.op_index = d.verifier.op_index = op;
+    d.worker.hash = d.verifier.hash = w.ops[6][op];
+    const auto e = dtb::verify::gather_evidence(t, v, w, dtb::verify::segment_checkpoint_path(w.checkpoint_dir, 4), d);
+    const dtb::verify::Ruling r = dtb::verify::referee(t, v, e, d);
+    CHECK(r.alone);
+    CHECK(r.output == w.ops[6][op]);
+    CHECK((r.for_worker && r.for_verifier));
+    alone += 1;
+  }
+  CHECK(alone == 3);  // block 0, block 1, the logits
+}
+
 // verify_run itself (not only the sampler) at p = 0.5 over 12 seeds: one bad segment of 3
 // (perturb_param at step 5), so a seed catches the cheat exactly when its sample holds
 // segment [4, 8), and the share caught is near 1 - (1 - p)^1.
