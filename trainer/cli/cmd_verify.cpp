@@ -51,9 +51,14 @@ void print_row(const verify::VerifyReport& r) {
     std::printf("row: | passed | - | - | - | - | %.1f%% | - |\n", cost);
     return;
   }
-  char referee[80];
+  char referee[160];
+  const verify::Ruling& g = d->ruling;
   if (d->kind == "checkpoint") std::snprintf(referee, sizeof referee, "hash the checkpoint file: %.1f ms", d->referee_seconds * 1e3);
-  else std::snprintf(referee, sizeof referee, "%.3f ms of a %.1f ms step", d->referee_seconds * 1e3, d->step_seconds * 1e3);
+  else if (g.refused) std::snprintf(referee, sizeof referee, "refused the evidence");
+  else
+    std::snprintf(referee, sizeof referee, "%s: %.3f ms of a %.1f ms step; %s", g.alone ? "the operation alone" : "the whole step",
+                  d->referee_seconds * 1e3, d->step_seconds * 1e3,
+                  g.for_verifier && !g.for_worker ? "against the worker" : g.for_worker ? "for the worker" : "no ruling");
   std::printf("row: | caught (%s) | %lld | %s | %d + %d | %s | %.1f%% | %zu |\n", d->kind.c_str(),
               static_cast<long long>(d->step), d->op.empty() ? "-" : d->op.c_str(), d->step_rounds, d->op_rounds, referee,
               cost, d->proof_bytes());
@@ -85,9 +90,9 @@ void print_detection(const verify::VerifyReport& r, const std::vector<double>& p
     chart.series[1].points.push_back({d.p, d.formula});
   }
   if (plot.empty()) return;
-  const std::filesystem::path prefix(plot);  // results/verify/detection-m1 -> .gp and .svg there
+  const std::filesystem::path prefix(plot);  // results/verify/detection-m1 -> .gp, .svg and .png there
   const std::string name = prefix.filename().string();
-  std::cout << exp::draw(exp::script(chart, name + ".svg"), prefix.parent_path().string(), name) << "\n";
+  std::cout << exp::draw(exp::script(chart, name), prefix.parent_path().string(), name) << "\n";
 }
 
 }  // namespace

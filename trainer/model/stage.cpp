@@ -563,6 +563,22 @@ Real TransformerStage<Real>::forward(int slot, const int32_t* inputs, const int3
   return loss;
 }
 
+template <typename Real>
+const Real* TransformerStage<Real>::forward_block(int slot, int li, const Real* input) {
+  if (li < 0 || li >= Lloc_) throw std::out_of_range("forward_block: local layer " + std::to_string(li) + " outside the stage");
+  const Acts a = slot_acts(slot);
+  block_forward(a, li, input, no_tensor_parallelism());
+  return block_x(a, li).residual3;
+}
+
+template <typename Real>
+const Real* TransformerStage<Real>::forward_logits(int slot, const Real* input) {
+  if (!shard_.last) throw std::logic_error("forward_logits: the LM head is on the last stage");
+  const Acts a = slot_acts(slot);
+  lm_head_forward(a, input, nullptr, no_tensor_parallelism());
+  return a.logits;
+}
+
 // On entry dresidual is the gradient of the block's output, on exit that of its input. A
 // residual add passes its gradient unchanged to both inputs, so each branch reads dresidual
 // directly and the LayerNorm backward adds the branch's share into it. The column-parallel

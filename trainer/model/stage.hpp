@@ -188,6 +188,15 @@ class TransformerStage {
 
   double flops() const { return flops_; }  // FLOPs issued so far (the device-model clock)
 
+  // One operation alone, as forward() runs it (verify/'s referee re-runs the disputed one):
+  // local block LI on INPUT, the (rows, T, C) residual entering it, into SLOT's activations;
+  // returns the block's output (what the kBlockForward probe sees). TP = 1; INPUT is in the
+  // kernel set's memory and stays alive until the call returns.
+  const Real* forward_block(int slot, int li, const Real* input);
+  // The last stage's lnf and LM head on INPUT, the last block's output: SLOT's logits (what
+  // the kLogits probe sees, rows logits_stride() apart). TP = 1.
+  const Real* forward_logits(int slot, const Real* input);
+
   // An observer of each layer's output (verify/ hashes them for its dispute's second phase;
   // its test-only cheats may alter them in place): LAYER is the global block (-1 outside the
   // blocks), DATA the (rows, T, C) tensor (the logits: (rows, T, this rank's vocabulary)).

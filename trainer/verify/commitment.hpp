@@ -32,7 +32,6 @@ struct Commitment {
   std::vector<Digest> state;  // after each step: state[i] is the state at step first_step + i
   std::vector<Digest> trace_root;            // per state (zero for state[0]: no step made it)
   std::vector<std::vector<Digest>> ops;      // per state: the operation hashes of the step that made it
-  std::vector<std::vector<double>> op_seconds;  // their compute times (not written: the verifier's own)
   std::vector<std::string> op_names;         // the operations of one step, in order
   std::vector<Digest> leaves;                // per state: step_leaf(...)
   std::vector<int64_t> checkpoint_steps;

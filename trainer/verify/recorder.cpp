@@ -5,10 +5,6 @@
 namespace dtb::verify {
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 std::string op_name(ProbePoint at, int layer, int microbatch) {
   const std::string m = "microbatch " + std::to_string(microbatch) + ": ";
   switch (at) {
@@ -48,12 +44,11 @@ void Recorder::on_probe(ProbePoint at, int layer, float* data, size_t n) {
 }
 
 void Recorder::record_op(const std::string& name, std::span<const std::byte> data) {
-  op_seconds_.push_back(seconds_since(last_));
+  if (step_ == keep_step_ && ops_.size() == keep_index_) kept_.assign(data.begin(), data.end());
   const Clock::time_point start = Clock::now();
   ops_.push_back(op_leaf(step_, ops_.size(), name, data));
   names_.push_back(name);
-  last_ = Clock::now();
-  hashing_ += std::chrono::duration<double>(last_ - start).count();
+  hashing_ += std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 void Recorder::before_step(par::ParallelTrainer& t) {
@@ -63,11 +58,10 @@ void Recorder::before_step(par::ParallelTrainer& t) {
   }
   cheat_.before_step(t);
   step_ = t.step();
-  ops_.clear(), names_.clear(), op_seconds_.clear();
+  ops_.clear(), names_.clear();
   microbatch_ = -1;
   hashing_ = 0;
   in_step_ = true;
-  last_ = Clock::now();
 }
 
 void Recorder::after_batch(par::ParallelTrainer& t, std::span<int32_t> inputs, std::span<int32_t> targets) {
@@ -82,9 +76,6 @@ void Recorder::after_step(par::ParallelTrainer& t) {
   in_step_ = false;
   cheat_.after_step(t);
   if (v_.trace) {  // the step's last two operations: the summed gradient, then the update (below)
-    // The trainer has already run the optimizer: the time since the last probe (the last
-    // backward, the DP sum, the norm, AdamW) is charged to both, an upper bound for each.
-    tail_seconds_ = seconds_since(last_);
     par::StageCompute& s = t.compute();
     record_op("gradients (after the backward and the DP sum)", std::as_bytes(std::span(s.grads(), s.num_params())));
   }
@@ -101,7 +92,6 @@ void Recorder::record_state(par::ParallelTrainer& t) {
   Digest trace{};
   std::vector<Digest> ops;
   if (v_.trace && !c_.state.empty()) {
-    op_seconds_.push_back(tail_seconds_);
     ops = ops_;
     ops.push_back(Hasher("dtbench-op-v1").u64(uint64_t(step_)).u64(ops.size()).text("update (AdamW)").digest(state).finish());
     names_.push_back("update (AdamW)");
@@ -112,7 +102,6 @@ void Recorder::record_state(par::ParallelTrainer& t) {
   c_.state.push_back(state);
   c_.trace_root.push_back(trace);
   c_.ops.push_back(ops);
-  c_.op_seconds.push_back(op_seconds_);
   c_.leaves.push_back(step_leaf(ck.step, state, trace));
   c_.hash_seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count() + hashing_);
   if (save_ && ck.step % v_.segment == 0) {

@@ -21,6 +21,10 @@ class Recorder final : public par::StepHooks {
   // Hooks T (and, with traces, its stage's probe). T must outlive the recorder's use.
   void attach(par::ParallelTrainer& t);
   const Commitment& commitment() const { return c_; }
+  // Keep a copy of the bytes of operation INDEX of step STEP (the referee's evidence: an
+  // operation's input tensor as this re-execution computed it); kept() after that step.
+  void keep_op(int64_t step, size_t index) { keep_step_ = step, keep_index_ = index; }
+  const std::vector<std::byte>& kept() const { return kept_; }
 
   void before_step(par::ParallelTrainer& t) override;
   void after_batch(par::ParallelTrainer& t, std::span<int32_t> inputs, std::span<int32_t> targets) override;
@@ -42,10 +46,10 @@ class Recorder final : public par::StepHooks {
   int microbatch_ = -1;                  // the micro-batch the probe is in (its embedding seen last)
   std::vector<Digest> ops_;              // this step's operation hashes so far
   std::vector<std::string> names_;       // and their names
-  std::vector<double> op_seconds_;
-  Clock::time_point last_;               // the end of the last probe: the next op's start
   double hashing_ = 0;                   // this step's hashing time so far
-  double tail_seconds_ = 0;              // from the last backward probe to the step's end
+  int64_t keep_step_ = -1;               // keep_op's operation, and its bytes
+  size_t keep_index_ = 0;
+  std::vector<std::byte> kept_;
 };
 
 // The recorder a `dtbench train` config asks for (null when verify.segment = 0), attached.

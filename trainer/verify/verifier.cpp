@@ -98,7 +98,6 @@ Dispute step_dispute(const Commitment& w, const Commitment& v, int64_t start, in
   d.worker = step_claim(w, wi0 + i);
   d.verifier = step_claim(v, i);
   d.step_seconds = seconds / double(end - start);
-  d.referee_seconds = d.step_seconds;
   if (!w.trace) return d;
   const std::vector<Digest>& wo = w.ops[wi0 + i];
   const std::vector<Digest>& vo = v.ops[i];
@@ -113,7 +112,6 @@ Dispute step_dispute(const Commitment& w, const Commitment& v, int64_t start, in
   if (op > 0) d.agreed = vo[op - 1];
   add_op_claim(w, op, d.worker);
   add_op_claim(v, op, d.verifier);
-  d.referee_seconds = v.op_seconds[i][op];
   return d;
 }
 
@@ -183,8 +181,13 @@ VerifyReport verify_run(const std::string& results_path, const VerifyOptions& o,
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const Commitment& mine = rec.commitment();
     if (mine.state[0] != w.state[size_t(start - w.first_step)]) s.dispute = checkpoint_dispute(w, mine, start);
-    else if (mine.leaves.back() != w.leaves[size_t(end - w.first_step)])
+    else if (mine.leaves.back() != w.leaves[size_t(end - w.first_step)]) {
       s.dispute = step_dispute(w, mine, start, end, s.seconds);
+      // The referee: the disputed operation's inputs from the honest replay, checked and re-run.
+      const Evidence e = gather_evidence(trainer, v, w, path, *s.dispute);
+      s.dispute->ruling = referee(trainer, v, e, *s.dispute);
+      s.dispute->referee_seconds = s.dispute->ruling.seconds;
+    }
     s.passed = !s.dispute;
     log << "segment [" << start << ", " << end << "): re-executed " << end - start << " steps in " << s.seconds << " s: "
         << (s.passed ? "end hash matches" : s.dispute->kind == "checkpoint" ? "CHECKPOINT DIFFERS FROM ITS COMMITMENT"
@@ -229,10 +232,22 @@ std::string dispute_record(const Dispute& d, const Commitment& w) {
   out << "  agreed   " << hex(d.agreed) << " (the input both parties computed alike)\n";
   claim("worker", d.worker, "the committed root");
   claim("verifier", d.verifier, "the verifier's root");
-  std::snprintf(buf, sizeof buf,
-                "  referee: re-run %s of step %lld on the agreed input: %.3f ms (the whole step: %.1f ms); proofs %zu bytes\n",
-                d.op.empty() ? "the whole step" : ("'" + d.op + "'").c_str(), static_cast<long long>(d.step),
-                d.referee_seconds * 1e3, d.step_seconds * 1e3, d.proof_bytes());
+  const Ruling& r = d.ruling;
+  if (r.refused) {
+    out << "  referee: REFUSED the evidence: " << r.why << "\n";
+    return out.str();
+  }
+  const std::string what = d.op.empty() ? "the step" : "'" + d.op + "'";
+  out << "  referee: checked the state step " << d.step << " starts from against its committed hash"
+      << (r.alone ? " and the input tensor against the committed output of the operation before" : "") << ", re-ran "
+      << (r.alone ? what + " alone" : d.op.empty() ? "the whole step" : "the whole step (" + what + " is not re-run alone)")
+      << "\n";
+  std::snprintf(buf, sizeof buf, "           output %s: %s; %.3f ms (the whole step: %.1f ms); proofs %zu bytes\n",
+                short_hex(r.output).c_str(),
+                r.for_verifier && !r.for_worker   ? "the verifier's claim: rules against the worker"
+                : r.for_worker && !r.for_verifier ? "the worker's claim: rules for the worker"
+                                                  : "neither claim: no ruling",
+                r.seconds * 1e3, d.step_seconds * 1e3, d.proof_bytes());
   out << buf;
   return out.str();
 }

@@ -7,7 +7,8 @@
 // step whose state differs; phase 2 (the worker committed traces) bisects that step's
 // operation hashes to the first layer output that differs. The record names the step, the
 // operation, both hashes, the Merkle proofs that tie each claim to its root, and what the
-// referee must re-run (one operation on an input both parties agree on) and its time.
+// referee re-ran (referee.hpp: one operation on the inputs both parties committed to, checked
+// against their hashes), its time and its ruling.
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
@@ -16,6 +17,7 @@
 
 #include "communicator.hpp"
 #include "verify/commitment.hpp"
+#include "verify/referee.hpp"
 
 namespace dtb::verify {
 
@@ -44,7 +46,8 @@ struct Dispute {
   std::string op;                   // phase 2's operation ('' without traces)
   Digest agreed{};                  // the last hash both agree on: the disputed work's input
   Claim worker, verifier;
-  double referee_seconds = 0;       // what the referee re-runs, as timed in the re-execution
+  Ruling ruling;                    // "step": the referee's re-run (referee.hpp)
+  double referee_seconds = 0;       // what the referee re-runs: the ruling's, or hashing the checkpoint
   double step_seconds = 0;          // the whole step, for comparison
   size_t proof_bytes() const;       // both parties' proofs
 };
