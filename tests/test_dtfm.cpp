@@ -213,7 +213,7 @@ Config tiny_config(const std::vector<std::string>& extra, const std::vector<KeyS
 TEST_CASE("dtbench plan: its placement file goes through the trainer's and the simulator's readers", "[dtfm][cli]") {
   const std::string file = (scratch() / "plan.yaml").string(), slowest = (scratch() / "random.yaml").string();
   const Outcome run = dtbench("plan --config " + kSource + "/configs/model/tiny.yaml" + sets(kLayout) +
-                              " --population 20 --trials 200 --random 6 --candidates 3 --seed 4 --out " + file +
+                              " --population 20 --trials 200 --random 20 --candidates 3 --seed 4 --out " + file +
                               " --out-random " + slowest);
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
@@ -223,7 +223,7 @@ TEST_CASE("dtbench plan: its placement file goes through the trainer's and the s
   // The same plan in process: the file holds its placement and the profile's sites.
   sim::dtfm::PlanOptions o;
   o.search = {.population = 20, .trials = 200, .seed = 4};
-  o.random = 6;
+  o.random = 20;
   o.candidates = 3;
   const sim::SimSettings s = sim::sim_settings(tiny_config({}, sim::sim_schema()));
   const PlanResult r = make_plan(s, o);
@@ -269,7 +269,8 @@ TEST_CASE("dtbench plan: bad input exits 2 with one line", "[dtfm][cli]") {
   dtb::test::expect_usage_error(dtbench(tiny + " --net " + kCities +
                                         " --set parallel.dp=24 --set parallel.pp=4 --set train.batch_size=24"),
                                 "too few ranks", {"dtfm-5-cities.yaml", "rank 64 is on no site"});
-  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random -1"), "random", {"--random -1", ">= 0"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random -1"), "random", {"--random -1", ">= 20"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random 19"), "random 19", {"--random 19", ">= 20"});
   dtb::test::expect_usage_error(dtbench(tiny + " --net " + kCities + " --set parallel.dp=8 --set train.batch_size=8"),
                                 "one stage", {"parallel.pp = 1", "2 to 16 stages"});
 }

@@ -27,7 +27,8 @@ void add_options(cxxopts::Options& options) {
       ("out-random", "also write the slowest simulated random placement (for comparison runs)",
        cxxopts::value<std::string>(), "FILE")
       ("seed", "seeds the search and the random placements", cxxopts::value<uint64_t>()->default_value("1"), "N")
-      ("random", "random placements to compare with", cxxopts::value<int>()->default_value("20"), "N")
+      ("random", "random placements to compare with (at least 20: the mean and worst of fewer say little)",
+       cxxopts::value<int>()->default_value("20"), "N")
       ("population", "the genetic algorithm's population", cxxopts::value<int>()->default_value("100"), "N")
       ("trials", "the genetic algorithm's offspring (DT-FM: 4900)", cxxopts::value<int>()->default_value("4900"), "N")
       ("candidates", "the search's best, ranked by the simulator", cxxopts::value<int>()->default_value("5"), "N")
@@ -62,7 +63,7 @@ int cmd_plan(int argc, char** argv) {
   o.search.seed = args["seed"].as<uint64_t>();
   o.search.population = at_least(args, "population", 2);
   o.search.trials = at_least(args, "trials", 0);
-  o.random = at_least(args, "random", 0);
+  o.random = at_least(args, "random", 20);  // issue 11: N >= 20
   o.candidates = at_least(args, "candidates", 1);
   const std::string out = args.count("out") ? args["out"].as<std::string>()
                                             : "results/runs/plan-" + s.name + "-" + utc_file_stamp() + ".yaml";
