@@ -39,7 +39,9 @@ struct Volumes {
   double dp_bytes = 0;  // c_DP: one stage's gradient
   double pp_bytes = 0;  // c_PP: one pipeline's activations over one boundary, per step
 };
-Volumes volumes(const SimSettings& s);
+// GIVEN's fields > 0 replace the model's figures (`dtbench plan --c-dp / --c-pp`: e.g.
+// DT-FM's scheduler code's volumes, results/dtfm/README.md).
+Volumes volumes(const SimSettings& s, const Volumes& given = {});
 
 // The model's edge weights in seconds, per ordered pair of devices (world ranks).
 struct EdgeCosts {
