@@ -213,7 +213,7 @@ Config tiny_config(const std::vector<std::string>& extra, const std::vector<KeyS
 TEST_CASE("dtbench plan: its placement file goes through the trainer's and the simulator's readers", "[dtfm][cli]") {
   const std::string file = (scratch() / "plan.yaml").string(), slowest = (scratch() / "random.yaml").string();
   const Outcome run = dtbench("plan --config " + kSource + "/configs/model/tiny.yaml" + sets(kLayout) +
-                              " --population 20 --trials 200 --random 6 --candidates 3 --seed 4 --out " + file +
+                              " --population 20 --trials 200 --random 20 --candidates 3 --seed 4 --out " + file +
                               " --out-random " + slowest);
   INFO(run.out << run.err);
   REQUIRE(run.exit_code == 0);
@@ -223,7 +223,7 @@ TEST_CASE("dtbench plan: its placement file goes through the trainer's and the s
   // The same plan in process: the file holds its placement and the profile's sites.
   sim::dtfm::PlanOptions o;
   o.search = {.population = 20, .trials = 200, .seed = 4};
-  o.random = 6;
+  o.random = 20;
   o.candidates = 3;
   const sim::SimSettings s = sim::sim_settings(tiny_config({}, sim::sim_schema()));
   const PlanResult r = make_plan(s, o);
@@ -269,7 +269,32 @@ TEST_CASE("dtbench plan: bad input exits 2 with one line", "[dtfm][cli]") {
   dtb::test::expect_usage_error(dtbench(tiny + " --net " + kCities +
                                         " --set parallel.dp=24 --set parallel.pp=4 --set train.batch_size=24"),
                                 "too few ranks", {"dtfm-5-cities.yaml", "rank 64 is on no site"});
-  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random -1"), "random", {"--random -1", ">= 0"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random -1"), "random", {"--random -1", ">= 20"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --random 19"), "random 19", {"--random 19", ">= 20"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --c-dp 1GiG"), "c-dp", {"--c-dp '1GiG'", "size > 0"});
+  dtb::test::expect_usage_error(dtbench(tiny + sets(kLayout) + " --c-pp 0"), "c-pp", {"--c-pp '0'", "size > 0"});
   dtb::test::expect_usage_error(dtbench(tiny + " --net " + kCities + " --set parallel.dp=8 --set train.batch_size=8"),
                                 "one stage", {"parallel.pp = 1", "2 to 16 stages"});
+}
+
+TEST_CASE("dtbench plan: --c-dp / --c-pp replace the model's volumes in the closed form", "[dtfm][cli]") {
+  const sim::SimSettings s = sim::sim_settings(tiny_config({}, sim::sim_schema()));
+  const Volumes model = volumes(s);
+  // The tiny model's own: c_PP = (16 / 4 sequences) x T 64 x C 128 x 4 bytes (fp32) per pipeline.
+  CHECK(model.pp_bytes == 4.0 * 64 * 128 * 4);
+  const Volumes both = volumes(s, {.dp_bytes = 1e9, .pp_bytes = 2.8e8}), pp_only = volumes(s, {.pp_bytes = 2.8e8});
+  CHECK(both.dp_bytes == 1e9);
+  CHECK(both.pp_bytes == 2.8e8);
+  CHECK(pp_only.dp_bytes == model.dp_bytes);
+  CHECK(pp_only.pp_bytes == 2.8e8);
+  // An edge's cost follows: 2 (alpha + c_DP / D_DP beta) with D_DP = 4.
+  const netem::NetworkModel net = sim::closed_form_model(netem::load_profile(kCities, 16));
+  const EdgeCosts e = edge_costs(net, s.grid, both);
+  CHECK(e.dp_cost(0, 5) == Approx(2 * (net.alpha(0, 5) + 1e9 / 4 * net.beta(0, 5))));
+  // The command line: parsed as network profiles write sizes, and named in the header.
+  const Outcome run = dtbench("plan --config " + kSource + "/configs/model/tiny.yaml" + sets(kLayout) +
+                              " --population 2 --trials 0 --candidates 1 --out none --c-dp 1GB --c-pp 280MB");
+  INFO(run.out << run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.out, Contains("c_DP 1 GB per stage, c_PP 280 MB per boundary and pipeline (given: --c-dp, --c-pp)"));
 }

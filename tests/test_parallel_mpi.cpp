@@ -596,10 +596,15 @@ TEST_CASE("pp_compress: the bytes across the boundary are the formula's", "[mpi]
   const std::vector<std::string> untied = plus(layout(1, 2, 1, 2), {"model.tie_embeddings=false", "data.sampler=epoch",
                                                                    "data.epoch_samples=8"});
   const RunResult none = run_layout(untied);
-  const RunResult aqsgd = run_layout(plus(untied, pp_compress("aqsgd", 3, 6)));
   const RunResult direct = run_layout(plus(plus(untied, pp_compress("directq", 4, 8)), {"parallel.pp_warmup_steps=1"}));
+  const RunResult aqsgd = run_layout(plus(untied, pp_compress("aqsgd", 3, 6)));  // last: its results file stays
   if (!root()) return;
   const size_t M = 2, S = 4, T = 16, C = 32;
+  // AQ-SGD's buffers in the results file: step 0 carried all 8 samples over the one
+  // boundary, so each stage holds 8 of them (a 4-byte id and T x C floats each).
+  const h5::File results = h5::File::open_read((scratch() / "results.h5").string());
+  CHECK(results.attr_int("/", "pp_buffer_bytes") == int64_t(8 * (4 + T * C * 4)));
+  CHECK(results.attr_int("/", "pp_buffer_bytes_world") == int64_t(2 * 8 * (4 + T * C * 4)));
   auto check = [&](const RunResult& r, auto fw_bytes, auto bw_bytes) {
     REQUIRE(r.ranks.size() == 2 * 5);
     for (const RankStepRecord& k : r.ranks) {

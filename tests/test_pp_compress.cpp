@@ -209,3 +209,31 @@ TEST_CASE("sim: the pipeline bytes are the trainer's wire formula", "[pp_compres
   CHECK(aqsgd.pp_bytes.intra == Approx(2.0 * double(pp_wire_bytes(4, 0, 64, 64, 4) + pp_wire_bytes(4, 0, 64, 64, 6)) / 2));
   CHECK(direct.time.step < none.time.step);
 }
+
+TEST_CASE("sim: AQ-SGD's buffers are in the memory per rank, both ends of every boundary", "[pp_compress][sim]") {
+  // 3 stages of 1 layer, T 64, C 64, 4096 samples: each sample's buffer is its 4-byte id and
+  // 64 x 64 fp32 values, once per boundary end. The middle stage holds two ends, 2 x 4096 x
+  // (4 + 16384) = 134,250,496 bytes, far more than any stage's weights, so it is the fullest.
+  auto run = [](const std::vector<std::string>& extra) {
+    Config c(sim::sim_schema());
+    const std::vector<std::string> base = {"parallel.pp=3", "parallel.microbatches=3", "train.batch_size=6",
+                                           "train.seq_len=64", "model.n_embd=64", "model.n_layer=3",
+                                           "data.epoch_samples=4096",
+                                           "net.profile=" + std::string(DTB_SOURCE_DIR) + "/configs/net/aqsgd-500m.yaml"};
+    for (const std::string& s : base) c.set(s);
+    for (const std::string& s : extra) c.set(s);
+    return sim::simulate(sim::sim_settings(c)).memory;
+  };
+  const sim::MemoryPerRank none = run({}), direct = run({"parallel.pp_compress=directq"});
+  const sim::MemoryPerRank aqsgd = run({"parallel.pp_compress=aqsgd"});
+  CHECK(none.pp_buffers == 0);
+  CHECK(direct.pp_buffers == 0);  // DirectQ keeps no state
+  CHECK(direct.total() == none.total());
+  CHECK(aqsgd.stage == 1);
+  CHECK(aqsgd.pp_buffers == 2.0 * 4096 * (4 + 64 * 64 * 4));
+  CHECK(aqsgd.total() == Approx(aqsgd.params + aqsgd.grads + aqsgd.optimizer + aqsgd.activations + 134250496.0));
+  // Two stages: each holds one end.
+  CHECK(run({"parallel.pp=2", "parallel.microbatches=2", "model.n_layer=2", "parallel.pp_compress=aqsgd"}).pp_buffers ==
+        4096.0 * (4 + 64 * 64 * 4));
+  CHECK(run({"parallel.pp_compress=aqsgd", "data.epoch_samples=0"}).pp_buffers == 0);  // unknown: not counted
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -12,6 +13,7 @@
 #include "provenance.hpp"
 #include "sim/dtfm_plan.hpp"
 #include "sim/sim_config.hpp"
+#include "units.hpp"
 #include "usage_error.hpp"
 
 namespace dtb {
@@ -27,11 +29,16 @@ void add_options(cxxopts::Options& options) {
       ("out-random", "also write the slowest simulated random placement (for comparison runs)",
        cxxopts::value<std::string>(), "FILE")
       ("seed", "seeds the search and the random placements", cxxopts::value<uint64_t>()->default_value("1"), "N")
-      ("random", "random placements to compare with", cxxopts::value<int>()->default_value("20"), "N")
+      ("random", "random placements to compare with (at least 20: the mean and worst of fewer say little)",
+       cxxopts::value<int>()->default_value("20"), "N")
       ("population", "the genetic algorithm's population", cxxopts::value<int>()->default_value("100"), "N")
       ("trials", "the genetic algorithm's offspring (DT-FM: 4900)", cxxopts::value<int>()->default_value("4900"), "N")
       ("candidates", "the search's best, ranked by the simulator", cxxopts::value<int>()->default_value("5"), "N")
       ("world", "the ranks the job runs on (default: parallel.dp x parallel.pp)", cxxopts::value<int>(), "N")
+      ("c-dp", "c_DP, one stage's gradient bytes (e.g. 1GB, 355MB; default: the model's at precision.grads)",
+       cxxopts::value<std::string>(), "SIZE")
+      ("c-pp", "c_PP, one pipeline's activation bytes per boundary and step (e.g. 0.28GB; default: the model's)",
+       cxxopts::value<std::string>(), "SIZE")
       ("h,help", "print this help");
   add_config_options(options);
 }
@@ -40,6 +47,16 @@ int at_least(const cxxopts::ParseResult& args, const char* key, int least) {
   const int v = args[key].as<int>();
   if (v < least) throw UsageError(std::string("--") + key + " " + std::to_string(v) + ": allowed: >= " + std::to_string(least));
   return v;
+}
+
+// --c-dp / --c-pp: a size as network profiles write them (netem/units.hpp), > 0; 0 = not given.
+double volume(const cxxopts::ParseResult& args, const char* key) {
+  if (!args.count(key)) return 0;
+  const std::string text = args[key].as<std::string>();
+  const std::optional<uint64_t> bytes = netem::units::parse_bytes(text);
+  if (!bytes || *bytes == 0)
+    throw UsageError(std::string("--") + key + " '" + text + "': allowed: a size > 0 in bytes, e.g. 1GB, 280MB, 4MiB");
+  return double(*bytes);
 }
 
 }  // namespace
@@ -62,8 +79,9 @@ int cmd_plan(int argc, char** argv) {
   o.search.seed = args["seed"].as<uint64_t>();
   o.search.population = at_least(args, "population", 2);
   o.search.trials = at_least(args, "trials", 0);
-  o.random = at_least(args, "random", 0);
+  o.random = at_least(args, "random", 20);  // issue 11: N >= 20
   o.candidates = at_least(args, "candidates", 1);
+  o.given = {.dp_bytes = volume(args, "c-dp"), .pp_bytes = volume(args, "c-pp")};
   const std::string out = args.count("out") ? args["out"].as<std::string>()
                                             : "results/runs/plan-" + s.name + "-" + utc_file_stamp() + ".yaml";
 

@@ -27,12 +27,14 @@ void ParallelTrainer::setup_data_and_pp() {
 }
 
 // Collective. Rank 0's line: what the pipeline boundaries sent and AQ-SGD's buffers' memory
-// (every rank's buffers, both ends of every boundary; "" without compression).
+// (every rank's buffers, both ends of every boundary; "" without compression). The two
+// byte counts also go to the results file (@pp_buffer_bytes, @pp_buffer_bytes_world).
 std::string ParallelTrainer::pp_buffer_report() {
   if (!pp_codec_) return "";
   const int64_t mine = int64_t(pp_codec_->buffer_bytes());
   const int64_t total = world_.untimed_sum(mine);
   const double most = world_.untimed_max(double(mine));
+  summary_.pp_buffer_bytes = int64_t(most), summary_.pp_buffer_bytes_world = total;
   const ParallelSettings& p = s_.parallel;
   char buf[300];
   std::snprintf(buf, sizeof buf,

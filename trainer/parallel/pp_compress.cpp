@@ -94,6 +94,10 @@ size_t pp_wire_bytes(size_t seqs, size_t full_seqs, int T, int C, int bits) {
   return full_seqs * row * sizeof(float) + (seqs > full_seqs ? quantized_bytes((seqs - full_seqs) * size_t(T), C, bits) : 0);
 }
 
+size_t pp_buffer_bytes(size_t samples, int T, int C, int sides) {
+  return size_t(sides) * samples * (sizeof(SampleBuffers::key_type) + size_t(T) * size_t(C) * sizeof(float));
+}
+
 // ------------------------------------------------------------------ one rank's boundaries
 
 PpCompressor::PpCompressor(const PpCompressSettings& s, int rows, int T, int C, int slots, int stage, int pp)
@@ -126,11 +130,8 @@ std::vector<bool> PpCompressor::first_time(int m, const SampleBuffers& buffers) 
   return first;
 }
 
-size_t PpCompressor::buffer_bytes() const {
-  size_t n = 0;
-  for (const SampleBuffers* b : {&below_, &above_})
-    for (const auto& [id, values] : *b) n += sizeof(id) + values.size() * sizeof(float);
-  return n;
+size_t PpCompressor::buffer_bytes() const {  // every buffer holds T x C values (encode / decode_forward)
+  return pp_buffer_bytes(below_.size(), T_, C_, 1) + pp_buffer_bytes(above_.size(), T_, C_, 1);
 }
 
 std::span<std::byte> PpCompressor::recv_buffer(size_t bytes) {

@@ -60,6 +60,14 @@ void dequantize(std::span<const std::byte> in, int C, int bits, std::span<float>
 // (aqsgd's first-time samples), the rest quantized to BITS (0 = everything fp32).
 size_t pp_wire_bytes(size_t seqs, size_t full_seqs, int T, int C, int bits);
 
+// ---- AQ-SGD's buffers
+// Bytes of SAMPLES buffers m(x_i) on each of SIDES boundary ends, as PpCompressor holds
+// them: per sample its id and T x C fp32 values (map overhead not counted). A rank holds
+// the buffers of the boundary below and the one above (SIDES 2 inside the pipeline, 1 on
+// its ends), each of every sample its rows have carried: all of data.epoch_samples once
+// the shuffled epochs have passed them all (the simulator's estimate, simulator.cpp).
+size_t pp_buffer_bytes(size_t samples, int T, int C, int sides);
+
 struct PpCompressSettings {
   PpMode mode = PpMode::kNone;
   int fw_bits = 4, bw_bits = 8;

@@ -10,7 +10,7 @@
 
 namespace dtb::sim::dtfm {
 
-Volumes volumes(const SimSettings& s) {
+Volumes volumes(const SimSettings& s, const Volumes& given) {
   const ModelCosts model = model_costs(s);
   const std::unique_ptr<coll::Codec> codec = coll::make_codec(s.dp_codec);
   double grads = 0;
@@ -21,6 +21,8 @@ Volumes volumes(const SimSettings& s) {
   Volumes v;
   v.dp_bytes = grads / double(model.stages.size());
   v.pp_bytes = double(s.batch_size) / s.grid.dp * s.seq_len * s.model.n_embd * precision_bytes(s.compute);
+  if (given.dp_bytes > 0) v.dp_bytes = given.dp_bytes;
+  if (given.pp_bytes > 0) v.pp_bytes = given.pp_bytes;
   return v;
 }
 

@@ -23,8 +23,10 @@
 // c_DP: the gradient bytes of the mean stage (every parameter's gradient at
 // precision.grads, or net.codec's encoded size, / D_PP; the paper takes 1.3B x 4 bytes x
 // 3/24). c_PP: the activations one pipeline sends over one boundary per step,
-// (batch / D_DP) x seq_len x n_embd x bytes at precision.compute. TP must be 1: the
-// partition is over single devices, as in the paper.
+// (batch / D_DP) x seq_len x n_embd x bytes at precision.compute. DT-FM's scheduler code
+// uses its own figures (config.py: 1 GB / 0.28 GB for its first three scenarios); `dtbench
+// plan --c-dp / --c-pp` takes them (results/dtfm/README.md). TP must be 1: the partition
+// is over single devices, as in the paper.
 #include <vector>
 
 #include "network.hpp"
@@ -39,7 +41,9 @@ struct Volumes {
   double dp_bytes = 0;  // c_DP: one stage's gradient
   double pp_bytes = 0;  // c_PP: one pipeline's activations over one boundary, per step
 };
-Volumes volumes(const SimSettings& s);
+// GIVEN's fields > 0 replace the model's figures (`dtbench plan --c-dp / --c-pp`: e.g.
+// DT-FM's scheduler code's volumes, results/dtfm/README.md).
+Volumes volumes(const SimSettings& s, const Volumes& given = {});
 
 // The model's edge weights in seconds, per ordered pair of devices (world ranks).
 struct EdgeCosts {

@@ -45,7 +45,7 @@ PlanResult make_plan(const SimSettings& settings, const PlanOptions& o) {
   check_plan_layout(s, s.grid.world());
   const SimInputs in = load_inputs(s);
   PlanResult r;
-  r.volumes = volumes(s);
+  r.volumes = volumes(s, o.given);
   const EdgeCosts e = edge_costs(closed_form_model(in.profile), s.grid, r.volumes);
 
   const std::vector<Candidate> found = genetic_search(e, o.search);
@@ -103,12 +103,19 @@ std::string stage_sites(const par::Placement& p, int stage, int dp) {
   return out;
 }
 
+// Which volumes the command line replaced (the others are the model's).
+std::string given_note(const Volumes& g) {
+  if (g.dp_bytes <= 0 && g.pp_bytes <= 0) return "";
+  return std::string(" (given: ") + (g.dp_bytes > 0 ? "--c-dp" : "") + (g.dp_bytes > 0 && g.pp_bytes > 0 ? ", " : "") +
+         (g.pp_bytes > 0 ? "--c-pp" : "") + ")";
+}
+
 }  // namespace
 
 void print_plan(std::ostream& os, const SimSettings& s, const PlanOptions& o, const PlanResult& r) {
   os << "# dtbench plan: " << s.name << ", DP " << s.grid.dp << " x PP " << s.grid.pp << " (" << s.grid.world()
      << " ranks), c_DP " << format_bytes(r.volumes.dp_bytes) << " per stage, c_PP " << format_bytes(r.volumes.pp_bytes)
-     << " per boundary and pipeline\n"
+     << " per boundary and pipeline" << given_note(o.given) << "\n"
      << "# search: population " << o.search.population << ", " << o.search.trials << " trials, seed " << o.search.seed
      << "; the best " << r.ranked.size() << " simulated; " << r.random.size() << " random placements (seed "
      << o.search.seed << ")\n"

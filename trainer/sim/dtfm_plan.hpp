@@ -23,6 +23,7 @@ struct PlanOptions {
   SearchOptions search;
   int random = 20;      // random placements to compare with (their seed: search.seed)
   int candidates = 5;   // the GA's best, run through the simulator
+  Volumes given;        // --c-dp / --c-pp: fields > 0 replace the model's c_DP / c_PP
 };
 
 struct Scored {

@@ -92,7 +92,9 @@ void print_result(std::ostream& out, const SimSettings& s, const SimResult& r) {
   const MemoryPerRank& m = r.memory;
   out << "  memory      " << format_bytes(m.total()) << " per rank (stage " << m.stage << "): params "
       << format_bytes(m.params) << ", grads " << format_bytes(m.grads) << ", optimizer " << format_bytes(m.optimizer)
-      << ", activations " << format_bytes(m.activations) << "; the device has " << format_bytes(r.memory_capacity)
+      << ", activations " << format_bytes(m.activations)
+      << (m.pp_buffers > 0 ? ", AQ-SGD buffers " + format_bytes(m.pp_buffers) : std::string())
+      << "; the device has " << format_bytes(r.memory_capacity)
       << (r.fits() ? ": fits\n" : ": DOES NOT FIT\n");
 }
 

@@ -40,6 +40,7 @@ const Column kColumns[] = {
     {"mem_grads", [](const SimResult& r) { return r.memory.grads; }},
     {"mem_optimizer", [](const SimResult& r) { return r.memory.optimizer; }},
     {"mem_activations", [](const SimResult& r) { return r.memory.activations; }},
+    {"mem_pp_buffers", [](const SimResult& r) { return r.memory.pp_buffers; }},
     {"mem_total", [](const SimResult& r) { return r.memory.total(); }},
     {"mem_capacity", [](const SimResult& r) { return r.memory_capacity; }},
     {"world", [](const SimResult& r) { return double(r.world); }},

@@ -52,7 +52,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown",
     "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk",
     "strategy.freeze_step", "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter",
-    "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps"};
+    "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps",
+    "data.epoch_samples"};
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 
@@ -207,6 +208,7 @@ SimSettings sim_settings(const Config& c) {
   s.pp_compress = c.get_string("parallel.pp_compress");
   s.pp_fw_bits = int(c.get_int("parallel.pp_fw_bits"));
   s.pp_bw_bits = int(c.get_int("parallel.pp_bw_bits"));
+  s.epoch_samples = c.get_int("data.epoch_samples");
   read_dp_sync(c, s);
   check_layout(c, s);
   s.faults = fault_settings(c);

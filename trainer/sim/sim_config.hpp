@@ -59,6 +59,7 @@ struct SimSettings {
   bool vocab_parallel = false;  // parallel.vocab_parallel: wte and the LM head split over TP
   std::string pp_compress = "none";  // parallel.pp_compress: none | directq | aqsgd
   int pp_fw_bits = 4, pp_bw_bits = 8;  // parallel.pp_fw_bits / pp_bw_bits
+  int64_t epoch_samples = 0;  // data.epoch_samples: AQ-SGD's buffers per boundary end (0 = unknown, not counted)
   int inner_steps = 0;          // strategy.name = diloco: strategy.inner_steps H (0 = ddp: every step)
   int fragments = 1;            // streaming_diloco: strategy.fragments F
   int overlap_steps = 0;        // streaming_diloco: strategy.overlap_steps tau

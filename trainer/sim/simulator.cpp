@@ -507,6 +507,10 @@ MemoryPerRank memory_per_rank(const Context& c) {
                                  ? in_flight * stage.checkpoint_per_token + stage.recompute_working_per_token
                                  : in_flight * stage.activations_per_token;
     m.activations = per_token * c.micro_tokens() * c.act_bytes;
+    if (c.s.pp_compress == "aqsgd") {  // every sample's buffer at both ends of each boundary, fp32 as the trainer's
+      const int sides = (st > 0) + (st + 1 < c.g.pp);
+      m.pp_buffers = double(par::pp_buffer_bytes(size_t(c.s.epoch_samples), c.s.seq_len, c.s.model.n_embd, sides));
+    }
     if (m.total() > best.total()) best = m;
   }
   return best;

@@ -90,8 +90,9 @@ struct StepTimes {  // seconds per step
 
 struct MemoryPerRank {  // bytes, on the rank (stage) that needs the most
   double params = 0, grads = 0, optimizer = 0, activations = 0;
+  double pp_buffers = 0;  // parallel.pp_compress = aqsgd: the per-sample buffers (par::pp_buffer_bytes)
   int stage = 0;
-  double total() const { return params + grads + optimizer + activations; }
+  double total() const { return params + grads + optimizer + activations + pp_buffers; }
 };
 
 struct SimResult {

@@ -69,6 +69,10 @@ void write_train_results(const std::string& path, const TrainRunSummary& run) {
     f.set_attr("/", "outlier_skips", run.outlier_skips);
     f.write<int64_t>("outlier/skipped_steps", run.skipped_steps);
   }
+  if (run.pp_buffer_bytes >= 0) {  // parallel.pp_compress: AQ-SGD's per-sample buffers at the run's end
+    f.set_attr("/", "pp_buffer_bytes", run.pp_buffer_bytes);
+    f.set_attr("/", "pp_buffer_bytes_world", run.pp_buffer_bytes_world);
+  }
   if (run.write_more) run.write_more(f);
   f.commit();
 }

@@ -54,6 +54,8 @@ struct TrainRunSummary {
   std::string status = "complete";         // "running" (the steps so far), "stopped by SIGTERM", ...
   int64_t outlier_skips = -1;              // optim.outlier_z: updates skipped (-1: off, nothing written)
   std::vector<int64_t> skipped_steps;      // their 0-based steps
+  int64_t pp_buffer_bytes = -1;            // parallel.pp_compress: AQ-SGD's buffers on the fullest rank (-1: off, nothing written)
+  int64_t pp_buffer_bytes_world = 0;       // and over all ranks
 };
 
 // Written to a temporary name and renamed.
