@@ -52,7 +52,8 @@ const std::vector<std::string> kTrainKeysRead = {
     "parallel.pp_compress", "parallel.pp_fw_bits", "parallel.pp_bw_bits", "faults.slow_ranks", "faults.slowdown",
     "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk",
     "strategy.freeze_step", "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter",
-    "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps"};
+    "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps",
+    "faults.grad_spike_step", "faults.grad_spike_rank"};  // a spike on one rank: the norm over the world
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 

@@ -13,6 +13,7 @@
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
 #include "parallel/pp_compress.hpp"
+#include "parallel/step_scalars.hpp"
 #include "sim/collective_model.hpp"
 #include "sim/model_costs.hpp"
 #include "sim/paths.hpp"
@@ -336,14 +337,21 @@ void run_replica(Replica& r) {
   r.without_pp = run_pipeline(free_pp);
 }
 
-// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
-// in rank order, a binomial tree (2 floor(log2 W) latencies), blocking. Each rank enters it
-// when its stage of its replica has joined; returns when each rank leaves it.
+// The trainer's norm group for these settings (parallel/step_scalars.hpp); the step
+// simulated for 1-bit Adam / QuantizedAdam is one after the warm-up.
+par::NormGroup norm_group(const SimSettings& s) {
+  return par::norm_group({s.strategy, !s.momentum_codec.empty(), s.zero1, algo_name(s.dp_algo),
+                          s.faults.grad_spike_step > 0 && s.faults.grad_spike_rank >= 0});
+}
+
+// The grad-norm (and loss) allreduce that ends the trainer's step, over the trainer's
+// groups in their order, with its rounds (step_scalars.hpp: a binomial tree of a few
+// floats over the world, each replica's TP x PP ranks, or nothing in pure DP), blocking.
+// Each rank enters it when its stage of its replica has joined; returns when each rank
+// leaves it.
 std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& replicas) {
-  std::vector<int> world(static_cast<size_t>(c.g.world()));
-  std::vector<double> start(world.size());
+  std::vector<double> start(size_t(c.g.world()));
   for (int r = 0; r < c.g.world(); ++r) {
-    world[size_t(r)] = r;
     const par::Coord& at = c.coords[size_t(r)];
     const Replica& rep = replicas[size_t(at.dp)];
     const double done = rep.times.done[size_t(at.pp)];
@@ -354,20 +362,20 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
     if (std::abs(done - slowest) <= 1e-12 * std::max(1.0, done))  // the DP sync ends the stage
       start[size_t(r)] = done - (slowest - dp[size_t(at.tp)]);
   }
-  auto tree = [&](const std::vector<int>& ranks, const std::vector<double>& at) {
-    return coll::replay_each(c.net, ranks, [&](const coll::RoundSink& emit) {
-      coll::tree_allreduce_rounds(int(ranks.size()), 2 * sizeof(float), emit);
-    }, at);
-  };
-  if (!c.s.local()) return tree(world, start);
-  // DiLoCo: each worker's own ranks (the same DP index) only; nothing crosses between workers.
-  std::vector<double> end(world.size());
-  for (int d = 0; d < c.g.dp; ++d) {
+  const par::NormGroup group = norm_group(c.s);
+  std::map<int, std::map<int, int>> groups;  // color -> key -> world rank
+  for (int r = 0; r < c.g.world(); ++r) {
+    const par::NormMember m = par::norm_member(group, c.g, c.coords[size_t(r)], r);
+    groups[m.color][m.key] = r;
+  }
+  std::vector<double> end(start.size());
+  for (const auto& [color, members] : groups) {
     std::vector<int> ranks;
     std::vector<double> at;
-    for (int r = 0; r < c.g.world(); ++r)
-      if (c.coords[size_t(r)].dp == d) ranks.push_back(r), at.push_back(start[size_t(r)]);
-    const std::vector<double> left = tree(ranks, at);
+    for (const auto& [key, r] : members) ranks.push_back(r), at.push_back(start[size_t(r)]);
+    const std::vector<double> left = coll::replay_each(c.net, ranks, [&](const coll::RoundSink& emit) {
+      par::norm_rounds(group, int(ranks.size()), emit);
+    }, at);
     for (size_t i = 0; i < ranks.size(); ++i) end[size_t(ranks[i])] = left[i];
   }
   return end;
