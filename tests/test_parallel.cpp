@@ -114,13 +114,16 @@ TEST_CASE("the norm's group: each replica's TP x PP ranks where replicas hold th
   CHECK(norm_floats(NormGroup::kReplica) == 1);  // the norm; the loss off the clock
   CHECK(norm_floats(NormGroup::kWorld) == 2);
   CHECK(norm_floats(NormGroup::kWorker) == 2);
-  // [2,2,2]: world rank 6 = grid (dp 1, pp 1, tp 0) sums with its replica's 4 ranks, 3rd in order.
+  // [2,2,2]: world rank 6 = grid (dp 1, pp 1, tp 0) sums with its replica's ranks 2, 3, 6, 7
+  // in world-rank order; played by world rank 1 (a placement file), it comes second.
   const Layout l{2, 2, 2};
-  const NormMember m = norm_member(NormGroup::kReplica, l, grid_coord(l, 6), 6);
+  const NormMember m = norm_member(NormGroup::kReplica, grid_coord(l, 6), 6);
   CHECK(m.color == 1);
-  CHECK(m.key == 2);
-  CHECK(norm_member(NormGroup::kWorld, l, grid_coord(l, 6), 6).color == 0);
-  CHECK(norm_member(NormGroup::kWorld, l, grid_coord(l, 6), 6).key == 6);
+  CHECK(m.key == 6);
+  CHECK(norm_member(NormGroup::kReplica, grid_coord(l, 6), 1).key == 1);
+  CHECK(norm_member(NormGroup::kWorker, grid_coord(l, 3), 3).color == 1);
+  CHECK(norm_member(NormGroup::kWorld, grid_coord(l, 6), 6).color == 0);
+  CHECK(norm_member(NormGroup::kWorld, grid_coord(l, 6), 6).key == 6);
 }
 
 // tree_sum adds as the binomial tree does, ((x0 + x1) + (x2 + x3)) + x4, not in a row: in

@@ -360,7 +360,7 @@ TEST_CASE("placement: sites from the placement file decide which traffic crosses
                        << ": tp " << x.bytes_tp << " dp " << x.bytes_dp << " pp " << x.bytes_pp << " other "
                        << x.bytes_other << " | inter " << x.bytes_inter << " intra " << x.bytes_intra);
       CHECK(x.bytes_intra + x.bytes_inter == x.bytes_tp + x.bytes_dp + x.bytes_pp + x.bytes_other);
-      // The world-wide norm and loss allreduce ("other") may go either way; nothing else may.
+      // The norm's allreduce ("other") may go either way; nothing else may.
       CHECK(x.bytes_inter >= crossing);
       CHECK(x.bytes_inter <= crossing + x.bytes_other);
     }

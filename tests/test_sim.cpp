@@ -288,12 +288,11 @@ TEST_CASE("the norm's allreduce: nothing in pure DP, the tree over TP x PP other
   CHECK(tp2.time.other == Approx(tree(2, 4)).epsilon(1e-9));
   const SimResult tp4 = run(plus(uniform, {"parallel.tp=4"}));
   CHECK(tp4.time.other == Approx(tree(4, 4)).epsilon(1e-9));
-  // ZeRO-1: the world's tree of 4 ranks, deeper than the replica's; rank 0, its root, leaves
-  // it before the ranks below it, so its step carries part of the tree's full time.
+  // ZeRO-1: the world's tree of 4 ranks and 2 floats, deeper than the replica's (in steady
+  // state rank 0 also waits there for the ranks that left the last one after it).
   const SimResult zero1 = run(plus(uniform, {"parallel.dp=2", "parallel.tp=2", "parallel.zero1=true"}));
   INFO("ZeRO-1: " << zero1.time.other << " s, the replica's tree " << tp2.time.other << " s, the world's " << tree(4, 8));
-  CHECK(zero1.time.other > 1.4 * tp2.time.other);
-  CHECK(zero1.time.other <= tree(4, 8) * (1 + 1e-9));
+  CHECK(zero1.time.other >= tree(4, 8) * (1 - 1e-9));
 }
 
 TEST_CASE("DP overlaps the last micro-batch's backward, bucket by bucket", "[sim]") {

@@ -130,7 +130,7 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
   const NormGroup norm = norm_group(norm_inputs());
   if (norm != NormGroup::kWorld) {
-    const NormMember m = norm_member(norm, layout_, coord_, world.rank());
+    const NormMember m = norm_member(norm, coord_, world.rank());
     g_->worker = world.split(m.color, m.key);
   }
 

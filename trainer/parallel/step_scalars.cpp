@@ -20,9 +20,8 @@ NormGroup norm_group(const NormInputs& in) {
 
 int norm_floats(NormGroup group) { return group == NormGroup::kReplica ? 1 : 2; }
 
-NormMember norm_member(NormGroup group, const Layout& layout, const Coord& at, int world_rank) {
-  if (group == NormGroup::kWorld) return {0, world_rank};
-  return {at.dp, at.tp + at.pp * layout.tp};
+NormMember norm_member(NormGroup group, const Coord& at, int world_rank) {
+  return {group == NormGroup::kWorld ? 0 : at.dp, world_rank};
 }
 
 void norm_rounds(NormGroup group, int n, const coll::RoundSink& emit) {

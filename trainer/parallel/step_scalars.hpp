@@ -50,12 +50,14 @@ NormGroup norm_group(const NormInputs& in);
 int norm_floats(NormGroup group);
 
 // Where the rank at grid position AT (world rank WORLD_RANK) sits: the ranks of one color
-// sum together, ordered by key (kWorld: the world communicator itself, in world-rank order;
-// otherwise Megatron's replica order, TP fastest, then PP).
+// sum together, in world-rank order (kWorld: the world communicator itself; a replica's
+// ranks: with Megatron's placement TP fastest, then PP). So world rank 0 is its tree's root
+// and leaves it first, as the simulator's steady state has it (a placement file that makes
+// rank 0 a leaf of its replica's tree put the simulator 18% above the trainer).
 struct NormMember {
   int color, key;
 };
-NormMember norm_member(NormGroup group, const Layout& layout, const Coord& at, int world_rank);
+NormMember norm_member(NormGroup group, const Coord& at, int world_rank);
 
 // The norm's messages over a group of N ranks: a binomial tree allreduce of norm_floats
 // floats (a few floats: 2 floor(log2 N) latencies where a ring takes 2 (N - 1)); the

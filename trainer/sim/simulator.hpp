@@ -57,7 +57,9 @@
 //   momentum, pseudo-gradient, fp32).
 // - steady state: the step runs a few times, each rank starting where it left the previous
 //   one (the tree's root first); the step is world rank 0's period, as the trainer's step
-//   line reads it; slowdown = step / the same step with every message free.
+//   line reads it (the mean of the last two: without a world-wide norm the replicas, coupled
+//   by their DP buckets only, may alternate), its parts those of rank 0's replica;
+//   slowdown = step / the same step with every message free.
 // Placement: the trainer's (parallel.placement: which world rank plays each grid position,
 // optional sites per rank; Megatron's order by default) on the profile's sites. The worst
 // TP rank's link sets a PP boundary.
