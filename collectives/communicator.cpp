@@ -340,6 +340,14 @@ int64_t Communicator::untimed_sum(int64_t x) const {
   return x;
 }
 
+std::vector<double> Communicator::untimed_allgather(double x) const {
+  std::vector<double> all(static_cast<size_t>(size()));
+  MPI_Request r;
+  MPI_Iallgather(&x, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, comm_, &r);
+  wait_mpi(std::span(&r, 1), std::span(&kWholeComm, 1), "a control allgather");
+  return all;
+}
+
 std::span<std::byte> Communicator::scratch(int slot, size_t bytes) {
   auto& slots = scratch_slots;
   if (int(slots.size()) <= slot) slots.resize(slot + 1);

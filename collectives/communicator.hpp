@@ -123,6 +123,7 @@ class Communicator {
   void sync_clocks();  // a barrier; virtual: every rank's streams move to the latest time
   double untimed_max(double x) const;
   int64_t untimed_sum(int64_t x) const;
+  std::vector<double> untimed_allgather(double x) const;  // every rank's X, in rank order
   MPI_Comm mpi_comm() const { return comm_; }  // for the unshaped MPI baseline only
 
   // Reusable scratch memory for the algorithms, SLOT by SLOT; grows, never shrinks, so

@@ -16,6 +16,7 @@
 #include "parallel/schedule.hpp"
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
+#include "parallel/step_scalars.hpp"
 #include "usage_error.hpp"
 #include "train_reference.hpp"
 
@@ -95,6 +96,44 @@ TEST_CASE("placement sites: a rank moved to a site the profile gives no link ref
   profile = dtb::netem::load_profile(path, 2);
   CHECK_THROWS_WITH(place_sites(profile, {{0, 1}, {"b", "b"}}, "place.yaml"),
                     Catch::Matchers::Contains("site 'b' now holds 2 ranks"));
+}
+
+// Which ranks sum the gradient norm (parallel/step_scalars.hpp), case by case.
+TEST_CASE("the norm's group: each replica's TP x PP ranks where replicas hold the same reduced gradient", "[parallel][norm]") {
+  auto group = [](const std::string& strategy, bool compressing, bool zero1, const std::string& algo, bool spike) {
+    return norm_group({strategy, compressing, zero1, algo, spike});
+  };
+  for (const char* algo : {"ring", "hd", "tree", "hier", "ps", "mpi"}) CHECK(group("ddp", false, false, algo, false) == NormGroup::kReplica);
+  CHECK(group("ddp", false, true, "ring", false) == NormGroup::kWorld);    // ZeRO-1: its DP block only
+  CHECK(group("ddp", false, false, "gossip", false) == NormGroup::kWorld);  // an estimate: replicas differ
+  CHECK(group("ddp", false, false, "ring", true) == NormGroup::kWorld);     // a spike on one rank
+  CHECK(group("onebit_adam", false, false, "ring", false) == NormGroup::kReplica);  // its warm-up is DDP
+  CHECK(group("quantized_adam", true, false, "ring", false) == NormGroup::kWorld);  // then local gradients
+  for (const char* local : {"diloco", "streaming_diloco", "cocktail", "demo"})
+    CHECK(group(local, false, false, "ring", false) == NormGroup::kWorker);
+  CHECK(norm_floats(NormGroup::kReplica) == 1);  // the norm; the loss off the clock
+  CHECK(norm_floats(NormGroup::kWorld) == 2);
+  CHECK(norm_floats(NormGroup::kWorker) == 2);
+  // [2,2,2]: world rank 6 = grid (dp 1, pp 1, tp 0) sums with its replica's ranks 2, 3, 6, 7
+  // in world-rank order; played by world rank 1 (a placement file), it comes second.
+  const Layout l{2, 2, 2};
+  const NormMember m = norm_member(NormGroup::kReplica, grid_coord(l, 6), 6);
+  CHECK(m.color == 1);
+  CHECK(m.key == 6);
+  CHECK(norm_member(NormGroup::kReplica, grid_coord(l, 6), 1).key == 1);
+  CHECK(norm_member(NormGroup::kWorker, grid_coord(l, 3), 3).color == 1);
+  CHECK(norm_member(NormGroup::kWorld, grid_coord(l, 6), 6).color == 0);
+  CHECK(norm_member(NormGroup::kWorld, grid_coord(l, 6), 6).key == 6);
+}
+
+// tree_sum adds as the binomial tree does, ((x0 + x1) + (x2 + x3)) + x4, not in a row: in
+// float, 1e8 + 1 rounds to 1e8, so the tree gives 3 where the row gives 4.
+TEST_CASE("tree_sum: the binomial tree's order, by hand", "[parallel][norm]") {
+  const std::vector<float> x = {1e8f, 1.0f, -1e8f, 1.0f, 3.0f};
+  CHECK(tree_sum(x) == ((x[0] + x[1]) + (x[2] + x[3])) + x[4]);
+  CHECK(tree_sum(x) == 3.0f);
+  CHECK((((x[0] + x[1]) + x[2]) + x[3]) + x[4] == 4.0f);
+  CHECK(tree_sum(std::vector<float>{2.5f}) == 2.5f);
 }
 
 TEST_CASE("schedules: GPipe and 1F1B (warm-up min(PP - stage - 1, M))", "[parallel]") {

@@ -42,6 +42,7 @@ Config small(const std::vector<std::string>& sets) { return test::small_train_co
 
 struct RunResult {
   std::vector<double> losses, val;           // per step; per validation
+  std::vector<double> norms;                 // per step: the gradient norm before clipping
   std::vector<float> params;                // GPT layout, rank 0 only
   std::vector<RankStepRecord> ranks;        // rank 0 only
   double mfu_peak = 0;                      // GFLOP/s per rank, and where it came from
@@ -67,7 +68,7 @@ RunResult run_layout(const std::vector<std::string>& sets, const std::string& re
     par::ParallelTrainer t(config, *sub, log);
     if (!resume.empty()) t.resume(resume);
     const TrainRunSummary& s = t.run("test");
-    for (const StepRecord& r : s.steps) out.losses.push_back(r.loss);
+    for (const StepRecord& r : s.steps) out.losses.push_back(r.loss), out.norms.push_back(r.grad_norm);
     for (const ValRecord& v : s.val) out.val.push_back(v.loss);
     out.ranks = s.rank_steps;
     out.mfu_peak = s.mfu_peak_gflops;
@@ -135,6 +136,7 @@ TEST_CASE("every layout trains the single-rank model", "[mpi][equivalence]") {
     if (!root()) continue;
     INFO("layout dp=" << l[0] << " pp=" << l[1] << " tp=" << l[2] << " M=" << l[3]);
     check_losses(r.losses, ref.losses, 1e-5);
+    check_losses(r.norms, ref.norms, 1e-5);  // each element counted once, whichever ranks sum it
     check_params(r.params, ref.params, 1e-4);
   }
 }
@@ -217,6 +219,7 @@ TEST_CASE("ZeRO-1 trains the same model", "[mpi][equivalence][zero]") {
     const RunResult r = run_layout(plus(l, {"parallel.zero1=true", "parallel.bucket_mb=0.01"}));
     if (!root()) continue;
     check_losses(r.losses, ref.losses, 1e-5);
+    check_losses(r.norms, ref.norms, 1e-5);
     check_params(r.params, ref.params, 1e-4);
   }
 }
@@ -281,6 +284,49 @@ TEST_CASE("overlap: DP buckets hide behind the backward on the virtual clock", "
   }
 }
 
+// The norm and the loss (parallel/step_scalars.hpp) on a uniform 1 ms, 100 MB/s network,
+// compute by the device model, so that on the first step (every rank starting at 0) the
+// ranks of a layout without pipeline enter the norm's allreduce at the same virtual time.
+// Pure DP sends nothing and waits for nothing, on every step. DP2 x TP2 sums over each
+// replica's 2 TP ranks, one float, a binomial tree of 2: the root waits one hop (alpha +
+// 4 beta), the other rank two, the tree's closed form 2 floor(log2 2) (alpha + 4 beta);
+// ZeRO-1 keeps the world's tree of 4 ranks and 2 floats, 2 floor(log2 4) (alpha + 8 beta).
+// The loss is logged bitwise as the world's tree sums it: on step 1 (the same weights)
+// ZeRO-1's loss, which rides in the world's message, and the plain run's, summed off the
+// clock, are the same bits.
+TEST_CASE("the norm: nothing in pure DP, a tree over TP x PP otherwise, the loss as the world's tree", "[mpi][norm]") {
+  const double alpha = 1e-3, bandwidth = 100e6, beta = 1 / bandwidth;
+  const netem::Profile net = netem::uniform_profile(coll::MpiSession::world_size(), alpha, bandwidth);
+  auto run = [&](const std::vector<std::string>& sets) { return run_layout(plus(sets, {"device.peak_gflops=5"}), "", &net); };
+  const std::vector<std::string> zero1 = {"parallel.zero1=true"};
+  const RunResult dp4 = run(layout(4, 1, 1, 1)), dp4_zero = run(plus(layout(4, 1, 1, 1), zero1));
+  const RunResult dp2tp2 = run(layout(2, 1, 2, 1)), dp2tp2_zero = run(plus(layout(2, 1, 2, 1), zero1));
+  if (!root()) return;
+  for (const RankStepRecord& r : dp4.ranks) {
+    INFO("DP4 rank " << r.rank << " step " << r.step);
+    CHECK(r.other_comm == 0);
+    CHECK(r.bytes_other == 0);
+  }
+  // The first step's waits, slowest and fastest rank.
+  auto first_step = [](const RunResult& r) {
+    std::pair<double, double> out{1e300, 0};
+    for (const RankStepRecord& x : r.ranks)
+      if (x.step == 0) out = {std::min(out.first, x.other_comm), std::max(out.second, x.other_comm)};
+    return out;
+  };
+  const double hop = alpha + 4 * beta;
+  const auto [fastest, slowest] = first_step(dp2tp2);
+  INFO("DP2 TP2, step 1: norm waits " << fastest << " .. " << slowest << " s, want " << hop << " .. " << 2 * hop);
+  CHECK(std::abs(fastest - hop) <= 1e-9 * hop);
+  CHECK(std::abs(slowest - 2 * std::floor(std::log2(2)) * hop) <= 1e-9 * hop);
+  for (const RankStepRecord& r : dp2tp2.ranks) CHECK(r.bytes_other == 4);  // one float each way
+  const double world = 2 * std::floor(std::log2(4)) * (alpha + 8 * beta);
+  INFO("ZeRO-1 DP2 TP2, step 1: slowest norm wait " << first_step(dp2tp2_zero).second << " s, want " << world);
+  CHECK(std::abs(first_step(dp2tp2_zero).second - world) <= 1e-9 * world);
+  CHECK(dp4.losses.front() == dp4_zero.losses.front());
+  CHECK(dp2tp2.losses.front() == dp2tp2_zero.losses.front());
+}
+
 // A placement file puts ranks on the sites of the DT-FM two-data-centre profile; the traffic
 // that crosses sites is then exactly the kind whose groups the placement split. Grid
 // positions are played in reverse (world rank 7 - g), and sites are given per world rank.
@@ -314,7 +360,7 @@ TEST_CASE("placement: sites from the placement file decide which traffic crosses
                        << ": tp " << x.bytes_tp << " dp " << x.bytes_dp << " pp " << x.bytes_pp << " other "
                        << x.bytes_other << " | inter " << x.bytes_inter << " intra " << x.bytes_intra);
       CHECK(x.bytes_intra + x.bytes_inter == x.bytes_tp + x.bytes_dp + x.bytes_pp + x.bytes_other);
-      // The world-wide norm and loss allreduce ("other") may go either way; nothing else may.
+      // The norm's allreduce ("other") may go either way; nothing else may.
       CHECK(x.bytes_inter >= crossing);
       CHECK(x.bytes_inter <= crossing + x.bytes_other);
     }

@@ -247,9 +247,9 @@ TEST_CASE("DP time equals the collectives' own cost model on the group's ranks",
     CHECK(r.time.dp_total == Approx(expected[i]).epsilon(1e-12));
     ++i;
   }
-  // Links without latency: the norm's tree reaches every rank at once (but for its 8 bytes'
-  // serialization, a few hundred ns), so every replica launches its one bucket together
-  // when the only backward ends, and all of the sync is exposed: the closed forms.
+  // Pure DP has no norm message (each replica holds the whole reduced gradient), so every
+  // replica launches its one bucket together when the only backward ends, and all of the
+  // sync is exposed: the closed forms.
   const std::string flat = write_file("flat.yaml", "name: flat\nsites: per_rank\ndefault_link: {latency: 0ms, bandwidth: 1Gbps}\n");
   const double b = netem::NetworkModel(netem::load_profile(flat, 8), 8).beta(0, 1);
   const double closed[] = {coll::ring_allreduce_cost(8, n, 0, b), coll::halving_doubling_allreduce_cost(8, n, 0, b),
@@ -267,6 +267,32 @@ TEST_CASE("DP time equals the collectives' own cost model on the group's ranks",
   const SimResult fp16 = run({"parallel.dp=8", "train.batch_size=8", "parallel.bucket_mb=0", "net.profile=" + two_sites(),
                               "net.codec=fp16"});
   CHECK(fp16.time.dp_total == Approx(coll::ring_allreduce_model(net, ranks, n / 2)).epsilon(1e-12));
+}
+
+// The trainer's norm group (parallel/step_scalars.hpp) on uniform 1 ms links: pure DP
+// charges nothing; otherwise the binomial tree over each replica's TP ranks, one float,
+// its closed form 2 floor(log2 n) (alpha + 4 beta) per step; ZeRO-1 the world's tree with
+// the loss, 8 bytes.
+TEST_CASE("the norm's allreduce: nothing in pure DP, the tree over TP x PP otherwise", "[sim][norm]") {
+  const std::vector<std::string> uniform = {"net.latency=1ms", "net.bandwidth=800Mbps", "parallel.bucket_mb=0"};
+  const netem::NetworkModel net(load_inputs(sim_settings(config(plus(uniform, {"parallel.dp=4"})))).profile, 1);
+  const double alpha = net.alpha(0, 1), beta = net.beta(0, 1);
+  CHECK(alpha == 1e-3);
+  CHECK(beta == Approx(1 / 100e6).epsilon(1e-12));
+  auto tree = [&](int n, double bytes) { return 2 * std::floor(std::log2(n)) * (alpha + bytes * beta); };
+  for (const char* dp : {"parallel.dp=2", "parallel.dp=8"}) {
+    INFO(dp);
+    CHECK(run(plus(uniform, {dp, "train.batch_size=8"})).time.other == 0);
+  }
+  const SimResult tp2 = run(plus(uniform, {"parallel.dp=2", "parallel.tp=2"}));
+  CHECK(tp2.time.other == Approx(tree(2, 4)).epsilon(1e-9));
+  const SimResult tp4 = run(plus(uniform, {"parallel.tp=4"}));
+  CHECK(tp4.time.other == Approx(tree(4, 4)).epsilon(1e-9));
+  // ZeRO-1: the world's tree of 4 ranks and 2 floats, deeper than the replica's (in steady
+  // state rank 0 also waits there for the ranks that left the last one after it).
+  const SimResult zero1 = run(plus(uniform, {"parallel.dp=2", "parallel.tp=2", "parallel.zero1=true"}));
+  INFO("ZeRO-1: " << zero1.time.other << " s, the replica's tree " << tp2.time.other << " s, the world's " << tree(4, 8));
+  CHECK(zero1.time.other >= tree(4, 8) * (1 - 1e-9));
 }
 
 TEST_CASE("DP overlaps the last micro-batch's backward, bucket by bucket", "[sim]") {

@@ -104,14 +104,20 @@ std::vector<UpdatePiece> GradSync::update_pieces(const std::vector<ParamSegment>
   return out;
 }
 
-std::vector<Range> GradSync::owned_blocks(const std::vector<Range>& owned) const {
+namespace {
+// The elements of OWNED inside each of PARTS, part by part.
+std::vector<Range> owned_in(const std::vector<Range>& parts, const std::vector<Range>& owned) {
   std::vector<Range> out;
-  for (const Range& blk : blocks_)
+  for (const Range& part : parts)
     for (const Range& o : owned) {
-      const size_t lo = std::max(o.offset, blk.offset), hi = std::min(o.offset + o.size, blk.offset + blk.size);
+      const size_t lo = std::max(o.offset, part.offset), hi = std::min(o.offset + o.size, part.offset + part.size);
       if (lo < hi) out.push_back({lo, hi - lo});
     }
   return out;
 }
+}  // namespace
+
+std::vector<Range> GradSync::owned_blocks(const std::vector<Range>& owned) const { return owned_in(blocks_, owned); }
+std::vector<Range> GradSync::owned_buckets(const std::vector<Range>& owned) const { return owned_in(buckets_, owned); }
 
 }  // namespace dtb::par

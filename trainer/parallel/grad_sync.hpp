@@ -67,8 +67,10 @@ class GradSync {
   std::vector<float> shard_state(const std::vector<float>& full) const;
 
   std::vector<UpdatePiece> update_pieces(const std::vector<ParamSegment>& segments) const;
-  // The elements of this rank's DP blocks that are in OWNED, block by block (the norm's share).
+  // The elements of this rank's DP blocks that are in OWNED, block by block (the norm's share
+  // where it is summed over the world), or of every bucket (where each replica holds them all).
   std::vector<Range> owned_blocks(const std::vector<Range>& owned) const;
+  std::vector<Range> owned_buckets(const std::vector<Range>& owned) const;
 
  private:
   void sync_bucket(float* grads, size_t b);

@@ -88,7 +88,7 @@ netem::Profile run_profile(const TrainSettings& s, int world_size) {
 // embedding's pair {first stage, last stage} (PP > 1 only).
 struct ParallelTrainer::Groups {
   std::optional<coll::Communicator> tp, dp, pp, embed;
-  std::optional<coll::Communicator> worker;  // DiLoCo: this DP replica's TP x PP ranks
+  std::optional<coll::Communicator> worker;  // this DP replica's TP x PP ranks: the norm's group (step_scalars.hpp)
 };
 
 class ParallelTrainer::TpAllreduce final : public TpReduce {
@@ -128,7 +128,11 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   g_->pp = world.split(pp_color(layout_, coord_), coord_.pp);
   const bool embed = layout_.pp > 1 && (coord_.pp == 0 || coord_.pp == layout_.pp - 1);
   g_->embed = world.split(embed ? pp_color(layout_, coord_) : -1, coord_.pp);
-  if (s_.strategy.local()) g_->worker = world.split(coord_.dp, coord_.tp + coord_.pp * layout_.tp);
+  const NormGroup norm = norm_group(norm_inputs());
+  if (norm != NormGroup::kWorld) {
+    const NormMember m = norm_member(norm, coord_, world.rank());
+    g_->worker = world.split(m.color, m.key);
+  }
 
   if (s_.backend == "cpu")  // a device stage's buffers live in device memory
     check_rank_memory(rank_memory(s_.model, stage_shard(s_, coord_), rows_per_micro_, s_.seq_len, live_, sizeof(float)),
@@ -149,7 +153,10 @@ ParallelTrainer::ParallelTrainer(const Config& config, coll::Communicator& world
   // reports how many (the stage with the most, which bounds the step).
   summary_.dp_buckets = int64_t(world.untimed_max(double(sync_->buckets().size())));
   summary_.dp_bucket_mb = mb;
-  norm_ranges_ = sync_->owned_blocks(owned_ranges(model_->runs()));
+  // The norm's share (step_scalars.hpp): the whole owned shard where the sum stays in a
+  // replica, else this rank's DP blocks of it.
+  norm_ranges_ = norm == NormGroup::kWorld ? sync_->owned_blocks(owned_ranges(model_->runs()))
+                                           : sync_->owned_buckets(owned_ranges(model_->runs()));
   model_->init_moments(sync_->state_size());
   if (s_.strategy.name == "cocktail")
     cocktail_ = std::make_unique<CocktailSGD>(s_.strategy, *g_->dp, s_.parallel.error_feedback,
@@ -318,6 +325,23 @@ double ParallelTrainer::sum_over(coll::Communicator& comm, std::span<double> val
   return wait;
 }
 
+// The trainer's state as the norm's group depends on it (step_scalars.hpp).
+NormInputs ParallelTrainer::norm_inputs() const {
+  const FaultSettings& f = s_.faults;
+  return {s_.strategy.name, compressing_, s_.parallel.zero1, s_.parallel.dp_algo,
+          f.grad_spike_step > 0 && f.grad_spike_rank >= 0};
+}
+
+// The loss summed over the world as the tree in sum_over would sum it (tree_sum), gathered
+// outside netem: it is only logged, so it costs no emulated time (a trainer reduces it
+// asynchronously); a world of one keeps its own.
+double ParallelTrainer::loss_off_clock(float mine) {
+  if (world_.size() == 1) return mine;
+  const std::vector<double> all = world_.untimed_allgather(mine);
+  const std::vector<float> per_rank(all.begin(), all.end());
+  return tree_sum(per_rank);
+}
+
 RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   Timeline& tl = *timeline_;
   tl.start_step(world_.rank(), step_);
@@ -342,22 +366,26 @@ RankStepRecord ParallelTrainer::train_step(StepRecord& r) {
   finish_backward();
   spike_gradients();  // faults.grad_spike_step (parallel_trainer_faults.cpp)
 
-  // The global grad norm and the loss: each element counted once (its owner, its DP block).
+  // The global grad norm and the loss, each element counted once (step_scalars.hpp: over
+  // the world, this replica's TP x PP ranks with the loss off the clock, or, DiLoCo and the
+  // like, this worker's: each worker clips by its own norm and reports its own loss, rank
+  // 0 worker 0's on its rows of the batch; nothing crosses between workers).
   const bool reports_loss = model_->shard().last && coord_.tp == 0;
-  // DiLoCo: each worker clips by its own norm and reports its own loss (rank 0: worker 0's,
-  // on its rows of the batch); nothing crosses between workers until the outer step.
-  coll::Communicator& scalars = s_.strategy.local() ? *g_->worker : world_;
+  const NormGroup norm = norm_group(norm_inputs());
   double norm_loss[2] = {model_->sum_of_squares(norm_ranges_),
                          reports_loss ? loss_sum / float(grad_replicas() * M) : 0.0f};
-  tl.record().other_comm += sum_over(scalars, norm_loss);
+  coll::Communicator& scalars = norm == NormGroup::kWorld ? world_ : *g_->worker;
+  tl.record().other_comm += sum_over(scalars, std::span(norm_loss, size_t(norm_floats(norm))));
+  if (norm == NormGroup::kReplica) norm_loss[1] = loss_off_clock(float(norm_loss[1]));
   if (compressing_) norm_loss[0] *= layout_.dp;  // the mean over workers of ||local gradient||^2 (compressed_adam.hpp)
   r.step = step_;
   r.loss = norm_loss[1];
   r.grad_norm = std::sqrt(norm_loss[0]);
   r.lr = optim_math(s_.kernels).learning_rate(s_.optim, int(step_), s_.steps);  // train.kernels' cosine
-  // Without DiLoCo both sums crossed the world, so every rank sees the same non-finite value
-  // and stops here. DiLoCo's sums stay inside a worker: the workers agree first (control
-  // plane, no emulated time), so no worker stops while another goes on into a collective.
+  // Without DiLoCo every rank sees the same values (the world's sums, or replicas' norms of
+  // the same reduced gradient and the world's loss) and stops here. DiLoCo's sums stay
+  // inside a worker: the workers agree first (control plane, no emulated time), so no worker
+  // stops while another goes on into a collective.
   const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   if (s_.strategy.local() ? world_.untimed_max(finite ? 0.0 : 1.0) > 0 : !finite) stop_non_finite(r);
 

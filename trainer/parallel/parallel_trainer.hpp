@@ -34,6 +34,7 @@
 #include "parallel/schedule.hpp"
 #include "parallel/stage_compute.hpp"
 #include "parallel/stage_model.hpp"
+#include "parallel/step_scalars.hpp"
 #include "parallel/timeline.hpp"
 #include "privacy/masked_buckets.hpp"
 #include "profile.hpp"
@@ -124,6 +125,8 @@ class ParallelTrainer {
   std::vector<RankStepRecord> gather_records(const std::vector<RankStepRecord>& mine);
   double sum_over_world(std::span<double> values);
   double sum_over(coll::Communicator& comm, std::span<double> values);  // over COMM's ranks
+  NormInputs norm_inputs() const;       // what the norm's group depends on (step_scalars.hpp)
+  double loss_off_clock(float mine);    // collective: the world's loss, outside netem
   std::string step_line(const StepRecord& r, const RankStepRecord& t) const;
   size_t first_nonfinite_global(const float* buf);
   [[noreturn]] void stop_non_finite(const StepRecord& r);

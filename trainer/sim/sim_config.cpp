@@ -53,7 +53,7 @@ const std::vector<std::string> kTrainKeysRead = {
     "strategy.random_ratio", "strategy.topk_ratio", "strategy.bits", "strategy.chunk", "strategy.topk",
     "strategy.freeze_step", "faults.outages", "faults.links", "faults.bandwidth", "faults.burst_enter",
     "faults.burst_leave", "faults.burst_loss_good", "faults.burst_loss_bad", "train.steps",
-    "data.epoch_samples"};
+    "data.epoch_samples", "faults.grad_spike_step", "faults.grad_spike_rank"};  // a spike on one rank: the norm over the world
 
 std::string section(const std::string& key) { return key.substr(0, key.find('.')); }
 

@@ -13,6 +13,7 @@
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
 #include "parallel/pp_compress.hpp"
+#include "parallel/step_scalars.hpp"
 #include "sim/collective_model.hpp"
 #include "sim/model_costs.hpp"
 #include "sim/paths.hpp"
@@ -336,14 +337,21 @@ void run_replica(Replica& r) {
   r.without_pp = run_pipeline(free_pp);
 }
 
-// The grad-norm and loss allreduce that ends the trainer's step: 2 floats over every rank
-// in rank order, a binomial tree (2 floor(log2 W) latencies), blocking. Each rank enters it
-// when its stage of its replica has joined; returns when each rank leaves it.
+// The trainer's norm group for these settings (parallel/step_scalars.hpp); the step
+// simulated for 1-bit Adam / QuantizedAdam is one after the warm-up.
+par::NormGroup norm_group(const SimSettings& s) {
+  return par::norm_group({s.strategy, !s.momentum_codec.empty(), s.zero1, algo_name(s.dp_algo),
+                          s.faults.grad_spike_step > 0 && s.faults.grad_spike_rank >= 0});
+}
+
+// The grad-norm (and loss) allreduce that ends the trainer's step, over the trainer's
+// groups in their order, with its rounds (step_scalars.hpp: a binomial tree of a few
+// floats over the world, each replica's TP x PP ranks, or nothing in pure DP), blocking.
+// Each rank enters it when its stage of its replica has joined; returns when each rank
+// leaves it.
 std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& replicas) {
-  std::vector<int> world(static_cast<size_t>(c.g.world()));
-  std::vector<double> start(world.size());
+  std::vector<double> start(size_t(c.g.world()));
   for (int r = 0; r < c.g.world(); ++r) {
-    world[size_t(r)] = r;
     const par::Coord& at = c.coords[size_t(r)];
     const Replica& rep = replicas[size_t(at.dp)];
     const double done = rep.times.done[size_t(at.pp)];
@@ -354,20 +362,20 @@ std::vector<double> norm_ends(const Context& c, const std::vector<Replica>& repl
     if (std::abs(done - slowest) <= 1e-12 * std::max(1.0, done))  // the DP sync ends the stage
       start[size_t(r)] = done - (slowest - dp[size_t(at.tp)]);
   }
-  auto tree = [&](const std::vector<int>& ranks, const std::vector<double>& at) {
-    return coll::replay_each(c.net, ranks, [&](const coll::RoundSink& emit) {
-      coll::tree_allreduce_rounds(int(ranks.size()), 2 * sizeof(float), emit);
-    }, at);
-  };
-  if (!c.s.local()) return tree(world, start);
-  // DiLoCo: each worker's own ranks (the same DP index) only; nothing crosses between workers.
-  std::vector<double> end(world.size());
-  for (int d = 0; d < c.g.dp; ++d) {
+  const par::NormGroup group = norm_group(c.s);
+  std::map<int, std::map<int, int>> groups;  // color -> key -> world rank
+  for (int r = 0; r < c.g.world(); ++r) {
+    const par::NormMember m = par::norm_member(group, c.coords[size_t(r)], r);
+    groups[m.color][m.key] = r;
+  }
+  std::vector<double> end(start.size());
+  for (const auto& [color, members] : groups) {
     std::vector<int> ranks;
     std::vector<double> at;
-    for (int r = 0; r < c.g.world(); ++r)
-      if (c.coords[size_t(r)].dp == d) ranks.push_back(r), at.push_back(start[size_t(r)]);
-    const std::vector<double> left = tree(ranks, at);
+    for (const auto& [key, r] : members) ranks.push_back(r), at.push_back(start[size_t(r)]);
+    const std::vector<double> left = coll::replay_each(c.net, ranks, [&](const coll::RoundSink& emit) {
+      par::norm_rounds(group, int(ranks.size()), emit);
+    }, at);
     for (size_t i = 0; i < ranks.size(); ++i) end[size_t(ranks[i])] = left[i];
   }
   return end;
@@ -449,14 +457,35 @@ double stage_start(const Context& c, int st, int dp, const std::vector<double>& 
   return *std::max_element(skewed.begin(), skewed.end()) - *std::max_element(together.begin(), together.end());
 }
 
+void fill_times(const Context& c, const std::vector<Replica>& replicas, double step, SimResult& r);
+
+// The mean of TIMES, part by part.
+StepTimes mean(const std::vector<StepTimes>& times) {
+  StepTimes m;
+  for (const StepTimes& t : times)
+    for (auto [sum, part] : {std::pair{&m.compute_fwd, t.compute_fwd}, {&m.compute_bwd, t.compute_bwd}, {&m.tp, t.tp},
+                             {&m.bubble, t.bubble}, {&m.pp_exposed, t.pp_exposed}, {&m.dp_exposed, t.dp_exposed},
+                             {&m.other, t.other}, {&m.optimizer, t.optimizer}, {&m.step, t.step},
+                             {&m.pp_total, t.pp_total}, {&m.dp_total, t.dp_total}, {&m.ideal, t.ideal}})
+      *sum += part / double(times.size());
+  return m;
+}
+
 // Steady state: a rank starts its next step when it leaves the norm's allreduce, and the
 // ranks leave it at different times (a tree's root first). Steps run from where the
 // previous one left each stage (its latest TP rank), on rank 0's clock as the trainer's
-// step line reads it, for a few steps; returns the last one's period (rank 0's step).
-constexpr int kSteadyStateSteps = 4;
-double run_steps(const Context& c, std::vector<Replica>& replicas) {
+// step line reads it, for a few steps. Where the replicas meet in no norm (pure DP, a norm
+// inside each replica) only their DP buckets couple them: when they start apart otherwise
+// than in the last pass, each pass runs twice, the second time with its buckets' waits for
+// this pass's launches (a straggling replica's), not the last pass's; and the period may
+// alternate between two values (the trainer's too: 714.5 / 674.5 ms on issue 10's 16
+// ranks, and the simulator's 714.9 / 674.8). Returns the mean of the last two steps' times.
+constexpr int kSteadyStateSteps = 4, kAveraged = 2;
+StepTimes run_steps(const Context& c, std::vector<Replica>& replicas) {
   std::vector<double> left(size_t(c.g.world()), 0.0);  // per world rank: when it left the previous step
-  double period = 0;
+  std::vector<double> coupled_at;                      // the LEFT the buckets were last coupled at
+  const bool coupled = c.g.dp > 1 && c.s.per_step_buckets();
+  std::vector<StepTimes> last;
   for (int k = 0; k < kSteadyStateSteps; ++k) {
     for (int st = 0; st < c.g.pp; ++st) {
       std::vector<double> optimizer;
@@ -465,12 +494,21 @@ double run_steps(const Context& c, std::vector<Replica>& replicas) {
       for (int d = 0; d < c.g.dp; ++d) replicas[size_t(d)].in.stages[size_t(st)].start = stage_start(c, st, d, ready[size_t(d)]);
     }
     for (Replica& r : replicas) run_replica(r);
+    if (coupled && left != coupled_at) {
+      couple_buckets(c, replicas);
+      for (Replica& r : replicas) run_replica(r);
+      coupled_at = left;
+    }
     const std::vector<double> end = norm_ends(c, replicas);
-    period = end[0];
+    const double period = end[0];
     for (size_t r = 0; r < end.size(); ++r) left[r] = end[r] - period;
     couple_buckets(c, replicas);
+    if (k + kAveraged < kSteadyStateSteps) continue;
+    SimResult r;
+    fill_times(c, replicas, period, r);
+    last.push_back(r.time);
   }
-  return period;
+  return mean(last);
 }
 
 // The same step with every message free: the ideal step.
@@ -568,11 +606,10 @@ void count_traffic(const Context& c, SimResult& r) {
   r.largest_latency_s = all.worst_alpha;
 }
 
-// Splits the critical path of the slowest replica into the parts of StepTimes.
+// Splits the critical path of world rank 0's replica, whose period STEP is, into the parts
+// of StepTimes (a wait for a slower replica: in its DP sync, or in the world's norm).
 void fill_times(const Context& c, const std::vector<Replica>& replicas, double step, SimResult& r) {
-  const Replica& slowest = *std::max_element(replicas.begin(), replicas.end(), [](const Replica& a, const Replica& b) {
-    return a.times.sync_end() < b.times.sync_end();
-  });
+  const Replica& slowest = replicas[size_t(c.coords[0].dp)];
   const int m = c.s.microbatches;
   size_t busiest = 0;  // the stage with the most work per step
   for (size_t st = 0; st < slowest.in.stages.size(); ++st)
@@ -745,7 +782,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   Context c(s, in);
   std::vector<Replica> replicas;
   for (int d = 0; d < c.g.dp; ++d) replicas.push_back(build_replica(c, d));
-  const double step = run_steps(c, replicas);
+  const StepTimes times = run_steps(c, replicas);
 
   SimResult r;
   r.net_name = in.profile.name;
@@ -758,7 +795,7 @@ SimResult simulate(const SimSettings& s, const SimInputs& in) {
   r.tokens_per_step = double(s.batch_size) * s.seq_len;
   r.peak_flops = c.peak;
   r.efficiency = c.rate / r.peak_flops;
-  fill_times(c, replicas, step, r);
+  r.time = times;
   count_traffic(c, r);
   add_outer_step(c, r);
   add_compressed_sync(c, r);

@@ -39,22 +39,27 @@
 //   compute waits for both channels. The replicas' DP groups are coupled: each bucket is
 //   replayed with every replica's launch time from the previous pass (a late replica
 //   finds its peers waiting). What ends after the pipeline is exposed.
-// - other: the grad-norm and loss allreduce over all ranks (8 bytes, a binomial tree in
-//   world order, blocking), each rank entering when its stage joined (a TP rank whose DP
-//   group is faster, earlier).
+// - other: the grad-norm allreduce, over the trainer's group (parallel/step_scalars.hpp:
+//   each replica's TP x PP ranks where every replica holds its stage's whole reduced
+//   gradient, 4 bytes, nothing at all in pure DP, the loss summed off the clock; the world,
+//   8 bytes with the loss, under ZeRO-1, gossip and 1-bit Adam; each worker's ranks for
+//   DiLoCo, CocktailSGD, DeMo), a binomial tree, blocking, each rank entering when its stage
+//   joined (a TP rank whose DP group is faster, earlier).
 // - optimizer: AdamW is memory-bound: (2 x param bytes + grad bytes + 16, + 8 with an
 //   fp32 master copy) bytes per parameter it updates (ZeRO-1: its DP block) at
 //   device.memory_gbs (or the profile's bandwidth; free without one). Each rank runs it
 //   when it leaves the previous step's norm, then (ZeRO-1) the parameter allgather,
 //   replayed from when each DP rank gets there, then its first operation.
 // - DiLoCo (strategy.name = diloco | streaming_diloco): no per-step buckets; the norm and
-//   loss over each worker's own ranks; every H steps one allreduce of each rank's whole
+//   loss over each worker's own ranks (above); every H steps one allreduce of each rank's whole
 //   pseudo-gradient, its time and bytes amortised over H (streaming: F syncs of N / F,
 //   each exposed only beyond tau steps); 12 more bytes per parameter (anchor, outer
 //   momentum, pseudo-gradient, fp32).
 // - steady state: the step runs a few times, each rank starting where it left the previous
 //   one (the tree's root first); the step is world rank 0's period, as the trainer's step
-//   line reads it; slowdown = step / the same step with every message free.
+//   line reads it (the mean of the last two: without a world-wide norm the replicas, coupled
+//   by their DP buckets only, may alternate), its parts those of rank 0's replica;
+//   slowdown = step / the same step with every message free.
 // Placement: the trainer's (parallel.placement: which world rank plays each grid position,
 // optional sites per rank; Megatron's order by default) on the profile's sites. The worst
 // TP rank's link sets a PP boundary.
