@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "model/flops.hpp"
 #include "model/gpt2.hpp"
 #include "model/stage.hpp"
 
@@ -424,5 +425,105 @@ TEST_CASE("model: the counts are the stage's: parameters, memory and 6N + 6LCT",
     const auto m = dtb::memory_breakdown(cfg, 2, 16, sizeof(float));
     CHECK(m.params == N * sizeof(float));
     CHECK(m.adam_m == m.params);
+  }
+}
+
+namespace {
+
+// A TP group played by one process: the allreduce leaves this rank's partial sums and the
+// allgather copies its block over the others' (the numbers are then not the model's, but
+// the kernels called, and so the FLOPs, are each TP rank's own). Each call records the
+// FLOPs the stage had issued when it came: the points where the trainer's clock and the
+// simulator cut a pass.
+class RecordingTp final : public dtb::TpReduce {
+ public:
+  RecordingTp(const dtb::StageShard& s) : rank_(size_t(s.tp_rank)), size_(size_t(s.tp_size)) {}
+  void allreduce(float*, size_t) override { at.push_back(stage->flops()); }
+  void allgather(float* data, size_t count) override {
+    const size_t per = count / size_;
+    for (size_t r = 0; r < size_; ++r)
+      if (r != rank_) std::copy_n(data + rank_ * per, per, data + r * per);
+    at.push_back(stage->flops());
+  }
+  const dtb::TransformerStage<float>* stage = nullptr;
+  std::vector<double> at;
+
+ private:
+  size_t rank_, size_;
+};
+
+// Where RecordingTp must see the stage's FLOPs in one forward and backward of BT rows, from
+// the shared count F: the vocabulary-parallel embedding's sum; per layer after attproj and
+// after fcproj; the cross-entropy's gather; the LM head's input gradient; per layer after
+// fc's and after qkv's input gradients (Megatron's f). The blocks' only at TP > 1.
+std::vector<double> collective_points(const dtb::StageShard& s, bool vocab_split, const dtb::StageFlops& f, double BT) {
+  std::vector<double> at;
+  double sum = 0;
+  auto mark = [&](double flops) { at.push_back(sum += flops * BT); };
+  const bool blocks = s.tp_size > 1;
+  if (s.first && vocab_split) mark(0);
+  for (int l = 0; l < f.layers && blocks; ++l) mark(f.layer.fwd_attn), mark(f.layer.fwd_mlp);
+  if (s.last && vocab_split) mark(f.head_fwd);
+  sum = f.forward() * BT;  // where the forward ends
+  mark(f.head_bwd);        // the LM head's input gradient: summed when split
+  if (!(s.last && vocab_split)) at.pop_back();
+  for (int l = 0; l < f.layers && blocks; ++l) mark(f.layer.bwd_mlp), mark(f.layer.bwd_attn);
+  return at;
+}
+
+}  // namespace
+
+TEST_CASE("model: a stage's kernels issue exactly stage_flops, cut where its TP collectives sit", "[model]") {
+  // V 50 over 4 TP ranks: vocabulary slices of 12 and 13 rows; T 7: an odd causal half.
+  GPTConfig cfg{.vocab_size = 50, .n_ctx = 16, .n_layer = 4, .n_head = 4, .n_embd = 32};
+  const int B = 2, T = 7, BT = B * T;
+  std::mt19937_64 rng(5);
+  for (const bool tie : {true, false})
+    for (const auto& [begin, end] : {std::pair{0, 4}, {0, 1}, {1, 3}, {3, 4}})
+      for (const int tp : {1, 2, 4})
+        for (int rank = 0; rank < tp; ++rank)
+          for (const bool vocab : {false, true}) {
+            if (vocab && tp == 1) continue;
+            cfg.tie_embeddings = tie;
+            const dtb::StageShard s{begin, end, begin == 0, end == cfg.n_layer, rank, tp, vocab};
+            dtb::TransformerStage<float> stage(cfg, s, B, T, 1);
+            stage.init_weights(3);
+            RecordingTp tp_group(s);
+            tp_group.stage = &stage;
+            const std::vector<int32_t> inputs = random_tokens(size_t(BT), cfg.vocab_size, rng);
+            const std::vector<int32_t> targets = random_tokens(size_t(BT), cfg.vocab_size, rng);
+            const size_t btc = size_t(BT) * size_t(cfg.n_embd);
+            if (!s.first) std::fill_n(stage.input(0), btc, 0.1f);
+            const dtb::StageFlops f = dtb::stage_flops(cfg, s, T);
+            INFO("tied " << tie << " layers [" << begin << ", " << end << ") tp " << rank << "/" << tp << " vocab " << vocab);
+            stage.forward(0, s.first ? inputs.data() : nullptr, s.last ? targets.data() : nullptr, tp_group);
+            CHECK(stage.flops() == f.forward() * BT);
+            if (!s.last) std::fill_n(stage.dresidual(), btc, 0.01f);
+            stage.backward(0, 1.0f, tp_group);
+            CHECK(stage.flops() == (f.forward() + f.backward()) * BT);
+            CHECK(tp_group.at == collective_points(s, vocab && tp > 1, f, BT));
+          }
+}
+
+TEST_CASE("model: generation issues decode_flops per row, whatever its position", "[model]") {
+  const GPTConfig cfg{.vocab_size = 50, .n_ctx = 16, .n_layer = 4, .n_head = 4, .n_embd = 32};
+  for (const dtb::StageShard& s : {dtb::whole_model(cfg), dtb::StageShard{1, 3, false, false, 1, 2, false},
+                                   dtb::StageShard{2, 4, false, true, 0, 4, false}}) {
+    dtb::TransformerStage<float> stage(cfg, s, 1, 1, 1);
+    stage.init_weights(3);
+    RecordingTp tp_group(s);
+    tp_group.stage = &stage;
+    dtb::KvCache<float> cache = stage.make_kv_cache(2, 8);
+    const std::vector<float> input(8 * size_t(cfg.n_embd), 0.1f);
+    // A prompt of 5 tokens and a second sequence's first, then one new token of each.
+    const std::vector<dtb::TokenRow> prefill = {{0, 0, 1}, {0, 1, 2}, {0, 2, 3}, {0, 3, 4}, {0, 4, 5}, {1, 0, 6}};
+    const std::vector<dtb::TokenRow> decode = {{0, 5, 7}, {1, 1, 8}};
+    double expect = 0;
+    for (const auto* rows : {&prefill, &decode}) {
+      stage.forward_cached(cache, *rows, input.data(), tp_group);
+      for (const dtb::TokenRow& r : *rows) expect += dtb::decode_flops(cfg, s, r.pos + 1);
+      INFO("layers [" << s.layer_begin << ", " << s.layer_end << ") tp " << s.tp_rank << "/" << s.tp_size);
+      CHECK(stage.flops() == expect);
+    }
   }
 }

@@ -182,13 +182,15 @@ TEST_CASE("infer: the predicted decode step is the closed form of its stages and
   const double L = 0.02, R = 1e8;
   const sim::SimInputs in{netem::uniform_profile(2, L, R), d, par::identity_placement(2)};
   const double C = 64, V = 256, layer = 12 * C * C + 13 * C;  // a block's weights and biases, by hand
+  const double matmuls = 12 * C * C;                            // of which the matmuls' weights
   for (int rows : {1, 64}) {
     const infer::TokenPrediction p = infer::predict_token(s, in, rows);
     REQUIRE(p.stages.size() == 2);
     double expect = 0;
     for (int st = 0; st < 2; ++st) {
       const double params = 2 * layer + (st == 1 ? V * C + 2 * C : 0);
-      const double flops = 2 * rows * params + 2 * 4.0 * rows * 100 * C;
+      // 2 FLOPs per matmul weight and row (biases and LayerNorms issue none), attention 4 x 100 x C.
+      const double flops = 2 * rows * (2 * matmuls + (st == 1 ? V * C : 0)) + 2 * 4.0 * rows * 100 * C;
       CHECK(p.stages[size_t(st)].params == params);
       expect += std::max(flops / 0.5e12, params * 2 / 1e10);
     }

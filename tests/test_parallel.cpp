@@ -240,8 +240,9 @@ TEST_CASE("stage seam: a device Backend behind BackendStage steps as the CPU sta
   CHECK(p2 == cp);
   CHECK(m2 == zeros);
   CHECK(v2 == dv);
-  // Three steps of 6N + 6LCT FLOPs per token (the device-model clock charges these).
-  CHECK(dev->flops() == Approx(3 * dtb::test::GptBackend(s).flops_per_token() * s.batch_size * s.seq_len));
+  // The device-model clock charges the FLOPs the CPU stage's kernels issued, call by call.
+  CHECK(dev->flops() == cpu->flops());
+  CHECK(dev->flops() > 0);
 }
 
 TEST_CASE("impossible layouts: one line, exit 2, before any work", "[parallel]") {

@@ -204,7 +204,7 @@ TEST_CASE("MFU: against the configured peak, the device model's, or the measured
   CHECK(both.mfu_peak == 7);
   // The last step line: MFU = its GFLOP/s (6N + 6LCT at its tokens/s) / (4 ranks x 7).
   const TrainSettings s = train_settings(small({}));
-  const double flops_per_token = 6.0 * double(num_parameters(s.model)) + 6.0 * s.model.n_layer * s.model.n_embd * s.seq_len;
+  const double flops_per_token = dtb::flops_per_token(s.model, s.seq_len);  // checked against its closed form in test_gradcheck
   const size_t at = both.log.rfind(" MFU | "), tok = both.log.rfind(" tok/s | ");
   REQUIRE(at != std::string::npos);
   REQUIRE(tok != std::string::npos);

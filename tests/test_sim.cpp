@@ -88,8 +88,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-// The FLOPs per token the trainer's kernels issue on one rank (model/stage.cpp): every
-// matmul weight 6 times (12C^2 per layer, the LM head's CV), attention 6TC per layer.
+// The FLOPs per token the trainer's kernels issue on one rank, by hand (the reference for
+// model/flops.hpp's stage_flops): every matmul weight 6 times (12C^2 per layer, the LM
+// head's CV), attention 6TC per layer.
 double issued_flops_per_token(const GPTConfig& m, int T) {
   const double C = m.n_embd;
   return 6 * (12 * C * C * m.n_layer + C * m.vocab_size) + 6.0 * m.n_layer * T * C;
@@ -142,29 +143,42 @@ TEST_CASE("the parts of the step add up to the step", "[sim]") {
     }
 }
 
-TEST_CASE("the stages' FLOPs add up to 6N + 6LCT and their parameters to N", "[sim]") {
+TEST_CASE("the stages' FLOPs are the trainer's, adding up to the closed form, and their parameters to N", "[sim]") {
   for (const std::string tie : {"true", "false"})
-    for (int pp : {1, 3, 7}) {
-      const SimSettings s =
-          sim_settings(config({"parallel.pp=" + std::to_string(pp), "model.tie_embeddings=" + tie}, "gpt3-xl"));
-      const ModelCosts m = model_costs(s);
-      double flops = 0, params = 0;
-      for (const Stage& st : m.stages) flops += st.flops_per_token, params += st.params;
-      const GPTConfig& g = s.model;
-      INFO("tie_embeddings " << tie << ", pp " << pp);
-      CHECK(m.params == double(num_parameters(g)));
-      CHECK(flops == Approx(6 * m.params + 6.0 * g.n_layer * g.n_embd * s.seq_len).epsilon(1e-12));
-      // Tied with PP > 1, the last stage holds its own copy of wte; untied, its lm_head is in N.
-      const double copy = tie == "true" && pp > 1 ? double(g.vocab_size) * g.n_embd : 0;
-      CHECK(m.stages.front().tied_params == copy);
-      CHECK(params == Approx(m.params + copy).epsilon(1e-12));
-      // Each rank's buffer is the trainer's own count of what the stage holds (model/stage.hpp).
-      const std::vector<int> bounds = par::stage_bounds(g.n_layer, pp);
-      for (int st = 0; st < pp; ++st) {
-        const StageShard shard{bounds[size_t(st)], bounds[size_t(st) + 1], st == 0, st == pp - 1, 0, 1, false};
-        CHECK(m.stages[size_t(st)].buffer.total() == double(rank_parameters(g, shard)));
+    for (int pp : {1, 3, 7})
+      for (int tp : {1, 4}) {
+        const SimSettings s = sim_settings(config({"parallel.pp=" + std::to_string(pp), "parallel.tp=" + std::to_string(tp),
+                                                   "parallel.dp=" + std::to_string(8 / tp), "model.tie_embeddings=" + tie,
+                                                   "parallel.vocab_parallel=" + std::string(tp > 1 ? "true" : "false")},
+                                                  "gpt3-xl"));
+        const ModelCosts m = model_costs(s);
+        double flops = 0, params = 0;
+        const GPTConfig& g = s.model;
+        INFO("tie_embeddings " << tie << ", pp " << pp << ", tp " << tp);
+        const std::vector<int> bounds = par::stage_bounds(g.n_layer, pp);
+        for (int st = 0; st < pp; ++st) {
+          const Stage& stage = m.stages[size_t(st)];
+          // Each stage's FLOPs and buffer are the trainer's own counts (model/flops.hpp,
+          // model/stage.hpp) for its last TP rank, the one with the most vocabulary rows.
+          const StageShard shard{bounds[size_t(st)], bounds[size_t(st) + 1], st == 0, st == pp - 1, tp - 1, tp, tp > 1};
+          const StageFlops f = stage_flops(g, shard, s.seq_len);
+          CHECK(stage.flops.forward() == f.forward());
+          CHECK(stage.flops.backward() == f.backward());
+          CHECK(stage.flops.layer.fwd_attn == f.layer.fwd_attn);
+          CHECK(stage.flops.layer.bwd_mlp == f.layer.bwd_mlp);
+          CHECK(stage.buffer.total() == double(rank_parameters(g, shard)));
+          flops += stage.flops.forward() + stage.flops.backward(), params += stage.params;
+        }
+        // Summed over the stages, TP x what one rank issues, with the LM head whole on every
+        // TP rank unless the vocabulary is split (V = 50257 = 4 x 12564 + 1: ceil(V / 4) rows).
+        const double C = g.n_embd, head_rows = tp > 1 ? std::ceil(g.vocab_size / double(tp)) * tp : g.vocab_size;
+        CHECK(flops * tp == Approx(issued_flops_per_token(g, s.seq_len) + 6 * C * (head_rows - g.vocab_size)).epsilon(1e-12));
+        CHECK(m.params == double(num_parameters(g)));
+        // Tied with PP > 1, the last stage holds its own copy of wte; untied, its lm_head is in N.
+        const double copy = tie == "true" && pp > 1 ? double(g.vocab_size) * g.n_embd : 0;
+        CHECK(m.stages.front().tied_params == copy);
+        CHECK(params == Approx(m.params + copy).epsilon(1e-12));
       }
-    }
   // model.params rescales the parameter count; the shape keeps the attention term.
   const SimSettings s = sim_settings(config({"model.params=175e9"}, "gpt3-175b"));
   CHECK(model_costs(s).params == 175e9);

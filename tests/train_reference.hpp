@@ -79,7 +79,6 @@ class GptBackend final : public Backend {
     std::copy_n(m, m_.size(), m_.begin());
     std::copy_n(v, v_.size(), v_.begin());
   }
-  double flops_per_token() const override { return model_.flops_per_token(); }
 
  private:
   OptimSettings optim_;

@@ -50,7 +50,6 @@ class CudaBackend final : public Backend {
     gpu_.set_params(params);
     gpu_.set_adam_state(m, v);
   }
-  double flops_per_token() const override { return gpu_.flops_per_token(); }
 
  private:
   OptimSettings optim_;

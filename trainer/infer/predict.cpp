@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "model/stage.hpp"
+#include "model/flops.hpp"
 #include "parallel/grid.hpp"
 #include "sim/collective_model.hpp"
 
@@ -40,7 +40,9 @@ TokenPrediction predict_token(const sim::SimSettings& s, const sim::SimInputs& i
     // Weights a step reads: the layers, and on the last stage lnf and the LM head (V, C);
     // the first stage's embedding is a lookup of ROWS rows, not a read of the table.
     sp.params = sp.layers * per_layer + (last ? V * C + 2 * C : 0);
-    const double flops = 2.0 * rows * sp.params + sp.layers * 4.0 * rows * s.seq_len * C / TP;
+    // What forward_cached issues per row at position seq_len - 1 (model/flops.hpp).
+    const StageShard shard{bounds[size_t(st)], bounds[size_t(st) + 1], st == 0, last, 0, TP, false};
+    const double flops = rows * decode_flops(m, shard, s.seq_len);
     sp.flops_time = flops / rate;
     sp.memory_time = bandwidth > 0 ? sp.params * weight_bytes / bandwidth : 0;
     sp.compute = std::max(sp.flops_time, sp.memory_time);

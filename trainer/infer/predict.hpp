@@ -6,9 +6,10 @@
 // form over the profile (configs/net). Per token, what dtbench infer's rounds do:
 //
 //   per stage   compute = max(FLOPs / (peak x efficiency), weight bytes / memory bandwidth)
-//               FLOPs = 2 x rows x the stage's parameters per TP rank + the attention over
-//               the context, 4 x rows x context x C / TP per layer (decode reads every weight
-//               once per step: at small batches the weights' bytes bound it, not the FLOPs)
+//               FLOPs = what forward_cached's kernels issue for ROWS rows at the context
+//               (model/flops.hpp's decode_flops: 2 per matmul weight, the attention over the
+//               context 4 x context x C / TP per layer; decode reads every weight once per
+//               step: at small batches the weights' bytes bound it, not the FLOPs)
 //               + 2 allreduces per layer of (rows, C) activations over the stage's TP ranks
 //   per hop     alpha + (rows x C x activation bytes) x beta to the next stage's rank
 //   per round   + the token ids' hop from the last stage back to the first

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "model/carver.hpp"
+#include "model/flops.hpp"
 
 namespace dtb {
 namespace {
@@ -40,15 +41,13 @@ size_t local_layer_tensor_size(int t, const LocalDims& d) {
 bool holds_wte(const GPTConfig& c, const StageShard& s) { return s.first || (s.last && c.tie_embeddings); }
 bool holds_lm_head(const GPTConfig& c, const StageShard& s) { return s.last && !c.tie_embeddings; }
 
-// The layer-major buffer: [wte][wpe][layers][lnfw lnfb][lm_head].
-struct LocalOffsets {
-  size_t wte, wpe, layers, layer_size, lnf, lm_head, total;
-};
-LocalOffsets local_offsets(const GPTConfig& c, const StageShard& s) {
+}  // namespace
+
+RankLayout rank_layout(const GPTConfig& c, const StageShard& s) {
   const LocalDims d = local_dims(c, s);
   const VocabSlice v = vocab_slice(c, s);
   const size_t vocab_rows = size_t(v.hi - v.lo) * d.C;
-  LocalOffsets o{};
+  RankLayout o{};
   o.wte = 0;
   o.wpe = holds_wte(c, s) ? vocab_rows : 0;
   o.layers = o.wpe + (s.first ? size_t(c.n_ctx) * d.C : 0);
@@ -58,6 +57,8 @@ LocalOffsets local_offsets(const GPTConfig& c, const StageShard& s) {
   o.total = o.lm_head + (holds_lm_head(c, s) ? vocab_rows : 0);
   return o;
 }
+
+namespace {
 
 // Runs of one per-layer tensor T of global layer L, at local offset LB.
 void layer_tensor_runs(std::vector<ShardRun>& out, const GPTConfig& c, const StageShard& s,
@@ -89,7 +90,7 @@ void layer_tensor_runs(std::vector<ShardRun>& out, const GPTConfig& c, const Sta
 
 std::vector<ShardRun> layer_major_runs(const GPTConfig& c, const StageShard& s) {
   const auto g = param_layout(c);
-  const LocalOffsets o = local_offsets(c, s);
+  const RankLayout o = rank_layout(c, s);
   const LocalDims d = local_dims(c, s);
   const bool tp0 = s.tp_rank == 0;
   const VocabSlice v = vocab_slice(c, s);
@@ -164,7 +165,7 @@ TpReduce& no_tensor_parallelism() {
   return none;
 }
 
-size_t rank_parameters(const GPTConfig& c, const StageShard& s) { return local_offsets(c, s).total; }
+size_t rank_parameters(const GPTConfig& c, const StageShard& s) { return rank_layout(c, s).total; }
 
 MemoryBreakdown rank_memory(const GPTConfig& c, const StageShard& s, int rows, int T, int slots, size_t real_size) {
   const size_t p = rank_parameters(c, s) * real_size;
@@ -333,7 +334,7 @@ TransformerStage<Real>::TransformerStage(const GPTConfig& config, const StageSha
   layer_first_.assign(size_t(kLastLayerTensor) + 1, 0);
   layer_stride_.assign(layer_first_.size(), 0);
   if (layout == StageLayout::kLayerMajor) {
-    const LocalOffsets o = local_offsets(c_, shard_);
+    const RankLayout o = rank_layout(c_, shard_);
     const LocalDims d = local_dims(c_, shard_);
     wte_at_ = o.wte, wpe_at_ = o.wpe, lnf_at_ = o.lnf;
     head_at_ = c_.tie_embeddings ? o.wte : o.lm_head;
@@ -439,14 +440,14 @@ void TransformerStage<Real>::matmul_fwd(Real* out, const Real* inp, const Real* 
                                         int out_features, int ldo, int rows) {
   const int n = rows > 0 ? rows : BT_;
   k_->matmul_forward(out, inp, w, bias, n, in, out_features, ldo > 0 ? ldo : out_features);
-  flops_ += 2.0 * n * in * out_features;
+  flops_ += linear_flops(n, in, out_features);
 }
 
 template <typename Real>
 void TransformerStage<Real>::matmul_bwd(Real* dinp, Real* dw, Real* db, const Real* dout, const Real* inp,
                                         const Real* w, int in, int out_features, int ld_dout) {
   k_->matmul_backward(dinp, dw, db, dout, inp, w, BT_, in, out_features, ld_dout > 0 ? ld_dout : out_features);
-  flops_ += 4.0 * BT_ * in * out_features;
+  flops_ += 2 * linear_flops(BT_, in, out_features);
 }
 
 // The TP collectives move floats; the constructor refuses TP > 1 for any other type.
@@ -481,7 +482,7 @@ void TransformerStage<Real>::block_forward(const Acts& a, int li, const Real* re
   k_->layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, BT_, C_);
   matmul_fwd(x.qkv, x.ln1, w.qkvw, w.qkvb, C_, 3 * Ct_);  // column-parallel
   k_->attention_forward(x.atty, x.att, x.qkv, B_, T_, Ct_, NHt_);
-  flops_ += 2.0 * BT_ * T_ * Ct_;  // QK^T and AV, causal half (llm.c's 6LCT per token, fwd+bwd)
+  flops_ += attention_flops(BT_, T_ / 2.0, Ct_);  // each row attends the causal half on average
   row_parallel_forward(x.attproj, x.atty, w.attprojw, w.attprojb, Ct_, tp);
   k_->residual_forward(x.residual2, residual, x.attproj, btc);
   k_->layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2w, w.ln2b, BT_, C_);
@@ -605,7 +606,7 @@ void TransformerStage<Real>::block_backward(const Acts& a, int li, const Real* r
   k_->layernorm_backward(dres, g.ln2w, g.ln2b, dln2, x.residual2, w.ln2w, x.ln2_mean, x.ln2_rstd, BT_, C_);
   matmul_bwd(datty, g.attprojw, g.attprojb, dres, x.atty, w.attprojw, Ct_, C_);
   k_->attention_backward(dqkv, datty, x.qkv, x.att, B_, T_, Ct_, NHt_);
-  flops_ += 4.0 * BT_ * T_ * Ct_;
+  flops_ += 2 * attention_flops(BT_, T_ / 2.0, Ct_);
   matmul_bwd(dln1, g.qkvw, g.qkvb, dqkv, x.ln1, w.qkvw, C_, 3 * Ct_);
   if (shard_.tp_size > 1) tp_allreduce(dln1, btc, tp);
   k_->layernorm_backward(dres, g.ln1w, g.ln1b, dln1, residual, w.ln1w, x.ln1_mean, x.ln1_rstd, BT_, C_);
@@ -724,7 +725,7 @@ void TransformerStage<Real>::block_cached(const CachedX& cx, KvCache<Real>& cach
     const size_t at = (size_t(t.seq) * ctx + size_t(t.pos)) * Ct;
     std::copy(qkv + Ct, qkv + 2 * Ct, keys + at);
     std::copy(qkv + 2 * Ct, qkv + 3 * Ct, values + at);
-    flops_ += 4.0 * (t.pos + 1) * Ct_;  // QK^T and AV over the positions 0..pos
+    flops_ += attention_flops(1, t.pos + 1, Ct_);  // QK^T and AV over the positions 0..pos
   }
   k_->attention_forward_cached(x.atty, x.qkv, 3 * Ct_, keys, values, seq.data(), pos.data(), n, c_.n_ctx, Ct_, NHt_);
   row_parallel_forward(x.attproj, x.atty, w.attprojw, w.attprojb, Ct_, tp, n);

@@ -99,8 +99,17 @@ struct MemoryBreakdown {
   size_t total() const { return params + grads + adam_m + adam_v + activations + activation_grads; }
 };
 
+// Where each part of one rank's layer-major buffer starts (elements), as the stage lays it
+// out: [wte][wpe][layers, layer_size each][lnfw lnfb][lm_head], total in all. A part the
+// shard does not hold is empty (its start is the next part's).
+struct RankLayout {
+  size_t wte, wpe, layers, layer_size, lnf, lm_head, total;
+};
+RankLayout rank_layout(const GPTConfig& c, const StageShard& s);
+
 // The one per-rank count: the parameters a rank holds for shard S (elements), and its
 // memory with ROWS sequences of T tokens per micro-batch and SLOTS micro-batches' activations.
+// The FLOPs its kernels issue: model/flops.hpp.
 size_t rank_parameters(const GPTConfig& c, const StageShard& s);
 MemoryBreakdown rank_memory(const GPTConfig& c, const StageShard& s, int rows, int T, int slots,
                             size_t real_size);

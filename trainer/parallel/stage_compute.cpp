@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "cpu/kernels.hpp"
+#include "model/flops.hpp"
 
 namespace dtb::par {
 namespace {
@@ -92,6 +93,7 @@ class BackendStage final : public StageCompute {
         model_(s.model),
         shard_(whole_model(s.model)),
         tokens_(double(s.batch_size) * s.seq_len),
+        issued_(stage_flops(s.model, shard_, s.seq_len)),
         num_params_(rank_parameters(model_, shard_)),
         runs_(StageModel::shard_runs(model_, shard_, StageLayout::kTensorMajor)),
         segments_(StageModel::run_segments(model_, runs_)) {}
@@ -109,14 +111,14 @@ class BackendStage final : public StageCompute {
   const float* output(int) override { throw std::logic_error("BackendStage: one stage holds every layer, no output"); }
   float* dresidual() override { throw std::logic_error("BackendStage: one stage holds every layer, no dresidual"); }
   float forward(int, const int32_t* inputs, const int32_t* targets, TpReduce&) override {
-    flops_ += backend_->flops_per_token() * tokens_ / 3;  // forward: 2 of the 6 FLOPs per parameter and token
+    flops_ += issued_.forward() * tokens_;  // what the CPU stage's kernels would issue (model/flops.hpp)
     return backend_->forward(inputs, targets);
   }
   void zero_grad() override {}  // backward() zeroes first: one micro-batch, nothing accumulates
   void backward(int, float loss_scale, TpReduce&, const std::function<void(size_t)>& ready) override {
     if (loss_scale != 1.0f) throw std::logic_error("BackendStage: one rank and one micro-batch only (loss scale 1)");
     norm_ = backend_->backward();
-    flops_ += backend_->flops_per_token() * tokens_ * 2 / 3;
+    flops_ += issued_.backward() * tokens_;
     ready(0);
   }
 
@@ -149,6 +151,7 @@ class BackendStage final : public StageCompute {
   GPTConfig model_;
   StageShard shard_;
   double tokens_;
+  StageFlops issued_;  // per token: the whole model's stage at TP = 1
   size_t num_params_;
   std::vector<ShardRun> runs_;
   std::vector<ParamSegment> segments_;

@@ -1,6 +1,5 @@
 #include "sim/model_costs.hpp"
 
-#include <cmath>
 
 namespace dtb::sim {
 namespace {
@@ -16,16 +15,24 @@ double layer_activations(const GPTConfig& m, int seq_len, int tp) {
   return 4 * C + (12 * C + double(m.n_head) * seq_len) / tp;
 }
 
-// The trainer's kernels' FLOPs (model/stage.cpp): matmul 2 x weights forward, 4 x
-// backward; attention 2TC/TP forward, 4TC/TP backward. SCALE: model.params / the shape's.
-LayerFlops layer_flops(double C, double T, int tp, double scale) {
-  const double w = C * C * scale / tp, att = T * C / tp;
-  return {2 * 4 * w + 2 * att, 2 * 8 * w, 4 * 8 * w, 4 * 4 * w + 4 * att};
+// The TP rank of stage ST that the others wait for: the last, which holds the most
+// vocabulary rows when they are split (ceil(V / TP): vocab_slice).
+StageShard slowest_rank(const SimSettings& s, const std::vector<int>& bounds, int st) {
+  const int pp = s.grid.pp, tp = s.grid.tp;
+  return {bounds[size_t(st)], bounds[size_t(st) + 1], st == 0, st == pp - 1, tp - 1, tp, s.vocab_parallel};
 }
 
-// One TP rank's layer: the column- and row-parallel weights and biases split, the
-// LayerNorms and the row-parallel biases (6C) replicated (model/stage.cpp).
-double rank_layer_params(double C, int tp) { return 6 * C + (12 * C * C + 3 * C + 4 * C) / tp; }
+// One TP rank's buffer, as the stage lays it out (model/stage.hpp's rank_layout), times SCALE.
+RankBuffer rank_buffer(const GPTConfig& m, const StageShard& shard, double scale) {
+  const RankLayout o = rank_layout(m, shard);
+  RankBuffer b;
+  b.embeddings = double(o.layers) * scale;
+  b.layer = double(o.layer_size) * scale;
+  b.lnf = double(o.lm_head - o.lnf) * scale;
+  b.head = double(o.total - o.lm_head) * scale;
+  b.layers = shard.layer_end - shard.layer_begin;
+  return b;
+}
 
 }  // namespace
 
@@ -39,10 +46,9 @@ ModelCosts model_costs(const SimSettings& s) {
   const double shape_params = double(num_parameters(m));
   // model.params rescales every parameter count; the shape keeps attention and activations.
   const double scale = s.params > 0 ? s.params / shape_params : 1.0;
-  const double C = m.n_embd, T = s.seq_len;
+  const double C = m.n_embd;
   const int pp = s.grid.pp;
   const bool vocab_split = s.vocab_parallel && s.grid.tp > 1;
-  const double vocab_rows = vocab_split ? std::ceil(double(m.vocab_size) / s.grid.tp) : double(m.vocab_size);
 
   ModelCosts out;
   out.params = shape_params * scale;
@@ -50,32 +56,26 @@ ModelCosts model_costs(const SimSettings& s) {
   const std::vector<int> bounds = par::stage_bounds(m.n_layer, pp, s.stage_layers);  // the trainer's split
   for (int st = 0; st < pp; ++st) {
     Stage g;
-    g.first_layer = bounds[size_t(st)];
-    g.layers = bounds[size_t(st) + 1] - bounds[size_t(st)];
-    const bool first = st == 0, last = st == pp - 1;
+    const StageShard shard = slowest_rank(s, bounds, st);
+    g.first_layer = shard.layer_begin;
+    g.layers = shard.layer_end - shard.layer_begin;
+    const bool first = shard.first, last = shard.last;
     g.first = first, g.last = last, g.vocab_split = vocab_split;
     // Tied (GPT-2): the LM head is wte, so a last stage that is not first holds a copy of
     // it. Untied (DT-FM): the last stage holds its own lm_head (V x C) at its buffer's end.
     const bool tied = m.tie_embeddings;
-    g.wte_rank = first || (last && tied) ? vocab_rows * C * scale : 0;
     double params = g.layers * per_layer + (first ? wte + wpe : 0) + (last ? lnf : 0);
     if (tied && pp > 1 && (first || last)) g.tied_params = wte * scale;
     if (last && (!tied || pp > 1)) params += wte;  // the copy of wte, or lm_head (also V x C)
     g.params = params * scale;
-    // The stages' shares of 6N + 6LCT: the embeddings and lnf count where the whole-model
-    // formula counts them (N holds lm_head too when untied), on the last stage.
-    g.flops_per_token = 6 * g.layers * per_layer * scale + 6.0 * g.layers * C * T +
-                        (last ? 6 * (wte + wpe + lnf + (tied ? 0 : wte)) * scale : 0);
-    g.layer_flops = layer_flops(C, T, s.grid.tp, scale);
-    g.head_flops = last ? 6 * vocab_rows * C * scale : 0;
-    g.buffer.embeddings = (first || (last && tied) ? g.wte_rank : 0) + (first ? wpe * scale : 0);
-    g.buffer.head = last && !tied ? vocab_rows * C * scale : 0;
-    g.buffer.layer = rank_layer_params(C, s.grid.tp) * scale;
-    g.buffer.lnf = last ? lnf * scale : 0;
-    g.buffer.layers = g.layers;
+    g.flops = stage_flops(m, shard, s.seq_len, scale);  // what the trainer's kernels issue
+    g.buffer = rank_buffer(m, shard, scale);
+    const RankLayout o = rank_layout(m, shard);
+    g.wte_rank = double(o.wpe - o.wte) * scale;
     // The last stage also keeps the logits and their softmax for the loss (its vocabulary
     // rows per token, twice: model/stage.cpp's logits and probs).
-    const double logits = last ? 2 * vocab_rows : 0;
+    const VocabSlice v = vocab_slice(m, shard);
+    const double logits = last ? 2.0 * (v.hi - v.lo) : 0;
     g.activations_per_token = g.layers * layer_activations(m, s.seq_len, s.grid.tp) + logits;
     g.checkpoint_per_token = g.layers * C;
     g.recompute_working_per_token = layer_activations(m, s.seq_len, s.grid.tp) + logits;

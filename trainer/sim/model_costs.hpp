@@ -6,25 +6,16 @@
 // gradients are summed after the DP sync); untied (DT-FM), its own lm_head, no sync.
 //
 // FLOPs per token: 6N + 6LCT (llm.c, PaLM) is the model's figure, for MFU. The time is
-// charged for the FLOPs the trainer's kernels issue (model/stage.cpp, which its
-// device model divides by the rate): the matmuls, 2 per weight in forward and 4 in
-// backward, and attention's QK^T and AV, 2TC per layer and token in forward, 4TC in
-// backward; LayerNorm, GELU, biases, the embedding lookup and the softmax issue none. Per
-// layer and TP rank the matmul weights are 12C^2 / TP; the LM head (C x V, the tied wte)
-// runs whole on every TP rank of the last stage, or with parallel.vocab_parallel on the
-// rank's rows of wte only (the largest slice: ceil(V / TP) rows). Each pass is cut where
-// the trainer's blocking TP allreduces sit (Pass).
+// charged for the FLOPs the trainer's kernels issue, model/flops.hpp's stage_flops (which
+// the trainer's device model divides by the rate), for the TP rank the others wait for:
+// the last, with the most vocabulary rows when parallel.vocab_parallel splits them. Each
+// pass is cut where the trainer's blocking TP allreduces sit (LayerFlops).
 #include <vector>
 
+#include "model/flops.hpp"
 #include "sim/sim_config.hpp"
 
 namespace dtb::sim {
-
-// FLOPs per token of one layer on one TP rank, cut at its two TP allreduces: forward
-// qkv, attention, attproj | fc, fcproj; backward fcproj, fc | attproj, attention, qkv.
-struct LayerFlops {
-  double fwd_a = 0, fwd_b = 0, bwd_a = 0, bwd_b = 0;
-};
 
 // One TP rank's flat buffer (elements), as model/stage.cpp lays it out:
 // [wte: first, or last when tied][wpe: first][layers][lnf: last][lm_head: last when untied].
@@ -42,15 +33,13 @@ struct RankBuffer {
 
 struct Stage {
   int first_layer = 0, layers = 0;
-  LayerFlops layer_flops;      // per token, one TP rank
-  double head_flops = 0;       // per token, forward + backward: the LM head (last stage)
-  RankBuffer buffer;           // one TP rank's parameters
+  StageFlops flops;            // per token, one TP rank (model/flops.hpp)
+  RankBuffer buffer;           // one TP rank's parameters (model/stage.hpp's rank_layout)
   double params = 0;           // parameters it holds, all TP ranks together
   double tied_params = 0;      // of which its copy of wte (first and last stage when PP > 1, tied)
   double wte_rank = 0;         // elements of wte one TP rank holds (first and last stage)
   bool first = false, last = false;
   bool vocab_split = false;    // wte split by vocabulary rows over TP > 1 ranks
-  double flops_per_token = 0;  // forward + backward, all TP ranks together
   // Activation elements one TP rank keeps per token of one micro-batch (model_costs.cpp):
   // everything backward needs, or with recomputation only each layer's input (C), plus,
   // for the one micro-batch in backward, one layer's full set and the logits.

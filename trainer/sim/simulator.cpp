@@ -136,15 +136,15 @@ VocabComm vocab_comm(const Context& c, const Stage& st, int stage, int dp, doubl
 
 // A layer's forward: two pieces, each ending in a TP allreduce of AR seconds.
 void layer_forward(const Context& c, const Stage& st, double ar, std::vector<Piece>& out) {
-  out.push_back({c.compute(st.layer_flops.fwd_a), ar});
-  out.push_back({c.compute(st.layer_flops.fwd_b), ar});
+  out.push_back({c.compute(st.flops.layer.fwd_attn), ar});
+  out.push_back({c.compute(st.flops.layer.fwd_mlp), ar});
 }
 
 std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar, const VocabComm& v) {
   std::vector<Piece> out;
   if (v.embed > 0) out.push_back({0, v.embed});
   for (int l = 0; l < st.layers; ++l) layer_forward(c, st, ar, out);
-  if (st.head_flops > 0) out.push_back({c.compute(st.head_flops / 3), v.loss});
+  if (st.last) out.push_back({c.compute(st.flops.head_fwd), v.loss});
   return out;
 }
 
@@ -153,11 +153,11 @@ std::vector<Piece> forward_pass(const Context& c, const Stage& st, double ar, co
 std::vector<Piece> backward_pass(const Context& c, const Stage& st, double ar, const VocabComm& v) {
   std::vector<Piece> out;
   const RankBuffer& b = st.buffer;
-  if (st.head_flops > 0) out.push_back({c.compute(2 * st.head_flops / 3), v.head_grad, b.layer_offset(st.layers)});
+  if (st.last) out.push_back({c.compute(st.flops.head_bwd), v.head_grad, b.layer_offset(st.layers)});
   for (int l = st.layers - 1; l >= 0; --l) {
     if (c.s.recompute) layer_forward(c, st, ar, out);
-    out.push_back({c.compute(st.layer_flops.bwd_a), ar});
-    out.push_back({c.compute(st.layer_flops.bwd_b), ar, b.layer_offset(l)});
+    out.push_back({c.compute(st.flops.layer.bwd_mlp), ar});
+    out.push_back({c.compute(st.flops.layer.bwd_attn), ar, b.layer_offset(l)});
   }
   return out;
 }

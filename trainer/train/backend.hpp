@@ -30,7 +30,6 @@ class Backend {
   // Parameters, AdamW m and v: num_parameters(model) floats each, param_layout() order.
   virtual void get_state(float* params, float* m, float* v) const = 0;
   virtual void set_state(const float* params, const float* m, const float* v) = 0;
-  virtual double flops_per_token() const = 0;  // 6N + 6LCT at train.seq_len
 };
 
 // The GPU backend (cuda/backend.cpp, CUDA builds only), with GPT-2's initial weights from
