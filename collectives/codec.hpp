@@ -90,7 +90,7 @@ std::unique_ptr<Codec> make_topk_codec(double ratio);
 std::unique_ptr<Codec> make_sign_codec(size_t bucket);
 // The compressed server's quantizers (compressed_server.hpp), not net.codec choices:
 // 1-bit Adam's sign with one scale ||x||_2 / sqrt(n) over the whole chunk (codec_sign.cpp),
-// AQ-SGD's BITS-bit buckets with an fp16 max scale (codec_kbit.cpp).
+// AQ-SGD's BITS-bit buckets with an fp16 max scale (codec_kbit.cpp); BITS = 32: fp32 as it is.
 std::unique_ptr<Codec> make_onebit_codec();
 std::unique_ptr<Codec> make_kbit_codec(int bits, size_t bucket = 512);
 

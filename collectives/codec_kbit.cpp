@@ -13,6 +13,7 @@
 // the count per scale is the same), and a scale beyond 65504 saturates (fp16 inf in AC-SGD).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "codec.hpp"
@@ -23,7 +24,7 @@ namespace {
 class KbitCodec final : public Codec {
  public:
   KbitCodec(int bits, size_t bucket) : bits_(bits), half_(float(1 << (bits - 1))), bucket_(bucket) {
-    if (bits < 2 || bits > 8) throw std::invalid_argument("kbit codec: bits must be in [2, 8]");
+    if (bits < 2 || bits > 8) throw std::invalid_argument("kbit codec: bits must be in [2, 8] (or 32: fp32)");
   }
 
   std::string name() const override { return "kbit" + std::to_string(bits_) + ":" + std::to_string(bucket_); }
@@ -94,8 +95,34 @@ class KbitCodec final : public Codec {
   size_t bucket_;
 };
 
+// BITS = 32: the values as they are (fp32, no scale): QuantizedAdam's lossless setting, so
+// that its run can be compared with Adam on the exactly averaged momentum. Encoding and
+// decoding are copies; with error feedback the residuals stay exactly zero.
+class Fp32Codec final : public Codec {
+ public:
+  std::string name() const override { return "fp32"; }
+  size_t encoded_bytes(size_t n) const override { return n * sizeof(float); }
+  void encode(std::span<const float> in, std::span<std::byte> out, uint64_t) const override {
+    detail::check_encoded_size(*this, in.size(), out.size());
+    std::memcpy(out.data(), in.data(), out.size());
+  }
+  void decode(std::span<const std::byte> in, std::span<float> out, DecodeMode mode) const override {
+    detail::check_encoded_size(*this, out.size(), in.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+      float v;
+      std::memcpy(&v, in.data() + i * sizeof v, sizeof v);
+      detail::apply(mode, out[i], v);
+    }
+  }
+  double error_bound(double) const override { return 0.0; }
+  float exact_input(int, size_t) const override { return 0.0f; }
+};
+
 }  // namespace
 
-std::unique_ptr<Codec> make_kbit_codec(int bits, size_t bucket) { return std::make_unique<KbitCodec>(bits, bucket); }
+std::unique_ptr<Codec> make_kbit_codec(int bits, size_t bucket) {
+  if (bits == 32) return std::make_unique<Fp32Codec>();
+  return std::make_unique<KbitCodec>(bits, bucket);
+}
 
 }  // namespace dtb::coll

@@ -153,6 +153,111 @@ TEST_CASE("int4: the exact bytes of a hand-written case, |error| <= s/2 with s =
   CHECK(c64->error_bound(7.0) == Approx(0.5));
 }
 
+// ---- Hand-written references of the codecs DiLoCo sends pseudo-gradients with (fp16, int8,
+// int4), from their definitions in codec.hpp and the files' layout comments, not from
+// their code: ~300 seeded values, the decoded output (and int8 / int4's bytes) exactly, and
+// error feedback's residual exactly x + e - decoded over several calls.
+namespace {
+
+// fp16 in double: the nearest multiple of the binade's quantum 2^(e - 10) (subnormals
+// share 2^-14's, 2^-24), ties to even; magnitudes from 65520 (half-way past the largest
+// half) saturate to 65504. Division by a power of two is exact, so only nearbyint rounds.
+float reference_fp16(float x) {
+  const double a = std::fabs(double(x));
+  if (a >= 65520.0) return std::copysign(65504.0f, x);
+  int e = 0;
+  std::frexp(a, &e);  // a = f 2^e, f in [1/2, 1): the binade is 2^(e - 1)
+  const double quantum = std::ldexp(1.0, std::max(e - 1, -14) - 10);
+  return float(std::copysign(std::nearbyint(a / quantum) * quantum, double(x)));
+}
+
+// int8 / int4 (LEVELS = 127 / 7): per bucket s = max |x| / LEVELS (float), q = x / s to the
+// nearest integer, ties to even (or floor(x / s + u) with u = uniform01(STREAM, index) when
+// STOCHASTIC), clamped to +-LEVELS; decoded q s. Bytes per bucket: the float s, then one
+// int8 per value, or (int4) two's-complement nibbles, low nibble first.
+std::vector<float> reference_int(const std::vector<float>& x, size_t bucket, int levels, bool stochastic,
+                                 uint64_t stream, std::vector<std::byte>& wire) {
+  std::vector<float> out(x.size());
+  wire.clear();
+  for (size_t b0 = 0; b0 < x.size(); b0 += bucket) {
+    const size_t len = std::min(bucket, x.size() - b0);
+    float m = 0;
+    for (size_t i = b0; i < b0 + len; ++i) m = std::max(m, std::fabs(x[i]));
+    const float s = m / float(levels);
+    const auto* sb = reinterpret_cast<const std::byte*>(&s);
+    wire.insert(wire.end(), sb, sb + 4);
+    std::vector<int> q(len);
+    for (size_t i = 0; i < len; ++i) {
+      const float v = s == 0 ? 0.0f : x[b0 + i] / s;
+      const double r = stochastic ? std::floor(double(v) + double(detail::uniform01(stream, b0 + i))) : std::nearbyint(v);
+      q[i] = int(std::clamp(r, -double(levels), double(levels)));
+      out[b0 + i] = float(q[i]) * s;
+    }
+    if (levels == 127)
+      for (int k : q) wire.push_back(std::byte(uint8_t(int8_t(k))));
+    else
+      for (size_t i = 0; i < len; i += 2)
+        wire.push_back(std::byte(uint8_t((q[i] & 0xF) | (i + 1 < len ? (q[i + 1] & 0xF) << 4 : 0))));
+  }
+  return out;
+}
+
+// ~300 values over many binades (fp16's subnormals, rounding to zero and saturation
+// included) or, for the bucket codecs, uniform with a different scale per bucket of 64
+// and one bucket of zeros.
+std::vector<float> reference_input(bool binades, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> e(-28, 17);
+  std::vector<float> x(300);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = binades ? std::ldexp(u(rng), e(rng)) : u(rng) * float(1 + i / 64);
+  if (!binades) std::fill(x.begin() + 128, x.begin() + 192, 0.0f);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("fp16, int8, int4: a hand-written reference quantizer, exactly, and error feedback's exact residual",
+          "[coll][codec]") {
+  struct Case {
+    std::string spec;
+    int levels;  // 0: fp16
+    bool stochastic;
+  };
+  for (const Case& c : {Case{"fp16", 0, false}, Case{"int8:64", 127, false}, Case{"int8sr:64", 127, true},
+                        Case{"int4:64", 7, false}}) {
+    INFO(c.spec);
+    const auto codec = make_codec(c.spec);
+    std::vector<float> e(300, 0.0f);  // the residual, carried over the calls
+    for (uint64_t call = 0; call < 3; ++call) {
+      const std::vector<float> x = reference_input(c.levels == 0, uint32_t(40 + call));
+      std::vector<float> y(x.size());
+      for (size_t i = 0; i < x.size(); ++i) y[i] = e[i] + x[i];  // what is sent: x + e
+      std::vector<std::byte> want_wire;
+      std::vector<float> want(y.size());
+      if (c.levels == 0) std::transform(y.begin(), y.end(), want.begin(), reference_fp16);
+      else want = reference_int(y, 64, c.levels, c.stochastic, 100 + call, want_wire);
+      // The codec with error feedback, as FloatWire::encode_partial runs it.
+      std::vector<std::byte> wire(codec->encoded_bytes(x.size()));
+      for (size_t i = 0; i < x.size(); ++i) e[i] += x[i];
+      codec->encode(e, wire, 100 + call);
+      std::vector<float> got(x.size());
+      codec->decode(wire, got, DecodeMode::kAssign);
+      codec->decode(wire, e, DecodeMode::kSubtract);
+      size_t wrong = 0, wrong_residual = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        wrong += got[i] != want[i];
+        wrong_residual += e[i] != y[i] - want[i];
+      }
+      INFO("call " << call << ": " << wrong << " values and " << wrong_residual << " residuals differ");
+      CHECK(wrong == 0);
+      CHECK(wrong_residual == 0);
+      if (c.levels) CHECK(wire == want_wire);
+      CHECK(std::any_of(e.begin(), e.end(), [](float v) { return v != 0; }));  // lossy: something to carry
+    }
+  }
+}
+
 TEST_CASE("topk: keeps the k largest exactly, drops at most (1 - k/n) of the energy", "[coll][codec]") {
   const auto x = random_floats(1001, 1.0f, 5);
   for (double ratio : {0.01, 0.1, 0.5, 1.0}) {

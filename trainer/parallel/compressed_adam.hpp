@@ -14,7 +14,8 @@
 // QuantizedAdam (AQ-SGD's data-parallel path, Wang et al. 2022; DS3Lab AC-SGD
 //   data_parallel/dist_dp_sharded_ps_compressed.py ShardedPSDPCompressed): the same
 //   schedule with the momentum quantized to strategy.bits bits in 512-element buckets
-//   (codec_kbit.cpp), error feedback on both sides.
+//   (codec_kbit.cpp), error feedback on both sides. strategy.bits = 32 sends fp32 as it is:
+//   the lossless setting, frozen-variance Adam on the averaged momentum (a test's reference).
 // Every worker decodes the same bytes, so momentum and parameters stay identical on all
 // workers (as after a DDP step); only the two error buffers differ per worker.
 //

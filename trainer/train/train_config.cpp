@@ -237,7 +237,8 @@ void check_layout(const Config& c, const TrainSettings& s) {
 int strategy_bits(const Config& c) {
   const int bits = static_cast<int>(c.get_int("strategy.bits"));
   const std::string& name = c.get_string("strategy.name");
-  if (name == "quantized_adam" && bits > 8) c.fail_constraint("strategy.bits", "quantized_adam takes 2..8 bits");
+  if (name == "quantized_adam" && bits > 8 && bits != 32)
+    c.fail_constraint("strategy.bits", "quantized_adam takes 2..8 bits, or 32 (fp32, no quantization)");
   if (name == "cocktail" && bits > 8 && bits != 32)
     c.fail_constraint("strategy.bits", "must be 2..8 or 32 (fp32, no quantization)");
   return bits;

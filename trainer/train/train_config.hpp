@@ -98,7 +98,7 @@ struct TrainSettings {
 // The model.* shape keys as a GPTConfig (the trainer and the simulator read them alike).
 GPTConfig model_config(const Config& config);
 TrainSettings train_settings(const Config& config);
-// strategy.bits, checked for strategy.name (quantized_adam 2..8; cocktail 2..8 or 32): the
+// strategy.bits, checked for strategy.name (quantized_adam and cocktail: 2..8 or 32): the
 // trainer's and the simulator's one reading.
 int strategy_bits(const Config& c);
 // parallel.stages: one layer count per stage ('' = balanced: empty), checked against PP and
