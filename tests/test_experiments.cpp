@@ -432,12 +432,16 @@ namespace {
 // figure of the report is known in advance: the step takes STEP_MS on every step and rank,
 // made of forward 20%, backward 50%, optimizer 5%, DP exposed 15%, other comm 10%; the DP
 // sync takes twice its exposed part (half hidden); each rank sends 1000 B per step inside
-// sites and INTER_B across.
+// sites and INTER_B across (or INTER_BY_STEP[step] where given). STRATEGY: more config
+// text (strategy: {...}); VAL: the validations (step, loss).
 struct HandRun {
   std::string name, net, codec = "none";
   double step_ms = 2;
   int steps = 4, recorded = 4;
   double inter_b = 0;
+  std::vector<double> inter_by_step = {};
+  std::string strategy = "";
+  std::vector<std::pair<int64_t, double>> val = {{2, 3.5}};
 };
 
 void write_hand_train(const fs::path& dir, const HandRun& r) {
@@ -451,21 +455,33 @@ void write_hand_train(const fs::path& dir, const HandRun& r) {
   f.set_attr("/", "mfu_peak_gflops", 1000.0);
   f.write_string("config", "parallel: {dp: 2}\ntrain: {batch_size: 8, seq_len: 64, steps: " + std::to_string(r.steps) +
                                "}\nnet: {profile: configs/net/" + r.net + ".yaml, clock: virtual, codec: " + r.codec +
-                               "}\n");
+                               "}\n" + r.strategy);
   std::vector<int64_t> step;
   std::vector<double> loss, time_ms;
   for (int i = 0; i < r.recorded; ++i) step.push_back(i), loss.push_back(4.0 - i), time_ms.push_back(r.step_ms);
   f.write<int64_t>("steps/step", step);
   f.write<double>("steps/loss", loss);
   f.write<double>("steps/time_ms", time_ms);
-  f.write<int64_t>("val/step", std::vector<int64_t>{2});
-  f.write<double>("val/loss", std::vector<double>{3.5});
-  const size_t rows = size_t(2 * r.recorded);  // 2 ranks
+  std::vector<int64_t> val_step;
+  std::vector<double> val_loss;
+  for (const auto& [at, l] : r.val) val_step.push_back(at), val_loss.push_back(l);
+  f.write<int64_t>("val/step", val_step);
+  f.write<double>("val/loss", val_loss);
+  const size_t rows = size_t(2 * r.recorded);  // 2 ranks, rank-major
+  std::vector<int64_t> rank_of, step_of;
+  std::vector<double> inter;
+  for (int rank = 0; rank < 2; ++rank)
+    for (int i = 0; i < r.recorded; ++i)
+      rank_of.push_back(rank), step_of.push_back(i),
+          inter.push_back(r.inter_by_step.empty() ? r.inter_b : r.inter_by_step[size_t(i)]);
+  f.write<int64_t>("ranks/rank", rank_of);
+  f.write<int64_t>("ranks/step", step_of);
+  f.write<double>("ranks/bytes_inter", inter);
   const double s = r.step_ms / 1e3;
   const std::map<std::string, double> parts = {
       {"forward", 0.2 * s}, {"backward", 0.5 * s}, {"optimizer", 0.05 * s}, {"tp_comm", 0}, {"pp_comm", 0},
       {"dp_exposed", 0.15 * s}, {"dp_total", 0.3 * s}, {"other_comm", 0.1 * s}, {"bubble", 0}, {"harness", 0},
-      {"idle", 0}, {"step_time", s}, {"bytes_intra", 1000}, {"bytes_inter", r.inter_b}};
+      {"idle", 0}, {"step_time", s}, {"bytes_intra", 1000}};
   for (const auto& [name, v] : parts) f.write<double>("ranks/" + name, std::vector<double>(rows, v));
   f.commit();
 }
@@ -691,6 +707,76 @@ TEST_CASE("report --json holds every table, the same numbers as the CSV, and one
     CHECK(quality[i]["baseline"].as<std::string>() == "central");
   }
   CHECK(quality[2]["slowdown"].as<double>() == Approx(25).epsilon(1e-14));
+}
+
+// Issue 12's quality table on a hand-made folder: DDP, DiLoCo (H = 4) and Streaming DiLoCo
+// (H = 4, 2 fragments) over 8 steps on 2 ranks, their across-site bytes per rank and step
+// written by hand; time to target under both rules (the experiment's target_loss, the
+// worst final validation loss).
+TEST_CASE("the quality table: bytes per outer step, peak bytes per step, and the target loss", "[exp][report]") {
+  const fs::path dir = scratch() / "quality";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string dec = "decentralized-1g";
+  // DDP: 1000 B per rank every step; DiLoCo: 3000 B per rank at each outer step (steps 3
+  // and 7); Streaming: 1500 B per rank at each fragment's sync (steps 1, 3, 5, 7).
+  write_hand_train(dir, {"ddp", dec, "none", 10, 8, 8, 1000, {}, "", {{4, 3.0}, {8, 2.5}}});
+  write_hand_train(dir, {"diloco", dec, "none", 5, 8, 8, 0, {0, 0, 0, 3000, 0, 0, 0, 3000},
+                         "strategy: {name: diloco, inner_steps: 4}\n", {{4, 3.2}, {8, 2.8}}});
+  write_hand_train(dir, {"streaming", dec, "none", 6, 8, 8, 0, {0, 1500, 0, 1500, 0, 1500, 0, 1500},
+                         "strategy: {name: streaming_diloco, inner_steps: 4, fragments: 2}\n", {{4, 3.1}, {8, 2.6}}});
+  const std::string runs = "runs:\n  - {name: ddp}\n  - {name: diloco}\n  - {name: streaming}\n";
+  auto report = [&](const std::string& top) {
+    write_file("quality/experiment.yaml", "name: quality\n" + top + "defaults: {model: tiny.yaml}\n" + runs);
+    const Outcome o = dtbench("report quality --csv");
+    INFO(o.out << o.err);
+    REQUIRE(o.exit_code == 0);
+    return read_csv(dir / "quality.csv");
+  };
+  auto column = [](const std::vector<std::vector<std::string>>& t, const std::string& name) {
+    const size_t c = size_t(std::find(t[0].begin(), t[0].end(), name) - t[0].begin());
+    REQUIRE(c < t[0].size());
+    std::vector<std::string> out;
+    for (size_t r = 1; r < t.size(); ++r) out.push_back(t[r][c]);
+    return out;
+  };
+  auto numbers = [&](const std::vector<std::vector<std::string>>& t, const std::string& name) {
+    std::vector<double> out;
+    for (const std::string& v : column(t, name)) out.push_back(v.empty() ? -1 : std::stod(v));  // -1: n/a
+    return out;
+  };
+  // Times are sums of step times: equal to the hand values up to round-off.
+  auto near = [](const std::vector<double>& got, const std::vector<double>& want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12));
+  };
+  // The worst final validation loss (DiLoCo's 2.8): every run reaches it at step 8.
+  const auto worst = report("");
+  REQUIRE(worst.size() == 4);
+  CHECK(column(worst, "run") == std::vector<std::string>{"ddp", "diloco", "streaming"});
+  // Across sites per step: all ranks' bytes over the 8 steps / 8 (2 x 1000; 2 x 2 x 3000 / 8;
+  // 2 x 4 x 1500 / 8); per outer step: x H = 4 for the DiLoCos; peak: the largest step's sum.
+  CHECK(numbers(worst, "across_sites_bytes_per_step") == std::vector<double>{2000, 1500, 1500});
+  CHECK(numbers(worst, "across_sites_bytes_per_outer_step") == std::vector<double>{2000, 6000, 6000});
+  CHECK(numbers(worst, "peak_across_sites_bytes_per_step") == std::vector<double>{2000, 6000, 3000});
+  near(numbers(worst, "time_to_target_s"), {0.08, 0.04, 0.048});
+  const std::string md = slurp(dir / "report.md");
+  CHECK_THAT(md, Contains("Target loss: 2.8000, the highest final validation loss among these runs"));
+  // target_loss: 2.7 (below DiLoCo's final loss: never reached); 3.05: DDP's first validation.
+  auto below = report("target_loss: 2.7\n");
+  near(numbers(below, "time_to_target_s"), {0.08, -1, 0.048});
+  CHECK_THAT(slurp(dir / "report.md"), Contains("Target loss: 2.7000, the experiment's `target_loss`."));
+  near(numbers(report("target_loss: 3.05\n"), "time_to_target_s"), {0.04, 0.04, 0.048});
+  // The bytes columns do not depend on the target.
+  CHECK(numbers(below, "peak_across_sites_bytes_per_step") == std::vector<double>{2000, 6000, 3000});
+}
+
+TEST_CASE("target_loss is a number >= 0, checked on entry", "[exp]") {
+  for (const std::string bad : {"-1", "low", "[2]"}) {
+    const std::string path = write_file("bad-target.yaml", "target_loss: " + bad + "\ndefaults:\n  model: " + kTiny +
+                                                               "\nruns:\n  - name: a\n");
+    expect_refused("run " + path + " --dry-run", {"bad-target.yaml:1", "'target_loss'"});
+  }
 }
 
 TEST_CASE("a named baseline must be a train run of the experiment", "[exp][report]") {

@@ -41,7 +41,7 @@ const FieldSpec kFields[] = {
 };
 
 const char* const kTopFields[] = {"name", "description", "launcher", "launcher_args", "srun_mpi", "srun_args",
-                                  "baseline_net", "defaults", "runs"};
+                                  "baseline_net", "target_loss", "defaults", "runs"};
 
 const FieldSpec* find_field(const std::string& name) {
   for (const FieldSpec& f : kFields)
@@ -220,7 +220,7 @@ void check_top_fields(const std::string& path, const YAML::Node& root) {
     if (!known)
       fail(path, node, "unknown field '" + name +
                            "'; an experiment has: name, description, launcher, launcher_args, srun_mpi, srun_args, "
-                           "baseline_net, defaults, runs");
+                           "baseline_net, target_loss, defaults, runs");
   }
 }
 
@@ -306,6 +306,7 @@ Experiment parse_experiment(const std::string& path) {
     fail(path, root["name"], "'name': letters, digits, '.', '_' or '-' (it names the results folder); got '" + e.name + "'");
   e.description = top_scalar(path, root, "description", "");
   e.baseline_net = top_scalar(path, root, "baseline_net", kDefaultBaselineNet);
+  if (root["target_loss"]) e.target_loss = parse_number(path, root["target_loss"], "target_loss", false, 0);
   if (root["launcher"]) e.launcher = parse_launcher(scalar_text(path, root["launcher"], "launcher"), where(path, root["launcher"]));
   if (root["launcher_args"]) e.launcher_args = list_values(path, root["launcher_args"], "launcher_args");
   if (root["srun_mpi"]) {

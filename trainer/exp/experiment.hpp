@@ -3,6 +3,7 @@
 // train` or `dtbench coll` under MPI. This part reads the file's structure (fields, types,
 // names, defaults); plan.hpp checks what the runs will read (configs, profiles, devices)
 // and builds their command lines. The format is in configs/experiments/README.md.
+#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -64,6 +65,9 @@ struct Experiment {
   std::string name;          // `name:`, or the file's stem: results/<name>/
   std::string description;
   std::string baseline_net;  // slowdowns are against runs on this profile
+  // The validation loss the report times every run to (`target_loss:`); NaN: not given,
+  // the report takes the highest final validation loss among the runs.
+  double target_loss = std::numeric_limits<double>::quiet_NaN();
   Launcher launcher = Launcher::kAuto;
   std::vector<Value> launcher_args;  // replace the launcher's default options when given
   Value srun_mpi;                    // srun's --mpi plugin (kSrunMpiNames; "" = not given)

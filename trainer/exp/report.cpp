@@ -38,6 +38,7 @@ struct Unfinished {
 
 struct Folder {
   std::string dir, title, description, baseline_net = kDefaultBaselineNet;
+  double target_loss = kNaN;  // the experiment's `target_loss:`; NaN: not given
   std::vector<std::string> run_order;
   std::map<std::string, std::string> baseline_of;  // run -> its `baseline:` run
   std::string manifest_note;  // why the copy could not be used, if so
@@ -56,6 +57,7 @@ void read_manifest(Folder& f) {
     f.title = e.name;
     f.description = e.description;
     f.baseline_net = e.baseline_net;
+    f.target_loss = e.target_loss;
     for (const RunFields& r : e.runs) {
       f.run_order.push_back(r.name);
       if (const Value* b = r.scalar("baseline")) f.baseline_of[r.name] = b->text;
@@ -561,12 +563,27 @@ std::vector<const ResultFile*> validated(const Folder& f, const std::vector<cons
 std::vector<double> elapsed_s(const TrainData& t);
 double elapsed_at(const TrainData& t, const std::vector<double>& elapsed, double val_step);
 
-// The target every run is timed to: the highest final validation loss among the runs, so
-// every run reaches it; the question is how soon.
-double target_loss(const std::vector<const ResultFile*>& runs) {
+// The target every run is timed to, and the rule that set it: the experiment's
+// `target_loss:` where given (the same for any set of runs), else the highest final
+// validation loss among the runs, so every run reaches it; the question is how soon.
+struct Target {
+  double loss;
+  std::string rule;
+};
+
+Target target_loss(const Folder& f, const std::vector<const ResultFile*>& runs) {
+  if (std::isfinite(f.target_loss)) return {f.target_loss, "the experiment's `target_loss`"};
   double target = -std::numeric_limits<double>::infinity();
   for (const ResultFile* r : runs) target = std::max(target, r->train.val_loss.back());
-  return target;
+  return {target, "the highest final validation loss among these runs (the experiment sets no `target_loss`)"};
+}
+
+// Steps per outer step: DiLoCo's and Streaming DiLoCo's H (Streaming's F fragment syncs
+// together move one model's pseudo-gradient); one for the strategies that sync every step.
+double steps_per_outer_step(const TrainData& t) {
+  const std::string name = config_value(t, "strategy.name");
+  const double h = config_number(t, "strategy.inner_steps");
+  return (name == "diloco" || name == "streaming_diloco") && h >= 1 ? h : 1;
 }
 
 // The first validation at or below TARGET: its time on the run's clock; NaN if never.
@@ -603,6 +620,8 @@ Table quality_table(const Folder& f, const std::vector<const ResultFile*>& train
   Table t{"quality", {}, {}, {}, {}, {}, {}};
   t.column("run", "run", false), t.column("strategy", "strategy", false), t.column("network", "network", false);
   t.column("step time", "step_time_s", true), t.column("across sites/step", "across_sites_bytes_per_step", true);
+  t.column("across sites/outer step", "across_sites_bytes_per_outer_step", true);
+  t.column("peak across sites/step", "peak_across_sites_bytes_per_step", true);
   t.column("slowdown", "slowdown", true), t.column("baseline", "baseline", false);
   t.column("final val loss", "final_val_loss", true), t.column("time to target", "time_to_target_s", true);
   for (const ResultFile* r : val) {
@@ -611,6 +630,8 @@ Table quality_table(const Folder& f, const std::vector<const ResultFile*>& train
     t.new_row();
     t.text(r->name), t.text(strategy_text(d)), t.text(network_text(d));
     t.number(n.step_s, sim::format_seconds), t.number(n.bytes_inter, sim::format_bytes);
+    t.number(n.bytes_inter * steps_per_outer_step(d), sim::format_bytes);
+    t.number(d.peak_bytes_inter_step, sim::format_bytes);
     t.number(n.slowdown, times), t.text(n.baseline.empty() ? "n/a" : n.baseline);
     t.number(d.val_loss.back(), fixed4), t.number(time_to(d, target), sim::format_seconds);
   }
@@ -789,14 +810,20 @@ Figures draw_figures(const Folder& f, const std::vector<const ResultFile*>& trai
 const char* const kQualityColumns =
     "Strategy: strategy.name (DiLoCo: H inner steps per outer step), net.codec, where it applies and whether "
     "error feedback is off. Across sites/step: bytes sent between sites per step, all ranks together, over every "
-    "step of the run (DiLoCo's outer steps amortised). Slowdown and baseline: as in the runs table (the run's "
+    "step of the run (DiLoCo's outer steps amortised). Across sites/outer step: the same per outer step, H steps "
+    "for DiLoCo and Streaming DiLoCo (one sync of the model; Streaming's F fragment syncs), one step for the "
+    "strategies that sync every step. Peak across sites/step: the most bytes sent between sites in one step, all "
+    "ranks together (DiLoCo: an outer step's sync; Streaming DiLoCo: one fragment's, 1/F of it; on the wall "
+    "clock a sync overlapping later steps counts in the steps its bytes left in). Slowdown and baseline: as in the runs table (the run's "
     "`baseline:`, else its twin on the baseline profile; an experiment comparing strategies names plain DP as "
     "every run's baseline, as configs/experiments/strategies.yaml does). Time to target: the run's "
-    "clock summed up to its first validation at or below the target, the highest final validation loss among "
-    "these runs (so every run reaches it), at the granularity of train.val_every.";
+    "clock summed up to its first validation at or below the target loss (above the table: the experiment's "
+    "`target_loss`, else the highest final validation loss among these runs, so every run reaches it), at the "
+    "granularity of train.val_every; n/a: never reached.";
 
 struct Tables {
   std::vector<Table> all;  // in the order of the report
+  std::string target;      // the quality table's target loss and the rule that set it
   const Table* find(const std::string& name) const {
     for (const Table& t : all)
       if (t.name == name) return &t;
@@ -809,7 +836,11 @@ Tables make_tables(const Folder& f, const std::vector<const ResultFile*>& train,
   Tables t;
   if (!train.empty()) t.all.push_back(train_table(f, train));
   if (!train.empty() && !breakdown_table(train).rows.empty()) t.all.push_back(breakdown_table(train));
-  if (const auto val = validated(f, train); !val.empty()) t.all.push_back(quality_table(f, train, val, target_loss(val)));
+  if (const auto val = validated(f, train); !val.empty()) {
+    const Target target = target_loss(f, val);
+    t.all.push_back(quality_table(f, train, val, target.loss));
+    t.target = "Target loss: " + sim::format_fixed(target.loss, 4) + ", " + target.rule + ".";
+  }
   if (std::any_of(train.begin(), train.end(), [](const ResultFile* r) { return r->train.has_privacy; }))
     t.all.push_back(privacy_table(train));
   if (!f.unfinished.empty()) t.all.push_back(unfinished_table(f));
@@ -851,7 +882,7 @@ std::string document(const Folder& f, const Tables& t, const Figures& fig, bool 
     d << fig.train;
   }
   if (const Table* quality = t.find("quality"))
-    d << "## Quality against time\n\n" << markdown(*quality) << "\n" << kQualityColumns << "\n\n";
+    d << "## Quality against time\n\n" << t.target << "\n\n" << markdown(*quality) << "\n" << kQualityColumns << "\n\n";
   if (const Table* privacy = t.find("privacy"))
     d << "## Privacy\n\n" << markdown(*privacy)
       << "\nCompute/step: forward + backward + optimizer, mean per rank and step. Epsilon: the RDP accountant of the "
@@ -888,7 +919,7 @@ ReportOutcome write_report(const std::string& dir, std::ostream& out, std::ostre
   write_atomically(o.path, document(f, tables, fig, options.csv, options.json));
   if (const Table* t = tables.find("failed")) out << "\nRuns that did not finish:\n" << markdown(*t);
   if (const Table* t = tables.find("runs")) out << "\nTraining runs (" << f.title << "):\n" << markdown(*t);
-  if (const Table* t = tables.find("quality")) out << "\nQuality against time:\n" << markdown(*t);
+  if (const Table* t = tables.find("quality")) out << "\nQuality against time. " << tables.target << "\n" << markdown(*t);
   if (const Table* t = tables.find("privacy")) out << "\nPrivacy:\n" << markdown(*t);
   if (const Table* t = tables.find("coll")) out << "\nCollective benchmarks:\n" << markdown(*t);
   out << "\nfigures:\n";

@@ -53,6 +53,15 @@ std::string attr_or(const h5::File& f, const char* attr, const std::string& dflt
   return f.has_attr("/", attr) ? f.attr_string("/", attr) : dflt;
 }
 
+// The largest per-step sum of VALUES over the rows of each step (STEP: the rows' steps).
+double peak_per_step(const std::vector<double>& step, const std::vector<double>& values) {
+  std::map<double, double> sum;
+  for (size_t i = 0; i < std::min(step.size(), values.size()); ++i) sum[step[i]] += values[i];
+  double peak = 0;
+  for (const auto& [s, v] : sum) peak = std::max(peak, v);
+  return peak;
+}
+
 void read_ranks(const h5::File& f, TrainData& t) {
   if (!f.exists("ranks/step_time")) return;
   t.has_ranks = true;
@@ -68,6 +77,8 @@ void read_ranks(const h5::File& f, TrainData& t) {
   };
   t.bytes_inter_per_step = per_step("bytes_inter");
   t.bytes_per_step = per_step("bytes_intra") + t.bytes_inter_per_step;
+  if (f.exists("ranks/step"))
+    t.peak_bytes_inter_step = peak_per_step(read_or_empty(f, "ranks/step"), read_or_empty(f, "ranks/bytes_inter"));
 }
 
 void read_privacy(const h5::File& f, TrainData& t) {

@@ -2,6 +2,7 @@
 // What the report reads from one result file: only the datasets and attributes that
 // results/README.md documents, for `kind = train` and `kind = coll`. A dataset an older or
 // single-rank file lacks is left empty (the report shows n/a).
+#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -23,6 +24,9 @@ struct TrainData {
   // time that ran beside the backward on the DP channel (not part of the step).
   double step_time_s = 0, exposed_s = 0, dp_hidden_s = 0;
   double bytes_per_step = 0, bytes_inter_per_step = 0;  // sent, all ranks together; across sites
+  // The most bytes sent across sites in one step, all ranks together (/ranks/bytes_inter
+  // summed per /ranks/step): a DiLoCo outer step's, a Streaming DiLoCo fragment's.
+  double peak_bytes_inter_step = std::numeric_limits<double>::quiet_NaN();  // NaN: no /ranks/step
   bool has_ranks = false;
   // /privacy (issue 16): DP-SGD's settings and epsilon, secure aggregation; absent: both off.
   bool has_privacy = false, dp_sgd = false, secure_agg = false;

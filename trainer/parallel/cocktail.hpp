@@ -47,6 +47,11 @@
 
 namespace dtb::par {
 
+// Memory traffic of a sync per parameter, charged on the device model's bandwidth by the
+// trainer and the simulator alike: take reads params and global and writes params, land
+// reads pending and writes params and global.
+inline constexpr double kCocktailBytesPerParam = 6 * sizeof(float);
+
 // One chunk's compressor (steps 1-3), a pure function of its settings.
 struct CocktailCodec {
   double random_ratio = 0.1, topk_ratio = 0.2;

@@ -57,6 +57,11 @@ class ChunkDct {
 // Bytes of one rank's payload per step for a buffer of N elements.
 double demo_payload_bytes(double n, int chunk, int k);
 
+// Memory traffic of DeMo's step per parameter, charged on the device model's bandwidth by
+// the trainer and the simulator alike: it updates its momentum, transforms it three times
+// and updates the parameters.
+inline constexpr double kDemoBytesPerParam = 12 * sizeof(float);
+
 class DeMo {
  public:
   // DP: the rank's DP group (the all-gather's). N: this rank's parameters.

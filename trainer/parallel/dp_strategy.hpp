@@ -46,6 +46,11 @@
 
 namespace dtb::par {
 
+// Memory traffic of one outer step per parameter of the fragment, charged on the device
+// model's bandwidth by the trainer and the simulator alike: anchor, params, outer momentum
+// and pseudo-gradient, read and written.
+inline constexpr double kOuterBytesPerParam = 8 * sizeof(float);
+
 // Bytes all P ranks of a ring send, together, for one allreduce of WIRE bytes each:
 // 2 (p-1) wire. DiLoCo's per outer step; DDP's per step.
 double ring_allreduce_bytes_sent(int p, double wire);

@@ -429,8 +429,6 @@ void ParallelTrainer::diloco_step() {
   const int64_t done = step_ + 1;
   const int tau = s_.strategy.overlap_steps;
   const std::span<float> params(model_->params(), model_->num_params());
-  // Memory-bound, once per sync: anchor, params, momentum, delta, read and written.
-  constexpr double kOuterBytesPerParam = 8 * sizeof(float);
   for (int f = 0; f < diloco_->fragments(); ++f)
     if (tau > 0 && diloco_->lands(done, f)) {
       tl.join();
@@ -579,7 +577,9 @@ const TrainRunSummary& ParallelTrainer::run(const std::string& command_line) {
     summary_.steps.push_back(r);
     if (root && (step_ % s_.log_every == 0 || step_ == s_.steps)) log_ << step_line(r, mine.back()) << "\n";
     if (s_.val_every > 0 && (step_ % s_.val_every == 0 || step_ == s_.steps)) {
-      summary_.val.push_back({step_, validate()});
+      double val_loss = 0;
+      timeline_->outside_steps([&] { val_loss = validate(); });  // a sync in flight pauses meanwhile
+      summary_.val.push_back({step_, val_loss});
       if (root) log_ << "val loss " << summary_.val.back().loss << " after step " << step_ << "\n";
     }
     const bool periodic = s_.checkpoint_every > 0 && step_ % s_.checkpoint_every == 0;

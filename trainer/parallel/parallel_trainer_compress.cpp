@@ -10,12 +10,6 @@
 namespace dtb::par {
 
 namespace {
-// Memory-bound passes over the buffer, per parameter: cocktail reads params and global and
-// writes params (take), then reads pending and writes params and global (land); DeMo
-// updates its momentum, transforms it three times and updates the parameters.
-constexpr double kCocktailBytesPerParam = 6 * sizeof(float);
-constexpr double kDemoBytesPerParam = 12 * sizeof(float);
-
 std::string worker_array(const char* strategy, int worker, const char* what) {
   return std::string(strategy) + "/worker" + std::to_string(worker) + "/" + what;
 }

@@ -119,6 +119,21 @@ void Timeline::join() {
   if (!wall()) r_.dp_exposed += compute_now() - t0;
 }
 
+// FN's compute is charged as it ends its segments (its last one: a blocking sum), as
+// before this wrapper: nothing is charged here.
+void Timeline::outside_steps(const std::function<void()>& fn) {
+  const double t0 = compute_now();
+  const bool in_flight = now(Stream::kDp) > t0;
+  fn();
+  if (wall()) return;
+  // Every rank resumes when the last is done: the root of validation's loss sum is done two
+  // latencies before the others, a skew the next collective would absorb into a step.
+  const double end = comm_.untimed_max(compute_now());
+  comm_.clock().wait_until(Stream::kCompute, end);
+  // What was left of the sync at t0 resumes after FN: its end moves by FN's time.
+  if (in_flight) comm_.clock().advance(Stream::kDp, end - t0);
+}
+
 const RankStepRecord& Timeline::finish_step() {
   charge();
   r_.step_time = compute_now() - step_start_;

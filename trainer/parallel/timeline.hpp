@@ -61,6 +61,12 @@ class Timeline {
   void post(Traffic t, const std::function<void()>& fn);
   void launch(const std::function<void()>& fn);
   void join();
+  // Runs FN, work between two steps (validation; collective), outside the steps' time, so
+  // that the step times do not depend on train.val_every. On the virtual clock every rank
+  // resumes when the last is done, and a DP sync in flight (a Streaming DiLoCo
+  // fragment's, launched in the last step) pauses while FN runs: validating does not hide
+  // part of a sync that a run without validation waits for. (Wall clock: real time.)
+  void outside_steps(const std::function<void()>& fn);
 
   RankStepRecord& record() { return r_; }
   const RankStepRecord& finish_step();  // the step's record, idle = what is left

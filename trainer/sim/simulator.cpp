@@ -12,6 +12,7 @@
 #include "network.hpp"
 #include "parallel/cocktail.hpp"
 #include "parallel/demo.hpp"
+#include "parallel/dp_strategy.hpp"
 #include "parallel/pp_compress.hpp"
 #include "parallel/step_scalars.hpp"
 #include "sim/collective_model.hpp"
@@ -641,15 +642,32 @@ void fill_times(const Context& c, const std::vector<Replica>& replicas, double s
   t.ideal = ideal_step(slowest);
 }
 
+// A strategy's memory-bound passes over the parameters, BYTES_PER_PARAM of the largest
+// stage's (the constants beside the strategies' code, which the trainer charges alike), on
+// the device's memory bandwidth: added to the optimizer's part of the step.
+void add_strategy_memory(const Context& c, double bytes_per_param, SimResult& r) {
+  if (c.memory_bandwidth <= 0) return;
+  double n = 0;
+  for (const Stage& stage : c.model.stages) n = std::max(n, stage.buffer.total());
+  const double t = n * bytes_per_param / c.memory_bandwidth;
+  r.time.optimizer += t;
+  r.time.step += t;
+  r.time.ideal += t;  // compute: also there with free communication
+}
+
 // DiLoCo (parallel/dp_strategy.hpp): every H steps each rank allreduces its whole
 // pseudo-gradient (N elements of its stage, the codec's size on the wire) over its DP
 // group, blocking, after the optimizer; amortised over H, per step that adds the slowest
 // group's allreduce time / H to the step and to exposed DP time, and its bytes / H.
 // Streaming DiLoCo: F syncs of N / F elements per H steps, each overlapping tau steps of
-// the step without it: only what exceeds tau steps is exposed.
+// the step without it: only what exceeds tau steps is exposed. Each sync's outer step
+// passes over its N / F parameters' state (kOuterBytesPerParam): N of it per H steps.
 void add_outer_step(const Context& c, SimResult& r) {
-  if (c.s.inner_steps == 0 || c.g.dp == 1) return;
+  if (c.s.inner_steps == 0) return;
   const double h = c.s.inner_steps, f = c.s.fragments;
+  const double inner = r.time.step;  // an inner step: what a sync overlaps, tau of them
+  add_strategy_memory(c, par::kOuterBytesPerParam / h, r);  // any number of workers
+  if (c.g.dp == 1) return;
   double sync = 0;
   coll::Traffic bytes;
   for (int st = 0; st < c.g.pp; ++st) {
@@ -660,7 +678,7 @@ void add_outer_step(const Context& c, SimResult& r) {
       bytes += allreduce_traffic(c.net, group, c.dp_spec(n), c.grad_wire(n));
     }
   }
-  const double exposed = std::max(0.0, sync - c.s.overlap_steps * r.time.step);
+  const double exposed = std::max(0.0, sync - c.s.overlap_steps * inner);
   const double w = c.g.world();
   r.time.step += f * exposed / h;
   r.time.dp_exposed += f * exposed / h;
@@ -672,11 +690,15 @@ void add_outer_step(const Context& c, SimResult& r) {
 // CocktailSGD and DeMo (parallel/cocktail.hpp, demo.hpp): one sync per step over each DP
 // group, its bytes from the strategy's own formula. CocktailSGD: the parameter server with
 // p servers (net.algo = ps's rounds) moving p wire(N / p) bytes, launched after the
-// optimizer beside the next step's forward and backward, so only what exceeds the step is
-// exposed; DeMo: a ring all-gather of every rank's payload, blocking after the backward.
+// optimizer beside the next step's forward and backward and landing before its optimizer,
+// so only what exceeds the step without its optimizer is exposed; DeMo: a ring all-gather
+// of every rank's payload, blocking after the backward. Both add their memory-bound passes
+// (kCocktailBytesPerParam, kDemoBytesPerParam) to the optimizer's part.
 void add_compressed_sync(const Context& c, SimResult& r) {
-  if (c.g.dp == 1 || (c.s.strategy != "cocktail" && c.s.strategy != "demo")) return;
+  if (c.s.strategy != "cocktail" && c.s.strategy != "demo") return;
   const bool cocktail = c.s.strategy == "cocktail";
+  add_strategy_memory(c, cocktail ? par::kCocktailBytesPerParam : par::kDemoBytesPerParam, r);  // any number of workers
+  if (c.g.dp == 1) return;
   const par::CocktailCodec codec{c.s.random_ratio, c.s.topk_ratio, c.s.bits};
   double sync = 0;
   coll::Traffic bytes;
@@ -698,7 +720,7 @@ void add_compressed_sync(const Context& c, SimResult& r) {
       bytes += allreduce_traffic(c.net, group, spec, wire);
     }
   }
-  const double exposed = cocktail ? std::max(0.0, sync - r.time.step) : sync;
+  const double exposed = cocktail ? std::max(0.0, sync - (r.time.step - r.time.optimizer)) : sync;
   const double w = c.g.world();
   r.time.step += exposed;
   r.time.dp_exposed += exposed;
