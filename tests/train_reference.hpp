@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -145,6 +146,22 @@ inline void check_losses(const std::vector<double>& a, const std::vector<double>
   for (size_t i = 0; i < a.size(); ++i) {
     INFO("step " << i << ": " << a[i] << " vs " << b[i]);
     CHECK(std::abs(a[i] - b[i]) <= tol * std::abs(b[i]));
+  }
+}
+
+// A lossless setting's run (LOSSES, PARAMS) equals REF within the layout tests' tolerances
+// (losses 1e-5, parameters 1e-4 per tensor), and each of OTHERS (a name and a run's
+// parameters: a lossy setting, a reference without the setting's one difference) lies more
+// than 10x that tolerance from REF: the comparison could fail.
+inline void check_lossless(const std::vector<double>& losses, const std::vector<float>& params, const Reference& ref,
+                           const TrainSettings& s,
+                           const std::vector<std::pair<std::string, const std::vector<float>*>>& others) {
+  check_losses(losses, ref.losses, 1e-5);
+  check_params(params, ref.params, 1e-4, s);
+  INFO("largest per-tensor relative difference from the reference: lossless " << worst_relative_diff(params, ref.params, s));
+  for (const auto& [name, other] : others) {
+    INFO(name << ": " << worst_relative_diff(*other, ref.params, s));
+    CHECK(worst_relative_diff(*other, ref.params, s) > 10 * 1e-4);
   }
 }
 
