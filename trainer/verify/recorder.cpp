@@ -3,7 +3,6 @@
 #include "cpu/kernels.hpp"
 
 namespace dtb::verify {
-namespace {
 
 std::string op_name(ProbePoint at, int layer, int microbatch) {
   const std::string m = "microbatch " + std::to_string(microbatch) + ": ";
@@ -16,8 +15,6 @@ std::string op_name(ProbePoint at, int layer, int microbatch) {
   }
   return m + "?";
 }
-
-}  // namespace
 
 Recorder::Recorder(const VerifySettings& v, const Digest& config_digest, int threads, bool save_checkpoints)
     : v_(v), save_(save_checkpoints), cheat_(v) {

@@ -14,6 +14,10 @@
 
 namespace dtb::verify {
 
+// The name a trace gives the operation probed at AT (LAYER, MICROBATCH): "microbatch 0: block
+// 2 forward". The referee (referee.cpp) recognises the operations it re-runs alone by it.
+std::string op_name(ProbePoint at, int layer, int microbatch);
+
 class Recorder final : public par::StepHooks {
  public:
   // SAVE_CHECKPOINTS: the worker writes them (into V.dir); a verifier's re-run does not.

@@ -66,15 +66,15 @@ std::string Ruling::reran() const {
   return alone ? "the operation alone" : "the whole step (this operation is not re-run alone)";
 }
 
+// The numbers read from NAME, then the name rebuilt by the recorder's own op_name: one
+// spelling of every operation's name.
 bool runs_alone(const std::string& name, int* layer) {
   int m = 0, l = 0;
-  char rest[32] = {};
-  if (std::sscanf(name.c_str(), "microbatch %d: block %d %31s", &m, &l, rest) == 3 && std::string(rest) == "forward") {
+  if (std::sscanf(name.c_str(), "microbatch %d: block %d", &m, &l) == 2 && name == op_name(ProbePoint::kBlockForward, l, m)) {
     *layer = l;
     return true;
   }
-  const size_t colon = name.find(": ");
-  if (colon != std::string::npos && name.substr(colon + 2) == "lm head forward (logits)") {
+  if (std::sscanf(name.c_str(), "microbatch %d:", &m) == 1 && name == op_name(ProbePoint::kLogits, 0, m)) {
     *layer = -1;
     return true;
   }
