@@ -139,7 +139,7 @@ class Stopper {
 
   void send(int signal, pid_t target) {
     kill(target, signal);
-    last_sent_ = sigabbrev_np(signal) ? std::string("SIG") + sigabbrev_np(signal) : "a signal";
+    last_sent_ = signal_name(signal);
   }
 
   pid_t pid_;

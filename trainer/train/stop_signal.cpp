@@ -1,6 +1,7 @@
 #include "train/stop_signal.hpp"
 
 #include <csignal>
+#include <cstring>  // sigabbrev_np
 #include <initializer_list>
 
 namespace dtb {
@@ -42,13 +43,9 @@ int stop_signal() { return received; }
 
 int stop_repeats() { return repeats; }
 
-const char* signal_name(int signal) {
-  switch (signal) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGUSR1: return "SIGUSR1";
-    default: return "a signal";
-  }
+std::string signal_name(int signal) {
+  const char* abbrev = sigabbrev_np(signal);  // "TERM", "USR1", ...; null for an unknown number
+  return abbrev ? std::string("SIG") + abbrev : "a signal";
 }
 
 }  // namespace dtb

@@ -1,4 +1,5 @@
 #pragma once
+#include <string>
 // A graceful stop for long jobs: SIGTERM (scancel, Slurm's time limit), SIGINT (Ctrl-C) and
 // SIGUSR1 (Slurm's --signal=USR1@SECONDS ahead of the limit; mpirun forwards it to every
 // rank) only raise a flag. The trainer reads it after each step; the ranks agree on the step
@@ -21,6 +22,6 @@ enum class OnRepeat {
 void install_stop_handlers(OnRepeat on_repeat = OnRepeat::kDie);
 int stop_signal();                       // the first stop signal received, 0 = none
 int stop_repeats();                      // signals of a kind already received that came again (kCount)
-const char* signal_name(int signal);     // "SIGTERM", "SIGINT", "SIGUSR1", else "a signal"
+std::string signal_name(int signal);     // "SIGTERM", "SIGINT", "SIGUSR1", "SIGKILL", ...; "a signal" for an unknown number
 
 }  // namespace dtb
